@@ -1,0 +1,1 @@
+"""evidence-ledger: an append-only, signed, Merkle-anchored evidence ledger."""
