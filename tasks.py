@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Task runner: needs nothing but Python 3.11+ (no make, no pre-installed tools).
 
-    python3 tasks.py dev     create .venv and install the locked dependencies and the project
-    python3 tasks.py lint    ruff + mypy --strict
-    python3 tasks.py test    dev, lint, then the whole test suite (fails if no test ran)
-    python3 tasks.py bench   run every benchmark in benchmarks/ and print the figures
-    python3 tasks.py demo    dev, then `evledger demo` on an embedded PostgreSQL
-    python3 tasks.py serve   dev, then `evledger serve` (extra arguments are passed on)
+python3 tasks.py dev     create .venv and install the locked dependencies and the project
+python3 tasks.py lint    ruff + mypy --strict
+python3 tasks.py test    dev, lint, then the whole test suite (fails if no test ran)
+python3 tasks.py bench   run every benchmark in benchmarks/ and print the figures
+python3 tasks.py demo    dev, then `evledger demo` on an embedded PostgreSQL
+python3 tasks.py serve   dev, then `evledger serve` (extra arguments are passed on)
 """
 
 from __future__ import annotations
@@ -82,27 +82,23 @@ def evledger(args: list[str]) -> None:
     os.execv(BIN / "evledger", [str(BIN / "evledger"), *args])  # noqa: S606 - our own entry point
 
 
+TASKS = {
+    "dev": lambda _args: dev(),
+    "lint": lambda _args: lint(),
+    "test": test,
+    "bench": bench,
+    "demo": lambda args: evledger(["demo", *args]),
+    "serve": lambda args: evledger(["serve", *args]),
+    "evledger": evledger,
+}
+
+
 def main() -> None:
     """Dispatch `tasks.py TASK [ARGS...]`."""
-    if len(sys.argv) < 2:
+    if len(sys.argv) < 2 or sys.argv[1] not in TASKS:
         print(__doc__)
         sys.exit(2)
-    task, args = sys.argv[1], sys.argv[2:]
-    if task == "dev":
-        dev()
-    elif task == "lint":
-        lint()
-    elif task == "test":
-        test(args)
-    elif task == "bench":
-        bench(args)
-    elif task in {"demo", "serve"}:
-        evledger([task, *args])
-    elif task == "evledger":
-        evledger(args)
-    else:
-        print(__doc__)
-        sys.exit(2)
+    TASKS[sys.argv[1]](sys.argv[2:])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ appended one at a time in O(log n) memory (as transparency-dev/merkle's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ledger.core.hashing import EMPTY_ROOT, check_hash, node_hash
 
 
@@ -48,3 +50,14 @@ class CompactRange:
     def copy(self) -> CompactRange:
         """Return an independent copy (appending to it leaves this one unchanged)."""
         return CompactRange(self.size, list(self.hashes))
+
+
+def root_from_leaf_hashes(leaves: Iterable[bytes]) -> bytes:
+    """Return MTH(D[n]) over the given leaf hashes (RFC 9162 §2.1.1); no leaves → EMPTY_ROOT.
+
+    O(n) time and O(log n) memory: the leaves are folded through a compact range.
+    """
+    compact = CompactRange()
+    for leaf in leaves:
+        compact.append(leaf)
+    return compact.root()

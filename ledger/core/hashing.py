@@ -8,7 +8,6 @@ allows; see README "Why not merkletools").
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 
 from ledger.errors import InputError
 
@@ -35,21 +34,6 @@ def largest_power_of_two_below(n: int) -> int:
     if n < 2:
         raise InputError(f"split point needs n > 1, got {n}")
     return 1 << ((n - 1).bit_length() - 1)
-
-
-def root_from_leaf_hashes(leaves: Sequence[bytes]) -> bytes:
-    """Return MTH(D[n]) for the given leaf hashes (RFC 9162 §2.1.1); empty input → EMPTY_ROOT.
-
-    Iterative and O(n) time, O(log n) memory beyond the input: it folds the
-    leaves left to right through a compact range.
-    """
-    # Local import: compact_range builds on this module's hashes.
-    from ledger.core.compact_range import CompactRange
-
-    cr = CompactRange()
-    for h in leaves:
-        cr.append(h)
-    return cr.root()
 
 
 def check_hash(value: bytes, what: str) -> bytes:

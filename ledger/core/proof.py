@@ -1,4 +1,4 @@
-"""RFC 9162 §2.1.3–§2.1.4 inclusion and consistency proofs.
+"""RFC 9162 §2.1.3 to §2.1.4 inclusion and consistency proofs.
 
 Three separate concerns, as in transparency-dev/merkle's `proof` package:
 
@@ -187,9 +187,7 @@ def _decompose_inclusion(index: int, size: int) -> tuple[int, int]:
     return inner, border
 
 
-def root_from_inclusion_proof(
-    index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes]) -> bytes:
     """Recompute the root a leaf and its audit path imply (RFC 9162 §2.1.3.2)."""
     if not 0 <= index < size:
         raise VerificationError(f"index {index} is outside a tree of size {size}")
@@ -207,9 +205,7 @@ def root_from_inclusion_proof(
     return _chain_border_right(seed, proof[inner:])
 
 
-def verify_inclusion(
-    index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes
-) -> None:
+def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: Sequence[bytes], root: bytes) -> None:
     """Check that `leaf_hash` is leaf `index` of the tree of `size` whose root is `root`."""
     if len(root) != HASH_SIZE:
         raise VerificationError(f"root is {len(root)} bytes, not {HASH_SIZE}")
@@ -222,9 +218,16 @@ def verify_inclusion(
         )
 
 
-def verify_consistency(
-    size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
-) -> None:
+def _verify_equal_sizes(size: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
+    if proof:
+        raise VerificationError(f"sizes are equal ({size}) but the proof is not empty")
+    if root1 != root2:
+        raise RootMismatchError(
+            f"sizes are equal ({size}) but the roots differ", expected=root1.hex(), calculated=root2.hex()
+        )
+
+
+def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
     """Check that the tree of `size2` with `root2` extends the tree of `size1` with `root1`.
 
     RFC 9162 §2.1.4.2. A proof from size 0 is refused (it proves nothing); for
@@ -235,20 +238,11 @@ def verify_consistency(
     if size2 < size1:
         raise VerificationError(f"size2 ({size2}) is smaller than size1 ({size1})")
     if size1 == size2:
-        if proof:
-            raise VerificationError(f"sizes are equal ({size1}) but the proof is not empty")
-        if root1 != root2:
-            raise RootMismatchError(
-                f"sizes are equal ({size1}) but the roots differ",
-                expected=root1.hex(),
-                calculated=root2.hex(),
-            )
+        _verify_equal_sizes(size1, proof, root1, root2)
         return
     if not proof:
         raise VerificationError(f"empty consistency proof from {size1} to {size2}")
-    for name, root in (("root1", root1), ("root2", root2)):
-        if len(root) != HASH_SIZE:
-            raise VerificationError(f"{name} is {len(root)} bytes, not {HASH_SIZE}")
+    _check_hashes((root1, root2), "roots")
     _check_hashes(proof, "proof")
 
     inner, border = _decompose_inclusion(size1 - 1, size2)

@@ -1,0 +1,86 @@
+"""DSSE v1 envelopes signed with Ed25519 (DESIGN.md §3.5, secure-systems-lab/dsse protocol.md).
+
+The signature covers PAE(type, body) = "DSSEv1" SP len(type) SP type SP len(body) SP body,
+lengths in ASCII decimal of the UTF-8 / raw byte lengths. Input base64 may be
+standard or URL-safe, as the DSSE spec allows; we always emit standard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+
+from ledger.core.encoding import b64decode_lenient, b64encode
+from ledger.core.keys import SignerKey, VerifierKey
+from ledger.errors import SignatureError
+
+PAE_PREFIX = b"DSSEv1"
+INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+ADMIN_PAYLOAD_TYPE = "application/vnd.evledger.admin+json"
+MAX_SIGNATURES = 16
+
+
+class Signature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One DSSE signature: the signing key's keyid string and the base64 signature."""
+
+    keyid: str
+    sig: str
+
+
+class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    """A DSSE envelope: `payload` is base64, `payloadType` a media type."""
+
+    payload: str
+    payload_type: str
+    signatures: list[Signature]
+
+
+def pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE pre-authentication encoding of a payload type and body."""
+    type_bytes = payload_type.encode()
+    return b"%s %d %s %d %s" % (PAE_PREFIX, len(type_bytes), type_bytes, len(payload), payload)
+
+
+def sign_envelope(payload_type: str, payload: bytes, signers: Sequence[SignerKey]) -> Envelope:
+    """Sign `payload` with every signer; needs at least one signer."""
+    if not signers:
+        raise SignatureError("an envelope needs at least one signer")
+    message = pae(payload_type, payload)
+    return Envelope(
+        payload=b64encode(payload),
+        payload_type=payload_type,
+        signatures=[Signature(keyid=s.keyid, sig=b64encode(s.sign(message))) for s in signers],
+    )
+
+
+def envelope_payload(envelope: Envelope) -> bytes:
+    """The decoded payload bytes (standard or URL-safe base64)."""
+    return b64decode_lenient(envelope.payload, "envelope payload")
+
+
+def verify_envelope(envelope: Envelope, lookup: Callable[[str], VerifierKey | None]) -> list[VerifierKey]:
+    """Verify an envelope's signatures; return the keys whose signatures verified.
+
+    `lookup` maps a keyid string to the key that may sign now, or None when
+    the key is unknown or revoked (such signatures are ignored). A signature
+    by a key `lookup` returns must verify; at least one must.
+    """
+    if not envelope.signatures:
+        raise SignatureError("envelope has no signatures")
+    if len(envelope.signatures) > MAX_SIGNATURES:
+        raise SignatureError(f"envelope has over {MAX_SIGNATURES} signatures")
+    message = pae(envelope.payload_type, envelope_payload(envelope))
+    verified: list[VerifierKey] = []
+    for signature in envelope.signatures:
+        key = lookup(signature.keyid)
+        if key is None:
+            continue
+        raw = b64decode_lenient(signature.sig, f"signature by {signature.keyid}")
+        key.verify(message, raw)
+        if key not in verified:
+            verified.append(key)
+    if not verified:
+        keyids = ", ".join(s.keyid for s in envelope.signatures)
+        raise SignatureError(f"no signature by a registered, unrevoked key (keyids: {keyids})")
+    return verified

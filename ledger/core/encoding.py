@@ -1,0 +1,69 @@
+"""Small text encodings shared by the formats of DESIGN.md §3: base64, hex, timestamps."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+
+from ledger.errors import EncodingError
+
+_STD_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_URL_ALPHABET = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+_HEX32 = re.compile(r"[0-9a-f]{64}")
+_RFC3339_MILLIS_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+
+
+def b64encode(data: bytes) -> str:
+    """Standard base64 with padding (RFC 4648 §4)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode_strict(text: str, what: str = "value") -> bytes:
+    """Decode standard base64 with padding (RFC 4648 §4); anything else is an EncodingError."""
+    if not _STD_ALPHABET.fullmatch(text) or len(text) % 4:
+        raise EncodingError(f"{what} is not standard padded base64")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EncodingError(f"{what} is not standard padded base64") from exc
+
+
+def b64decode_lenient(text: str, what: str = "value") -> bytes:
+    """Decode standard or URL-safe base64 (RFC 4648 §4/§5), padding optional, as DSSE allows."""
+    alphabet_ok = _STD_ALPHABET.fullmatch(text) or _URL_ALPHABET.fullmatch(text)
+    if not alphabet_ok or len(text.rstrip("=")) % 4 == 1:
+        raise EncodingError(f"{what} is not base64")
+    padded = text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4)
+    try:
+        if "-" in padded or "_" in padded:
+            return base64.urlsafe_b64decode(padded)
+        return base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EncodingError(f"{what} is not base64") from exc
+
+
+def hash_from_hex(text: str, what: str = "hash") -> bytes:
+    """Decode a 32-byte hash written as 64 lowercase hex digits."""
+    if not _HEX32.fullmatch(text):
+        raise EncodingError(f"{what} must be 64 lowercase hex digits")
+    return bytes.fromhex(text)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision and a `Z` (DESIGN.md §3.4); needs an aware datetime."""
+    if moment.tzinfo is None:
+        raise EncodingError("timestamps must be timezone-aware")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Parse a timestamp written by `format_time`; other spellings are refused."""
+    if not _RFC3339_MILLIS_UTC.fullmatch(text):
+        raise EncodingError(f"time {text!r} is not RFC 3339 UTC with milliseconds and Z")
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z".replace("%z", "Z")).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise EncodingError(f"time {text!r} is not a valid date and time") from exc

@@ -1,0 +1,120 @@
+"""Log entries, the leaves of the tree (DESIGN.md §3.4).
+
+An entry is the UTF-8 bytes of one JSON object with sorted keys, no
+insignificant whitespace and no floating-point numbers, at most 65,535 bytes:
+`{"envelope":{...},"index":N,"prev":"<hex leaf hash of N-1>","time":"...","v":1}`.
+
+Canonical means: the bytes are exactly what `encode_entry` produces for the
+values they decode to. `parse_entry` enforces that, which rejects unsorted or
+duplicate keys, whitespace, floats and unknown fields in one rule. Verifiers
+always hash the bytes they were given and never re-encode them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import msgspec
+
+from ledger.core.dsse import Envelope
+from ledger.core.encoding import format_time, hash_from_hex, parse_time
+from ledger.core.hashing import HASH_SIZE, leaf_hash
+from ledger.core.tiles import MAX_ENTRY_SIZE
+from ledger.errors import ChainError, EncodingError, TooLargeError
+
+ENTRY_VERSION = 1
+GENESIS_PREV = bytes(HASH_SIZE)
+
+
+class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The decoded fields of one log entry; `prev` is the hex leaf hash of the entry before."""
+
+    envelope: Envelope
+    index: int
+    prev: str
+    time: str
+    v: int
+
+
+_encoder = msgspec.json.Encoder(order="sorted")
+_decoder = msgspec.json.Decoder(Entry)
+
+
+def encode_entry(index: int, prev: bytes, time: datetime | str, envelope: Envelope) -> bytes:
+    """Build the canonical bytes of entry `index` whose predecessor's leaf hash is `prev`."""
+    if index < 0:
+        raise EncodingError(f"entry index {index} is negative")
+    if len(prev) != HASH_SIZE:
+        raise EncodingError(f"prev must be a {HASH_SIZE}-byte leaf hash")
+    stamp = time if isinstance(time, str) else format_time(time)
+    parse_time(stamp)
+    entry = Entry(envelope=envelope, index=index, prev=prev.hex(), time=stamp, v=ENTRY_VERSION)
+    data = _encoder.encode(entry)
+    if len(data) > MAX_ENTRY_SIZE:
+        raise TooLargeError(f"entry is {len(data)} bytes, over the {MAX_ENTRY_SIZE}-byte limit")
+    return data
+
+
+def parse_entry(data: bytes) -> Entry:
+    """Decode entry bytes, refusing anything that is not the canonical encoding of a v1 entry."""
+    if len(data) > MAX_ENTRY_SIZE:
+        raise TooLargeError(f"entry is {len(data)} bytes, over the {MAX_ENTRY_SIZE}-byte limit")
+    try:
+        entry = _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise EncodingError(f"entry is not a valid entry object: {exc}") from exc
+    if entry.v != ENTRY_VERSION:
+        raise EncodingError(f"entry version {entry.v} is not {ENTRY_VERSION}")
+    if entry.index < 0:
+        raise EncodingError(f"entry index {entry.index} is negative")
+    hash_from_hex(entry.prev, "entry prev")
+    parse_time(entry.time)
+    if _encoder.encode(entry) != data:
+        raise EncodingError(
+            f"entry {entry.index} is not canonical JSON (sorted keys, no whitespace, no floats)"
+        )
+    return entry
+
+
+class ChainVerifier:
+    """Checks a stream of entries, in log order, for gapless indices and unbroken `prev` links.
+
+    Holds only the next expected index and the last leaf hash, so memory is
+    flat however long the log.
+    """
+
+    __slots__ = ("next_index", "prev_leaf_hash")
+
+    def __init__(self, next_index: int = 0, prev_leaf_hash: bytes = GENESIS_PREV) -> None:
+        """Start at `next_index`, whose `prev` must be `prev_leaf_hash` (zeros for entry 0)."""
+        self.next_index = next_index
+        self.prev_leaf_hash = prev_leaf_hash
+
+    def check(self, data: bytes) -> tuple[Entry, bytes]:
+        """Parse the next entry, check its index and link; return it with its leaf hash."""
+        entry = parse_entry(data)
+        if entry.index != self.next_index:
+            raise ChainError(
+                "entry names the wrong index",
+                expected=str(self.next_index),
+                calculated=str(entry.index),
+            )
+        if entry.prev != self.prev_leaf_hash.hex():
+            raise ChainError(
+                f"entry {entry.index} does not link to the leaf hash of entry {entry.index - 1}",
+                expected=self.prev_leaf_hash.hex(),
+                calculated=entry.prev,
+            )
+        digest = leaf_hash(data)
+        self.next_index += 1
+        self.prev_leaf_hash = digest
+        return entry, digest
+
+
+def verify_chain(entries: Iterable[bytes], start: int = 0, prev: bytes = GENESIS_PREV) -> bytes:
+    """Check a run of entries starting at `start`; return the last leaf hash (or `prev` if empty)."""
+    chain = ChainVerifier(start, prev)
+    for data in entries:
+        chain.check(data)
+    return chain.prev_leaf_hash

@@ -1,0 +1,181 @@
+"""C2SP tlog-tiles math: tile coordinates, paths, tile subtree hashes, entry bundles.
+
+A hash tile at level L, index N holds up to 256 consecutive hashes of the tree
+nodes at tree level 8·L (C2SP tlog-tiles, "Merkle Tree"): tile 0/N holds leaf
+hashes, tile 1/N the roots of 256-leaf subtrees, and so on. A tile is *full*
+at width 256 and then immutable; the right-most tile of a level is *partial*.
+An entry bundle holds the entries of the leaves of the level-0 tile N.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from ledger.core.hashing import HASH_SIZE, node_hash
+from ledger.core.proof import NodeID
+from ledger.errors import EncodingError, InputError, TooLargeError
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+MAX_ENTRY_SIZE = 0xFFFF
+_LENGTH_PREFIX = struct.Struct(">H")
+
+
+@dataclass(frozen=True, slots=True)
+class Tile:
+    """Hash tile coordinates; `width` is 1..256 (256 = full)."""
+
+    level: int
+    index: int
+    width: int
+
+    @property
+    def is_full(self) -> bool:
+        """Full tiles never change again and may be cached forever."""
+        return self.width == TILE_WIDTH
+
+    def path(self) -> str:
+        """`tile/<L>/<N>[.p/<W>]` as C2SP tlog-tiles spells it."""
+        return f"tile/{self.level}/{encode_index(self.index)}{_partial_suffix(self.width)}"
+
+    def entries_path(self) -> str:
+        """`tile/entries/<N>[.p/<W>]` for the entry bundle of a level-0 tile."""
+        return f"tile/entries/{encode_index(self.index)}{_partial_suffix(self.width)}"
+
+
+def _partial_suffix(width: int) -> str:
+    return "" if width == TILE_WIDTH else f".p/{width}"
+
+
+def encode_index(n: int) -> str:
+    """Encode a tile index in 3-digit groups, all but the last prefixed by `x` (1234067 → x001/x234/067)."""
+    if n < 0:
+        raise InputError(f"tile index {n} is negative")
+    groups = [f"{n % 1000:03d}"]
+    n //= 1000
+    while n:
+        groups.append(f"x{n % 1000:03d}")
+        n //= 1000
+    return "/".join(reversed(groups))
+
+
+_INDEX_PATH = re.compile(r"((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?")
+
+
+def parse_index_path(path: str) -> tuple[int, int]:
+    """Parse `<N>[.p/<W>]` back into (index, width); refuse non-canonical spellings."""
+    match = _INDEX_PATH.fullmatch(path)
+    if not match:
+        raise EncodingError(f"{path!r} is not a tile index path")
+    groups = [g[1:] for g in match.group(1).split("/") if g] + [match.group(2)]
+    if len(groups) > 1 and groups[0] == "000":
+        raise EncodingError(f"{path!r} has a leading zero group")
+    index = int("".join(groups))
+    width_text = match.group(3)
+    if width_text is None:
+        return index, TILE_WIDTH
+    width = int(width_text)
+    if width_text != str(width) or not 0 < width < TILE_WIDTH:
+        raise EncodingError(f"{path!r} has a partial width outside 1..255")
+    return index, width
+
+
+def tile_width(level: int, index: int, tree_size: int) -> int:
+    """Width of tile (level, index) in a tree of `tree_size`; 0 when the tile does not exist yet."""
+    nodes = tree_size >> (TILE_HEIGHT * level)
+    return max(0, min(TILE_WIDTH, nodes - index * TILE_WIDTH))
+
+
+def tiles_for_size(tree_size: int) -> Iterator[Tile]:
+    """Every hash tile of a tree, lowest level first: the full ones, then the partial one if any."""
+    level = 0
+    while (nodes := tree_size >> (TILE_HEIGHT * level)) > 0:
+        full, rest = divmod(nodes, TILE_WIDTH)
+        for index in range(full):
+            yield Tile(level, index, TILE_WIDTH)
+        if rest:
+            yield Tile(level, full, rest)
+        level += 1
+
+
+def tiles_changed(old_size: int, new_size: int) -> Iterator[Tile]:
+    """The tiles (at their new widths) that growing the tree from old_size to new_size writes."""
+    level = 0
+    while (new_nodes := new_size >> (TILE_HEIGHT * level)) > 0:
+        old_nodes = old_size >> (TILE_HEIGHT * level)
+        if new_nodes != old_nodes:
+            for index in range(old_nodes // TILE_WIDTH, (new_nodes - 1) // TILE_WIDTH + 1):
+                yield Tile(level, index, tile_width(level, index, new_size))
+        level += 1
+
+
+def tile_for_node(node: NodeID) -> tuple[Tile, int, int]:
+    """Locate a node: (tile at level ⌊level/8⌋ with the width it needs, height in tile, first slot).
+
+    The node is the root of the 2^height consecutive tile hashes starting at
+    slot `first` of that tile; the tile must be at least `first + 2^height` wide.
+    """
+    tile_level, height = divmod(node.level, TILE_HEIGHT)
+    first_node = node.index << height
+    index, first = divmod(first_node, TILE_WIDTH)
+    return Tile(tile_level, index, first + (1 << height)), height, first
+
+
+def subtree_hash(hashes: Sequence[bytes]) -> bytes:
+    """Root of a perfect subtree over 2^k consecutive node hashes (k >= 0)."""
+    count = len(hashes)
+    if count == 0 or count & (count - 1):
+        raise InputError(f"a perfect subtree needs a power-of-two count of hashes, got {count}")
+    level = list(hashes)
+    while len(level) > 1:
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+    return level[0]
+
+
+def node_from_tile(tile_data: bytes, height: int, first: int) -> bytes:
+    """Hash of the node rooted `height` levels above slots [first, first + 2^height) of a tile."""
+    end = first + (1 << height)
+    if len(tile_data) % HASH_SIZE or len(tile_data) < end * HASH_SIZE:
+        raise InputError(f"tile of {len(tile_data)} bytes does not hold slots up to {end}")
+    return subtree_hash(split_tile(tile_data[first * HASH_SIZE : end * HASH_SIZE]))
+
+
+def split_tile(tile_data: bytes) -> list[bytes]:
+    """Cut a tile's bytes into its 32-byte hashes."""
+    if len(tile_data) % HASH_SIZE:
+        raise EncodingError(f"tile of {len(tile_data)} bytes is not a whole number of hashes")
+    return [tile_data[i : i + HASH_SIZE] for i in range(0, len(tile_data), HASH_SIZE)]
+
+
+def encode_entry_bundle(entries: Sequence[bytes]) -> bytes:
+    """Concatenate entries, each prefixed by its big-endian uint16 length (C2SP tlog-tiles)."""
+    if len(entries) > TILE_WIDTH:
+        raise InputError(f"an entry bundle holds at most {TILE_WIDTH} entries, got {len(entries)}")
+    parts = []
+    for i, entry in enumerate(entries):
+        if len(entry) > MAX_ENTRY_SIZE:
+            raise TooLargeError(f"entry {i} is {len(entry)} bytes, over {MAX_ENTRY_SIZE}")
+        parts.append(_LENGTH_PREFIX.pack(len(entry)))
+        parts.append(entry)
+    return b"".join(parts)
+
+
+def decode_entry_bundle(data: bytes, expected_count: int | None = None) -> list[bytes]:
+    """Split an entry bundle; refuse truncation, trailing bytes, or a count other than expected."""
+    entries: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        if pos + 2 > len(data):
+            raise EncodingError(f"entry bundle truncated in the length of entry {len(entries)}")
+        (length,) = _LENGTH_PREFIX.unpack_from(data, pos)
+        pos += 2
+        if pos + length > len(data):
+            raise EncodingError(f"entry bundle truncated in entry {len(entries)}")
+        entries.append(data[pos : pos + length])
+        pos += length
+    if expected_count is not None and len(entries) != expected_count:
+        raise EncodingError(f"entry bundle holds {len(entries)} entries, expected {expected_count}")
+    return entries
