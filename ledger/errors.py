@@ -84,3 +84,7 @@ class UnavailableError(LedgerError):
         """Keep the advised wait."""
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class MalformedRequestError(InputError):
+    """A request body that is not the JSON or envelope shape it must be (HTTP 400)."""

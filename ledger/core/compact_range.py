@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledger.core.hashing import EMPTY_ROOT, check_hash, node_hash
+from ledger.errors import InputError
 
 
 class CompactRange:
@@ -22,21 +23,32 @@ class CompactRange:
         """Start empty, or resume from a stored range; `hashes` needs one hash per set bit of size."""
         hashes = list(hashes or [])
         if size < 0 or len(hashes) != size.bit_count():
-            raise ValueError(f"a range of size {size} has {size.bit_count()} hashes")
+            raise InputError(
+                f"a compact range of size {size} has {size.bit_count()} hashes, not {len(hashes)}"
+            )
         self.size = size
         self.hashes = hashes
 
-    def append(self, leaf: bytes) -> None:
-        """Append one leaf hash (32 bytes), merging equal-height subtrees as they complete."""
+    def append(self, leaf: bytes) -> list[tuple[int, bytes]]:
+        """Append one leaf hash (32 bytes); return the (level, hash) of every node it completes.
+
+        The first pair is the leaf itself at level 0; a node at level l completed by
+        appending leaf i has index i >> l. Tile writers use this to learn new tile hashes.
+        """
         check_hash(leaf, "leaf hash")
         node = leaf
         size = self.size
+        completed = [(0, leaf)]
+        level = 0
         # Each trailing set bit of size is a perfect subtree as tall as the new node: merge.
         while size & 1:
             node = node_hash(self.hashes.pop(), node)
             size >>= 1
+            level += 1
+            completed.append((level, node))
         self.hashes.append(node)
         self.size += 1
+        return completed
 
     def root(self) -> bytes:
         """Return the Merkle tree hash of the leaves appended so far (EMPTY_ROOT when none)."""

@@ -12,7 +12,7 @@ from ledger.errors import EncodingError
 _STD_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _URL_ALPHABET = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
-_RFC3339_MILLIS_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_RFC3339_MILLIS_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 def b64encode(data: bytes) -> str:
@@ -21,13 +21,17 @@ def b64encode(data: bytes) -> str:
 
 
 def b64decode_strict(text: str, what: str = "value") -> bytes:
-    """Decode standard base64 with padding (RFC 4648 §4); anything else is an EncodingError."""
-    if not _STD_ALPHABET.fullmatch(text) or len(text) % 4:
-        raise EncodingError(f"{what} is not standard padded base64")
+    """Decode canonical standard base64 with padding (RFC 4648 §4); anything else is an EncodingError.
+
+    Canonical: unused trailing bits must be zero, so each value has exactly one spelling.
+    """
     try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise EncodingError(f"{what} is not standard padded base64") from exc
+        raw = base64.b64decode(text, validate=True) if _STD_ALPHABET.fullmatch(text) else None
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is None or base64.b64encode(raw).decode("ascii") != text:
+        raise EncodingError(f"{what} is not canonical standard padded base64")
+    return raw
 
 
 def b64decode_lenient(text: str, what: str = "value") -> bytes:
@@ -64,6 +68,6 @@ def parse_time(text: str) -> datetime:
     if not _RFC3339_MILLIS_UTC.fullmatch(text):
         raise EncodingError(f"time {text!r} is not RFC 3339 UTC with milliseconds and Z")
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z".replace("%z", "Z")).replace(tzinfo=UTC)
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
     except ValueError as exc:
         raise EncodingError(f"time {text!r} is not a valid date and time") from exc

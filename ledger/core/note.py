@@ -10,6 +10,7 @@ the whole note is rejected; at least one known signature must verify.
 from __future__ import annotations
 
 import binascii
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from ledger.errors import EncodingError, LedgerError, SignatureError
 SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 MAX_SIGNATURES = 100
 _KEY_ID = struct.Struct(">I")
+_CONTROL_EXCEPT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,7 @@ def check_note_text(text: str) -> None:
     """Note text must be non-empty, end in a newline and hold no control character but newline."""
     if not text.endswith("\n"):
         raise EncodingError("note text must end with a newline")
-    if any(ch < " " and ch != "\n" for ch in text):
+    if _CONTROL_EXCEPT_NEWLINE.search(text):
         raise EncodingError("note text must not contain control characters other than newline")
 
 
@@ -68,7 +70,7 @@ def parse_note(note: str | bytes) -> Note:
             note = note.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise EncodingError("signed note is not valid UTF-8") from exc
-    if any(ch < " " and ch != "\n" for ch in note):
+    if _CONTROL_EXCEPT_NEWLINE.search(note):
         raise EncodingError("signed note contains control characters other than newline")
     split = note.rfind("\n\n")
     if split < 0:

@@ -62,7 +62,7 @@ def encode_index(n: int) -> str:
     return "/".join(reversed(groups))
 
 
-_INDEX_PATH = re.compile(r"((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?")
+_INDEX_PATH = re.compile(r"((?:x[0-9]{3}/)*)([0-9]{3})(?:\.p/([0-9]{1,3}))?")
 
 
 def parse_index_path(path: str) -> tuple[int, int]:
@@ -179,3 +179,22 @@ def decode_entry_bundle(data: bytes, expected_count: int | None = None) -> list[
     if expected_count is not None and len(entries) != expected_count:
         raise EncodingError(f"entry bundle holds {len(entries)} entries, expected {expected_count}")
     return entries
+
+
+def tile_levels(tile_data: bytes) -> list[bytes]:
+    """Every complete node inside a tile's subtree: `levels[h]` holds the 32-byte hashes at height h.
+
+    Level 0 is the tile itself; level h has ⌊width / 2^h⌋ hashes. A node at height h
+    and slot k (of level h) is `levels[h][32k : 32k + 32]`. For a full tile this is 255 hashes.
+    """
+    if not tile_data or len(tile_data) % HASH_SIZE or len(tile_data) > TILE_WIDTH * HASH_SIZE:
+        raise EncodingError(f"tile of {len(tile_data)} bytes is not 1 to 256 hashes")
+    levels = [tile_data]
+    current = tile_data
+    while len(current) >= 2 * HASH_SIZE:
+        pairs = len(current) // (2 * HASH_SIZE)
+        current = b"".join(
+            node_hash(current[64 * i : 64 * i + 32], current[64 * i + 32 : 64 * i + 64]) for i in range(pairs)
+        )
+        levels.append(current)
+    return levels

@@ -1,0 +1,142 @@
+"""The files a user names on the command line: reading keys, proofs and receipts; creating key files.
+
+Every reader caps how much it reads (`-` reads stdin) and turns an unreadable
+or malformed input into an InputError (exit 2) that names the file, so
+commands never see an OSError or a half-parsed value. Writers never replace
+an existing file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import msgspec
+
+from cli.errors import failure_context
+from ledger.core.encoding import hash_from_hex
+from ledger.core.keys import SIGNER_PREFIX, VerifierKey, parse_verifier_key
+from ledger.errors import EncodingError, InputError, KeyFormatError, TooLargeError
+
+MAX_INPUT_BYTES = 1 << 20  # keys, notes, proofs and receipts are a few kilobytes at most
+SIGNER_KEY_MODE = 0o600
+VERIFIER_KEY_MODE = 0o644  # further narrowed by the umask, as for any file the user creates
+
+
+class ProofFile(msgspec.Struct):
+    """A proof as the HTTP API returns it (DESIGN.md §4); other keys are ignored."""
+
+    hashes: list[str]
+    index: int | None = None
+    tree_size: int | None = None
+    leaf_hash: str | None = None
+    first: int | None = None
+    second: int | None = None
+
+
+class Receipt(msgspec.Struct):
+    """The receipt of an append (DESIGN.md §4, `POST /v1/entries`); other keys are ignored."""
+
+    index: int
+    leaf_hash: str
+    checkpoint: str
+    inclusion_proof: list[str]
+    time: str | None = None
+
+
+_proof_decoder = msgspec.json.Decoder(ProofFile)
+_receipt_decoder = msgspec.json.Decoder(Receipt)
+
+
+def read_input(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of `path` (`-` reads stdin); InputError if unreadable, TooLargeError over `limit` bytes."""
+    try:
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with path.open("rb") as stream:
+                data = stream.read(limit + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise TooLargeError(f"{what} {path} is over {limit} bytes")
+    return data
+
+
+def read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of `path` (see `read_input`); EncodingError if it is not UTF-8."""
+    try:
+        return read_input(path, what).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EncodingError(f"{what} {path} is not UTF-8 text") from exc
+
+
+def load_verifier_key(path: Path) -> VerifierKey:
+    """The verifier key in a `.pub` file (DESIGN.md §3.1); a signer key file is refused, not used."""
+    text = read_text(path, "key file")
+    if text.lstrip().startswith(SIGNER_PREFIX):
+        raise KeyFormatError(f"{path} holds a signer (private) key; give the verifier key (.pub file)")
+    with failure_context(f"key file {path}"):
+        return parse_verifier_key(text)
+
+
+def parse_hashes(values: list[str], what: str) -> list[bytes]:
+    """Decode proof hashes written as 64 lowercase hex digits each; EncodingError names the bad one."""
+    return [hash_from_hex(value, f"{what} #{number}") for number, value in enumerate(values, 1)]
+
+
+def load_proof_file(path: Path) -> ProofFile:
+    """A proof file: a JSON object with a `hashes` list (as the API returns it), or one hex hash per line."""
+    text = read_text(path, "proof file")
+    if not text.lstrip().startswith("{"):
+        return ProofFile(hashes=[line.strip() for line in text.splitlines() if line.strip()])
+    try:
+        return _proof_decoder.decode(text)
+    except msgspec.DecodeError as exc:
+        raise EncodingError(f"proof file {path} is not a proof object: {exc}") from exc
+
+
+def proof_hashes(proof: Path | None, hashes: list[str] | None) -> tuple[list[bytes], ProofFile | None]:
+    """The proof from `--proof FILE` or repeated `--hash` (neither: an empty proof), with the file if any."""
+    if proof is not None and hashes:
+        raise InputError("give the proof as --proof FILE or as --hash values, not both")
+    if proof is None:
+        return parse_hashes(hashes or [], "--hash"), None
+    proof_file = load_proof_file(proof)
+    return parse_hashes(proof_file.hashes, f"proof file {proof} hash"), proof_file
+
+
+def load_receipt(path: Path) -> tuple[Receipt, list[bytes]]:
+    """An append receipt (JSON) with its decoded inclusion proof; its leaf hash is checked to be hex."""
+    try:
+        receipt = _receipt_decoder.decode(read_input(path, "receipt"))
+    except msgspec.DecodeError as exc:
+        raise EncodingError(f"receipt {path} is not a receipt object: {exc}") from exc
+    hash_from_hex(receipt.leaf_hash, f"receipt {path} leaf_hash")
+    return receipt, parse_hashes(receipt.inclusion_proof, f"receipt {path} inclusion_proof hash")
+
+
+def create_exclusive(path: Path, text: str, *, private: bool) -> None:
+    """Create `path` holding `text`; refuse (InputError) if anything exists there, even a dangling link.
+
+    O_CREAT|O_EXCL creates the file atomically with its final permissions, so
+    a private key is never readable by others, not even before it is written,
+    and nothing planted at `path` is overwritten or followed. A partly written
+    file is removed.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags, SIGNER_KEY_MODE if private else VERIFIER_KEY_MODE)
+    except FileExistsError as exc:
+        raise InputError(f"{path} already exists; refusing to overwrite it") from exc
+    try:
+        if private:
+            os.fchmod(descriptor, SIGNER_KEY_MODE)  # exactly 0600 whatever the umask; never wider
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,349 @@
+"""Offline commands: key generation, and signed-note and Merkle-proof checks for inspectors.
+
+Nothing here opens a database or a socket: inputs come from files and flags
+and are checked with the pure core (`ledger.core`), trusting nothing but the
+verifier key given with `--key`. A FILE argument of `-` reads standard input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from cli.errors import JsonOption, command_errors, emit_success, failure_context
+from cli.files import create_exclusive, load_receipt, load_verifier_key, proof_hashes, read_input
+from ledger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text
+from ledger.core.encoding import hash_from_hex
+from ledger.core.hashing import leaf_hash
+from ledger.core.keys import SignerKey
+from ledger.core.note import open_note
+from ledger.core.proof import verify_consistency, verify_inclusion
+from ledger.core.tiles import MAX_ENTRY_SIZE
+from ledger.errors import EncodingError, InputError, VerificationError
+
+T = TypeVar("T", int, str)
+
+KeyOption = Annotated[
+    Path, typer.Option("--key", metavar="PUBFILE", help="The verifier key file (.pub) to trust.")
+]
+OriginOption = Annotated[
+    str | None,
+    typer.Option("--origin", metavar="ORIGIN", help="Also require the checkpoint to name this log origin."),
+]
+ProofFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--proof",
+        metavar="FILE",
+        help='Proof file: JSON with a "hashes" list of hex, or one hex hash per line.',
+    ),
+]
+HashOption = Annotated[
+    list[str] | None, typer.Option("--hash", metavar="HEX", help="One proof hash; repeat in proof order.")
+]
+
+verify_proof_app = typer.Typer(
+    help="Check a Merkle inclusion or consistency proof against signed checkpoints.", no_args_is_help=True
+)
+
+
+def settle(what: str, given: T | None, given_by: str, claimed: T | None, claimed_by: str) -> T | None:
+    """The value `given_by` gives, else the one a file claims; when both are present they must be equal.
+
+    A difference means the evidence is not about what the inspector asked, so it
+    fails verification (VerificationError) rather than being an input error.
+    """
+    if given is not None and claimed is not None and given != claimed:
+        raise VerificationError(
+            f"{claimed_by} is about another {what} than {given_by}",
+            expected=str(given),
+            calculated=str(claimed),
+        )
+    return given if given is not None else claimed
+
+
+def _checkpoint_summary(checkpoint: Checkpoint) -> dict[str, object]:
+    return {
+        "origin": checkpoint.origin,
+        "tree_size": checkpoint.size,
+        "root_hash": checkpoint.root_hash.hex(),
+        "extensions": list(checkpoint.extensions),
+    }
+
+
+def _checkpoint_lines(checkpoint: Checkpoint) -> list[str]:
+    return [
+        f"  origin:     {checkpoint.origin}",
+        f"  tree size:  {checkpoint.size}",
+        f"  root hash:  {checkpoint.root_hash.hex()}",
+        *(f"  extension:  {line}" for line in checkpoint.extensions),
+    ]
+
+
+def key_file_prefix(name: str, out: Path | None) -> Path:
+    """The PATH of PATH.key and PATH.pub: `out`, else the key name's last `/` segment (in the cwd)."""
+    prefix = out if out is not None else Path(name.rsplit("/", 1)[-1])
+    if prefix.name in {"", ".", ".."}:
+        raise InputError(f"cannot make key file names from {str(prefix)!r}; give --out PATH")
+    return prefix
+
+
+def keygen(
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Key name, e.g. ledger.example/prod (no spaces, no '+').")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="PATH", help="Write PATH.key and PATH.pub.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Generate an Ed25519 key pair: PATH.key (signer, mode 0600) and PATH.pub (verifier).
+
+    PATH defaults to the name's last '/' segment. Existing files are never overwritten.
+    """
+    with command_errors(json_output=json_output):
+        signer = SignerKey.generate(name)
+        verifier = signer.verifier()
+        prefix = key_file_prefix(name, out)
+        key_path, pub_path = Path(f"{prefix}.key"), Path(f"{prefix}.pub")
+        for path in (key_path, pub_path):
+            if path.exists() or path.is_symlink():
+                raise InputError(f"{path} already exists; refusing to overwrite it")
+        create_exclusive(key_path, signer.format() + "\n", private=True)
+        try:
+            create_exclusive(pub_path, verifier.format() + "\n", private=False)
+        except BaseException:
+            key_path.unlink(missing_ok=True)
+            raise
+        emit_success(
+            json_output=json_output,
+            fields={
+                "name": name,
+                "keyid": verifier.keyid,
+                "verifier_key": verifier.format(),
+                "signer_key_file": str(key_path),
+                "verifier_key_file": str(pub_path),
+            },
+            lines=[
+                f"wrote signer key   {key_path} (mode 0600; keep it secret)",
+                f"wrote verifier key {pub_path}",
+                f"key ID:       {verifier.keyid}",
+                f"verifier key: {verifier.format()}",
+            ],
+        )
+
+
+def verify_note(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The signed note, e.g. a checkpoint.")],
+    key: KeyOption,
+    origin: OriginOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check that a signed note (C2SP signed-note) carries a valid signature by the key in PUBFILE.
+
+    Signatures by other keys (witnesses) are listed but not checked. If the note is a
+    checkpoint, its origin, tree size and root hash are printed too.
+    """
+    with command_errors(json_output=json_output):
+        verifier = load_verifier_key(key)
+        data = read_input(file, "note")
+        checkpoint: Checkpoint | None = None
+        with failure_context(f"note {file}"):
+            note = open_note(data, [verifier])
+            if origin is not None:
+                checkpoint = open_checkpoint(data, verifier, origin)
+            else:
+                try:
+                    checkpoint = parse_checkpoint_text(note.text)
+                except EncodingError:
+                    checkpoint = None  # a plain note, not a checkpoint: nothing more to show
+        signed_by = [trusted_key.keyid for trusted_key in note.verified]
+        trusted = {(trusted_key.name, trusted_key.key_id) for trusted_key in note.verified}
+        unchecked = [f"{s.name}+{s.key_id:08x}" for s in note.signatures if (s.name, s.key_id) not in trusted]
+        lines = [f"verified: note {file} is signed by {', '.join(signed_by)}"]
+        if checkpoint is not None:
+            lines += ["  it is a checkpoint:", *_checkpoint_lines(checkpoint)]
+        else:
+            lines += ["  note text:", *(f"  | {line}" for line in note.text.splitlines())]
+        if unchecked:
+            lines.append(f"  not checked (other keys): {', '.join(unchecked)}")
+        summary = _checkpoint_summary(checkpoint) if checkpoint is not None else None
+        fields = {"signed_by": signed_by, "unchecked_signatures": unchecked, "text": note.text}
+        emit_success(json_output=json_output, fields={**fields, "checkpoint": summary}, lines=lines)
+
+
+@dataclass(frozen=True, slots=True)
+class _InclusionClaim:
+    """What the files say: the signed checkpoint, the proof, and maybe the index and leaf hash."""
+
+    checkpoint_note: str | bytes
+    checkpoint_source: str
+    hashes: list[bytes]
+    source: str
+    index: int | None = None
+    leaf_hash: str | None = None
+    tree_size: int | None = None
+    time: str | None = None
+
+
+def _claim_from_receipt(path: Path) -> _InclusionClaim:
+    receipt, hashes = load_receipt(path)
+    source = f"receipt {path}"
+    return _InclusionClaim(
+        receipt.checkpoint,
+        f"{source} checkpoint",
+        hashes,
+        source,
+        receipt.index,
+        receipt.leaf_hash,
+        None,
+        receipt.time,
+    )
+
+
+def _claim_from_files(checkpoint: Path, proof: Path | None, hashes: list[str] | None) -> _InclusionClaim:
+    note = read_input(checkpoint, "checkpoint")
+    proof_list, proof_file = proof_hashes(proof, hashes)
+    if proof_file is None:
+        return _InclusionClaim(note, f"checkpoint {checkpoint}", proof_list, "--hash")
+    if proof_file.leaf_hash is not None:
+        hash_from_hex(proof_file.leaf_hash, f"proof file {proof} leaf_hash")
+    return _InclusionClaim(
+        note,
+        f"checkpoint {checkpoint}",
+        proof_list,
+        f"proof file {proof}",
+        proof_file.index,
+        proof_file.leaf_hash,
+        proof_file.tree_size,
+    )
+
+
+def _given_leaf_hash(leaf_hash_hex: str | None, entry: Path | None) -> str | None:
+    if leaf_hash_hex is not None and entry is not None:
+        raise InputError("give the leaf as --leaf-hash HEX or as --entry FILE, not both")
+    if entry is not None:
+        return leaf_hash(read_input(entry, "entry file", MAX_ENTRY_SIZE)).hex()
+    if leaf_hash_hex is not None:
+        hash_from_hex(leaf_hash_hex, "--leaf-hash")
+    return leaf_hash_hex
+
+
+@verify_proof_app.command("inclusion")
+def verify_inclusion_proof(
+    *,
+    key: KeyOption,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", metavar="FILE", help="The signed checkpoint.")
+    ] = None,
+    leaf_hash_hex: Annotated[
+        str | None, typer.Option("--leaf-hash", metavar="HEX", help="The leaf hash.")
+    ] = None,
+    entry: Annotated[
+        Path | None, typer.Option("--entry", metavar="FILE", help="The raw entry bytes (hashed as a leaf).")
+    ] = None,
+    index: Annotated[
+        int | None, typer.Option("--index", metavar="N", help="The leaf's index in the log.")
+    ] = None,
+    proof: ProofFileOption = None,
+    hashes: HashOption = None,
+    receipt: Annotated[
+        Path | None,
+        typer.Option(
+            "--receipt", metavar="FILE", help="An append receipt: index, leaf hash, checkpoint and proof."
+        ),
+    ] = None,
+    origin: OriginOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check that a leaf is at --index in the tree a signed checkpoint commits to.
+
+    Give either --checkpoint with a proof (--proof FILE or --hash ...), or --receipt. The
+    leaf (--entry or --leaf-hash) and --index may come from the receipt or proof file; when
+    given as well they must match it. Tree size and root come from the verified checkpoint.
+    """
+    with command_errors(json_output=json_output):
+        if index is not None and index < 0:
+            raise InputError(f"--index must be 0 or more, not {index}")
+        verifier = load_verifier_key(key)
+        given_leaf = _given_leaf_hash(leaf_hash_hex, entry)
+        if receipt is not None:
+            if checkpoint is not None or proof is not None or hashes:
+                raise InputError(
+                    "--receipt carries the checkpoint and proof: drop --checkpoint, --proof, --hash"
+                )
+            claim = _claim_from_receipt(receipt)
+        elif checkpoint is None:
+            raise InputError("give --checkpoint FILE with the proof, or --receipt FILE")
+        else:
+            claim = _claim_from_files(checkpoint, proof, hashes)
+        leaf_index = settle("index", index, "--index", claim.index, claim.source)
+        leaf_hex = settle("leaf hash", given_leaf, "the leaf given", claim.leaf_hash, claim.source)
+        if leaf_index is None:
+            raise InputError("give the leaf's --index (or a --receipt or --proof file that names it)")
+        if leaf_hex is None:
+            raise InputError("give the leaf as --leaf-hash HEX or --entry FILE")
+        with failure_context(claim.checkpoint_source):
+            signed = open_checkpoint(claim.checkpoint_note, verifier, origin)
+        settle("tree size", signed.size, "the checkpoint", claim.tree_size, claim.source)
+        verify_inclusion(leaf_index, signed.size, bytes.fromhex(leaf_hex), claim.hashes, signed.root_hash)
+        fields = {"index": leaf_index, "leaf_hash": leaf_hex, "signed_by": verifier.keyid, "time": claim.time}
+        lines = [f"verified: leaf {leaf_hex} is at index {leaf_index} of the log", *_checkpoint_lines(signed)]
+        lines.append(f"  signed by:  {verifier.keyid}")
+        if claim.time is not None:
+            lines.append(f"  time:       {claim.time} (as the receipt states; the proof does not cover it)")
+        emit_success(json_output=json_output, fields={**_checkpoint_summary(signed), **fields}, lines=lines)
+
+
+@verify_proof_app.command("consistency")
+def verify_consistency_proof(
+    *,
+    old: Annotated[Path, typer.Option("--old", metavar="FILE", help="The older signed checkpoint.")],
+    new: Annotated[Path, typer.Option("--new", metavar="FILE", help="The newer signed checkpoint.")],
+    key: KeyOption,
+    proof: ProofFileOption = None,
+    hashes: HashOption = None,
+    origin: OriginOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Check that the log in the --new checkpoint is an append-only extension of the --old one.
+
+    Both checkpoints must verify with --key and name the same origin. Give the proof as
+    --proof FILE or --hash ...; equal tree sizes need no proof and equal roots.
+    """
+    with command_errors(json_output=json_output):
+        verifier = load_verifier_key(key)
+        proof_list, proof_file = proof_hashes(proof, hashes)
+        old_note, new_note = read_input(old, "old checkpoint"), read_input(new, "new checkpoint")
+        with failure_context(f"old checkpoint {old}"):
+            old_signed = open_checkpoint(old_note, verifier, origin)
+        with failure_context(f"new checkpoint {new}"):
+            new_signed = open_checkpoint(new_note, verifier, old_signed.origin)
+        if proof_file is not None:
+            settle(
+                "tree size", old_signed.size, "the old checkpoint", proof_file.first, f"proof file {proof}"
+            )
+            settle(
+                "tree size", new_signed.size, "the new checkpoint", proof_file.second, f"proof file {proof}"
+            )
+        verify_consistency(
+            old_signed.size, new_signed.size, proof_list, old_signed.root_hash, new_signed.root_hash
+        )
+        emit_success(
+            json_output=json_output,
+            fields={
+                "origin": old_signed.origin,
+                "old": _checkpoint_summary(old_signed),
+                "new": _checkpoint_summary(new_signed),
+                "signed_by": verifier.keyid,
+            },
+            lines=[
+                f"verified: log {old_signed.origin} at size {new_signed.size} extends size {old_signed.size}",
+                f"  old root hash:  {old_signed.root_hash.hex()}",
+                f"  new root hash:  {new_signed.root_hash.hex()}",
+                f"  signed by:      {verifier.keyid}",
+            ],
+        )

@@ -1,0 +1,72 @@
+"""Administration records (DESIGN.md §3.5): payloads of type application/vnd.evledger.admin+json.
+
+They register and revoke the keys that may sign evidence, and publish policies.
+Admin records must be signed by a key with role `admin`; entry 0 is the ledger
+key's own self-signed registration.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ledger.errors import EncodingError
+
+ROLE_ADMIN = "admin"
+KEY_ROLES = frozenset({"admin", "appender", "approver", "builder", "tester", "deployer", "auditor"})
+
+
+class KeyRegistered(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind", tag="key.registered"
+):
+    """A key may sign from the next index on, for `products` (empty: all) in `roles`."""
+
+    key: str
+    owner: str
+    roles: list[str]
+    products: list[str] = msgspec.field(default_factory=list)
+
+
+class KeyRevoked(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind", tag="key.revoked"
+):
+    """A key may no longer sign anything appended after this entry."""
+
+    keyid: str
+    reason: str
+
+
+class PolicyPublished(msgspec.Struct, frozen=True, tag_field="kind", tag="policy.published"):
+    """A release policy becomes the one in force (its fields are defined with the policy engine)."""
+
+    name: str = ""
+    policy: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+AdminRecord = KeyRegistered | KeyRevoked | PolicyPublished
+
+_decoder: msgspec.json.Decoder[AdminRecord] = msgspec.json.Decoder(AdminRecord)
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def decode_admin_record(payload: bytes) -> AdminRecord:
+    """Parse an admin payload; unknown kinds, unknown fields and wrong types are refused."""
+    try:
+        record = _decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise EncodingError(f"admin record is invalid: {exc}") from exc
+    if isinstance(record, KeyRegistered):
+        if not record.owner.strip():
+            raise EncodingError("admin record is invalid: key owner must not be empty")
+        unknown = sorted(set(record.roles) - KEY_ROLES)
+        if not record.roles or unknown:
+            raise EncodingError(
+                f"admin record is invalid: roles must be a non-empty subset of {sorted(KEY_ROLES)}"
+            )
+    return record
+
+
+def encode_admin_record(record: AdminRecord) -> bytes:
+    """The payload bytes of an admin record (sorted keys)."""
+    return _encoder.encode(record)

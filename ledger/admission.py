@@ -1,0 +1,119 @@
+"""Admission: what an envelope must satisfy before the sequencer will take it (DESIGN.md §3.5).
+
+Pure: it decodes the payload, extracts what the query API indexes, and checks
+signatures against the key registry. The sequencer re-checks key validity at
+the exact index an entry gets (a key may be revoked while a request waits),
+which costs no signature verification.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.admin import AdminRecord, KeyRegistered, decode_admin_record
+from ledger.core.dsse import (
+    ADMIN_PAYLOAD_TYPE,
+    INTOTO_PAYLOAD_TYPE,
+    Envelope,
+    envelope_payload,
+    verify_envelope,
+)
+from ledger.core.keys import VerifierKey, parse_verifier_key
+from ledger.errors import EncodingError, PermissionDeniedError, SignatureError
+from ledger.evidence.statement import decode_statement, release_of, subject_digests
+from ledger.registry import KeyRegistry
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An envelope that passed admission, with the columns it will be indexed under."""
+
+    envelope: Envelope
+    kind: str
+    product: str | None
+    version: str | None
+    subjects: tuple[str, ...]
+    admin: AdminRecord | None
+    signers: tuple[VerifierKey, ...]
+
+    @property
+    def signer_keyid(self) -> str:
+        """The keyid recorded as the entry's signer (the first verified signature)."""
+        return self.signers[0].keyid
+
+
+@dataclass(frozen=True, slots=True)
+class _Inspected:
+    kind: str
+    product: str | None
+    version: str | None
+    subjects: tuple[str, ...]
+    admin: AdminRecord | None
+
+
+def _inspect(envelope: Envelope) -> _Inspected:
+    payload = envelope_payload(envelope)
+    if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
+        statement = decode_statement(payload)
+        product, version = release_of(statement)
+        return _Inspected(statement.predicate_type, product, version, subject_digests(statement), None)
+    if envelope.payload_type == ADMIN_PAYLOAD_TYPE:
+        record = decode_admin_record(payload)
+        kind = type(record).__struct_config__.tag
+        return _Inspected(str(kind), None, None, (), record)
+    raise EncodingError(
+        f"payloadType must be {INTOTO_PAYLOAD_TYPE} or {ADMIN_PAYLOAD_TYPE}, got {envelope.payload_type!r}"
+    )
+
+
+def admit(envelope: Envelope, registry: KeyRegistry, index: int) -> Admitted:
+    """Check an envelope as if it were appended at `index`.
+
+    Raises EncodingError for a payload that is not a Statement or admin record,
+    SignatureError when no registered, unrevoked key signed it (or a known
+    key's signature fails), PermissionDeniedError for an admin record without
+    an admin signature or a key used outside its products.
+    """
+    inspected = _inspect(envelope)
+    signers = verify_envelope(envelope, lambda keyid: registry.signing_key(keyid, index))
+    return _authorise(envelope, inspected, registry, signers)
+
+
+def _authorise(
+    envelope: Envelope, inspected: _Inspected, registry: KeyRegistry, signers: list[VerifierKey]
+) -> Admitted:
+    if inspected.admin is not None:
+        admin_key = registry.require_admin(signers)
+        ordered = (admin_key.verifier, *[s for s in signers if s != admin_key.verifier])
+    else:
+        allowed = [s for s in signers if registry.keys[s.keyid].allows_product(inspected.product)]
+        if not allowed:
+            raise PermissionDeniedError(
+                f"no signing key is registered for product {inspected.product!r}"
+                if inspected.product
+                else "the statement names no product (predicate.release.product), "
+                "and its signing key is limited to products"
+            )
+        ordered = tuple(allowed)
+    return Admitted(
+        envelope,
+        inspected.kind,
+        inspected.product,
+        inspected.version,
+        inspected.subjects,
+        inspected.admin,
+        ordered,
+    )
+
+
+def admit_genesis(envelope: Envelope) -> Admitted:
+    """Check entry 0: the ledger key's own registration, self-signed, with role admin."""
+    inspected = _inspect(envelope)
+    record = inspected.admin
+    if not isinstance(record, KeyRegistered) or "admin" not in record.roles:
+        raise EncodingError("entry 0 must register the ledger key with role 'admin'")
+    key = parse_verifier_key(record.key)
+    signers = verify_envelope(envelope, lambda keyid: key if keyid == key.keyid else None)
+    if signers != [key]:
+        raise SignatureError("entry 0 must be signed by the key it registers")
+    return Admitted(envelope, inspected.kind, None, None, (), record, (key,))

@@ -1,0 +1,75 @@
+"""in-toto Statement v1 (github.com/in-toto/attestation spec/v1/statement.md), as carried in DSSE.
+
+Only what the ledger indexes is interpreted here: the subjects' digests, the
+predicate type, and the release a predicate names (`predicate.release`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ledger.errors import EncodingError
+
+STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
+
+
+class ResourceDescriptor(msgspec.Struct, frozen=True, rename="camel"):
+    """An in-toto ResourceDescriptor; only `name` and `digest` matter to the ledger."""
+
+    name: str = ""
+    uri: str = ""
+    digest: dict[str, str] = msgspec.field(default_factory=dict)
+    download_location: str = ""
+    media_type: str = ""
+    annotations: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Statement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An in-toto Statement v1."""
+
+    type: str = msgspec.field(name="_type")
+    subject: list[ResourceDescriptor] = msgspec.field(default_factory=list)
+    predicate_type: str = msgspec.field(name="predicateType", default="")
+    predicate: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_decoder = msgspec.json.Decoder(Statement)
+
+
+def decode_statement(payload: bytes) -> Statement:
+    """Parse a Statement v1; it needs at least one subject with a digest and a predicate type."""
+    try:
+        statement = _decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise EncodingError(f"payload is not an in-toto Statement: {exc}") from exc
+    if statement.type != STATEMENT_TYPE_V1:
+        raise EncodingError(f"statement _type must be {STATEMENT_TYPE_V1}, got {statement.type!r}")
+    if not statement.predicate_type:
+        raise EncodingError("statement predicateType must not be empty")
+    if not statement.subject or any(not s.digest for s in statement.subject):
+        raise EncodingError("statement needs at least one subject, each with a digest")
+    return statement
+
+
+def subject_digests(statement: Statement) -> tuple[str, ...]:
+    """Every subject digest as `<algorithm>:<value>` (e.g. sha256:ab12…, gitCommit:…), sorted, unique."""
+    return tuple(
+        sorted({f"{alg}:{value.lower()}" for s in statement.subject for alg, value in s.digest.items()})
+    )
+
+
+def release_of(statement: Statement) -> tuple[str | None, str | None]:
+    """The (product, version) named in `predicate.release`, or (None, None) when absent."""
+    release = statement.predicate.get("release")
+    if release is None:
+        return None, None
+    if not isinstance(release, dict):
+        raise EncodingError("predicate.release must be an object with product and version")
+    product, version = release.get("product"), release.get("version")
+    if not isinstance(product, str) or not product:
+        raise EncodingError("predicate.release.product must be a non-empty string")
+    if version is not None and (not isinstance(version, str) or not version):
+        raise EncodingError("predicate.release.version must be a non-empty string")
+    return product, version

@@ -1,0 +1,103 @@
+"""The key registry, replayed from the log's admin records (DESIGN.md §3.5).
+
+A key registered by entry i may sign entries i+1 onwards; a key revoked by
+entry j may not sign entries j+1 onwards. The same class serves the sequencer
+(which extends it as it integrates) and the offline verifiers (which rebuild it
+from the entries they were given), so both apply exactly the same rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ledger.admin import ROLE_ADMIN, KeyRegistered, KeyRevoked
+from ledger.core.keys import VerifierKey, parse_verifier_key
+from ledger.errors import PermissionDeniedError, SignatureError
+
+
+@dataclass(slots=True)
+class RegisteredKey:
+    """A key as the registry knows it at some index."""
+
+    verifier: VerifierKey
+    owner: str
+    roles: frozenset[str]
+    products: frozenset[str]
+    registered_at: int
+    revoked_at: int | None = None
+    revoke_reason: str = ""
+
+    @property
+    def keyid(self) -> str:
+        """The keyid string (`<name>+<hex id>`)."""
+        return self.verifier.keyid
+
+    def allows_product(self, product: str | None) -> bool:
+        """Whether this key may sign for `product` (a key with no products may sign for any)."""
+        return not self.products or (product is not None and product in self.products)
+
+
+@dataclass(slots=True)
+class KeyRegistry:
+    """Keys by keyid string; `applied_through` is the last log index whose records are applied."""
+
+    keys: dict[str, RegisteredKey] = field(default_factory=dict)
+    applied_through: int = -1
+
+    def copy(self) -> KeyRegistry:
+        """An independent copy: changes to it (registrations, revocations) leave this one as it is."""
+        return KeyRegistry({k: replace(v) for k, v in self.keys.items()}, self.applied_through)
+
+    def register(self, index: int, record: KeyRegistered) -> RegisteredKey:
+        """Apply a key.registered record at `index`; a keyid may be registered only once."""
+        verifier = parse_verifier_key(record.key)
+        if verifier.keyid in self.keys:
+            raise SignatureError(f"key {verifier.keyid} is already registered")
+        key = RegisteredKey(
+            verifier, record.owner, frozenset(record.roles), frozenset(record.products), index
+        )
+        self.keys[verifier.keyid] = key
+        self.applied_through = max(self.applied_through, index)
+        return key
+
+    def revoke(self, index: int, record: KeyRevoked) -> RegisteredKey:
+        """Apply a key.revoked record at `index`; the key must be registered and not yet revoked."""
+        key = self.keys.get(record.keyid)
+        if key is None:
+            raise SignatureError(f"cannot revoke unknown key {record.keyid}")
+        if key.revoked_at is not None:
+            raise SignatureError(f"key {record.keyid} was already revoked at entry {key.revoked_at}")
+        key.revoked_at = index
+        key.revoke_reason = record.reason
+        self.applied_through = max(self.applied_through, index)
+        return key
+
+    def signing_key(self, keyid: str, index: int) -> VerifierKey | None:
+        """The key that may sign entry `index` under this keyid, or None if unknown or revoked then."""
+        key = self.keys.get(keyid)
+        if key is None or key.registered_at >= index:
+            return None
+        if key.revoked_at is not None and key.revoked_at < index:
+            return None
+        return key.verifier
+
+    def explain_refusal(self, keyids: list[str], index: int) -> str:
+        """Plain words for why none of `keyids` may sign entry `index`."""
+        reasons = []
+        for keyid in keyids:
+            key = self.keys.get(keyid)
+            if key is None or key.registered_at >= index:
+                reasons.append(f"{keyid} is not registered")
+            elif key.revoked_at is not None:
+                reasons.append(f"{keyid} was revoked at entry {key.revoked_at} ({key.revoke_reason})")
+            else:
+                reasons.append(f"{keyid} did not produce a valid signature")
+        return "; ".join(reasons) or "no signatures"
+
+    def require_admin(self, signers: list[VerifierKey]) -> RegisteredKey:
+        """Return the first signer holding role `admin`; PermissionDeniedError if none does."""
+        for verifier in signers:
+            key = self.keys[verifier.keyid]
+            if ROLE_ADMIN in key.roles:
+                return key
+        raise PermissionDeniedError("admin records must be signed by a key with role 'admin'")

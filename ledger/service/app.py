@@ -1,0 +1,118 @@
+"""The Litestar application: wiring of store, sequencer and routes, configured from the environment.
+
+`create_app(settings)` builds an app whose lifespan opens the database pool,
+loads the key registry and runs the sequencer; `app_from_env()` is the factory
+the ASGI server imports in each worker process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Response
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from ledger.bootstrap import load_registry
+from ledger.core.keys import SignerKey, parse_signer_key
+from ledger.proofs import ProofReader
+from ledger.sequencer import Sequencer
+from ledger.service import routes_append, routes_ops, routes_read, routes_tiles
+from ledger.service.errors import EXCEPTION_HANDLERS
+from ledger.service.state import ServiceState
+from ledger.storage.postgres import PostgresStore
+
+ENV_DSN, ENV_KEY = "EVLEDGER_DSN", "EVLEDGER_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """How one service process runs."""
+
+    dsn: str
+    signer: SignerKey
+    pool_size: int = 10
+    max_batch: int = 1000
+    max_delay: float = 0.002
+    max_pending: int = 20_000
+
+
+def settings_from_env() -> Settings:
+    """Settings from EVLEDGER_DSN and EVLEDGER_KEY (a path to the ledger's signer key file)."""
+    dsn, key_path = os.environ.get(ENV_DSN), os.environ.get(ENV_KEY)
+    if not dsn or not key_path:
+        msg = f"set {ENV_DSN} and {ENV_KEY} (the ledger key file)"
+        raise RuntimeError(msg)
+    return Settings(
+        dsn=dsn,
+        signer=parse_signer_key(Path(key_path).read_text(encoding="utf-8")),
+        pool_size=int(os.environ.get("EVLEDGER_POOL_SIZE", "10")),
+        max_batch=int(os.environ.get("EVLEDGER_MAX_BATCH", "1000")),
+        max_delay=float(os.environ.get("EVLEDGER_MAX_DELAY", "0.002")),
+    )
+
+
+def create_app(settings: Settings) -> Litestar:
+    """A Litestar app serving the ledger in `settings.dsn` (already initialised)."""
+    holder: dict[str, ServiceState] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        store = await PostgresStore.connect(settings.dsn, min_size=2, max_size=settings.pool_size)
+        try:
+            sequencer = Sequencer(
+                store,
+                settings.signer,
+                await load_registry(store),
+                max_batch=settings.max_batch,
+                max_delay=settings.max_delay,
+                max_pending=settings.max_pending,
+            )
+            sequencer.start()
+            holder["svc"] = ServiceState(store, sequencer, ProofReader(store), settings.signer)
+            try:
+                yield
+            finally:
+                await sequencer.stop()
+        finally:
+            await store.close()
+
+    def provide_state() -> ServiceState:
+        return holder["svc"]
+
+    def count_response(response: Response[object], request: Request[Any, Any, Any]) -> None:
+        svc = holder.get("svc")
+        if svc is not None:
+            route = request.scope.get("path_template") or "unmatched"
+            svc.metrics.responded(str(route), response.status_code or 200)
+
+    return Litestar(
+        route_handlers=[
+            routes_append.append_entry,
+            routes_append.append_batch,
+            routes_read.latest_checkpoint,
+            routes_read.entry,
+            routes_read.entries,
+            routes_read.inclusion_proof,
+            routes_read.consistency_proof,
+            routes_tiles.tile,
+            routes_ops.healthz,
+            routes_ops.readyz,
+            routes_ops.metrics,
+        ],
+        dependencies={"svc": Provide(provide_state, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="evidence-ledger", version="1", path="/schema"),
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """ASGI factory for the server's worker processes."""
+    return create_app(settings_from_env())

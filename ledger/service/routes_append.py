@@ -1,0 +1,93 @@
+"""`POST /v1/entries` and `POST /v1/entries/batch` (DESIGN.md §4, contract)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.params import Parameter
+
+from ledger.core.dsse import Envelope
+from ledger.core.encoding import b64decode_lenient
+from ledger.core.tiles import MAX_ENTRY_SIZE
+from ledger.errors import EncodingError, MalformedRequestError, TooLargeError
+from ledger.service.state import APPEND_ROLES, ServiceState
+from ledger.service.wire import BatchReceipts, Receipt, batch_decoder, envelope_decoder
+
+MAX_BATCH = 1000
+# An envelope must fit in a 65,535-byte entry; the batch body may hold 1,000 of them.
+SINGLE_BODY_LIMIT = MAX_ENTRY_SIZE
+BATCH_BODY_LIMIT = MAX_BATCH * MAX_ENTRY_SIZE + 64 * 1024
+
+IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
+Authorization = Annotated[str | None, Parameter(header="Authorization", required=False)]
+
+
+def _check_shape(envelope: Envelope, where: str) -> None:
+    """Refuse an envelope whose base64 does not decode: a malformed envelope, not a bad signature."""
+    try:
+        b64decode_lenient(envelope.payload, f"{where}payload")
+        for signature in envelope.signatures:
+            b64decode_lenient(signature.sig, f"{where}signature by {signature.keyid}")
+    except EncodingError as exc:
+        raise MalformedRequestError(str(exc)) from exc
+    if not envelope.signatures:
+        raise MalformedRequestError(f"{where}envelope has no signatures")
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, what: str) -> object:
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise MalformedRequestError(f"{what} does not have the expected shape: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise MalformedRequestError(f"{what} is not valid JSON: {exc}") from exc
+
+
+def _status(replayed: bool) -> int:
+    return 200 if replayed else 201
+
+
+@post("/v1/entries", request_max_body_size=SINGLE_BODY_LIMIT, status_code=201, summary="Append one envelope")
+async def append_entry(
+    request: Request[Any, Any, Any],
+    svc: ServiceState,
+    authorization: Authorization,
+    idempotency_key: IdempotencyKey,
+) -> Response[Receipt]:
+    """Append one DSSE envelope; 201 with its receipt, 200 when an idempotent retry replays it."""
+    token = await svc.authenticate(authorization, APPEND_ROLES)
+    body = await request.body()
+    envelope = _decode(envelope_decoder, body, "the body")
+    assert isinstance(envelope, Envelope)  # noqa: S101 - the decoder's type
+    _check_shape(envelope, "")
+    receipts, replayed = await svc.append([envelope], token, idempotency_key)
+    return Response(receipts[0], status_code=_status(replayed))
+
+
+@post(
+    "/v1/entries/batch",
+    request_max_body_size=BATCH_BODY_LIMIT,
+    status_code=201,
+    summary="Append up to 1,000 envelopes, all or nothing",
+)
+async def append_batch(
+    request: Request[Any, Any, Any],
+    svc: ServiceState,
+    authorization: Authorization,
+    idempotency_key: IdempotencyKey,
+) -> Response[BatchReceipts]:
+    """Append envelopes all or nothing; 201 with one receipt each, in order."""
+    token = await svc.authenticate(authorization, APPEND_ROLES)
+    body = await request.body()
+    batch = _decode(batch_decoder, body, "the body")
+    envelopes: list[Envelope] = getattr(batch, "envelopes", [])
+    if not 1 <= len(envelopes) <= MAX_BATCH:
+        if len(envelopes) > MAX_BATCH:
+            raise TooLargeError(f"a batch holds at most {MAX_BATCH} envelopes, got {len(envelopes)}")
+        raise MalformedRequestError("a batch needs at least one envelope")
+    for position, envelope in enumerate(envelopes):
+        _check_shape(envelope, f"envelopes[{position}]: ")
+    receipts, replayed = await svc.append(envelopes, token, idempotency_key)
+    return Response(BatchReceipts(receipts), status_code=_status(replayed))

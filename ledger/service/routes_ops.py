@@ -1,0 +1,46 @@
+"""Operations routes: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from litestar import Response, get
+
+from ledger.service.routes_append import Authorization
+from ledger.service.state import READ_ROLES, ServiceState
+
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@get("/healthz", summary="Liveness")
+async def healthz(svc: ServiceState, authorization: Authorization) -> dict[str, str]:
+    """The process answers."""
+    await svc.authenticate(authorization, READ_ROLES)
+    return {"status": "ok"}
+
+
+@get("/readyz", summary="Readiness")
+async def readyz(svc: ServiceState, authorization: Authorization) -> Response[dict[str, object]]:
+    """The database answers and the sequencer runs; 503 otherwise."""
+    await svc.authenticate(authorization, READ_ROLES)
+    head = await svc.store.head()
+    ready = head is not None and svc.sequencer.running
+    body: dict[str, object] = {
+        "status": "ready" if ready else "not ready",
+        "tree_size": head.tree_size if head else 0,
+    }
+    return Response(body, status_code=200 if ready else 503)
+
+
+@get("/metrics", media_type=PROMETHEUS_TEXT, summary="Prometheus metrics")
+async def metrics(svc: ServiceState, authorization: Authorization) -> str:
+    """Counters and gauges in the Prometheus text format."""
+    await svc.authenticate(authorization, READ_ROLES)
+    head = await svc.store.head()
+    seq = svc.sequencer
+    return svc.metrics.render(
+        {
+            "evledger_tree_size": ("Entries in the log.", head.tree_size if head else 0),
+            "evledger_sequencer_pending": ("Envelopes waiting to be integrated.", seq.pending),
+            "evledger_sequencer_batches": ("Batches this process committed.", seq.batches),
+            "evledger_sequencer_entries": ("Entries this process's batches committed.", seq.entries),
+        }
+    )

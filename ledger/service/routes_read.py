@@ -1,0 +1,109 @@
+"""Read routes: checkpoints, entries, proofs (DESIGN.md §4, contract)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Response, get
+from litestar.params import Parameter
+
+from ledger.core.encoding import b64encode, hash_from_hex
+from ledger.errors import EncodingError, InputError, NotFoundError
+from ledger.service.routes_append import Authorization
+from ledger.service.state import READ_ROLES, ServiceState
+from ledger.service.wire import ConsistencyProof, EntryPage, EntryView, InclusionProof
+
+MAX_PAGE = 1000
+TEXT = "text/plain; charset=utf-8"
+
+
+async def _latest_size(svc: ServiceState) -> tuple[int, str]:
+    checkpoint = await svc.store.latest_checkpoint()
+    if checkpoint is None:
+        raise NotFoundError("the ledger has no checkpoint yet")
+    return checkpoint.tree_size, checkpoint.note
+
+
+@get(["/v1/checkpoint", "/checkpoint"], media_type=TEXT, summary="The latest signed checkpoint")
+async def latest_checkpoint(svc: ServiceState, authorization: Authorization) -> Response[str]:
+    """The newest checkpoint as a C2SP signed note (never cached: it changes with every batch)."""
+    await svc.authenticate(authorization, READ_ROLES)
+    _, note = await _latest_size(svc)
+    return Response(note, media_type=TEXT, headers={"Cache-Control": "no-store"})
+
+
+@get("/v1/entries/{index:int}", summary="One entry's exact bytes")
+async def entry(svc: ServiceState, authorization: Authorization, index: int) -> EntryView:
+    """Entry `index` as base64 of its exact bytes, with its leaf hash."""
+    await svc.authenticate(authorization, READ_ROLES)
+    if index < 0:
+        raise InputError("index must be >= 0")
+    rows = await svc.store.entries(index, 1)
+    if not rows:
+        raise NotFoundError(f"no entry {index}")
+    return EntryView(rows[0].index, rows[0].leaf_hash.hex(), b64encode(rows[0].data))
+
+
+@get("/v1/entries", summary="A page of entries")
+async def entries(
+    svc: ServiceState,
+    authorization: Authorization,
+    start: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
+) -> EntryPage:
+    """Entries [start, start+limit) in index order; `next` is where the following page starts."""
+    await svc.authenticate(authorization, READ_ROLES)
+    rows = await svc.store.entries(start, limit)
+    views = [EntryView(r.index, r.leaf_hash.hex(), b64encode(r.data)) for r in rows]
+    return EntryPage(views, start + limit if len(rows) == limit else None)
+
+
+async def _tree_size(svc: ServiceState, tree_size: int | None) -> int:
+    latest, _ = await _latest_size(svc)
+    if tree_size is None:
+        return latest
+    if not 1 <= tree_size <= latest:
+        raise InputError(f"tree_size must be between 1 and {latest}, got {tree_size}")
+    return tree_size
+
+
+@get("/v1/proofs/inclusion", summary="Inclusion proof (RFC 9162 audit path)")
+async def inclusion_proof(
+    svc: ServiceState,
+    authorization: Authorization,
+    index: int | None = None,
+    leaf_hash: str | None = None,
+    tree_size: int | None = None,
+) -> InclusionProof:
+    """The audit path of an entry (by index or leaf hash) in a tree no larger than the latest."""
+    await svc.authenticate(authorization, READ_ROLES)
+    size = await _tree_size(svc, tree_size)
+    if (index is None) == (leaf_hash is None):
+        raise InputError("give exactly one of index or leaf_hash")
+    if leaf_hash is not None:
+        try:
+            digest = hash_from_hex(leaf_hash.lower(), "leaf_hash")
+        except EncodingError as exc:
+            raise InputError(str(exc)) from exc
+        index = await svc.store.entry_index_by_leaf_hash(digest)
+        if index is None:
+            raise NotFoundError(f"no entry has leaf hash {leaf_hash}")
+    assert index is not None  # noqa: S101 - one of the two was given
+    if not 0 <= index < size:
+        raise InputError(f"index {index} is not in a tree of size {size}")
+    path = await svc.proofs.inclusion(index, size)
+    rows = await svc.store.entries(index, 1)
+    return InclusionProof(index, size, rows[0].leaf_hash.hex(), [h.hex() for h in path])
+
+
+@get("/v1/proofs/consistency", summary="Consistency proof between two tree sizes")
+async def consistency_proof(
+    svc: ServiceState, authorization: Authorization, first: int, second: int | None = None
+) -> ConsistencyProof:
+    """The RFC 9162 consistency proof from `first` to `second` (default: the latest size)."""
+    await svc.authenticate(authorization, READ_ROLES)
+    size = await _tree_size(svc, second)
+    if not 1 <= first <= size:
+        raise InputError(f"first must be between 1 and {size}, got {first}")
+    path = await svc.proofs.consistency(first, size)
+    return ConsistencyProof(first, size, [h.hex() for h in path])

@@ -1,0 +1,156 @@
+"""What the routes share: the store, the sequencer, the proof reader, tokens and metrics.
+
+The service-side rules of appending live here: who may append what, idempotency,
+and turning a committed append into receipts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ledger.admission import Admitted, admit
+from ledger.batch import Idempotency, PendingRequest
+from ledger.core.dsse import Envelope
+from ledger.core.encoding import format_time
+from ledger.core.keys import SignerKey
+from ledger.errors import (
+    ConflictError,
+    InputError,
+    PermissionDeniedError,
+    SignatureError,
+    UnauthenticatedError,
+)
+from ledger.proofs import ProofReader
+from ledger.sequencer import Appended, Sequencer, apply_key_events
+from ledger.service.metrics import Metrics
+from ledger.service.wire import Receipt, canonical_encoder
+from ledger.storage.migrate import hash_token
+from ledger.storage.protocol import EntryRow, LogStore, TokenRow
+
+ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = "appender", "auditor", "admin"
+APPEND_ROLES = frozenset({ROLE_APPENDER, ROLE_ADMIN})
+READ_ROLES = frozenset({ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN})
+TOKEN_CACHE_SECONDS = 30.0
+MAX_IDEMPOTENCY_KEY = 200
+_ANY_LATER_INDEX = sys.maxsize  # admission checks "registered and not revoked as of now"
+
+
+@dataclass(slots=True)
+class ServiceState:
+    """Shared by every request of one service process."""
+
+    store: LogStore
+    sequencer: Sequencer
+    proofs: ProofReader
+    signer: SignerKey
+    metrics: Metrics = field(default_factory=Metrics)
+    _tokens: dict[bytes, tuple[TokenRow, float]] = field(default_factory=dict)
+
+    async def authenticate(self, authorization: str | None, roles: frozenset[str]) -> TokenRow:
+        """The token's grants; 401 without a known bearer token, 403 without one of `roles`."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise UnauthenticatedError("send Authorization: Bearer <token>")
+        digest = hash_token(token.strip())
+        cached = self._tokens.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            row = cached[0]
+        else:
+            found = await self.store.token(digest)
+            if found is None:
+                raise UnauthenticatedError("unknown token")
+            row = found
+            self._tokens[digest] = (row, time.monotonic() + TOKEN_CACHE_SECONDS)
+        if row.role not in roles:
+            raise PermissionDeniedError(f"a token with role {row.role!r} may not do this")
+        return row
+
+    async def admit(self, envelope: Envelope, token: TokenRow) -> Admitted:
+        """Admit an envelope for this token: signature, key role and product scope."""
+        try:
+            admitted = admit(envelope, self.sequencer.registry, _ANY_LATER_INDEX)
+        except SignatureError:
+            # Another process may have registered the key: catch up from storage, then judge.
+            if not await self._refresh_registry(envelope):
+                raise
+            admitted = admit(envelope, self.sequencer.registry, _ANY_LATER_INDEX)
+        if admitted.admin is not None and token.role != ROLE_ADMIN:
+            raise PermissionDeniedError("admin records need a token with role 'admin'")
+        if token.products and admitted.product not in token.products:
+            raise PermissionDeniedError(
+                f"this token may append only for {sorted(token.products)}, "
+                f"not for {admitted.product or 'a statement that names no product'}"
+            )
+        return admitted
+
+    async def _refresh_registry(self, envelope: Envelope) -> bool:
+        registry = self.sequencer.registry
+        if all(s.keyid in registry.keys for s in envelope.signatures):
+            return False
+        events = await self.store.key_events_since(registry.applied_through + 1)
+        if not events:
+            return False
+        fresh = registry.copy()
+        apply_key_events(fresh, events)
+        self.sequencer.registry = fresh
+        return True
+
+    async def append(
+        self, envelopes: Sequence[Envelope], token: TokenRow, idempotency_key: str | None
+    ) -> tuple[list[Receipt], bool]:
+        """Admit and append envelopes all or nothing; return their receipts and whether they replay."""
+        idempotency = None
+        if idempotency_key is not None:
+            idempotency = self._idempotency(envelopes, token, idempotency_key)
+            replay = await self._replay(idempotency)
+            if replay is not None:
+                return replay, True
+        admitted = [await self.admit(envelope, token) for envelope in envelopes]
+        appended = await self.sequencer.append(PendingRequest(admitted, idempotency))
+        if appended.replayed:
+            assert idempotency is not None  # noqa: S101 - only keyed requests replay
+            self._check_same_body(appended.body_hash, idempotency)
+            return await self.receipts(appended), True
+        self.metrics.appended(len(admitted))
+        return await self.receipts(appended), False
+
+    @staticmethod
+    def _idempotency(envelopes: Sequence[Envelope], token: TokenRow, key: str) -> Idempotency:
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+            raise InputError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+        body = hashlib.sha256(canonical_encoder.encode(list(envelopes))).digest()
+        return Idempotency(token.token_id, key, body)
+
+    @staticmethod
+    def _check_same_body(recorded: bytes, idempotency: Idempotency) -> None:
+        if recorded != idempotency.body_hash:
+            raise ConflictError(f"Idempotency-Key {idempotency.key!r} was used before with another body")
+
+    async def _replay(self, idempotency: Idempotency) -> list[Receipt] | None:
+        rows = await self.store.find_idempotency([(idempotency.token_id, idempotency.key)])
+        if not rows:
+            return None
+        row = rows[0]
+        self._check_same_body(row.body_hash, idempotency)
+        return await self.receipts(Appended(row.first_index, row.count, row.checkpoint_size, ""))
+
+    async def receipts(self, appended: Appended) -> list[Receipt]:
+        """Receipts for committed entries, with inclusion proofs against their batch's checkpoint."""
+        rows: Sequence[EntryRow] | None = appended.entries
+        if rows is None:
+            rows = await self.store.entries(appended.first_index, appended.count)
+        note = appended.checkpoint_note
+        if not note:
+            checkpoint = await self.store.checkpoint(appended.checkpoint_size)
+            if checkpoint is None:
+                raise ConflictError(f"no checkpoint at size {appended.checkpoint_size}")
+            note = checkpoint.note
+        paths = await self.proofs.inclusion_many([r.index for r in rows], appended.checkpoint_size)
+        return [
+            Receipt(r.index, r.leaf_hash.hex(), format_time(r.integrated_at), note, [h.hex() for h in path])
+            for r, path in zip(rows, paths, strict=True)
+        ]

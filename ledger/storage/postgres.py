@@ -1,0 +1,296 @@
+"""`LogStore` on PostgreSQL through asyncpg (DESIGN.md §6).
+
+The pool's sessions run as the role `evledger_app` (set at connection start),
+which may read and append but never UPDATE, DELETE or TRUNCATE the log; the
+triggers of 002_append_only.sql refuse those to everybody. A batch holds the
+row lock on `log_head` for the length of one transaction, which serialises
+batches across every service process on the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from ledger.storage.protocol import (
+    BatchWrite,
+    CheckpointRow,
+    EntryRow,
+    Head,
+    IdempotencyRow,
+    KeyEventRow,
+    TileRow,
+    TokenRow,
+)
+
+APP_ROLE = "evledger_app"
+_Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+_ENTRY_COLUMNS = (
+    "idx",
+    "leaf_hash",
+    "data",
+    "integrated_at",
+    "signer_keyid",
+    "payload_type",
+    "kind",
+    "product",
+    "version",
+    "subjects",
+)
+_HEAD_SQL = """SELECT origin, tree_size, compact_range, last_leaf_hash, last_time, last_key_event
+               FROM log_head WHERE id = 1"""
+_KEY_EVENTS_SQL = """SELECT idx, kind, keyid, verifier, owner, roles, products, reason
+                     FROM key_events WHERE idx >= $1 ORDER BY idx"""
+_IDEMPOTENCY_SQL = """SELECT i.token_id, i.key, i.body_hash, i.first_idx, i.count, i.checkpoint_size
+                      FROM idempotency_keys i
+                      JOIN unnest($1::bigint[], $2::text[]) AS k(token_id, key)
+                        ON i.token_id = k.token_id AND i.key = k.key"""
+
+
+def _head(row: asyncpg.Record) -> Head:
+    return Head(
+        origin=row["origin"],
+        tree_size=row["tree_size"],
+        compact_range=tuple(row["compact_range"]),
+        last_leaf_hash=row["last_leaf_hash"],
+        last_time=row["last_time"],
+        last_key_event=row["last_key_event"],
+    )
+
+
+def _entry(row: asyncpg.Record) -> EntryRow:
+    return EntryRow(
+        index=row["idx"],
+        leaf_hash=row["leaf_hash"],
+        data=row["data"],
+        integrated_at=row["integrated_at"],
+        signer_keyid=row["signer_keyid"],
+        payload_type=row["payload_type"],
+        kind=row["kind"],
+        product=row["product"],
+        version=row["version"],
+        subjects=tuple(row["subjects"]),
+    )
+
+
+def _key_event(row: asyncpg.Record) -> KeyEventRow:
+    return KeyEventRow(
+        index=row["idx"],
+        kind=row["kind"],
+        keyid=row["keyid"],
+        verifier=row["verifier"],
+        owner=row["owner"],
+        roles=tuple(row["roles"]),
+        products=tuple(row["products"]),
+        reason=row["reason"],
+    )
+
+
+def _idempotency(row: asyncpg.Record) -> IdempotencyRow:
+    return IdempotencyRow(
+        token_id=row["token_id"],
+        key=row["key"],
+        body_hash=row["body_hash"],
+        first_index=row["first_idx"],
+        count=row["count"],
+        checkpoint_size=row["checkpoint_size"],
+    )
+
+
+async def _find_idempotency(
+    conn: _Connection | asyncpg.Pool[Any], keys: Sequence[tuple[int, str]]
+) -> list[IdempotencyRow]:
+    if not keys:
+        return []
+    rows = await conn.fetch(_IDEMPOTENCY_SQL, [k[0] for k in keys], [k[1] for k in keys])
+    return [_idempotency(r) for r in rows]
+
+
+class PostgresAppendTransaction:
+    """An open transaction that holds `SELECT ... FOR UPDATE` on the log head."""
+
+    def __init__(self, conn: _Connection, head: Head) -> None:
+        """Wrap a connection inside a transaction whose head row is already locked."""
+        self._conn = conn
+        self._head = head
+
+    async def head(self) -> Head:
+        """The head as locked at the start of the transaction."""
+        return self._head
+
+    async def key_events_since(self, index: int) -> list[KeyEventRow]:
+        """Key events at log index >= `index`, in log order."""
+        return [_key_event(r) for r in await self._conn.fetch(_KEY_EVENTS_SQL, index)]
+
+    async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
+        """Recorded uses of these (token id, key) pairs."""
+        return await _find_idempotency(self._conn, keys)
+
+    async def write(self, batch: BatchWrite) -> None:
+        """Write entries (COPY), key events, tile appends, the checkpoint and the new head."""
+        conn = self._conn
+        await conn.copy_records_to_table(
+            "entries",
+            columns=_ENTRY_COLUMNS,
+            records=[
+                (
+                    e.index,
+                    e.leaf_hash,
+                    e.data,
+                    e.integrated_at,
+                    e.signer_keyid,
+                    e.payload_type,
+                    e.kind,
+                    e.product,
+                    e.version,
+                    list(e.subjects),
+                )
+                for e in batch.entries
+            ],
+        )
+        if batch.key_events:
+            await conn.executemany(
+                """INSERT INTO key_events (idx, kind, keyid, verifier, owner, roles, products, reason)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                [
+                    (k.index, k.kind, k.keyid, k.verifier, k.owner, list(k.roles), list(k.products), k.reason)
+                    for k in batch.key_events
+                ],
+            )
+        await conn.execute(
+            """INSERT INTO tiles AS t (level, idx, width, hashes)
+               SELECT level, idx, length(hashes) / 32, hashes
+               FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) AS a(level, idx, hashes)
+               ON CONFLICT (level, idx) DO UPDATE
+               SET width = t.width + EXCLUDED.width, hashes = t.hashes || EXCLUDED.hashes""",
+            [t.level for t in batch.tiles],
+            [t.index for t in batch.tiles],
+            [t.hashes for t in batch.tiles],
+        )
+        cp = batch.checkpoint
+        await conn.execute(
+            "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES ($1, $2, $3)",
+            cp.tree_size,
+            cp.root_hash,
+            cp.note,
+        )
+        if batch.idempotency:
+            await conn.executemany(
+                """INSERT INTO idempotency_keys
+                   (token_id, key, body_hash, first_idx, count, checkpoint_size)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                [
+                    (i.token_id, i.key, i.body_hash, i.first_index, i.count, i.checkpoint_size)
+                    for i in batch.idempotency
+                ],
+            )
+        head = batch.head
+        await conn.execute(
+            """UPDATE log_head SET tree_size = $1, compact_range = $2, last_leaf_hash = $3,
+                                   last_time = $4, last_key_event = $5
+               WHERE id = 1""",
+            head.tree_size,
+            list(head.compact_range),
+            head.last_leaf_hash,
+            head.last_time,
+            head.last_key_event,
+        )
+
+
+class PostgresStore:
+    """The ledger's data in one PostgreSQL database, through an asyncpg pool."""
+
+    def __init__(self, pool: asyncpg.Pool[Any]) -> None:
+        """Use an open pool (see `connect`)."""
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 10) -> PostgresStore:
+        """Open a pool whose sessions run as the service role (INSERT/SELECT on the log).
+
+        Precondition: the database is migrated (the role exists and the DSN's user may use it).
+        """
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, server_settings={"role": APP_ROLE}
+        )
+        return cls(pool)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def append_transaction(self) -> AsyncIterator[PostgresAppendTransaction]:
+        """Open a transaction, lock the head row; commit on normal exit, roll back on error."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(_HEAD_SQL + " FOR UPDATE")
+            if row is None:
+                msg = "the ledger is not initialised (run `evledger init`)"
+                raise RuntimeError(msg)
+            yield PostgresAppendTransaction(conn, _head(row))
+
+    async def head(self) -> Head | None:
+        """The current head without locking it (None before `init`)."""
+        row = await self._pool.fetchrow(_HEAD_SQL)
+        return None if row is None else _head(row)
+
+    async def latest_checkpoint(self) -> CheckpointRow | None:
+        """The newest checkpoint."""
+        row = await self._pool.fetchrow(
+            "SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1"
+        )
+        return None if row is None else CheckpointRow(row[0], row[1], row[2])
+
+    async def checkpoint(self, tree_size: int) -> CheckpointRow | None:
+        """The checkpoint issued at exactly this size, if one was."""
+        row = await self._pool.fetchrow(
+            "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size = $1", tree_size
+        )
+        return None if row is None else CheckpointRow(row[0], row[1], row[2])
+
+    async def entries(self, start: int, limit: int) -> list[EntryRow]:
+        """Entries [start, start+limit) that exist, in index order (an index range scan)."""
+        rows = await self._pool.fetch(
+            f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries "  # noqa: S608 - constant column list
+            "WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            start,
+            start + limit,
+        )
+        return [_entry(r) for r in rows]
+
+    async def entry_index_by_leaf_hash(self, leaf_hash: bytes) -> int | None:
+        """The index of the entry with this leaf hash."""
+        value = await self._pool.fetchval("SELECT idx FROM entries WHERE leaf_hash = $1", leaf_hash)
+        return None if value is None else int(value)
+
+    async def tiles(self, coords: Sequence[tuple[int, int]]) -> list[TileRow]:
+        """The stored tiles among these (level, index) pairs: one primary-key lookup each."""
+        if not coords:
+            return []
+        rows = await self._pool.fetch(
+            """SELECT t.level, t.idx, t.width, t.hashes
+               FROM unnest($1::smallint[], $2::bigint[]) AS c(level, idx)
+               JOIN tiles t ON t.level = c.level AND t.idx = c.idx""",
+            [c[0] for c in coords],
+            [c[1] for c in coords],
+        )
+        return [TileRow(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def key_events_since(self, index: int) -> list[KeyEventRow]:
+        """Key events at log index >= `index`, in log order."""
+        return [_key_event(r) for r in await self._pool.fetch(_KEY_EVENTS_SQL, index)]
+
+    async def token(self, token_hash: bytes) -> TokenRow | None:
+        """The grants of the token whose SHA-256 is `token_hash`."""
+        row = await self._pool.fetchrow(
+            "SELECT id, role, products FROM api_tokens WHERE token_hash = $1", token_hash
+        )
+        return None if row is None else TokenRow(row[0], row[1], tuple(row[2]))
+
+    async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
+        """Recorded uses of these (token id, key) pairs."""
+        return await _find_idempotency(self._pool, keys)

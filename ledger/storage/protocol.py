@@ -1,0 +1,182 @@
+"""The storage interface the sequencer, the proof reader and the service depend on.
+
+Implementations: `postgres.PostgresStore` (asyncpg). The sequencer and the
+service know only this Protocol, so they can be tested with a fake store.
+Every method is a complete unit of work; the only multi-step unit is the
+append transaction, which holds the lock on the log head until it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The state a batch extends: tree size, compact range, newest leaf hash and entry time."""
+
+    origin: str
+    tree_size: int
+    compact_range: tuple[bytes, ...]
+    last_leaf_hash: bytes
+    last_time: str
+    last_key_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """One entry as stored: exact bytes plus the columns the query API filters on."""
+
+    index: int
+    leaf_hash: bytes
+    data: bytes
+    integrated_at: datetime
+    signer_keyid: str
+    payload_type: str
+    kind: str
+    product: str | None
+    version: str | None
+    subjects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEventRow:
+    """A key registration or revocation, as recorded at log index `index`."""
+
+    index: int
+    kind: str
+    keyid: str
+    verifier: str | None = None
+    owner: str | None = None
+    roles: tuple[str, ...] = ()
+    products: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TileAppend:
+    """Hashes appended to tile (level, index); a tile that does not exist yet starts with them."""
+
+    level: int
+    index: int
+    hashes: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TileRow:
+    """A stored hash tile: `width` hashes of 32 bytes."""
+
+    level: int
+    index: int
+    width: int
+    hashes: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    """A signed checkpoint as issued."""
+
+    tree_size: int
+    root_hash: bytes
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRow:
+    """What an idempotency key was first used for: the entries it appended, under which checkpoint."""
+
+    token_id: int
+    key: str
+    body_hash: bytes
+    first_index: int
+    count: int
+    checkpoint_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    """An API token's grants (the token itself is never stored)."""
+
+    token_id: int
+    role: str
+    products: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class BatchWrite:
+    """Everything one integrated batch writes, in one transaction."""
+
+    entries: list[EntryRow]
+    tiles: list[TileAppend]
+    checkpoint: CheckpointRow
+    head: Head
+    key_events: list[KeyEventRow] = field(default_factory=list)
+    idempotency: list[IdempotencyRow] = field(default_factory=list)
+
+
+class AppendTransaction(Protocol):
+    """An open transaction holding the row lock on the log head."""
+
+    async def head(self) -> Head:
+        """The locked head (read once, at the start of the transaction)."""
+        ...
+
+    async def key_events_since(self, index: int) -> list[KeyEventRow]:
+        """Key events at log index >= `index`, in log order."""
+        ...
+
+    async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
+        """Recorded uses of these (token id, key) pairs."""
+        ...
+
+    async def write(self, batch: BatchWrite) -> None:
+        """Write the batch; it becomes visible when the transaction commits."""
+        ...
+
+
+class LogStore(Protocol):
+    """Durable storage of one log."""
+
+    def append_transaction(self) -> AbstractAsyncContextManager[AppendTransaction]:
+        """Open a transaction and lock the head; commit on normal exit, roll back on error."""
+        ...
+
+    async def head(self) -> Head | None:
+        """The current head without locking it (None before `init`)."""
+        ...
+
+    async def latest_checkpoint(self) -> CheckpointRow | None:
+        """The newest checkpoint."""
+        ...
+
+    async def checkpoint(self, tree_size: int) -> CheckpointRow | None:
+        """The checkpoint issued at exactly this size, if one was."""
+        ...
+
+    async def entries(self, start: int, limit: int) -> list[EntryRow]:
+        """Entries [start, start+limit) that exist, in index order."""
+        ...
+
+    async def entry_index_by_leaf_hash(self, leaf_hash: bytes) -> int | None:
+        """The index of the entry with this leaf hash."""
+        ...
+
+    async def tiles(self, coords: Sequence[tuple[int, int]]) -> list[TileRow]:
+        """The stored tiles among these (level, index) pairs, at their current width."""
+        ...
+
+    async def key_events_since(self, index: int) -> list[KeyEventRow]:
+        """Key events at log index >= `index`, in log order."""
+        ...
+
+    async def token(self, token_hash: bytes) -> TokenRow | None:
+        """The grants of the token whose SHA-256 is `token_hash`."""
+        ...
+
+    async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
+        """Recorded uses of these (token id, key) pairs."""
+        ...
