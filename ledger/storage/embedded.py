@@ -370,7 +370,8 @@ class EmbeddedPostgres:
                 shutil.rmtree(self._temp_socket_dir, ignore_errors=True)
                 self._temp_socket_dir = None
             if self._lock_fd is not None:
-                os.close(self._lock_fd)  # closing the only descriptor releases the flock
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)  # explicit: forked children share the descriptor
+                os.close(self._lock_fd)
                 self._lock_fd = None
 
     def _pg_ctl_stop(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
@@ -64,6 +65,18 @@ def process_uid(pid: int) -> int:
     return int(uid_line.split()[2])  # real, *effective*, saved, filesystem
 
 
+@pytest.fixture(scope="module")
+def shared_data_dir() -> Iterator[Path]:
+    """A data directory with its cluster already created, for tests that only need a server (initdb once)."""
+    path = Path(tempfile.mkdtemp(prefix="evledger-test-"))
+    try:
+        with EmbeddedPostgres(path, durable=False):
+            pass
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def test_first_start_creates_the_cluster_and_accepts_connections(embedded_data_dir):
     with EmbeddedPostgres(embedded_data_dir, durable=False) as pg:
         assert pg.dsn.startswith("postgresql://postgres@/evledger?host=")
@@ -76,19 +89,19 @@ def test_first_start_creates_the_cluster_and_accepts_connections(embedded_data_d
     assert (embedded_data_dir / CLUSTER_DIR / "postgres.log").stat().st_size > 0
 
 
-def test_second_start_reuses_the_cluster_and_its_data(embedded_data_dir):
-    with EmbeddedPostgres(embedded_data_dir, durable=False) as pg:
+def test_second_start_reuses_the_cluster_and_its_data(shared_data_dir):
+    with EmbeddedPostgres(shared_data_dir, durable=False) as pg:
         execute(pg.dsn, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('survives')")
         system_id = fetchval(pg.dsn, "SELECT system_identifier FROM pg_control_system()")
-    with EmbeddedPostgres(embedded_data_dir) as pg:
+    with EmbeddedPostgres(shared_data_dir) as pg:
         # Another initdb would mint another system identifier.
         assert fetchval(pg.dsn, "SELECT system_identifier FROM pg_control_system()") == system_id
         assert fetchval(pg.dsn, "SELECT v FROM kept") == "survives"
         assert fetchval(pg.dsn, "SHOW fsync") == "on"  # durable is the default
 
 
-def test_leaving_the_block_stops_the_server(embedded_data_dir):
-    with EmbeddedPostgres(embedded_data_dir, durable=False) as pg:
+def test_leaving_the_block_stops_the_server(shared_data_dir):
+    with EmbeddedPostgres(shared_data_dir, durable=False) as pg:
         pid = pg.pid
         socket = pg.socket_dir / f".s.PGSQL.{pg.port}"
         assert process_alive(pid)
@@ -99,11 +112,11 @@ def test_leaving_the_block_stops_the_server(embedded_data_dir):
     assert not pg.running
 
 
-def test_keyboard_interrupt_in_the_block_stops_the_server(embedded_data_dir):
+def test_keyboard_interrupt_in_the_block_stops_the_server(shared_data_dir):
     pids = []
 
     def interrupted_session():
-        with EmbeddedPostgres(embedded_data_dir, durable=False) as pg:
+        with EmbeddedPostgres(shared_data_dir, durable=False) as pg:
             pids.append(pg.pid)
             raise KeyboardInterrupt
 
@@ -112,7 +125,7 @@ def test_keyboard_interrupt_in_the_block_stops_the_server(embedded_data_dir):
     assert not process_alive(pids[0])
 
 
-def test_sigterm_stops_the_server(embedded_data_dir):
+def test_sigterm_stops_the_server(shared_data_dir):
     script = textwrap.dedent(
         """
         import sys, time
@@ -123,7 +136,7 @@ def test_sigterm_stops_the_server(embedded_data_dir):
             time.sleep(60)
         """
     )
-    argv = [sys.executable, "-c", script, str(embedded_data_dir)]
+    argv = [sys.executable, "-c", script, str(shared_data_dir)]
     with subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True) as child:  # noqa: S603 -- our script
         try:
             assert child.stdout is not None
@@ -136,10 +149,10 @@ def test_sigterm_stops_the_server(embedded_data_dir):
     assert not process_alive(pid)
 
 
-def test_a_cluster_runs_for_one_owner_at_a_time(embedded_data_dir):
-    with EmbeddedPostgres(embedded_data_dir, durable=False) as pg:
+def test_a_cluster_runs_for_one_owner_at_a_time(shared_data_dir):
+    with EmbeddedPostgres(shared_data_dir, durable=False) as pg:
         with pytest.raises(EmbeddedPostgresError, match="in use by another process"):
-            EmbeddedPostgres(embedded_data_dir, durable=False).start()
+            EmbeddedPostgres(shared_data_dir, durable=False).start()
         assert fetchval(pg.dsn, "SELECT 1") == 1  # the refused start left the running server alone
 
 
@@ -153,8 +166,8 @@ def test_a_data_dir_too_long_for_a_socket_path_gets_a_short_socket_dir(embedded_
     assert not socket_dir.exists()
 
 
-def test_the_server_never_runs_as_root(embedded_data_dir):
-    with EmbeddedPostgres(embedded_data_dir, durable=False) as pg:
+def test_the_server_never_runs_as_root(shared_data_dir):
+    with EmbeddedPostgres(shared_data_dir, durable=False) as pg:
         uid = process_uid(pg.pid)
         expected = pwd.getpwnam(pg.os_user).pw_uid if IS_ROOT else os.geteuid()
     assert uid == expected
@@ -162,18 +175,18 @@ def test_the_server_never_runs_as_root(embedded_data_dir):
 
 
 @root_only
-def test_as_root_only_the_cluster_directory_changes_hands(embedded_data_dir):
+def test_as_root_only_the_cluster_directory_changes_hands(shared_data_dir):
     tmp_mode = Path(tempfile.gettempdir()).stat().st_mode
-    with EmbeddedPostgres(embedded_data_dir, durable=False) as pg:
+    with EmbeddedPostgres(shared_data_dir, durable=False) as pg:
         account_uid = pwd.getpwnam(pg.os_user).pw_uid
         assert pg.os_user != "root"
     assert Path(tempfile.gettempdir()).stat().st_mode == tmp_mode
-    assert embedded_data_dir.stat().st_uid == 0
-    assert (embedded_data_dir / "postgres.lock").stat().st_uid == 0
-    assert (embedded_data_dir / CLUSTER_DIR).stat().st_uid == account_uid
-    assert stat.S_IMODE((embedded_data_dir / CLUSTER_DIR).stat().st_mode) == 0o700
+    assert shared_data_dir.stat().st_uid == 0
+    assert (shared_data_dir / "postgres.lock").stat().st_uid == 0
+    assert (shared_data_dir / CLUSTER_DIR).stat().st_uid == account_uid
+    assert stat.S_IMODE((shared_data_dir / CLUSTER_DIR).stat().st_mode) == 0o700
     # mkdtemp made the data directory 0700: the account was given search (not read) permission on it.
-    assert stat.S_IMODE(embedded_data_dir.stat().st_mode) == 0o701
+    assert stat.S_IMODE(shared_data_dir.stat().st_mode) == 0o701
 
 
 @root_only

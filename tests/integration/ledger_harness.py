@@ -1,0 +1,137 @@
+"""Helpers for integration tests: an initialised ledger, tokens, signed evidence and a live server.
+
+Plain functions and context managers; the fixtures in conftest.py wrap them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
+from ledger.bootstrap import initialise
+from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
+from ledger.core.keys import SignerKey
+from ledger.storage.migrate import create_token
+
+ORIGIN = "ledger.test/it"
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """An initialised ledger database and its key (written to `key_path`)."""
+
+    dsn: str
+    signer: SignerKey
+    key_path: Path
+    pub_path: Path
+
+
+def init_ledger(dsn: str, directory: Path) -> Ledger:
+    """Migrate `dsn`, write entry 0 with a fresh ledger key saved under `directory`."""
+    signer = SignerKey.generate(ORIGIN)
+    key_path, pub_path = directory / "ledger.key", directory / "ledger.pub"
+    key_path.write_text(signer.format() + "\n")
+    key_path.chmod(0o600)
+    pub_path.write_text(signer.verifier().format() + "\n")
+    asyncio.run(initialise(dsn, signer))
+    return Ledger(dsn, signer, key_path, pub_path)
+
+
+def token(dsn: str, role: str, products: list[str] | None = None) -> str:
+    """A new API token."""
+    return asyncio.run(create_token(dsn, role, products or []))
+
+
+def statement(product: str | None = "prod", version: str = "1.0", n: int = 0, **predicate: object) -> bytes:
+    """An in-toto Statement v1 about artifact number `n`, naming the release when `product` is set."""
+    body: dict[str, object] = dict(predicate)
+    if product is not None:
+        body["release"] = {"product": product, "version": version}
+    return msgspec.json.encode(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": f"artifact-{n}", "digest": {"sha256": f"{n:064x}"}}],
+            "predicateType": "https://evledger.test/generic/v1",
+            "predicate": body,
+        }
+    )
+
+
+def evidence(signer: SignerKey, **kwargs: object) -> Envelope:
+    """A signed evidence envelope (see `statement`)."""
+    return sign_envelope(INTOTO_PAYLOAD_TYPE, statement(**kwargs), [signer])  # type: ignore[arg-type]
+
+
+def register(
+    admin: SignerKey, key: SignerKey, roles: list[str], products: list[str] | None = None
+) -> Envelope:
+    """An admin record registering `key`, signed by `admin`."""
+    record = KeyRegistered(key.verifier().format(), f"owner of {key.name}", roles, products or [])
+    return sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(record), [admin])
+
+
+def revoke(admin: SignerKey, keyid: str, reason: str = "test") -> Envelope:
+    """An admin record revoking `keyid`, signed by `admin`."""
+    return sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(KeyRevoked(keyid, reason)), [admin])
+
+
+def to_json(envelope: Envelope) -> bytes:
+    """The envelope as a request body."""
+    return msgspec.json.encode(envelope)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def live_server(ledger: Ledger, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `evledger serve` on the ledger in a subprocess; yield its base URL; stop it afterwards."""
+    port = free_port()
+    cli = Path(sys.executable).with_name("evledger")
+    command = [str(cli), "serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--port", str(port)]
+    command += ["--workers", str(workers)]
+    process = subprocess.Popen(  # noqa: S603 - our own CLI with arguments we built
+        command,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"evledger serve exited with {process.returncode}:\n{output}")
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code in {200, 401}:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("evledger serve did not start within 30 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
