@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import offline, server
+from cli import append_cmds, demo, offline, server
 
 app = typer.Typer(
     name="evledger",
@@ -29,8 +29,15 @@ app.add_typer(offline.verify_proof_app, name="verify-proof")
 app.command("init")(server.init)
 app.command("serve")(server.serve)
 app.add_typer(server.token_app, name="token")
+app.add_typer(append_cmds.key_app, name="key")
+app.command("submit")(append_cmds.submit)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:
     """Run the command line with `sys.argv`; exits the process with the command's status."""
     app()
+
+
+if __name__ == "__main__":
+    main()

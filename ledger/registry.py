@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from ledger.admin import ROLE_ADMIN, KeyRegistered, KeyRevoked
 from ledger.core.keys import VerifierKey, parse_verifier_key
-from ledger.errors import PermissionDeniedError, SignatureError
+from ledger.errors import EncodingError, PermissionDeniedError
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ class KeyRegistry:
         """Apply a key.registered record at `index`; a keyid may be registered only once."""
         verifier = parse_verifier_key(record.key)
         if verifier.keyid in self.keys:
-            raise SignatureError(f"key {verifier.keyid} is already registered")
+            raise EncodingError(f"key {verifier.keyid} is already registered")
         key = RegisteredKey(
             verifier, record.owner, frozenset(record.roles), frozenset(record.products), index
         )
@@ -64,9 +64,9 @@ class KeyRegistry:
         """Apply a key.revoked record at `index`; the key must be registered and not yet revoked."""
         key = self.keys.get(record.keyid)
         if key is None:
-            raise SignatureError(f"cannot revoke unknown key {record.keyid}")
+            raise EncodingError(f"cannot revoke unknown key {record.keyid}")
         if key.revoked_at is not None:
-            raise SignatureError(f"key {record.keyid} was already revoked at entry {key.revoked_at}")
+            raise EncodingError(f"key {record.keyid} was already revoked at entry {key.revoked_at}")
         key.revoked_at = index
         key.revoke_reason = record.reason
         self.applied_through = max(self.applied_through, index)

@@ -22,7 +22,7 @@ from ledger.bootstrap import load_registry
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.proofs import ProofReader
 from ledger.sequencer import Sequencer
-from ledger.service import routes_append, routes_ops, routes_read, routes_tiles
+from ledger.service import routes_append, routes_bench, routes_ops, routes_read, routes_tiles
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.state import ServiceState
 from ledger.storage.postgres import PostgresStore
@@ -40,6 +40,7 @@ class Settings:
     max_batch: int = 1000
     max_delay: float = 0.002
     max_pending: int = 20_000
+    bench_routes: bool = False
 
 
 def settings_from_env() -> Settings:
@@ -54,6 +55,7 @@ def settings_from_env() -> Settings:
         pool_size=int(os.environ.get("EVLEDGER_POOL_SIZE", "10")),
         max_batch=int(os.environ.get("EVLEDGER_MAX_BATCH", "1000")),
         max_delay=float(os.environ.get("EVLEDGER_MAX_DELAY", "0.002")),
+        bench_routes=os.environ.get("EVLEDGER_BENCH_ROUTES") == "1",
     )
 
 
@@ -91,8 +93,10 @@ def create_app(settings: Settings) -> Litestar:
             route = request.scope.get("path_template") or "unmatched"
             svc.metrics.responded(str(route), response.status_code or 200)
 
+    bench = [routes_bench.bench_echo, routes_bench.bench_ping] if settings.bench_routes else []
     return Litestar(
         route_handlers=[
+            *bench,
             routes_append.append_entry,
             routes_append.append_batch,
             routes_read.latest_checkpoint,

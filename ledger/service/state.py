@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from ledger.admission import Admitted, admit
 from ledger.batch import Idempotency, PendingRequest
 from ledger.core.dsse import Envelope
-from ledger.core.encoding import format_time
 from ledger.core.keys import SignerKey
 from ledger.errors import (
     ConflictError,
@@ -25,11 +24,12 @@ from ledger.errors import (
     UnauthenticatedError,
 )
 from ledger.proofs import ProofReader
+from ledger.receipts import Receipt, build_receipts
 from ledger.sequencer import Appended, Sequencer, apply_key_events
 from ledger.service.metrics import Metrics
-from ledger.service.wire import Receipt, canonical_encoder
+from ledger.service.wire import canonical_encoder
 from ledger.storage.migrate import hash_token
-from ledger.storage.protocol import EntryRow, LogStore, TokenRow
+from ledger.storage.protocol import LogStore, TokenRow
 
 ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = "appender", "auditor", "admin"
 APPEND_ROLES = frozenset({ROLE_APPENDER, ROLE_ADMIN})
@@ -139,18 +139,5 @@ class ServiceState:
         return await self.receipts(Appended(row.first_index, row.count, row.checkpoint_size, ""))
 
     async def receipts(self, appended: Appended) -> list[Receipt]:
-        """Receipts for committed entries, with inclusion proofs against their batch's checkpoint."""
-        rows: Sequence[EntryRow] | None = appended.entries
-        if rows is None:
-            rows = await self.store.entries(appended.first_index, appended.count)
-        note = appended.checkpoint_note
-        if not note:
-            checkpoint = await self.store.checkpoint(appended.checkpoint_size)
-            if checkpoint is None:
-                raise ConflictError(f"no checkpoint at size {appended.checkpoint_size}")
-            note = checkpoint.note
-        paths = await self.proofs.inclusion_many([r.index for r in rows], appended.checkpoint_size)
-        return [
-            Receipt(r.index, r.leaf_hash.hex(), format_time(r.integrated_at), note, [h.hex() for h in path])
-            for r, path in zip(rows, paths, strict=True)
-        ]
+        """Receipts for committed entries (see `ledger.receipts.build_receipts`)."""
+        return await build_receipts(self.store, self.proofs, appended)

@@ -1,10 +1,14 @@
-"""Wire types of the HTTP API (DESIGN.md §4, contract): frozen msgspec structs, built once."""
+"""Wire types of the HTTP API (DESIGN.md §4, contract): frozen msgspec structs, built once.
+
+`Receipt` lives in `ledger.receipts` (the CLI builds receipts without the service) and is re-exported.
+"""
 
 from __future__ import annotations
 
 import msgspec
 
 from ledger.core.dsse import Envelope
+from ledger.receipts import Receipt
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -15,14 +19,7 @@ class ErrorBody(msgspec.Struct, frozen=True):
     detail: str
 
 
-class Receipt(msgspec.Struct, frozen=True):
-    """Proof of an append: the entry's place, its inclusion proof and the checkpoint it is under."""
-
-    index: int
-    leaf_hash: str
-    time: str
-    checkpoint: str
-    inclusion_proof: list[str]
+__all__ = ["Receipt"]
 
 
 class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -110,6 +110,8 @@ class EmbeddedPostgres:
         self.superuser = SUPERUSER
         self.database = DATABASE
         self.port = PORT
+        self.pid: int | None = None  # the postmaster's, while running
+        self.os_user: str | None = None  # the account that runs the server, once started
         self._explicit_bin_dir = bin_dir
         self._account: _Account | None = None
         self._bin_dir: Path | None = None
@@ -117,21 +119,13 @@ class EmbeddedPostgres:
         self._temp_socket_dir: Path | None = None
         self._lock_fd: int | None = None
         self._owner_pid = 0
-        self._pid: int | None = None
 
     # -- public surface ---------------------------------------------------------
 
     @property
     def running(self) -> bool:
         """True between a successful `start` and `stop`, in the process that started it."""
-        return self._pid is not None and os.getpid() == self._owner_pid
-
-    @property
-    def pid(self) -> int:
-        """The postmaster's process id; the server must be running."""
-        if self._pid is None:
-            raise EmbeddedPostgresError("the embedded PostgreSQL is not running")
-        return self._pid
+        return self.pid is not None and os.getpid() == self._owner_pid
 
     @property
     def socket_dir(self) -> Path:
@@ -139,13 +133,6 @@ class EmbeddedPostgres:
         if self._socket_dir is None:
             raise EmbeddedPostgresError("the embedded PostgreSQL is not running")
         return self._socket_dir
-
-    @property
-    def os_user(self) -> str:
-        """The OS account the server runs as; known once started."""
-        if self._account is None:
-            raise EmbeddedPostgresError("the embedded PostgreSQL has not been started")
-        return self._account.name
 
     @property
     def dsn(self) -> str:
@@ -173,7 +160,7 @@ class EmbeddedPostgres:
 
         Raises EmbeddedPostgresError, carrying the end of the server log where there is one.
         """
-        if self._pid is not None:
+        if self.pid is not None:
             raise EmbeddedPostgresError(f"the embedded PostgreSQL in {self.data_dir} is already started")
         if _SHELL_UNSAFE.search(str(self.log_path)):
             raise EmbeddedPostgresError(
@@ -182,6 +169,7 @@ class EmbeddedPostgres:
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._account = _server_account(self.cluster_dir)
+        self.os_user = self._account.name
         if self._account.switch:
             self._ensure_reachable()
         self._lock()
@@ -287,11 +275,15 @@ class EmbeddedPostgres:
         for name in ("pg_ctl", "postgres"):  # pg_ctl loads libpq as initdb does; postgres is the server
             try:
                 done = _run_as(account, [str(bin_dir / name), "--version"], cwd=self.cluster_dir)
+                error = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
+                why = error if done.returncode else ""
             except (OSError, subprocess.SubprocessError) as exc:
-                return None, _unreachable_hint(f"{name} does not run: {exc}", bin_dir, account)
-            if done.returncode != 0:
-                why = done.stderr.decode(errors="replace").strip()
-                return None, _unreachable_hint(f"{name} does not run: {why}", bin_dir, account)
+                why = str(exc)
+            if why:
+                blocker = next((d for d in (bin_dir, *bin_dir.parents) if not _can_enter(d, account)), None)
+                if blocker is not None:  # only possible as root: say why instead of changing permissions
+                    why += f" ({account.name!r} cannot enter {blocker}; use binaries it can reach)"
+                return None, f"{name} does not run: {why}"
             outputs.append(done.stdout.decode(errors="replace"))
         match = re.search(r"\(PostgreSQL\) (\d+)", outputs[-1])
         return (match.group(1), "") if match else (None, f"unrecognised version {outputs[-1].strip()!r}")
@@ -328,9 +320,8 @@ class EmbeddedPostgres:
         )
         start = [self._bin("pg_ctl"), "start", "-D", str(self.pgdata), "-l", str(self.log_path), "-w"]
         self._run([*start, "-t", str(_TIMEOUT_S), "-o", options], "pg_ctl start")
-        pid_line = (self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0]
-        self._pid = int(pid_line)
-        _log.info("embedded PostgreSQL %s running as %s (pid %d)", self.pgdata, self.os_user, self._pid)
+        self.pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        _log.info("embedded PostgreSQL %s running as %s (pid %d)", self.pgdata, self.os_user, self.pid)
 
     def _settings(self, *, with_socket: bool) -> list[str]:
         """Settings for this run, given on the command line: the cluster's files stay as initdb wrote them."""
@@ -361,7 +352,7 @@ class EmbeddedPostgres:
             if stop_server and self._bin_dir is not None and self._pg_ctl_status_running():
                 self._pg_ctl_stop()
         finally:
-            self._pid = None
+            self.pid = None
             self._socket_dir = None
             atexit.unregister(self._stop_at_exit)
             if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
@@ -420,21 +411,23 @@ class EmbeddedPostgres:
         """
         account = self._account_or_fail()
         with self.log_path.open("ab") as log:
+            start = log.tell()
             log.write(f"--- evledger: {what}: {shlex.join(argv)}\n".encode())
             log.flush()
             try:
                 # pg_ctl's postmaster inherits stdout/stderr: a file, never a pipe we would wait on.
                 done = _run_as(account, argv, cwd=self.cluster_dir, stdin=stdin, output=log)
             except (OSError, subprocess.SubprocessError) as exc:
-                raise self._failure(f"{what} did not run: {exc}") from exc
+                raise self._failure(f"{what} did not run: {exc}", start) from exc
         if done.returncode not in ok:
-            raise self._failure(f"{what} failed with exit status {done.returncode}")
+            raise self._failure(f"{what} failed with exit status {done.returncode}", start)
         return done.returncode
 
-    def _failure(self, message: str) -> EmbeddedPostgresError:
+    def _failure(self, message: str, log_offset: int) -> EmbeddedPostgresError:
+        """The error for a failed step, with what the log gained since `log_offset` (its last few KB)."""
         try:
             with self.log_path.open("rb") as log:
-                log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+                log.seek(max(log_offset, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
                 tail = log.read().decode(errors="replace")
         except OSError as exc:
             tail = f"(log unreadable: {exc})"
@@ -499,13 +492,17 @@ def _server_account(cluster_dir: Path) -> _Account:
     nologin = next((s for s in ("/usr/sbin/nologin", "/sbin/nologin") if Path(s).is_file()), "/bin/false")
     if useradd is not None:
         argv = [useradd, "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
-        done = subprocess.run(  # noqa: S603 -- fixed argv, no shell
-            [*argv, "--shell", nologin, ACCOUNT], capture_output=True, check=False, timeout=_TIMEOUT_S
-        )
+        try:
+            done = subprocess.run(  # noqa: S603 -- fixed argv, no shell
+                [*argv, "--shell", nologin, ACCOUNT], capture_output=True, check=False, timeout=_TIMEOUT_S
+            )
+            why = done.stderr.decode(errors="replace").strip()
+        except (OSError, subprocess.SubprocessError) as exc:
+            why = str(exc)
         with contextlib.suppress(KeyError):  # also when a concurrent start created it first
             entry = pwd.getpwnam(ACCOUNT)
             return _Account(entry.pw_name, entry.pw_uid, entry.pw_gid, switch=True)
-        _log.warning("useradd %s failed: %s", ACCOUNT, done.stderr.decode(errors="replace").strip())
+        _log.warning("useradd %s failed: %s", ACCOUNT, why)
     _log.warning(
         "running the embedded PostgreSQL as %r: could not create the account %r", FALLBACK_ACCOUNT, ACCOUNT
     )
@@ -534,17 +531,6 @@ def _can_enter(directory: Path, account: _Account) -> bool:
     if st.st_gid == account.gid:
         return bool(st.st_mode & stat.S_IXGRP)
     return bool(st.st_mode & stat.S_IXOTH)
-
-
-def _unreachable_hint(reason: str, bin_dir: Path, account: _Account) -> str:
-    if not account.switch:
-        return reason
-    blocker = next((d for d in (bin_dir, *bin_dir.parents) if not _can_enter(d, account)), None)
-    if blocker is None:
-        return reason
-    return (
-        f"{reason} ({account.name!r} cannot enter {blocker}; evledger changes no permission outside its data)"
-    )
 
 
 def _candidate_bin_dirs() -> list[Path]:

@@ -156,6 +156,21 @@ def test_a_cluster_runs_for_one_owner_at_a_time(shared_data_dir):
         assert fetchval(pg.dsn, "SELECT 1") == 1  # the refused start left the running server alone
 
 
+def test_a_failed_start_says_why_with_the_server_log(shared_data_dir):
+    auto_conf = shared_data_dir / CLUSTER_DIR / "data" / "postgresql.auto.conf"
+    original = auto_conf.read_text()
+    auto_conf.write_text(original + "shared_buffers = 'plenty'\n")  # rewrites in place: owner kept
+    try:
+        with pytest.raises(
+            EmbeddedPostgresError, match=r"(?s)pg_ctl start failed.*invalid value.*shared_buffers"
+        ):
+            EmbeddedPostgres(shared_data_dir, durable=False).start()
+    finally:
+        auto_conf.write_text(original)
+    with EmbeddedPostgres(shared_data_dir, durable=False) as pg:  # the failed start released the cluster
+        assert fetchval(pg.dsn, "SELECT 1") == 1
+
+
 def test_a_data_dir_too_long_for_a_socket_path_gets_a_short_socket_dir(embedded_data_dir):
     embedded_data_dir.chmod(0o711)  # as root the server's account must enter this parent
     deep = embedded_data_dir / ("d" * 100)

@@ -35,7 +35,7 @@ from ledger.core.proof import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger.errors import InputError, LedgerError, VerificationError
+from ledger.errors import InputError, VerificationError
 
 MAX_SIZE = 300
 TREE = ReferenceTree([rfc_leaf_hash(b"leaf %d" % i) for i in range(MAX_SIZE)])
@@ -404,7 +404,7 @@ def test_consistency_hashes_of_the_wrong_length_are_rejected() -> None:
         (proof, ROOTS[6][:31], ROOTS[13]),
         (proof, ROOTS[6], ROOTS[13][:31]),
     ):
-        with pytest.raises(LedgerError):
+        with pytest.raises(VerificationError):
             verify_consistency(6, 13, bad_proof, root1, root2)
 
 

@@ -1,0 +1,136 @@
+"""Commands that sign and append: `key register`, `key revoke`, `submit` (DESIGN.md §5).
+
+With `--token` they go to the service over HTTP (`--server`); without one they
+append directly through the sequencer into the database (`--dsn`, or the
+embedded one in the data directory), which needs the ledger key to sign the
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+
+from cli.client import LedgerClient
+from cli.errors import JsonOption, command_errors, emit_success
+from cli.files import read_input
+from cli.settings import (
+    DEFAULT_DATA_DIR,
+    LEDGER_KEY_FILE,
+    DataDirOption,
+    DsnOption,
+    ServerOption,
+    SignerKeyOption,
+    TokenOption,
+    database,
+    load_signer,
+)
+from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
+from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
+from ledger.core.keys import parse_verifier_key
+from ledger.direct import append_direct
+from ledger.evidence.statement import decode_statement
+
+key_app = typer.Typer(help="Register and revoke the keys that may sign evidence.", no_args_is_help=True)
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+LedgerKeyOption = Annotated[
+    Path | None,
+    typer.Option("--ledger-key", help="Ledger key for direct appends (default: DATA_DIR/ledger.key)."),
+]
+
+
+def append(
+    envelopes: list[Envelope],
+    *,
+    token: str | None,
+    server: str,
+    dsn: str | None,
+    data_dir: Path,
+    ledger_key: Path | None,
+    idempotency_key: str | None = None,
+) -> list[dict[str, Any]]:
+    """Append over HTTP when a token is given, else directly into the database; return receipts."""
+    if token:
+        with LedgerClient(server, token) as client:
+            return client.append(envelopes, idempotency_key)
+    signer = load_signer(ledger_key or data_dir / LEDGER_KEY_FILE, "ledger key")
+    with database(dsn, data_dir) as url:
+        receipts = asyncio.run(append_direct(url, signer, envelopes))
+    return [msgspec.structs.asdict(r) for r in receipts]
+
+
+def _report(receipts: list[dict[str, Any]], what: str, *, json_output: bool) -> None:
+    lines = [f"{what}: entry {r['index']} (leaf {r['leaf_hash'][:16]}…, {r['time']})" for r in receipts]
+    emit_success(json_output=json_output, fields={"receipts": receipts}, lines=lines)
+
+
+@key_app.command("register")
+def key_register(
+    pubfile: Annotated[Path, typer.Argument(help="The verifier key (.pub) to register.")],
+    owner: Annotated[str, typer.Option(help="The person or system the key belongs to (printed name).")],
+    role: Annotated[list[str], typer.Option(help="A role of the key; repeat.")],
+    product: Annotated[list[str] | None, typer.Option(help="Limit the key to a product; repeat.")] = None,
+    key: SignerKeyOption = None,
+    token: TokenOption = None,
+    server: ServerOption = DEFAULT_SERVER,
+    dsn: DsnOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    ledger_key: LedgerKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Register a key (an admin record signed with an admin key given by --key)."""
+    with command_errors(json_output=json_output):
+        verifier = parse_verifier_key(read_input(pubfile, "verifier key").decode())
+        record = KeyRegistered(verifier.format(), owner, list(role), list(product or []))
+        admin = load_signer(key, "admin key")
+        envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(record), [admin])
+        receipts = append(
+            [envelope], token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key
+        )
+        _report(receipts, f"registered {verifier.keyid}", json_output=json_output)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    keyid: Annotated[str, typer.Argument(help="The keyid string (<name>+<8 hex>) to revoke.")],
+    reason: Annotated[str, typer.Option(help="Why the key may no longer sign.")],
+    key: SignerKeyOption = None,
+    token: TokenOption = None,
+    server: ServerOption = DEFAULT_SERVER,
+    dsn: DsnOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    ledger_key: LedgerKeyOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Revoke a key from the next entry on (an admin record signed with an admin key)."""
+    with command_errors(json_output=json_output):
+        admin = load_signer(key, "admin key")
+        envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(KeyRevoked(keyid, reason)), [admin])
+        receipts = append(
+            [envelope], token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key
+        )
+        _report(receipts, f"revoked {keyid}", json_output=json_output)
+
+
+def submit(
+    file: Annotated[Path, typer.Argument(help="An in-toto Statement v1 (JSON); - for stdin.")],
+    key: SignerKeyOption = None,
+    token: TokenOption = None,
+    server: ServerOption = DEFAULT_SERVER,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Makes retries safe: the same key and body return the first receipt.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Sign a statement with --key (DSSE) and append it over HTTP; print the receipt."""
+    with command_errors(json_output=json_output):
+        payload = read_input(file, "statement")
+        decode_statement(payload)  # refuse locally what the server would refuse
+        envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, [load_signer(key)])
+        with LedgerClient(server, token) as client:
+            receipts = client.append([envelope], idempotency_key)
+        _report(receipts, "appended", json_output=json_output)

@@ -1,0 +1,37 @@
+"""Appending without the HTTP service: for `evledger key register --dsn` and friends (DESIGN.md §5).
+
+The envelopes go through the same admission and the same sequencer as the
+service's, inside this process, so the log cannot tell the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ledger.admission import admit
+from ledger.batch import PendingRequest
+from ledger.bootstrap import load_registry
+from ledger.core.dsse import Envelope
+from ledger.core.keys import SignerKey
+from ledger.proofs import ProofReader
+from ledger.receipts import Receipt, build_receipts
+from ledger.sequencer import Sequencer
+from ledger.storage.postgres import PostgresStore
+
+_NOW_OR_LATER = 2**62  # admission judges keys "as of now"; the sequencer re-checks at the real index
+
+
+async def append_direct(dsn: str, ledger_key: SignerKey, envelopes: Sequence[Envelope]) -> list[Receipt]:
+    """Append envelopes all or nothing to the initialised ledger at `dsn`; return their receipts."""
+    store = await PostgresStore.connect(dsn, min_size=1, max_size=2)
+    try:
+        sequencer = Sequencer(store, ledger_key, await load_registry(store), max_delay=0)
+        sequencer.start()
+        try:
+            admitted = [admit(envelope, sequencer.registry, _NOW_OR_LATER) for envelope in envelopes]
+            appended = await sequencer.append(PendingRequest(admitted))
+        finally:
+            await sequencer.stop()
+        return await build_receipts(store, ProofReader(store), appended)
+    finally:
+        await store.close()
