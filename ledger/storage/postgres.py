@@ -294,3 +294,16 @@ class PostgresStore:
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
         """Recorded uses of these (token id, key) pairs."""
         return await _find_idempotency(self._pool, keys)
+
+    async def checkpoints_from(self, tree_size: int, limit: int) -> list[CheckpointRow]:
+        """Up to `limit` checkpoints of tree size >= `tree_size`, smallest first (a primary-key range scan).
+
+        Read-only, for audits that page through every checkpoint. Precondition: `limit` >= 1.
+        """
+        rows = await self._pool.fetch(
+            """SELECT tree_size, root_hash, note FROM checkpoints
+               WHERE tree_size >= $1 ORDER BY tree_size LIMIT $2""",
+            tree_size,
+            limit,
+        )
+        return [CheckpointRow(r[0], r[1], r[2]) for r in rows]

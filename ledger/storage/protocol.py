@@ -180,3 +180,11 @@ class LogStore(Protocol):
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
         """Recorded uses of these (token id, key) pairs."""
         ...
+
+    async def checkpoints_from(self, tree_size: int, limit: int) -> list[CheckpointRow]:
+        """Up to `limit` stored checkpoints of tree size >= `tree_size`, smallest first.
+
+        Read-only; lets an auditor page through every checkpoint ever issued in
+        size order with flat memory. Precondition: `limit` >= 1.
+        """
+        ...
