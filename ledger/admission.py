@@ -20,7 +20,7 @@ from ledger.core.dsse import (
 )
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import EncodingError, PermissionDeniedError, SignatureError
-from ledger.evidence.statement import decode_statement, release_of, subject_digests
+from ledger.evidence.statement import decode_statement, release_of, seal_of, subject_digests
 from ledger.registry import KeyRegistry
 
 
@@ -35,11 +35,19 @@ class Admitted:
     subjects: tuple[str, ...]
     admin: AdminRecord | None
     signers: tuple[VerifierKey, ...]
+    seal: tuple[int, str] | None = None
 
     @property
     def signer_keyid(self) -> str:
         """The keyid recorded as the entry's signer (the first verified signature)."""
         return self.signers[0].keyid
+
+    @property
+    def release(self) -> tuple[str, str] | None:
+        """(product, version) when the entry joins a release's chain: it names both."""
+        if self.product is None or self.version is None:
+            return None
+        return self.product, self.version
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,7 @@ class _Inspected:
     version: str | None
     subjects: tuple[str, ...]
     admin: AdminRecord | None
+    seal: tuple[int, str] | None = None
 
 
 def _inspect(envelope: Envelope) -> _Inspected:
@@ -56,7 +65,12 @@ def _inspect(envelope: Envelope) -> _Inspected:
     if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
         statement = decode_statement(payload)
         product, version = release_of(statement)
-        return _Inspected(statement.predicate_type, product, version, subject_digests(statement), None)
+        seal = seal_of(statement)
+        if seal is not None and version is None:
+            raise EncodingError(
+                "a release seal must name its release (predicate.release product and version)"
+            )
+        return _Inspected(statement.predicate_type, product, version, subject_digests(statement), None, seal)
     if envelope.payload_type == ADMIN_PAYLOAD_TYPE:
         record = decode_admin_record(payload)
         kind = type(record).__struct_config__.tag
@@ -103,6 +117,7 @@ def _authorise(
         inspected.subjects,
         inspected.admin,
         ordered,
+        inspected.seal,
     )
 
 

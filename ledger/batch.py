@@ -11,11 +11,12 @@ any index is assigned to it, so a batch never leaves a gap.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.admission import Admitted
+from ledger.chains import Chains
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.compact_range import CompactRange
 from ledger.core.encoding import format_time, parse_time
@@ -34,6 +35,17 @@ from ledger.storage.protocol import (
     KeyEventRow,
     TileAppend,
 )
+
+KEY_CHAIN_EXTENSION = "evledger-keys"
+
+
+def key_chain_extension(last_key_event: int) -> tuple[str, ...]:
+    """The checkpoint extension line naming the newest key event (its index) under this checkpoint.
+
+    With it, a verifier holding the key-event chain down from that index knows it
+    has every registration and revocation: none can be left out of a dossier.
+    """
+    return (f"{KEY_CHAIN_EXTENSION} {last_key_event}",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +80,7 @@ class _State:
     compact: CompactRange
     prev: bytes
     registry: KeyRegistry
+    chains: Chains
     entries: list[EntryRow] = field(default_factory=list)
     key_events: list[KeyEventRow] = field(default_factory=list)
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)  # (tree level, node index, hash)
@@ -80,19 +93,18 @@ def _check_signers(item: Admitted, registry: KeyRegistry, index: int) -> None:
         )
 
 
-def _apply_admin(item: Admitted, state: _State, index: int) -> None:
+def _key_event(item: Admitted, state: _State, index: int) -> KeyEventRow | None:
     record = item.admin
     if isinstance(record, KeyRegistered):
         key = state.registry.register(index, record)
-        state.key_events.append(
-            KeyEventRow(
-                index, "key.registered", key.keyid, record.key, record.owner,
-                tuple(record.roles), tuple(record.products),
-            )
+        return KeyEventRow(
+            index, "key.registered", key.keyid, record.key, record.owner,
+            tuple(record.roles), tuple(record.products),
         )  # fmt: skip
-    elif isinstance(record, KeyRevoked):
+    if isinstance(record, KeyRevoked):
         state.registry.revoke(index, record)
-        state.key_events.append(KeyEventRow(index, "key.revoked", record.keyid, reason=record.reason))
+        return KeyEventRow(index, "key.revoked", record.keyid, reason=record.reason)
+    return None
 
 
 def _place(request: PendingRequest, state: _State, stamp: str, *, genesis: bool) -> _State:
@@ -102,6 +114,7 @@ def _place(request: PendingRequest, state: _State, stamp: str, *, genesis: bool)
         state.compact.copy(),
         state.prev,
         state.registry.copy() if has_admin else state.registry,
+        state.chains.copy(),
     )
     integrated_at = parse_time(stamp)
     for item in request.submissions:
@@ -110,16 +123,21 @@ def _place(request: PendingRequest, state: _State, stamp: str, *, genesis: bool)
             _check_signers(item, trial.registry, index)
             if item.admin is not None:
                 trial.registry.require_admin(list(item.signers))
-        data = encode_entry(index, trial.prev, stamp, item.envelope)
+        release = trial.chains.release_link(item)
+        keys = trial.chains.key_link(item)
+        event = _key_event(item, trial, index)
+        if event is not None and keys is not None:
+            trial.key_events.append(replace(event, seq=keys.seq))
+        data = encode_entry(index, trial.prev, stamp, item.envelope, release=release, keys=keys)
         digest = leaf_hash(data)
-        _apply_admin(item, trial, index)
+        trial.chains.advance(index, digest, release, keys, item.kind)
         for level, node in trial.compact.append(digest):
             if level % TILE_HEIGHT == 0:
                 trial.nodes.append((level, index >> level, node))
         trial.entries.append(
             EntryRow(
                 index, digest, data, integrated_at, item.signer_keyid, item.envelope.payload_type,
-                item.kind, item.product, item.version, item.subjects,
+                item.kind, item.product, item.version, item.subjects, release.seq if release else None,
             )
         )  # fmt: skip
         trial.prev = digest
@@ -128,6 +146,7 @@ def _place(request: PendingRequest, state: _State, stamp: str, *, genesis: bool)
 
 def _merge(state: _State, trial: _State) -> None:
     state.compact, state.prev, state.registry = trial.compact, trial.prev, trial.registry
+    state.chains = trial.chains
     state.entries.extend(trial.entries)
     state.key_events.extend(trial.key_events)
     state.nodes.extend(trial.nodes)
@@ -147,16 +166,24 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
     signer: SignerKey,
     now: datetime,
     *,
+    chains: Chains | None = None,
     genesis: bool = False,
 ) -> BatchPlan:
-    """Plan one batch on top of the locked `head`; `registry` is not modified.
+    """Plan one batch on top of the locked `head`; `registry` and `chains` are not modified.
 
     Preconditions: `registry` reflects every key event up to `head.tree_size - 1`;
-    `signer` is the ledger key; `genesis` only for entry 0 (registry empty).
+    `chains` holds the head of every release the requests name and of the key
+    events (when a request holds a key event); `signer` is the ledger key;
+    `genesis` only for entry 0 (registry empty).
     """
     # Entry times never go backwards, even if this process's clock is behind another's.
     stamp = max(format_time(now), head.last_time)
-    state = _State(CompactRange(head.tree_size, list(head.compact_range)), head.last_leaf_hash, registry)
+    state = _State(
+        CompactRange(head.tree_size, list(head.compact_range)),
+        head.last_leaf_hash,
+        registry,
+        chains or Chains(),
+    )
     plan = BatchPlan(write=None, registry=registry)
     for position, request in enumerate(requests):
         try:
@@ -170,8 +197,8 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
         return plan
     size = state.compact.size
     root = state.compact.root()
-    note = sign_checkpoint(Checkpoint(head.origin, size, root), signer)
     last_key_event = state.key_events[-1].index if state.key_events else head.last_key_event
+    note = sign_checkpoint(Checkpoint(head.origin, size, root, key_chain_extension(last_key_event)), signer)
     plan.registry = state.registry
     plan.write = BatchWrite(
         entries=state.entries,

@@ -1,7 +1,8 @@
 """Replaying a log: the checks every verifier applies to every entry, in log order. Pure.
 
 For each entry: its bytes are canonical (§3.4), it names the next index and
-links to its predecessor's leaf hash, and its envelope carries a valid
+links to its predecessor's leaf hash, its release and key-event back-links are
+exactly what the chains imply (`ledger.chains`), and its envelope carries a valid
 signature by a key registered and not revoked before it (§3.5), with admin
 records signed by an admin key. Admin records then update the registry. The
 sequencer applies the same rules when it appends (`ledger.admission`), so a
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.admission import Admitted, admit, admit_genesis
+from ledger.chains import Chains
 from ledger.core.entry import ChainVerifier, Entry
 from ledger.errors import LedgerError, SignatureError, VerificationError
 from ledger.registry import KeyRegistry
@@ -32,10 +34,11 @@ class ReplayedEntry:
 class LogReplayer:
     """Checks entries one by one from index 0 (or from a trusted point with its registry)."""
 
-    def __init__(self, registry: KeyRegistry | None = None, chain: ChainVerifier | None = None) -> None:
-        """Start at entry 0 with an empty registry, or resume from a verified state."""
-        self.registry = registry if registry is not None else KeyRegistry()
-        self.chain = chain if chain is not None else ChainVerifier()
+    def __init__(self) -> None:
+        """Start at entry 0 with an empty registry and no chains."""
+        self.registry = KeyRegistry()
+        self.chain = ChainVerifier()
+        self.chains = Chains()
 
     @property
     def next_index(self) -> int:
@@ -50,7 +53,9 @@ class LogReplayer:
             admitted = (
                 admit_genesis(entry.envelope) if index == 0 else admit(entry.envelope, self.registry, index)
             )
+            self.chains.check(entry, admitted)
             self._apply(index, admitted)
+            self.chains.advance(index, leaf, entry.release, entry.keys, admitted.kind)
         except VerificationError as exc:
             raise type(exc)(
                 f"entry {index}: {exc.args[0]}", expected=exc.expected, calculated=exc.calculated

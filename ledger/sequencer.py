@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.batch import BatchPlan, PendingRequest, plan_batch
+from ledger.chains import Chains, is_key_event
 from ledger.core.keys import SignerKey
 from ledger.errors import LedgerError, UnavailableError
 from ledger.registry import KeyRegistry
@@ -195,12 +196,26 @@ class Sequencer:
                 apply_key_events(registry, await txn.key_events_since(registry.applied_through + 1))
             replays = await self._find_replays(txn, batch)
             fresh = [w for w in batch if id(w) not in replays]
-            plan = plan_batch(head, [w.request for w in fresh], registry, self._signer, self._clock())
+            chains = await self._chains(txn, fresh)
+            plan = plan_batch(
+                head, [w.request for w in fresh], registry, self._signer, self._clock(), chains=chains
+            )
             if plan.write is not None:
                 await txn.write(plan.write)
         # Committed: only now may anyone learn of it.
         self.registry = plan.registry if plan.write is not None else registry
         self._resolve(batch, fresh, plan, replays)
+
+    @staticmethod
+    async def _chains(txn: AppendTransaction, waiting: list[_Waiting]) -> Chains:
+        """Read the heads of the chains these requests extend (one query each kind, only if needed)."""
+        items = [item for w in waiting for item in w.request.submissions]
+        releases = sorted({r for item in items if (r := item.release) is not None})
+        has_key_event = any(is_key_event(item) for item in items)
+        return Chains(
+            await txn.release_heads(releases) if releases else {},
+            await txn.key_head() if has_key_event else None,
+        )
 
     @staticmethod
     async def _find_replays(txn: AppendTransaction, batch: list[_Waiting]) -> dict[int, IdempotencyRow]:

@@ -27,21 +27,58 @@ ENTRY_VERSION = 1
 GENESIS_PREV = bytes(HASH_SIZE)
 
 
-class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The decoded fields of one log entry; `prev` is the hex leaf hash of the entry before."""
+class ChainLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A back-link to an earlier entry: its index and hex leaf hash."""
+
+    index: int
+    leaf_hash: str
+
+
+class ReleaseLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The per-release hash chain: this is event `seq` (from 0) of the release; `prev` its predecessor."""
+
+    product: str
+    version: str
+    seq: int
+    prev: ChainLink | None = None
+
+
+class KeyLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The chain of key registrations and revocations: this is key event `seq`; `prev` its predecessor."""
+
+    seq: int
+    prev: ChainLink | None = None
+
+
+class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The decoded fields of one log entry; `prev` is the hex leaf hash of the entry before.
+
+    `release` and `keys` are the sequencer's back-links (absent when the entry is
+    neither release-scoped nor a key event); they sort into place among the keys.
+    """
 
     envelope: Envelope
     index: int
     prev: str
     time: str
     v: int
+    keys: KeyLink | None = None
+    release: ReleaseLink | None = None
 
 
 _encoder = msgspec.json.Encoder(order="sorted")
 _decoder = msgspec.json.Decoder(Entry)
 
 
-def encode_entry(index: int, prev: bytes, time: datetime | str, envelope: Envelope) -> bytes:
+def encode_entry(  # noqa: PLR0913 - the entry's fields, one argument each
+    index: int,
+    prev: bytes,
+    time: datetime | str,
+    envelope: Envelope,
+    *,
+    release: ReleaseLink | None = None,
+    keys: KeyLink | None = None,
+) -> bytes:
     """Build the canonical bytes of entry `index` whose predecessor's leaf hash is `prev`."""
     if index < 0:
         raise EncodingError(f"entry index {index} is negative")
@@ -49,7 +86,15 @@ def encode_entry(index: int, prev: bytes, time: datetime | str, envelope: Envelo
         raise EncodingError(f"prev must be a {HASH_SIZE}-byte leaf hash")
     stamp = time if isinstance(time, str) else format_time(time)
     parse_time(stamp)
-    entry = Entry(envelope=envelope, index=index, prev=prev.hex(), time=stamp, v=ENTRY_VERSION)
+    entry = Entry(
+        envelope=envelope,
+        index=index,
+        prev=prev.hex(),
+        time=stamp,
+        v=ENTRY_VERSION,
+        keys=keys,
+        release=release,
+    )
     data = _encoder.encode(entry)
     if len(data) > MAX_ENTRY_SIZE:
         raise TooLargeError(f"entry is {len(data)} bytes, over the {MAX_ENTRY_SIZE}-byte limit")
@@ -70,11 +115,26 @@ def parse_entry(data: bytes) -> Entry:
         raise EncodingError(f"entry index {entry.index} is negative")
     hash_from_hex(entry.prev, "entry prev")
     parse_time(entry.time)
+    for name, link in (("release", entry.release), ("keys", entry.keys)):
+        if link is not None:
+            _check_link(name, entry.index, link.seq, link.prev)
     if _encoder.encode(entry) != data:
         raise EncodingError(
             f"entry {entry.index} is not canonical JSON (sorted keys, no whitespace, no floats)"
         )
     return entry
+
+
+def _check_link(name: str, index: int, seq: int, prev: ChainLink | None) -> None:
+    """A chain's first event has no `prev`; every later one links to an earlier index."""
+    if seq < 0 or (seq == 0) != (prev is None):
+        raise EncodingError(f"entry {index}: {name} link seq {seq} and prev do not agree")
+    if prev is not None:
+        hash_from_hex(prev.leaf_hash, f"{name} link leaf_hash")
+        if not 0 <= prev.index < index:
+            raise EncodingError(
+                f"entry {index}: {name} link points to entry {prev.index}, not an earlier one"
+            )
 
 
 class ChainVerifier:

@@ -6,6 +6,7 @@ predicate type, and the release a predicate names (`predicate.release`).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -13,6 +14,8 @@ import msgspec
 from ledger.errors import EncodingError
 
 STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
+RELEASE_SEAL_TYPE = "https://evledger.dev/release-seal/v1"
+_HEX_LEAF = re.compile(r"[0-9a-f]{64}")
 
 
 class ResourceDescriptor(msgspec.Struct, frozen=True, rename="camel"):
@@ -73,3 +76,17 @@ def release_of(statement: Statement) -> tuple[str | None, str | None]:
     if version is not None and (not isinstance(version, str) or not version):
         raise EncodingError("predicate.release.version must be a non-empty string")
     return product, version
+
+
+def seal_of(statement: Statement) -> tuple[int, str] | None:
+    """For a release seal, the (count, head leaf hash) it commits to; None for other statements."""
+    if statement.predicate_type != RELEASE_SEAL_TYPE:
+        return None
+    count, head = statement.predicate.get("count"), statement.predicate.get("head")
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise EncodingError("a release seal needs predicate.count, the number of release entries before it")
+    if not isinstance(head, str) or not _HEX_LEAF.fullmatch(head):
+        raise EncodingError(
+            "a release seal needs predicate.head, the hex leaf hash of the release's last entry"
+        )
+    return count, head

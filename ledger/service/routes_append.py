@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, post
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 
 from ledger.core.dsse import Envelope
 from ledger.core.encoding import b64decode_lenient
 from ledger.core.tiles import MAX_ENTRY_SIZE
 from ledger.errors import EncodingError, MalformedRequestError, TooLargeError
-from ledger.service.state import APPEND_ROLES, ServiceState
+from ledger.service.state import APPEND_ROLES, Svc
 from ledger.service.wire import BatchReceipts, Receipt, batch_decoder, envelope_decoder
 
 MAX_BATCH = 1000
@@ -20,8 +20,8 @@ MAX_BATCH = 1000
 SINGLE_BODY_LIMIT = MAX_ENTRY_SIZE
 BATCH_BODY_LIMIT = MAX_BATCH * MAX_ENTRY_SIZE + 64 * 1024
 
-IdempotencyKey = Annotated[str | None, Parameter(header="Idempotency-Key", required=False)]
-Authorization = Annotated[str | None, Parameter(header="Authorization", required=False)]
+IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
+Authorization = Annotated[str | None, HeaderParameter(name="Authorization", required=False)]
 
 
 def _check_shape(envelope: Envelope, where: str) -> None:
@@ -52,7 +52,7 @@ def _status(replayed: bool) -> int:
 @post("/v1/entries", request_max_body_size=SINGLE_BODY_LIMIT, status_code=201, summary="Append one envelope")
 async def append_entry(
     request: Request[Any, Any, Any],
-    svc: ServiceState,
+    svc: Svc,
     authorization: Authorization,
     idempotency_key: IdempotencyKey,
 ) -> Response[Receipt]:
@@ -74,7 +74,7 @@ async def append_entry(
 )
 async def append_batch(
     request: Request[Any, Any, Any],
-    svc: ServiceState,
+    svc: Svc,
     authorization: Authorization,
     idempotency_key: IdempotencyKey,
 ) -> Response[BatchReceipts]:

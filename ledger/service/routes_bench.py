@@ -7,13 +7,16 @@ are not mounted unless asked for.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import get, post
+from litestar.params import Body
 
 from ledger.core.dsse import Envelope
 
 
 @post("/_bench/echo", status_code=200, include_in_schema=False)
-async def bench_echo(data: Envelope) -> dict[str, int]:
+async def bench_echo(data: Annotated[Envelope, Body()]) -> dict[str, int]:
     """Decode a typed envelope body and answer with a tiny JSON object."""
     return {"signatures": len(data.signatures)}
 

@@ -5,20 +5,20 @@ from __future__ import annotations
 from litestar import Response, get
 
 from ledger.service.routes_append import Authorization
-from ledger.service.state import READ_ROLES, ServiceState
+from ledger.service.state import READ_ROLES, Svc
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @get("/healthz", summary="Liveness")
-async def healthz(svc: ServiceState, authorization: Authorization) -> dict[str, str]:
+async def healthz(svc: Svc, authorization: Authorization) -> dict[str, str]:
     """The process answers."""
     await svc.authenticate(authorization, READ_ROLES)
     return {"status": "ok"}
 
 
 @get("/readyz", summary="Readiness")
-async def readyz(svc: ServiceState, authorization: Authorization) -> Response[dict[str, object]]:
+async def readyz(svc: Svc, authorization: Authorization) -> Response[dict[str, object]]:
     """The database answers and the sequencer runs; 503 otherwise."""
     await svc.authenticate(authorization, READ_ROLES)
     head = await svc.store.head()
@@ -31,7 +31,7 @@ async def readyz(svc: ServiceState, authorization: Authorization) -> Response[di
 
 
 @get("/metrics", media_type=PROMETHEUS_TEXT, summary="Prometheus metrics")
-async def metrics(svc: ServiceState, authorization: Authorization) -> str:
+async def metrics(svc: Svc, authorization: Authorization) -> str:
     """Counters and gauges in the Prometheus text format."""
     await svc.authenticate(authorization, READ_ROLES)
     head = await svc.store.head()

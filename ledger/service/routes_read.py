@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Response, get
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from ledger.core.encoding import b64encode, hash_from_hex
 from ledger.errors import EncodingError, InputError, NotFoundError
 from ledger.service.routes_append import Authorization
-from ledger.service.state import READ_ROLES, ServiceState
+from ledger.service.state import READ_ROLES, Svc
 from ledger.service.wire import ConsistencyProof, EntryPage, EntryView, InclusionProof
 
 MAX_PAGE = 1000
 TEXT = "text/plain; charset=utf-8"
 
 
-async def _latest_size(svc: ServiceState) -> tuple[int, str]:
+async def _latest_size(svc: Svc) -> tuple[int, str]:
     checkpoint = await svc.store.latest_checkpoint()
     if checkpoint is None:
         raise NotFoundError("the ledger has no checkpoint yet")
@@ -25,7 +25,7 @@ async def _latest_size(svc: ServiceState) -> tuple[int, str]:
 
 
 @get(["/v1/checkpoint", "/checkpoint"], media_type=TEXT, summary="The latest signed checkpoint")
-async def latest_checkpoint(svc: ServiceState, authorization: Authorization) -> Response[str]:
+async def latest_checkpoint(svc: Svc, authorization: Authorization) -> Response[str]:
     """The newest checkpoint as a C2SP signed note (never cached: it changes with every batch)."""
     await svc.authenticate(authorization, READ_ROLES)
     _, note = await _latest_size(svc)
@@ -33,7 +33,7 @@ async def latest_checkpoint(svc: ServiceState, authorization: Authorization) -> 
 
 
 @get("/v1/entries/{index:int}", summary="One entry's exact bytes")
-async def entry(svc: ServiceState, authorization: Authorization, index: int) -> EntryView:
+async def entry(svc: Svc, authorization: Authorization, index: FromPath[int]) -> EntryView:
     """Entry `index` as base64 of its exact bytes, with its leaf hash."""
     await svc.authenticate(authorization, READ_ROLES)
     if index < 0:
@@ -46,10 +46,10 @@ async def entry(svc: ServiceState, authorization: Authorization, index: int) -> 
 
 @get("/v1/entries", summary="A page of entries")
 async def entries(
-    svc: ServiceState,
+    svc: Svc,
     authorization: Authorization,
-    start: Annotated[int, Parameter(ge=0)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE)] = 100,
+    start: Annotated[int, QueryParameter(ge=0)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
 ) -> EntryPage:
     """Entries [start, start+limit) in index order; `next` is where the following page starts."""
     await svc.authenticate(authorization, READ_ROLES)
@@ -58,7 +58,7 @@ async def entries(
     return EntryPage(views, start + limit if len(rows) == limit else None)
 
 
-async def _tree_size(svc: ServiceState, tree_size: int | None) -> int:
+async def _tree_size(svc: Svc, tree_size: int | None) -> int:
     latest, _ = await _latest_size(svc)
     if tree_size is None:
         return latest
@@ -69,11 +69,11 @@ async def _tree_size(svc: ServiceState, tree_size: int | None) -> int:
 
 @get("/v1/proofs/inclusion", summary="Inclusion proof (RFC 9162 audit path)")
 async def inclusion_proof(
-    svc: ServiceState,
+    svc: Svc,
     authorization: Authorization,
-    index: int | None = None,
-    leaf_hash: str | None = None,
-    tree_size: int | None = None,
+    index: FromQuery[int | None] = None,
+    leaf_hash: FromQuery[str | None] = None,
+    tree_size: FromQuery[int | None] = None,
 ) -> InclusionProof:
     """The audit path of an entry (by index or leaf hash) in a tree no larger than the latest."""
     await svc.authenticate(authorization, READ_ROLES)
@@ -98,7 +98,7 @@ async def inclusion_proof(
 
 @get("/v1/proofs/consistency", summary="Consistency proof between two tree sizes")
 async def consistency_proof(
-    svc: ServiceState, authorization: Authorization, first: int, second: int | None = None
+    svc: Svc, authorization: Authorization, first: FromQuery[int], second: FromQuery[int | None] = None
 ) -> ConsistencyProof:
     """The RFC 9162 consistency proof from `first` to `second` (default: the latest size)."""
     await svc.authenticate(authorization, READ_ROLES)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.params import FromPath
 
 from ledger.core.hashing import HASH_SIZE
 from ledger.core.tiles import TILE_WIDTH, encode_entry_bundle, parse_index_path
 from ledger.errors import EncodingError, InputError, NotFoundError
 from ledger.service.routes_append import Authorization
-from ledger.service.state import READ_ROLES, ServiceState
+from ledger.service.state import READ_ROLES, Svc
 
 OCTETS = "application/octet-stream"
 MAX_TILE_LEVEL = 8  # 2^(8·8) leaves: far past any log
@@ -26,7 +27,7 @@ def _parse(path: str) -> tuple[str, int, int]:
 
 
 @get("/tile/{path:path}", media_type=OCTETS, summary="C2SP tlog-tiles hash tiles and entry bundles")
-async def tile(svc: ServiceState, authorization: Authorization, path: str) -> Response[bytes]:
+async def tile(svc: Svc, authorization: Authorization, path: FromPath[str]) -> Response[bytes]:
     """A hash tile (`<L>/<N>[.p/<W>]`) or an entry bundle (`entries/<N>[.p/<W>]`)."""
     await svc.authenticate(authorization, READ_ROLES)
     head, index, width = _parse(path.lstrip("/"))

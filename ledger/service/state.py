@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from litestar.di import NamedDependency
+
 from ledger.admission import Admitted, admit
 from ledger.batch import Idempotency, PendingRequest
 from ledger.core.dsse import Envelope
@@ -141,3 +143,7 @@ class ServiceState:
     async def receipts(self, appended: Appended) -> list[Receipt]:
         """Receipts for committed entries (see `ledger.receipts.build_receipts`)."""
         return await build_receipts(self.store, self.proofs, appended)
+
+
+Svc = NamedDependency[ServiceState]
+"""How a route handler asks for the shared state (an explicitly named dependency)."""

@@ -18,6 +18,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from ledger.storage.protocol import (
     BatchWrite,
+    ChainHead,
     CheckpointRow,
     EntryRow,
     Head,
@@ -40,11 +41,21 @@ _ENTRY_COLUMNS = (
     "product",
     "version",
     "subjects",
+    "release_seq",
 )
 _HEAD_SQL = """SELECT origin, tree_size, compact_range, last_leaf_hash, last_time, last_key_event
                FROM log_head WHERE id = 1"""
-_KEY_EVENTS_SQL = """SELECT idx, kind, keyid, verifier, owner, roles, products, reason
+_KEY_EVENTS_SQL = """SELECT idx, kind, keyid, verifier, owner, roles, products, reason, seq
                      FROM key_events WHERE idx >= $1 ORDER BY idx"""
+_RELEASE_HEADS_SQL = """SELECT DISTINCT ON (e.product, e.version)
+                               e.product, e.version, e.idx, e.leaf_hash, e.release_seq, e.kind
+                        FROM unnest($1::text[], $2::text[]) AS r(product, version)
+                        JOIN entries e ON e.product = r.product AND e.version = r.version
+                        WHERE e.release_seq IS NOT NULL
+                        ORDER BY e.product, e.version, e.release_seq DESC"""
+_KEY_HEAD_SQL = """SELECT k.idx, e.leaf_hash, k.seq, k.kind
+                   FROM key_events k JOIN entries e ON e.idx = k.idx
+                   ORDER BY k.seq DESC LIMIT 1"""
 _IDEMPOTENCY_SQL = """SELECT i.token_id, i.key, i.body_hash, i.first_idx, i.count, i.checkpoint_size
                       FROM idempotency_keys i
                       JOIN unnest($1::bigint[], $2::text[]) AS k(token_id, key)
@@ -74,6 +85,7 @@ def _entry(row: asyncpg.Record) -> EntryRow:
         product=row["product"],
         version=row["version"],
         subjects=tuple(row["subjects"]),
+        release_seq=row["release_seq"],
     )
 
 
@@ -87,6 +99,7 @@ def _key_event(row: asyncpg.Record) -> KeyEventRow:
         roles=tuple(row["roles"]),
         products=tuple(row["products"]),
         reason=row["reason"],
+        seq=row["seq"],
     )
 
 
@@ -130,6 +143,18 @@ class PostgresAppendTransaction:
         """Recorded uses of these (token id, key) pairs."""
         return await _find_idempotency(self._conn, keys)
 
+    async def release_heads(self, releases: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ChainHead]:
+        """The newest chained entry of each release: one index probe per release."""
+        if not releases:
+            return {}
+        rows = await self._conn.fetch(_RELEASE_HEADS_SQL, [r[0] for r in releases], [r[1] for r in releases])
+        return {(r[0], r[1]): ChainHead(r[2], r[3], r[4], r[5]) for r in rows}
+
+    async def key_head(self) -> ChainHead | None:
+        """The newest key event."""
+        row = await self._conn.fetchrow(_KEY_HEAD_SQL)
+        return None if row is None else ChainHead(row[0], row[1], row[2], row[3])
+
     async def write(self, batch: BatchWrite) -> None:
         """Write entries (COPY), key events, tile appends, the checkpoint and the new head."""
         conn = self._conn
@@ -148,16 +173,27 @@ class PostgresAppendTransaction:
                     e.product,
                     e.version,
                     list(e.subjects),
+                    e.release_seq,
                 )
                 for e in batch.entries
             ],
         )
         if batch.key_events:
             await conn.executemany(
-                """INSERT INTO key_events (idx, kind, keyid, verifier, owner, roles, products, reason)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                """INSERT INTO key_events (idx, kind, keyid, verifier, owner, roles, products, reason, seq)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
                 [
-                    (k.index, k.kind, k.keyid, k.verifier, k.owner, list(k.roles), list(k.products), k.reason)
+                    (
+                        k.index,
+                        k.kind,
+                        k.keyid,
+                        k.verifier,
+                        k.owner,
+                        list(k.roles),
+                        list(k.products),
+                        k.reason,
+                        k.seq,
+                    )
                     for k in batch.key_events
                 ],
             )

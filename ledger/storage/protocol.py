@@ -41,6 +41,17 @@ class EntryRow:
     product: str | None
     version: str | None
     subjects: tuple[str, ...]
+    release_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The newest entry of a back-linked chain (a release's events, or the key events)."""
+
+    index: int
+    leaf_hash: bytes
+    seq: int
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,7 @@ class KeyEventRow:
     roles: tuple[str, ...] = ()
     products: tuple[str, ...] = ()
     reason: str | None = None
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +143,14 @@ class AppendTransaction(Protocol):
 
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
         """Recorded uses of these (token id, key) pairs."""
+        ...
+
+    async def release_heads(self, releases: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ChainHead]:
+        """The newest chained entry of each (product, version) that has one."""
+        ...
+
+    async def key_head(self) -> ChainHead | None:
+        """The newest key event (None only before entry 0)."""
         ...
 
     async def write(self, batch: BatchWrite) -> None:

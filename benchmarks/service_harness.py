@@ -1,0 +1,269 @@
+"""What the service benchmarks share: scratch databases, a prepared ledger, in-process appends, the server.
+
+- `scratch_database` creates a uniquely named database (`evl_bench_<tag>_<pid>_<hex>`)
+  on the PostgreSQL server and drops it afterwards, whatever happens.
+- `prepare_ledger` initialises a ledger (entry 0), registers an appender key
+  (entry 1, written in-process) and creates an appender token.
+- `local_sequencers` runs the product's own sequencer(s) in-process, no HTTP:
+  the 1M fill and the naive one-transaction-per-append baseline use it.
+- `running_server` starts `evledger serve ... --workers N` with the benchmark
+  routes mounted and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+from ledger.admin import KeyRegistered, encode_admin_record
+from ledger.admission import Admitted, admit
+from ledger.batch import PendingRequest
+from ledger.bootstrap import initialise, load_registry
+from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
+from ledger.core.keys import SignerKey
+from ledger.sequencer import Sequencer
+from ledger.storage.migrate import create_token
+from ledger.storage.postgres import PostgresStore
+
+DEFAULT_SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+ORIGIN = "ledger.bench/service"
+PRODUCT = "bench-product"
+ANY_LATER_INDEX = sys.maxsize  # admission as the service does it: "registered and not revoked now"
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 20.0
+
+
+def server_dsn() -> str:
+    """The PostgreSQL server to create scratch databases on (EVLEDGER_BENCH_DSN, else the local one)."""
+    return os.environ.get("EVLEDGER_BENCH_DSN", DEFAULT_SERVER_DSN)
+
+
+def database_dsn(dsn: str, database: str) -> str:
+    """`dsn` with its database replaced."""
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{database}"))
+
+
+async def execute_on(dsn: str, sql: str) -> None:
+    """One statement on its own connection (CREATE/DROP DATABASE cannot run in a transaction)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def scratch_database(tag: str) -> Iterator[str]:
+    """A new empty database, dropped (sessions and all) on the way out."""
+    name = f"evl_bench_{tag}_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = server_dsn()
+    asyncio.run(execute_on(admin, f'CREATE DATABASE "{name}"'))
+    try:
+        yield database_dsn(admin, name)
+    finally:
+        asyncio.run(execute_on(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def statement(n: int, version: str = "1.0") -> bytes:
+    """An in-toto Statement v1 about artifact `n` of release PRODUCT `version` (about 330 bytes)."""
+    return msgspec.json.encode(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": f"dist/bench-{n}.tar.gz", "digest": {"sha256": f"{n:064x}"}}],
+            "predicateType": "https://evledger.example/test-run/v1",
+            "predicate": {
+                "release": {"product": PRODUCT, "version": version},
+                "suite": "integration",
+                "passed": 1200 + n % 7,
+                "failed": 0,
+                "runner": "ci.example/pipeline/42",
+            },
+        }
+    )
+
+
+def evidence(signer: SignerKey, n: int, version: str = "1.0") -> Envelope:
+    """A signed evidence envelope about artifact `n` of release PRODUCT `version`."""
+    return sign_envelope(INTOTO_PAYLOAD_TYPE, statement(n, version), [signer])
+
+
+@dataclass(frozen=True, slots=True)
+class BenchLedger:
+    """An initialised ledger: its DSN, ledger key (file), a registered appender key and its token."""
+
+    dsn: str
+    ledger_key: SignerKey
+    key_path: Path
+    appender: SignerKey
+    token: str
+
+
+@contextlib.asynccontextmanager
+async def local_sequencers(
+    dsn: str, signer: SignerKey, *, count: int = 1, max_batch: int = 1000, pool_size: int = 2
+) -> AsyncIterator[list[Sequencer]]:
+    """`count` running sequencers of the product on one pool, writing without HTTP.
+
+    Each is `ledger.sequencer.Sequencer` as the service runs it (lock the head,
+    plan with `ledger.batch.plan_batch`, `PostgresAppendTransaction.write`,
+    commit), with `max_delay=0`: it integrates whatever is queued at once, up
+    to `max_batch` envelopes per transaction.
+    """
+    store = await PostgresStore.connect(dsn, min_size=min(2, pool_size), max_size=pool_size)
+    try:
+        registry = await load_registry(store)
+        sequencers = [
+            Sequencer(
+                store,
+                signer,
+                registry.copy(),
+                max_batch=max_batch,
+                max_delay=0.0,
+                max_pending=max(20_000, max_batch),
+            )
+            for _ in range(count)
+        ]
+        for sequencer in sequencers:
+            sequencer.start()
+        try:
+            yield sequencers
+        finally:
+            for sequencer in sequencers:
+                await sequencer.stop()
+    finally:
+        await store.close()
+
+
+def admit_now(sequencer: Sequencer, envelope: Envelope) -> Admitted:
+    """Signature and key checks, as the service does them before queueing."""
+    return admit(envelope, sequencer.registry, ANY_LATER_INDEX)
+
+
+async def _register_appender(dsn: str, ledger_key: SignerKey, appender: SignerKey) -> str:
+    record = KeyRegistered(appender.verifier().format(), "benchmark pipeline", ["appender"], [PRODUCT])
+    envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(record), [ledger_key])
+    async with local_sequencers(dsn, ledger_key) as (sequencer,):
+        await sequencer.append(PendingRequest([admit_now(sequencer, envelope)]))
+    return await create_token(dsn, "appender", [PRODUCT])
+
+
+def prepare_ledger(dsn: str, directory: Path) -> BenchLedger:
+    """Entry 0 with a fresh ledger key (saved in `directory`), entry 1 registering an appender key."""
+    ledger_key = SignerKey.generate(ORIGIN)
+    key_path = directory / f"ledger-{secrets.token_hex(3)}.key"
+    key_path.write_text(ledger_key.format() + "\n")
+    key_path.chmod(0o600)
+    asyncio.run(initialise(dsn, ledger_key))
+    appender = SignerKey.generate("pipeline.bench/ci")
+    token = asyncio.run(_register_appender(dsn, ledger_key, appender))
+    return BenchLedger(dsn, ledger_key, key_path, appender, token)
+
+
+async def tree_size(dsn: str) -> int:
+    """The log head's tree size."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT tree_size FROM log_head WHERE id = 1"))
+    finally:
+        await conn.close()
+
+
+# --- the server under test ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_status(url: str) -> int | None:
+    """The status of a GET, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http://127.0.0.1 only
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    """A running `evledger serve`: its base URL and the command that started it."""
+
+    url: str
+    command: str
+    env: dict[str, str]
+    pid: int
+
+
+@contextlib.contextmanager
+def running_server(ledger: BenchLedger, workers: int, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`evledger serve --dsn ... --key ... --port ... --workers N` with EVLEDGER_BENCH_ROUTES=1.
+
+    Output goes to a temporary log, printed if the server fails to start. The
+    server runs in its own process group; on the way out it gets SIGTERM, and
+    that group SIGKILL if it has not stopped within STOP_TIMEOUT.
+    """
+    port = free_port()
+    cli = Path(sys.executable).with_name("evledger")
+    command = [str(cli), "serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path)]
+    command += ["--port", str(port), "--workers", str(workers)]
+    extra = {"EVLEDGER_BENCH_ROUTES": "1", **(env or {})}
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
+    process = subprocess.Popen(  # noqa: S603 - our own CLI with arguments we built
+        command, env={**os.environ, **extra}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    shown = " ".join(f"{k}={v}" for k, v in extra.items()) + " evledger serve --dsn DSN --key KEY"
+    shown += f" --port {port} --workers {workers}"
+    try:
+        _wait_ready(process, url, log)
+        yield Server(url, shown, extra, process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the group of the server this function started
+            process.wait()
+        log.close()
+
+
+def _wait_ready(process: subprocess.Popen[bytes], url: str, log: object) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"evledger serve exited with {process.returncode}:\n{_read_log(log)}")
+        if http_status(url + "/healthz") in {200, 401} and http_status(url + "/_bench/ping") == 200:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"evledger serve was not ready within {START_TIMEOUT:.0f} s:\n{_read_log(log)}")
+        time.sleep(0.2)
+
+
+def _read_log(log: object) -> str:
+    seek, read = getattr(log, "seek", None), getattr(log, "read", None)
+    if seek is None or read is None:
+        return ""
+    seek(0)
+    return bytes(read()).decode(errors="replace")[-4000:]

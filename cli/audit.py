@@ -1,0 +1,285 @@
+"""`evledger audit`: recompute the whole log from the database and compare it with everything stored.
+
+Through the storage Protocol (read-only), in index order, in pages: every
+entry's leaf hash, every entry through `LogReplayer`, its query columns and
+key_events row, every hash tile, every checkpoint ever issued (its signature
+by the ledger key that entry 0 registers, its row, and the root the entries
+rebuild at its size), and finally the log head. The first disagreement is
+reported with the index and the checkpoint it contradicts (exit 1). The
+audit covers the log up to the head read at the start, so it may run while
+the service appends. Memory is flat in the log's size apart from the key
+registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import asyncpg
+import typer
+
+from cli.audit_checks import (
+    check_checkpoint_row,
+    check_head,
+    check_key_event,
+    check_row_columns,
+    check_row_hash,
+    expected_key_event,
+    ledger_key_of,
+)
+from cli.errors import JsonOption, command_errors, emit_success, failure_context
+from cli.files import load_verifier_key
+from cli.settings import DEFAULT_DATA_DIR, DataDirOption, DsnOption, database
+from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
+from ledger.core.hashing import EMPTY_ROOT, HASH_SIZE
+from ledger.core.keys import VerifierKey
+from ledger.core.tiles import TILE_WIDTH
+from ledger.errors import InputError, UnavailableError, VerificationError
+from ledger.replay import LogReplayer
+from ledger.storage.postgres import PostgresStore
+from ledger.storage.protocol import CheckpointRow, EntryRow, Head, KeyEventRow, LogStore, TileRow
+
+ENTRY_PAGE = 4 * TILE_WIDTH  # pages start on a tile boundary, so a page's level-0 tiles are its own
+CHECKPOINT_PAGE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What an audit that passed went through."""
+
+    origin: str
+    tree_size: int
+    root_hash: bytes
+    checkpoints: int
+    tiles: int
+    key_events: int
+    signatures: int
+
+
+class LogAudit:
+    """One pass over the stored log up to `head.tree_size`."""
+
+    def __init__(self, store: LogStore, head: Head, trusted: VerifierKey | None, progress: Progress) -> None:
+        """Audit `store` up to `head`; `trusted`, when given, must be the key entry 0 registers."""
+        self.store = store
+        self.head = head
+        self.trusted = trusted
+        self.progress = progress
+        self.replayer = LogReplayer()
+        self.builder = TileBuilder()
+        self.ledger_key: VerifierKey | None = None
+        self.pending: deque[CheckpointRow] = deque()
+        self.checkpoints_read_to = 0  # the next page of checkpoints starts at this tree size
+        self.checkpoints = self.tiles = self.signatures = 0
+        self.key_events: list[KeyEventRow] = []
+        self.next_event = 0
+        self.last_event = -1
+        self.last_time = ""
+        self.last_checked = 0  # tree size of the newest checkpoint checked
+        self.page_tiles: dict[int, TileRow] = {}
+
+    async def run(self) -> AuditReport:
+        """Audit everything; raise VerificationError at the first disagreement."""
+        size = self.head.tree_size
+        self.key_events = [e for e in await self.store.key_events_since(0) if e.index < size]
+        await self._refill_checkpoints()
+        page = asyncio.ensure_future(self._read_page(0)) if size else None
+        for start in range(0, size, ENTRY_PAGE):
+            assert page is not None  # noqa: S101 - one page is always requested ahead
+            rows, tiles = await page
+            following = start + ENTRY_PAGE
+            page = asyncio.ensure_future(self._read_page(following)) if following < size else None
+            self.page_tiles = {tile.index: tile for tile in tiles}
+            await self._check_page(start, min(ENTRY_PAGE, size - start), rows)
+        for built in self.builder.partial_tiles():
+            await self._check_tile(built)
+        self._check_end()
+        return AuditReport(
+            self.head.origin,
+            size,
+            self.builder.root(),
+            self.checkpoints,
+            self.tiles,
+            len(self.key_events),
+            self.signatures,
+        )
+
+    async def _read_page(self, start: int) -> tuple[list[EntryRow], list[TileRow]]:
+        count = min(ENTRY_PAGE, self.head.tree_size - start)
+        rows = await self.store.entries(start, count)
+        first, last = start // TILE_WIDTH, (start + count - 1) // TILE_WIDTH
+        return rows, await self.store.tiles([(0, index) for index in range(first, last + 1)])
+
+    async def _check_page(self, start: int, count: int, rows: list[EntryRow]) -> None:
+        for row in rows:
+            index = self.builder.size
+            try:
+                self._check_entry(row, index)
+            except VerificationError as exc:
+                exc.add_note(self._contradicted(index))
+                raise
+            for built in self.builder.append(row.leaf_hash):
+                await self._check_tile(built)
+            await self._check_checkpoints()
+        self.progress.advance(len(rows))
+        if self.builder.size != start + count:
+            missing = self.builder.size
+            error = VerificationError(f"entry {missing} is missing from the database")
+            error.add_note(self._contradicted(missing))
+            raise error
+
+    def _check_entry(self, row: EntryRow, index: int) -> None:
+        check_row_hash(row, index)
+        replayed = self.replayer.check(row.data)
+        if index == 0:
+            self.ledger_key = ledger_key_of(replayed, self.trusted)
+        check_row_columns(row, replayed)
+        expected = expected_key_event(replayed)
+        events = self.key_events
+        while self.next_event < len(events) and events[self.next_event].index < index:
+            check_key_event(None, events[self.next_event], events[self.next_event].index)
+        stored = None
+        if self.next_event < len(events) and events[self.next_event].index == index:
+            stored = events[self.next_event]
+            self.next_event += 1
+        check_key_event(expected, stored, index)
+        if expected is not None:
+            self.last_event = index
+        self.last_time = replayed.entry.time
+        self.signatures += len(replayed.admitted.signers)
+
+    def _contradicted(self, index: int) -> str:
+        """Which checkpoint a bad entry contradicts: the first one issued over it."""
+        if self.pending:
+            return f"index {index} contradicts the checkpoint at size {self.pending[0].tree_size}"
+        return f"index {index} (no stored checkpoint covers it yet)"
+
+    async def _refill_checkpoints(self) -> None:
+        if self.pending or self.checkpoints_read_to > self.head.tree_size:
+            return
+        rows = await self.store.checkpoints_from(self.checkpoints_read_to, CHECKPOINT_PAGE)
+        self.pending.extend(row for row in rows if row.tree_size <= self.head.tree_size)
+        self.checkpoints_read_to = rows[-1].tree_size + 1 if rows else self.head.tree_size + 1
+
+    async def _check_checkpoints(self) -> None:
+        size = self.builder.size
+        while self.pending and self.pending[0].tree_size <= size:
+            row = self.pending.popleft()
+            # Checked after every entry, so an earlier size can only be a checkpoint of the empty tree.
+            root = self.builder.root() if row.tree_size == size else EMPTY_ROOT
+            assert self.ledger_key is not None  # noqa: S101 - set by entry 0, before any size >= 1
+            with failure_context(f"checkpoint at size {row.tree_size}"):
+                check_checkpoint_row(row, root, self.ledger_key, self.head.origin)
+            self.checkpoints += 1
+            self.last_checked = row.tree_size
+            await self._refill_checkpoints()
+
+    async def _check_tile(self, built: BuiltTile) -> None:
+        tile = built.tile
+        stored = self.page_tiles.get(tile.index) if tile.level == 0 else None
+        if stored is None:
+            found = await self.store.tiles([(tile.level, tile.index)])
+            stored = found[0] if found else None
+        width = len(built.hashes) // HASH_SIZE
+        if stored is None or stored.width < width:
+            have = "no row" if stored is None else f"width {stored.width}"
+            raise VerificationError(
+                f"hash tile {tile.level}/{tile.index} should hold {width} hashes, the database has {have}"
+            )
+        if tile.is_full and stored.width != width:
+            raise VerificationError(f"full hash tile {tile.level}/{tile.index} has width {stored.width}")
+        compare_tile(built, stored.hashes[: len(built.hashes)], "the database")
+        self.tiles += 1
+
+    def _check_end(self) -> None:
+        size = self.head.tree_size
+        for event in self.key_events[self.next_event :]:
+            check_key_event(None, event, event.index)
+        if size and self.last_checked != size:
+            raise VerificationError(
+                f"log_head is at size {size}, but no checkpoint was issued at that size",
+                expected=str(size),
+                calculated=str(self.last_checked),
+            )
+        leaf = self.replayer.chain.prev_leaf_hash
+        check_head(self.head, self.builder.compact.hashes, leaf, self.last_time, self.last_event)
+
+
+async def audit_store(store: LogStore, trusted: VerifierKey | None, *, progress: bool) -> AuditReport:
+    """Audit the log in `store` up to its current head.
+
+    Precondition: the database is initialised (`evledger init`); InputError otherwise.
+    """
+    head = await store.head()
+    if head is None:
+        raise InputError("the database holds no ledger (run `evledger init` first)")
+    counter = Progress("audit", head.tree_size, enabled=progress)
+    try:
+        return await LogAudit(store, head, trusted, counter).run()
+    finally:
+        counter.close()
+
+
+async def _audit_database(dsn: str, trusted: VerifierKey | None, *, progress: bool) -> AuditReport:
+    try:
+        store = await PostgresStore.connect(dsn, min_size=1, max_size=2)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise UnavailableError(f"cannot open the ledger database: {exc}") from exc
+    try:
+        return await audit_store(store, trusted, progress=progress)
+    except asyncpg.PostgresError as exc:
+        raise UnavailableError(f"the ledger database refused a read: {exc}") from exc
+    finally:
+        await store.close()
+
+
+def audit(
+    dsn: DsnOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", metavar="PUBFILE", help="Also require entry 0 to register this ledger key."),
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Recompute the whole log from the database and compare it with every stored checkpoint.
+
+    Checks every entry (leaf hash, chain, encoding, signature, query columns, key
+    records), every hash tile, every checkpoint (signature, row, root) and the log
+    head. Exit 1 names the first index that disagrees and the checkpoint it contradicts.
+    """
+    with command_errors(json_output=json_output):
+        trusted = load_verifier_key(key) if key is not None else None
+        progress = not json_output and sys.stderr.isatty()
+        with database(dsn, data_dir) as url:
+            started = time.monotonic()
+            report = asyncio.run(_audit_database(url, trusted, progress=progress))
+            seconds = time.monotonic() - started
+        rate = report.tree_size / seconds if seconds > 0 else 0.0
+        emit_success(
+            json_output=json_output,
+            fields={
+                "origin": report.origin,
+                "tree_size": report.tree_size,
+                "root_hash": report.root_hash.hex(),
+                "checkpoints": report.checkpoints,
+                "tiles": report.tiles,
+                "key_events": report.key_events,
+                "signatures": report.signatures,
+                "seconds": round(seconds, 3),
+            },
+            lines=[
+                (
+                    f"audit passed: log {report.origin}: {report.tree_size:,} entries, "
+                    f"{report.signatures:,} signatures, {report.checkpoints:,} checkpoints, "
+                    f"{report.tiles:,} hash tiles, {report.key_events:,} key records and the head "
+                    f"agree; root {report.root_hash.hex()} ({seconds:.1f} s, {rate:,.0f} entries/s)"
+                )
+            ],
+        )

@@ -1,0 +1,111 @@
+"""Where `verify-log` reads a log's tiles from: a ledger server over HTTP, or a directory copy.
+
+Both speak the C2SP tlog-tiles paths (`checkpoint`, `tile/<L>/<N>[.p/<W>]`,
+`tile/entries/<N>[.p/<W>]`, DESIGN.md §3.6). Nothing read here is trusted:
+the verifier checks every byte against the signed checkpoint. A path the
+checkpoint commits to but the source does not have is a failed verification
+(the log withholds data it signed for), not an input error.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol, Self
+
+from cli.client import LedgerClient
+from ledger.core.tiles import MAX_ENTRY_SIZE, TILE_WIDTH
+from ledger.errors import NotFoundError, TooLargeError, VerificationError
+
+MAX_CHECKPOINT_BYTES = 1 << 16
+MAX_BUNDLE_BYTES = TILE_WIDTH * (2 + MAX_ENTRY_SIZE)
+
+
+class TileSource(Protocol):
+    """Reads tlog-tiles paths; raises NotFoundError for a path it does not have."""
+
+    def describe(self, path: str) -> str:
+        """Where `path` is read from, for messages (a URL or a file name)."""
+        ...
+
+    def read(self, path: str, limit: int) -> bytes:
+        """The bytes at `path`; TooLargeError when over `limit` bytes."""
+        ...
+
+
+class HttpTiles:
+    """Tiles from a ledger server (`GET /checkpoint`, `GET /tile/...`) through one LedgerClient."""
+
+    def __init__(self, client: LedgerClient, server: str) -> None:
+        """Read through `client`, which talks to `server` (the base URL, used in messages)."""
+        self._client = client
+        self._server = server.rstrip("/")
+
+    def describe(self, path: str) -> str:
+        """The URL of `path`."""
+        return f"{self._server}/{path}"
+
+    def read(self, path: str, limit: int) -> bytes:
+        """GET `/path`; LedgerError for an error status, UnavailableError when the server is unreachable."""
+        data = self._client.get(f"/{path}").content
+        if len(data) > limit:
+            raise TooLargeError(f"{self.describe(path)} is over {limit} bytes")
+        return data
+
+
+class DirectoryTiles:
+    """Tiles from a directory holding the same layout as the HTTP paths."""
+
+    def __init__(self, root: Path) -> None:
+        """Read below `root`."""
+        self._root = root
+
+    def describe(self, path: str) -> str:
+        """The file name of `path`."""
+        return str(self._root / path)
+
+    def read(self, path: str, limit: int) -> bytes:
+        """The bytes of `root/path`; NotFoundError when there is no such file."""
+        file = self._root / path
+        try:
+            with file.open("rb") as stream:
+                data = stream.read(limit + 1)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFoundError(f"{file} does not exist") from exc
+        if len(data) > limit:
+            raise TooLargeError(f"{file} is over {limit} bytes")
+        return data
+
+
+def read_committed(source: TileSource, path: str, limit: int) -> bytes:
+    """Read a path the checkpoint commits to: its absence or an oversized body fails verification."""
+    try:
+        return source.read(path, limit)
+    except (NotFoundError, TooLargeError) as exc:
+        raise VerificationError(f"the log's checkpoint covers {path}, but {exc}") from exc
+
+
+class Prefetcher:
+    """Runs every read on one background thread, in submission order.
+
+    Submitting the next tile before hashing the current one overlaps network
+    (or disk) time with hashing and signature checks. One thread means the
+    source is never used concurrently, so it need not be thread-safe.
+    """
+
+    def __init__(self, source: TileSource) -> None:
+        """Read from `source`."""
+        self._source = source
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evledger-fetch")
+
+    def __enter__(self) -> Self:
+        """The prefetcher itself."""
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Drop queued reads and stop the thread."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, path: str, limit: int) -> Future[bytes]:
+        """Queue a read of a committed path (see `read_committed`); its errors surface on `.result()`."""
+        return self._pool.submit(read_committed, self._source, path, limit)

@@ -1,0 +1,299 @@
+"""The database itself keeps the log append-only (DESIGN.md §6), whoever connects.
+
+As the owner (who runs migrations) the triggers of 002_append_only.sql refuse
+every change to what the log is made of; as the service role `evledger_app`
+the privileges of 003_service_role.sql refuse it before any trigger runs, and
+the role cannot switch the triggers off or drop the tables.
+
+One ledger of 301 entries (entry 0 and a batch of 300) serves the module: level-0
+tile 0 is full (width 256) and tile 1 is partial (width 45). Every attempt runs
+in a transaction that is rolled back, so each test sees the same ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import msgspec
+import pytest
+from ledger_harness import Ledger, evidence, token
+from service_support import bearer, scratch_ledger, service
+
+from ledger.storage.postgres import APP_ROLE
+
+APPENDED = 300
+TREE_SIZE = APPENDED + 1
+PARTIAL_WIDTH = TREE_SIZE - 256
+
+Connection = asyncpg.Connection  # type: ignore[type-arg]
+
+
+@pytest.fixture(scope="module")
+def ledger(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
+    with scratch_ledger(pg_server_dsn, tmp_path_factory.mktemp("append-only")) as built:
+        admin = token(built.dsn, "admin")
+        batch = {"envelopes": [evidence(built.signer, n=n) for n in range(APPENDED)]}
+        with service(built) as client:
+            response = client.post("/v1/entries/batch", content=msgspec.json.encode(batch), headers=bearer(admin))
+            assert response.status_code == 201, response.text
+        yield built
+
+
+async def _snapshot(conn: Connection) -> tuple[Any, ...]:
+    return (
+        await conn.fetch("SELECT * FROM entries ORDER BY idx"),
+        await conn.fetch("SELECT * FROM checkpoints ORDER BY tree_size"),
+        await conn.fetch("SELECT * FROM key_events ORDER BY idx"),
+        await conn.fetch("SELECT * FROM tiles ORDER BY level, idx"),
+        await conn.fetch("SELECT * FROM log_head"),
+    )
+
+
+def attempt(dsn: str, sql: str, *, as_service: bool = False) -> BaseException | None:
+    """Run `sql` in a transaction that is rolled back; return what PostgreSQL raised, if anything.
+
+    Checks that the log's tables are unchanged afterwards, as seen by the owner.
+    """
+
+    async def run() -> BaseException | None:
+        owner = await asyncpg.connect(dsn)
+        settings = {"role": APP_ROLE} if as_service else {}
+        conn = await asyncpg.connect(dsn, server_settings=settings)
+        try:
+            before = await _snapshot(owner)
+            if as_service:
+                assert await conn.fetchval("SELECT current_user") == APP_ROLE
+            caught: BaseException | None = None
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await conn.execute(sql)
+            except asyncpg.PostgresError as exc:
+                caught = exc
+            finally:
+                await transaction.rollback()
+            assert await _snapshot(owner) == before
+            return caught
+        finally:
+            await conn.close()
+            await owner.close()
+
+    return asyncio.run(run())
+
+
+def accepted_then_rolled_back(dsn: str, sql: str, check: str, *, as_service: bool = False) -> object:
+    """Run `sql` (it must succeed) and return `check`'s value inside the same transaction, then roll back."""
+
+    async def run() -> object:
+        settings = {"role": APP_ROLE} if as_service else {}
+        conn = await asyncpg.connect(dsn, server_settings=settings)
+        try:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                await conn.execute(sql)
+                return await conn.fetchval(check)
+            finally:
+                await transaction.rollback()
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def assert_refused_by_trigger(error: BaseException | None) -> None:
+    assert isinstance(error, asyncpg.InsufficientPrivilegeError), repr(error)
+    assert "evidence-ledger" in str(error), str(error)
+
+
+def assert_refused_by_privileges(error: BaseException | None) -> None:
+    assert isinstance(error, asyncpg.InsufficientPrivilegeError), repr(error)
+    # The privilege check, not a trigger: the service role never reaches the row.
+    assert "evidence-ledger" not in str(error), str(error)
+    assert "permission denied" in str(error) or "must be owner" in str(error), str(error)
+
+
+def test_the_fixture_ledger_has_a_full_and_a_partial_tile(ledger: Ledger) -> None:
+    async def run() -> list[tuple[int, int, int]]:
+        conn = await asyncpg.connect(ledger.dsn)
+        try:
+            rows = await conn.fetch("SELECT level, idx, width FROM tiles WHERE level = 0 ORDER BY idx")
+            assert await conn.fetchval("SELECT tree_size FROM log_head") == TREE_SIZE
+            return [(r[0], r[1], r[2]) for r in rows]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(run()) == [(0, 0, 256), (0, 1, PARTIAL_WIDTH)]
+
+
+# --- as the owner: triggers ----------------------------------------------------------------------
+
+OWNER_ATTACKS = {
+    "rewrite_entry_bytes": "UPDATE entries SET data = convert_to('{}', 'UTF8') WHERE idx = 5",
+    "rewrite_entry_index_columns": "UPDATE entries SET product = 'other', signer_keyid = 'x' WHERE idx > 0",
+    "delete_last_entry": f"DELETE FROM entries WHERE idx = {TREE_SIZE - 1}",
+    "delete_every_entry": "DELETE FROM entries",
+    "truncate_entries_cascade": "TRUNCATE entries CASCADE",
+    "rewrite_checkpoint_root": "UPDATE checkpoints SET root_hash = decode(repeat('00', 32), 'hex')",
+    "rewrite_checkpoint_note": "UPDATE checkpoints SET note = note || 'x'",
+    "delete_checkpoint": "DELETE FROM checkpoints WHERE tree_size = 1",
+    "truncate_checkpoints": "TRUNCATE checkpoints",
+    "regrant_key_roles": "UPDATE key_events SET roles = '{admin}'",
+    "delete_key_event": "DELETE FROM key_events",
+    "truncate_key_events": "TRUNCATE key_events",
+}
+
+
+@pytest.mark.parametrize("sql", OWNER_ATTACKS.values(), ids=OWNER_ATTACKS.keys())
+def test_owner_attack_on_log_tables_is_refused_by_trigger(ledger: Ledger, sql: str) -> None:
+    assert_refused_by_trigger(attempt(ledger.dsn, sql))
+
+
+def test_owner_attack_truncate_entries_without_cascade_is_refused(ledger: Ledger) -> None:
+    error = attempt(ledger.dsn, "TRUNCATE entries")
+    assert isinstance(error, asyncpg.PostgresError), repr(error)
+
+
+FULL_TILE = "level = 0 AND idx = 0"
+PARTIAL_TILE = "level = 0 AND idx = 1"
+_ZERO_HASH = "decode(repeat('00', 32), 'hex')"
+
+TILE_ATTACKS = {
+    "full_tile_rewrite_same_bytes": f"UPDATE tiles SET hashes = hashes WHERE {FULL_TILE}",
+    "full_tile_rewrite_first_hash": (
+        f"UPDATE tiles SET hashes = {_ZERO_HASH} || substring(hashes FROM 33) WHERE {FULL_TILE}"
+    ),
+    "full_tile_shrink": (
+        f"UPDATE tiles SET width = 255, hashes = substring(hashes FROM 1 FOR 8160) WHERE {FULL_TILE}"
+    ),
+    "full_tile_move": f"UPDATE tiles SET idx = 7 WHERE {FULL_TILE}",
+    "full_tile_delete": f"DELETE FROM tiles WHERE {FULL_TILE}",
+    "partial_tile_shrink": (
+        "UPDATE tiles SET width = width - 1, hashes = substring(hashes FROM 1 FOR 32 * (width - 1)) "
+        f"WHERE {PARTIAL_TILE}"
+    ),
+    "partial_tile_rewrite_same_width": (
+        f"UPDATE tiles SET hashes = {_ZERO_HASH} || substring(hashes FROM 33) WHERE {PARTIAL_TILE}"
+    ),
+    "partial_tile_rewrite_while_growing": (
+        f"UPDATE tiles SET width = width + 1, hashes = {_ZERO_HASH} || substring(hashes FROM 33) "
+        f"|| {_ZERO_HASH} WHERE {PARTIAL_TILE}"
+    ),
+    "partial_tile_same_width_no_op": f"UPDATE tiles SET hashes = hashes WHERE {PARTIAL_TILE}",
+    "partial_tile_move": f"UPDATE tiles SET idx = 9 WHERE {PARTIAL_TILE}",
+    "partial_tile_delete": f"DELETE FROM tiles WHERE {PARTIAL_TILE}",
+    "truncate_tiles": "TRUNCATE tiles",
+}
+
+
+@pytest.mark.parametrize("sql", TILE_ATTACKS.values(), ids=TILE_ATTACKS.keys())
+def test_owner_attack_on_tiles_is_refused_by_trigger(ledger: Ledger, sql: str) -> None:
+    assert_refused_by_trigger(attempt(ledger.dsn, sql))
+
+
+GROW_PARTIAL_TILE = (
+    f"UPDATE tiles SET width = width + 1, hashes = hashes || {_ZERO_HASH} WHERE {PARTIAL_TILE}"
+)
+PARTIAL_WIDTH_SQL = f"SELECT width FROM tiles WHERE {PARTIAL_TILE}"
+
+
+@pytest.mark.parametrize("as_service", [False, True], ids=["owner", "service_role"])
+def test_partial_tile_may_grow_by_appending(ledger: Ledger, as_service: bool) -> None:
+    width = accepted_then_rolled_back(ledger.dsn, GROW_PARTIAL_TILE, PARTIAL_WIDTH_SQL, as_service=as_service)
+    assert width == PARTIAL_WIDTH + 1
+
+
+HEAD_ATTACKS = {
+    "head_back_in_size": "UPDATE log_head SET tree_size = tree_size - 1",
+    "head_back_to_zero": "UPDATE log_head SET tree_size = 0, compact_range = '{}'",
+    "head_other_origin": "UPDATE log_head SET origin = 'another.log/x'",
+    "head_delete": "DELETE FROM log_head",
+    "head_truncate": "TRUNCATE log_head",
+}
+
+
+@pytest.mark.parametrize("sql", HEAD_ATTACKS.values(), ids=HEAD_ATTACKS.keys())
+def test_owner_attack_on_log_head_is_refused_by_trigger(ledger: Ledger, sql: str) -> None:
+    assert_refused_by_trigger(attempt(ledger.dsn, sql))
+
+
+def test_log_head_may_move_forward(ledger: Ledger) -> None:
+    size = accepted_then_rolled_back(
+        ledger.dsn, "UPDATE log_head SET tree_size = tree_size + 1", "SELECT tree_size FROM log_head"
+    )
+    assert size == TREE_SIZE + 1
+
+
+# --- as the service role: privileges -----------------------------------------------------------
+
+SERVICE_ATTACKS = {
+    "update_entries": "UPDATE entries SET kind = 'x'",
+    "delete_entries": "DELETE FROM entries",
+    "truncate_entries": "TRUNCATE entries CASCADE",
+    "update_checkpoints": "UPDATE checkpoints SET note = ''",
+    "delete_checkpoints": "DELETE FROM checkpoints",
+    "truncate_checkpoints": "TRUNCATE checkpoints",
+    "update_key_events": "UPDATE key_events SET roles = '{admin}'",
+    "delete_key_events": "DELETE FROM key_events",
+    "delete_tiles": "DELETE FROM tiles",
+    "truncate_tiles": "TRUNCATE tiles",
+    "delete_log_head": "DELETE FROM log_head",
+    "mint_api_token": (
+        "INSERT INTO api_tokens (token_hash, role) VALUES (decode(repeat('ab', 32), 'hex'), 'admin')"
+    ),
+    "regrant_api_token": "UPDATE api_tokens SET role = 'admin'",
+    "rewrite_idempotency_record": "UPDATE idempotency_keys SET first_idx = 0",
+    "delete_idempotency_record": "DELETE FROM idempotency_keys",
+    "disable_entry_triggers": "ALTER TABLE entries DISABLE TRIGGER entries_no_update_delete",
+    "disable_all_entry_triggers": "ALTER TABLE entries DISABLE TRIGGER ALL",
+    "disable_tile_trigger": "ALTER TABLE tiles DISABLE TRIGGER tiles_grow_only",
+    "drop_trigger": "DROP TRIGGER entries_no_update_delete ON entries",
+    "drop_refusal_function": "DROP FUNCTION evledger_refuse_change() CASCADE",
+    "drop_entries": "DROP TABLE entries CASCADE",
+    "drop_checkpoints": "DROP TABLE checkpoints CASCADE",
+    "replace_refusal_function": (
+        "CREATE OR REPLACE FUNCTION evledger_refuse_change() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END; $$"
+    ),
+}
+
+
+@pytest.mark.parametrize("sql", SERVICE_ATTACKS.values(), ids=SERVICE_ATTACKS.keys())
+def test_service_role_attack_is_refused_by_privileges(ledger: Ledger, sql: str) -> None:
+    assert_refused_by_privileges(attempt(ledger.dsn, sql, as_service=True))
+
+
+def test_service_role_attack_switch_off_triggers_with_replication_role(ledger: Ledger) -> None:
+    error = attempt(ledger.dsn, "SET LOCAL session_replication_role = replica", as_service=True)
+    assert isinstance(error, asyncpg.InsufficientPrivilegeError), repr(error)
+
+
+SERVICE_GUARDED = {
+    "full_tile_rewrite": f"UPDATE tiles SET hashes = {_ZERO_HASH} || substring(hashes FROM 33) WHERE {FULL_TILE}",
+    "partial_tile_shrink": (
+        "UPDATE tiles SET width = width - 1, hashes = substring(hashes FROM 1 FOR 32 * (width - 1)) "
+        f"WHERE {PARTIAL_TILE}"
+    ),
+    "head_back_in_size": "UPDATE log_head SET tree_size = tree_size - 1",
+}
+
+
+@pytest.mark.parametrize("sql", SERVICE_GUARDED.values(), ids=SERVICE_GUARDED.keys())
+def test_service_role_attack_through_its_update_grants_is_refused_by_trigger(ledger: Ledger, sql: str) -> None:
+    # The service may UPDATE tiles and the head (to extend them); the triggers still guard those rows.
+    assert_refused_by_trigger(attempt(ledger.dsn, sql, as_service=True))
+
+
+def test_service_role_may_still_read_and_append(ledger: Ledger) -> None:
+    # The refusals above are not a role that can do nothing: it reads and inserts (then rolls back).
+    count = accepted_then_rolled_back(
+        ledger.dsn,
+        "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (999999, decode(repeat('00', 32), 'hex'), 'x')",
+        "SELECT count(*) FROM checkpoints WHERE tree_size = 999999",
+        as_service=True,
+    )
+    assert count == 1
+
