@@ -164,14 +164,17 @@ async def _register_appender(dsn: str, ledger_key: SignerKey, appender: SignerKe
     return await create_token(dsn, "appender", [PRODUCT])
 
 
-def prepare_ledger(dsn: str, directory: Path) -> BenchLedger:
-    """Entry 0 with a fresh ledger key (saved in `directory`), entry 1 registering an appender key."""
+def prepare_ledger(dsn: str, directory: Path, appender: SignerKey | None = None) -> BenchLedger:
+    """Entry 0 with a fresh ledger key (saved in `directory`), entry 1 registering an appender key.
+
+    The appender key is `appender`, or a new one.
+    """
     ledger_key = SignerKey.generate(ORIGIN)
     key_path = directory / f"ledger-{secrets.token_hex(3)}.key"
     key_path.write_text(ledger_key.format() + "\n")
     key_path.chmod(0o600)
     asyncio.run(initialise(dsn, ledger_key))
-    appender = SignerKey.generate("pipeline.bench/ci")
+    appender = appender or SignerKey.generate("pipeline.bench/ci")
     token = asyncio.run(_register_appender(dsn, ledger_key, appender))
     return BenchLedger(dsn, ledger_key, key_path, appender, token)
 

@@ -22,7 +22,7 @@ from ledger.core.compact_range import CompactRange
 from ledger.core.encoding import format_time, parse_time
 from ledger.core.entry import encode_entry
 from ledger.core.hashing import leaf_hash
-from ledger.core.keys import SignerKey
+from ledger.core.keys import SignerKey, VerifierKey
 from ledger.core.tiles import TILE_HEIGHT, TILE_WIDTH
 from ledger.errors import LedgerError, SignatureError
 from ledger.registry import KeyRegistry
@@ -86,11 +86,14 @@ class _State:
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)  # (tree level, node index, hash)
 
 
-def _check_signers(item: Admitted, registry: KeyRegistry, index: int) -> None:
-    if not any(registry.signing_key(s.keyid, index) == s for s in item.signers):
+def _valid_signers(item: Admitted, registry: KeyRegistry, index: int) -> list[VerifierKey]:
+    """The item's verified signers that may still sign at `index`; SignatureError if none may."""
+    valid = [s for s in item.signers if registry.signing_key(s.keyid, index) == s]
+    if not valid:
         raise SignatureError(
             f"entry {index}: " + registry.explain_refusal([s.keyid for s in item.signers], index)
         )
+    return valid
 
 
 def _key_event(item: Admitted, state: _State, index: int) -> KeyEventRow | None:
@@ -120,9 +123,9 @@ def _place(request: PendingRequest, state: _State, stamp: str, *, genesis: bool)
     for item in request.submissions:
         index = trial.compact.size
         if not genesis:
-            _check_signers(item, trial.registry, index)
+            valid = _valid_signers(item, trial.registry, index)
             if item.admin is not None:
-                trial.registry.require_admin(list(item.signers))
+                trial.registry.require_admin(valid)  # a revoked co-signer's admin role does not count
         release = trial.chains.release_link(item)
         keys = trial.chains.key_link(item)
         event = _key_event(item, trial, index)

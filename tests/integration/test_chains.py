@@ -49,7 +49,7 @@ def _entries(client: TestClient, headers: dict[str, str]) -> list[bytes]:
 
 
 def test_release_events_form_their_own_chain_and_a_seal_closes_it(service) -> None:
-    client, headers, ledger, pipeline = service
+    client, headers, _ledger, pipeline = service
     receipts = []
     for n in range(3):
         body = to_json(evidence(pipeline, product="prod", version="1.0", n=n))
@@ -80,7 +80,7 @@ def test_release_events_form_their_own_chain_and_a_seal_closes_it(service) -> No
 
 
 def test_key_events_chain_and_checkpoints_name_the_newest(service) -> None:
-    client, headers, ledger, pipeline = service
+    client, headers, ledger, _pipeline = service
     second = SignerKey.generate("ci.test/second")
     client.post(
         "/v1/entries", content=to_json(register(ledger.signer, second, ["appender"])), headers=headers
@@ -96,7 +96,7 @@ def test_key_events_chain_and_checkpoints_name_the_newest(service) -> None:
 
 
 def test_the_replayer_accepts_the_log_and_catches_a_forged_back_link(service) -> None:
-    client, headers, ledger, pipeline = service
+    client, headers, _ledger, pipeline = service
     for n in range(4):
         client.post("/v1/entries", content=to_json(evidence(pipeline, n=n)), headers=headers)
     log = _entries(client, headers)

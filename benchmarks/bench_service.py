@@ -1,0 +1,418 @@
+"""Service benchmark (issue #3): appends over HTTP, each beside a baseline measured in the same run.
+
+Figures (DESIGN.md §8), for `evledger serve --workers N` with N = 1 and 2:
+
+- single-envelope appends, `POST /v1/entries`, 64 keep-alive clients, each
+  answered with a durable receipt (inclusion proof + signed checkpoint),
+  beside the same server's trivial POST (`POST /_bench/echo`, the same body,
+  decoded into the same typed Envelope, no database) and beside a naive
+  append: one transaction per envelope, no group commit;
+- batch appends, `POST /v1/entries/batch` with 1,000 envelopes a request,
+  beside the raw PyNaCl `VerifyKey.verify` rate on one core (every envelope's
+  signature must be verified, so this is the limit one process can reach).
+
+The naive baseline runs in this process, without HTTP: 64 concurrent callers,
+each with its own `ledger.sequencer.Sequencer` (`max_batch=1`, `max_delay=0`)
+on one pool of 10 connections (the service's default), so every append is the
+product's own transaction (SELECT head FOR UPDATE, plan_batch: encode, hash,
+extend the tree, sign the checkpoint; write entry, tiles, checkpoint, head;
+commit) for one envelope, after the same signature check. It builds no receipt
+and pays no HTTP: the baseline is favoured, so the 10x ratio is conservative.
+
+Method: the load generator is wrk (benchmarks/loadgen.py, a separate C process,
+closed loop, HTTP/1.1 keep-alive); every run is bounded in time. After a
+warm-up, each figure is measured in REPETITIONS rounds, interleaved with its
+baselines (round 1 of every figure, then round 2, ...), and the round with the
+best rate is kept, with its latencies; every round's rate is printed too.
+Appends are checked against the database: the log must have grown by at least
+the number of successful responses. Scratch databases `evl_bench_*` are
+created on EVLEDGER_BENCH_DSN (default postgresql://postgres@127.0.0.1:5432/test)
+and dropped at the end.
+
+Run: `.venv/bin/python benchmarks/bench_service.py [--workers 1 2] [--seconds 4]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import dataclasses
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import nacl
+import nacl.signing
+import uvloop
+from bench_core import cpu_model, fmt, load, print_table, repeat_batch, timed_rate
+from loadgen import LoadResult, run_load, wrk_binary
+from service_harness import (
+    BenchLedger,
+    admit_now,
+    evidence,
+    local_sequencers,
+    prepare_ledger,
+    running_server,
+    scratch_database,
+    server_dsn,
+    tree_size,
+)
+
+from ledger.batch import PendingRequest
+from ledger.core.dsse import Envelope, pae
+from ledger.sequencer import Sequencer
+from ledger.service.app import Settings
+
+REPETITIONS = 3
+BATCH_SIZE = 1000
+VERIFY_BATCH = 200
+TARGET_APPENDS = 4000.0  # appends/s
+TARGET_APPEND_P99_MS = 50.0
+TARGET_VS_TRIVIAL = 0.50
+TARGET_VS_NAIVE = 10.0
+TARGET_BATCH = 15_000.0  # entries/s
+TARGET_BATCH_VS_VERIFY = 0.60
+
+
+@dataclass(slots=True)
+class Figure:
+    """The rounds of one figure; `best` is the round with the highest rate."""
+
+    rounds: list[LoadResult] = field(default_factory=list)
+    appended: list[int] = field(default_factory=list)  # log growth per round, for appends
+
+    @property
+    def best(self) -> LoadResult:
+        """The round with the highest rate."""
+        return max(self.rounds, key=lambda r: r.rate)
+
+    def rates(self, scale: float = 1.0) -> str:
+        """Every round's rate, in order."""
+        return " ".join(fmt(r.rate * scale) for r in self.rounds)
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Request bodies and what the baselines need, made once per run."""
+
+    single: Path
+    batch: Path
+    envelope: Envelope
+    single_bytes: int
+    batch_bytes: int
+    verify: Callable[[], int]
+
+
+def make_workload(ledger: BenchLedger, directory: Path) -> Workload:
+    """One envelope (its body file) and a batch body of BATCH_SIZE distinct envelopes."""
+    envelope = evidence(ledger.appender, 1)
+    single = directory / "single.json"
+    single.write_bytes(msgspec.json.encode(envelope))
+    batch = directory / "batch.json"
+    batch.write_bytes(
+        msgspec.json.encode({"envelopes": [evidence(ledger.appender, n) for n in range(BATCH_SIZE)]})
+    )
+    message = pae(envelope.payload_type, base64.b64decode(envelope.payload))
+    signature = base64.b64decode(envelope.signatures[0].sig)
+    key = nacl.signing.VerifyKey(ledger.appender.verifier().public_key)
+    key.verify(message, signature)
+    return Workload(
+        single,
+        batch,
+        envelope,
+        single.stat().st_size,
+        batch.stat().st_size,
+        repeat_batch(lambda: key.verify(message, signature), VERIFY_BATCH),
+    )
+
+
+# --- the naive baseline ------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The q-quantile (0..1) of already sorted values, nearest rank."""
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+async def _naive(ledger: BenchLedger, envelope: Envelope, seconds: float, callers: int, pool: int) -> LoadResult:
+    async with local_sequencers(
+        ledger.dsn, ledger.ledger_key, count=callers, max_batch=1, pool_size=pool
+    ) as sequencers:
+        latencies: list[float] = []
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def caller(sequencer: Sequencer) -> None:
+            while time.perf_counter() < deadline:
+                began = time.perf_counter()
+                await sequencer.append(PendingRequest([admit_now(sequencer, envelope)]))
+                latencies.append(time.perf_counter() - began)
+
+        await asyncio.gather(*(caller(s) for s in sequencers))
+        elapsed = time.perf_counter() - start
+    latencies.sort()
+    return LoadResult(
+        requests=len(latencies),
+        seconds=elapsed,
+        p50_ms=percentile(latencies, 0.50) * 1e3,
+        p90_ms=percentile(latencies, 0.90) * 1e3,
+        p99_ms=percentile(latencies, 0.99) * 1e3,
+        max_ms=latencies[-1] * 1e3,
+        mean_ms=sum(latencies) / len(latencies) * 1e3,
+        errors=0,
+        error_detail="",
+    )
+
+
+def naive_round(ledger: BenchLedger, envelope: Envelope, seconds: float, callers: int, pool: int) -> LoadResult:
+    """One bounded round of naive appends (uvloop, like the server)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(_naive(ledger, envelope, seconds, callers, pool))
+
+
+# --- one server --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ServerRun:
+    """Every figure measured against one server (one --workers setting)."""
+
+    workers: int
+    command: str
+    echo: Figure = field(default_factory=Figure)
+    append: Figure = field(default_factory=Figure)
+    naive: Figure = field(default_factory=Figure)
+    batch: Figure = field(default_factory=Figure)
+    verify: list[float] = field(default_factory=list)
+
+
+def measure_server(  # noqa: PLR0913 - the run's inputs, each distinct
+    ledger: BenchLedger,
+    naive_ledger: BenchLedger,
+    work: Workload,
+    workers: int,
+    args: argparse.Namespace,
+    env: dict[str, str],
+) -> ServerRun:
+    """Start a server, warm it up, then measure every figure in interleaved rounds; stop the server."""
+    seconds: float = args.seconds
+    with running_server(ledger, workers, env) as server:
+        run = ServerRun(workers, server.command)
+
+        def http(path: str, body: Path, clients: int, secs: float) -> LoadResult:
+            return run_load(
+                server.url + path,
+                method="POST",
+                body_file=body,
+                token=ledger.token,
+                connections=clients,
+                seconds=secs,
+            )
+
+        def appended(path: str, body: Path, clients: int, secs: float, figure: Figure) -> None:
+            before = asyncio.run(tree_size(ledger.dsn))
+            figure.rounds.append(http(path, body, clients, secs))
+            figure.appended.append(asyncio.run(tree_size(ledger.dsn)) - before)
+
+        http("/_bench/echo", work.single, args.clients, 1)
+        http("/v1/entries", work.single, args.clients, 2)
+        http("/v1/entries/batch", work.batch, args.batch_clients, 3)
+        naive_round(naive_ledger, work.envelope, 1, args.clients, args.naive_pool)
+        for _ in range(REPETITIONS):
+            run.echo.rounds.append(http("/_bench/echo", work.single, args.clients, seconds))
+            appended("/v1/entries", work.single, args.clients, seconds, run.append)
+            run.naive.rounds.append(naive_round(naive_ledger, work.envelope, seconds, args.clients, args.naive_pool))
+            run.verify.append(timed_rate(work.verify, 1.0))
+            appended("/v1/entries/batch", work.batch, args.batch_clients, seconds * 1.5, run.batch)
+    return run
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def ms(value: float) -> str:
+    """Milliseconds, two decimals."""
+    return f"{value:.2f}"
+
+
+def check_appends(figure: Figure, per_request: int) -> str:
+    """Whether the log grew by at least the successful responses' entries, per round."""
+    notes = []
+    for result, grown in zip(figure.rounds, figure.appended, strict=True):
+        ok = (result.requests - result.errors) * per_request
+        notes.append(f"{grown}>={ok}" if grown >= ok else f"{grown}<{ok}!")
+    errors = sum(r.errors for r in figure.rounds)
+    return f"log grew {' '.join(notes)}; {errors} errors"
+
+
+def print_server(run: ServerRun, work: Workload, args: argparse.Namespace) -> None:
+    """The measured figures of one server, best round with its latencies, every round's rate."""
+    print(
+        f"--workers {run.workers}: {run.command}\n"
+        f"  {args.clients} clients for single appends and echo, {args.batch_clients} for batches; "
+        f"best of {REPETITIONS} rounds of {args.seconds:g} s ({args.seconds * 1.5:g} s for batches)"
+    )
+    rows = []
+    for label, figure, scale, check in (
+        (f"POST /_bench/echo (trivial, {work.single_bytes} B body)", run.echo, 1, "no database"),
+        ("POST /v1/entries (1 envelope, receipt)", run.append, 1, check_appends(run.append, 1)),
+        ("naive: 1 transaction per append", run.naive, 1, "in-process, no HTTP, no receipt"),
+        (
+            f"POST /v1/entries/batch ({BATCH_SIZE:,} envelopes)",
+            run.batch,
+            1,
+            check_appends(run.batch, BATCH_SIZE),
+        ),
+        ("  the same, in entries", run.batch, BATCH_SIZE, f"{work.batch_bytes:,} B request body"),
+    ):
+        best = figure.best
+        rows.append(
+            [
+                label,
+                fmt(best.rate * scale),
+                ms(best.p50_ms),
+                ms(best.p99_ms),
+                ms(best.max_ms),
+                figure.rates(scale),
+                check,
+            ]
+        )
+    verify_rounds = " ".join(fmt(v) for v in run.verify)
+    rows.append(["nacl VerifyKey.verify, 1 core", fmt(max(run.verify)), "", "", "", verify_rounds, "this process"])
+    print_table(["figure", "rate/s", "p50 ms", "p99 ms", "max ms", "every round /s", "checked"], rows)
+
+
+def verdict(ok: bool) -> str:
+    """PASS or FAIL."""
+    return "PASS" if ok else "FAIL"
+
+
+def target_rows(run: ServerRun) -> list[list[str]]:
+    """One row per DESIGN §8 target, measured beside its same-run baseline."""
+    append, echo, naive, batch = run.append.best, run.echo.best, run.naive.best, run.batch.best
+    batch_rate = batch.rate * BATCH_SIZE
+    verify = max(run.verify)
+    w = str(run.workers)
+    return [
+        [w, "appends/s, 64 clients", fmt(append.rate), "", "", "", f">= {fmt(TARGET_APPENDS)}"],
+        [w, "append p99 latency, ms", ms(append.p99_ms), "", "", "", f"<= {TARGET_APPEND_P99_MS:g}"],
+        [
+            w,
+            "appends / trivial POST",
+            fmt(append.rate),
+            "POST /_bench/echo",
+            fmt(echo.rate),
+            f"{append.rate / echo.rate:.2f}",
+            f">= {TARGET_VS_TRIVIAL:.2f}",
+        ],
+        [
+            w,
+            "appends / naive",
+            fmt(append.rate),
+            "1 txn per append",
+            fmt(naive.rate),
+            f"{append.rate / naive.rate:.2f}",
+            f">= {TARGET_VS_NAIVE:g}",
+        ],
+        [w, "batch entries/s", fmt(batch_rate), "", "", "", f">= {fmt(TARGET_BATCH)}"],
+        [
+            w,
+            "batch entries / raw verify",
+            fmt(batch_rate),
+            "nacl verify, 1 core",
+            fmt(verify),
+            f"{batch_rate / verify:.2f}",
+            f">= {TARGET_BATCH_VS_VERIFY:.2f}",
+        ],
+    ]
+
+
+def target_verdicts(run: ServerRun) -> list[bool]:
+    """Whether each target row of `target_rows` is met, in the same order."""
+    append, echo, naive = run.append.best, run.echo.best, run.naive.best
+    batch_rate = run.batch.best.rate * BATCH_SIZE
+    return [
+        append.rate >= TARGET_APPENDS,
+        append.p99_ms <= TARGET_APPEND_P99_MS,
+        append.rate / echo.rate >= TARGET_VS_TRIVIAL,
+        append.rate / naive.rate >= TARGET_VS_NAIVE,
+        batch_rate >= TARGET_BATCH,
+        batch_rate / max(run.verify) >= TARGET_BATCH_VS_VERIFY,
+    ]
+
+
+def print_header(args: argparse.Namespace, env: dict[str, str]) -> None:
+    """What was run, where, when, how, and the load at the start."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    knobs = {
+        f"EVLEDGER_{name.upper()}": env.get(f"EVLEDGER_{name.upper()}", str(defaults[name]))
+        for name in ("pool_size", "max_batch", "max_delay")
+    }
+    wrk = subprocess.run([wrk_binary(), "--version"], capture_output=True, text=True, check=False)
+    wrk_version = (wrk.stdout or wrk.stderr).split("[")[0].strip()
+    print("evidence-ledger service benchmark: appends (issue #3)")
+    print(f"command : {shlex.join(sys.orig_argv)}")
+    print(f"date    : {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}")
+    print(
+        f"machine : os.cpu_count()={os.cpu_count()}, {cpu_model()}, {platform.platform()}, "
+        f"{platform.python_implementation()} {platform.python_version()}, PyNaCl {nacl.__version__}"
+    )
+    print(f"load gen: {wrk_version}, 1 thread, closed loop, keep-alive (benchmarks/loadgen.py)")
+    print(f"server  : {' '.join(f'{k}={v}' for k, v in knobs.items())}; PostgreSQL at {server_dsn()}")
+    print(f"load avg: {load()} (1/5/15 min) at start")
+    print()
+
+
+def main() -> None:
+    """Measure every figure for each --workers setting and print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="server workers (default 1 2)")
+    parser.add_argument("--seconds", type=float, default=4.0, help="seconds per round (batches 1.5x)")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent clients for single appends")
+    parser.add_argument("--batch-clients", type=int, default=4, help="concurrent clients for batches")
+    parser.add_argument("--naive-pool", type=int, default=10, help="connections of the naive baseline")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="server environment (tuning)"
+    )
+    args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
+    started = time.perf_counter()
+    print_header(args, env)
+    runs: list[ServerRun] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="evl-bench-") as tmp,
+        scratch_database("svc") as dsn,
+        scratch_database("naive") as naive_dsn,
+    ):
+        directory = Path(tmp)
+        ledger = prepare_ledger(dsn, directory)
+        naive_ledger = prepare_ledger(naive_dsn, directory, ledger.appender)
+        work = make_workload(ledger, directory)
+        for workers in args.workers:
+            run = measure_server(ledger, naive_ledger, work, workers, args, env)
+            print_server(run, work, args)
+            runs.append(run)
+        final_size = asyncio.run(tree_size(dsn))
+    print("targets (DESIGN.md §8), each beside its same-run baseline:")
+    rows = []
+    for run in runs:
+        rows += [
+            [*row, verdict(ok)] for row, ok in zip(target_rows(run), target_verdicts(run), strict=True)
+        ]
+    print_table(["workers", "target", "measured", "baseline (same run)", "baseline", "ratio", "target", "verdict"], rows)
+    print(f"log size at the end: {final_size:,} entries (scratch databases dropped)")
+    print(f"load avg: {load()} (1/5/15 min) at end; wall time {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

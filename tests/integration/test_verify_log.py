@@ -1,0 +1,317 @@
+"""`evledger verify-log` and `verify-consistency` against a live server and a tampered copy of its tiles.
+
+One ledger per module: entry 0, a pipeline key registration and 300 evidence
+entries in two batches (302 entries: one full level-0 tile, one partial of 46,
+and a level-1 tile). Every attack works on a fresh copy of the downloaded
+tiles and must fail with exit 1 and a message naming the entry or tile.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from audit_support import ServedLedger, download_tiles, fill_ledger, new_ledger, run_cli, scratch_database
+from ledger_harness import ORIGIN, live_server
+
+from cli.client import LedgerClient
+from ledger.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from ledger.core.keys import SignerKey
+from ledger.core.tiles import decode_entry_bundle, encode_entry_bundle
+
+BUNDLE_1 = "tile/entries/001.p/46"
+HASH_TILE_1 = "tile/0/001.p/46"
+
+
+@pytest.fixture(scope="module")
+def served(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedLedger]:
+    directory = tmp_path_factory.mktemp("verify-log")
+    with scratch_database(pg_server_dsn) as dsn:
+        ledger = new_ledger(dsn, directory / "keys")
+        with live_server(ledger) as url:
+            yield fill_ledger(ledger, url, [150, 150], directory)
+
+
+@pytest.fixture(scope="module")
+def pristine(served: ServedLedger) -> Path:
+    destination = served.directory / "pristine"
+    assert download_tiles(served, destination) == 302
+    return destination
+
+
+@pytest.fixture
+def copy(pristine: Path, tmp_path: Path) -> Path:
+    destination = tmp_path / "tiles"
+    shutil.copytree(pristine, destination)
+    return destination
+
+
+def verify_tiles(served: ServedLedger, directory: Path, *extra: str) -> tuple[int, str]:
+    return run_cli("verify-log", "--tiles", directory, "--key", served.ledger.pub_path, *extra)
+
+
+def rewrite_entry(directory: Path, slot: int, change: bytes, replacement: bytes) -> None:
+    """Replace the first occurrence of `change` inside one entry of bundle 1, keeping the bundle well formed."""
+    path = directory / BUNDLE_1
+    entries = decode_entry_bundle(path.read_bytes())
+    assert change in entries[slot]
+    entries[slot] = entries[slot].replace(change, replacement, 1)
+    path.write_bytes(encode_entry_bundle(entries))
+
+
+# --- passing runs ---
+
+
+def test_live_server_passes(served: ServedLedger):
+    code, output = run_cli(
+        "verify-log", "--server", served.url, "--token", served.auditor, "--key", served.ledger.pub_path
+    )
+    assert code == 0, output
+    assert "verified: log ledger.test/it: 302 entries, 302 signatures checked" in output
+
+
+def test_live_server_passes_with_json(served: ServedLedger):
+    code, output = run_cli(
+        "verify-log", "--server", served.url, "--token", served.auditor, "--key", served.ledger.pub_path,
+        "--json", "--origin", ORIGIN,
+    )  # fmt: skip
+    assert code == 0, output
+    report = json.loads(output)
+    assert report["ok"] is True
+    assert report["tree_size"] == 302
+    assert report["signatures"] == 302
+    assert report["signed_by"] == served.ledger.signer.keyid
+
+
+def test_tile_directory_passes(served: ServedLedger, copy: Path):
+    code, output = verify_tiles(served, copy)
+    assert code == 0, output
+    assert "302 entries" in output
+
+
+# --- attacks on the copy ---
+
+
+def test_flipped_byte_in_entry_payload_names_the_entry(served: ServedLedger, copy: Path):
+    # Entry 300 is slot 44 of bundle 1; change one base64 character of its payload.
+    entry = decode_entry_bundle((copy / BUNDLE_1).read_bytes())[44]
+    start = entry.index(b'"payload":"') + len(b'"payload":"') + 20
+    original = entry[start : start + 1]
+    rewrite_entry(copy, 44, entry[start - 20 : start + 1], entry[start - 20 : start] + bytes([original[0] ^ 1]))
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert "verification FAILED" in output
+    assert "entry 300" in output
+
+
+def test_flipped_raw_byte_in_bundle_fails(served: ServedLedger, copy: Path):
+    path = copy / BUNDLE_1
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert "verification FAILED" in output
+    assert "entry 2" in output or "entry bundle" in output
+
+
+def test_altered_unsigned_time_names_the_entry_not_its_successor(served: ServedLedger, copy: Path):
+    # The time is outside the envelope's signature: only the hashes can catch it.
+    entry = decode_entry_bundle((copy / BUNDLE_1).read_bytes())[44]
+    start = entry.index(b'"time":"') + len(b'"time":"')
+    stamp = entry[start : start + 24]
+    digit = stamp[20:21]
+    forged = stamp[:20] + (b"1" if digit != b"1" else b"2") + stamp[21:]
+    rewrite_entry(copy, 44, stamp, forged)
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert "entry 300 in" in output
+    assert "was altered" in output
+    assert "expected:" in output
+    assert "calculated:" in output
+
+
+def test_flipped_byte_in_level0_hash_tile_names_the_tile(served: ServedLedger, copy: Path):
+    path = copy / HASH_TILE_1
+    data = bytearray(path.read_bytes())
+    data[32 * 44 + 7] ^= 0x80
+    path.write_bytes(bytes(data))
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert f"hash tile {copy / HASH_TILE_1}, slot 44" in output
+    assert "leaf hash of entry 300" in output
+    assert "the hash tile was altered" in output
+
+
+def test_flipped_byte_in_level1_hash_tile_names_the_tile(served: ServedLedger, copy: Path):
+    path = copy / "tile/1/000.p/1"
+    data = bytearray(path.read_bytes())
+    data[3] ^= 0x01
+    path.write_bytes(bytes(data))
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert "hash tile tile/1/000.p/1" in output
+    assert "slot 0 (entries 0..255)" in output
+
+
+def test_truncated_bundle_fails(served: ServedLedger, copy: Path):
+    path = copy / BUNDLE_1
+    path.write_bytes(path.read_bytes()[:-10])
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert f"entry bundle {path}" in output
+    assert "truncated" in output
+
+
+def test_bundle_missing_an_entry_fails(served: ServedLedger, copy: Path):
+    path = copy / BUNDLE_1
+    path.write_bytes(encode_entry_bundle(decode_entry_bundle(path.read_bytes())[:-1]))
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert "holds 45 entries, expected 46" in output
+
+
+def test_missing_tile_fails_verification(served: ServedLedger, copy: Path):
+    (copy / "tile/0/000").unlink()
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert "covers tile/0/000" in output
+
+
+def test_checkpoint_signed_by_another_key_fails(served: ServedLedger, copy: Path):
+    genuine = open_checkpoint((copy / "checkpoint").read_bytes(), served.ledger.signer.verifier())
+    impostor = SignerKey.generate(ORIGIN)  # same name, other key
+    (copy / "checkpoint").write_text(sign_checkpoint(genuine, impostor))
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert "checkpoint" in output
+    assert "not signed by any trusted key" in output
+
+
+def test_checkpoint_over_another_root_fails(served: ServedLedger, copy: Path):
+    genuine = open_checkpoint((copy / "checkpoint").read_bytes(), served.ledger.signer.verifier())
+    forged = Checkpoint(genuine.origin, genuine.size, bytes(32), genuine.extensions)
+    (copy / "checkpoint").write_text(sign_checkpoint(forged, served.ledger.signer))
+    code, output = verify_tiles(served, copy, "--json")
+    assert code == 1, output
+    report = json.loads(output)
+    assert report["error"] == "root_mismatch"
+    assert report["expected"] == "00" * 32
+
+
+def test_live_server_with_another_key_fails(served: ServedLedger, tmp_path: Path):
+    other = tmp_path / "other.pub"
+    other.write_text(SignerKey.generate(ORIGIN).verifier().format() + "\n")
+    code, output = run_cli("verify-log", "--server", served.url, "--token", served.auditor, "--key", other)
+    assert code == 1, output
+    assert "not signed by any trusted key" in output
+
+
+def test_without_a_source_is_a_usage_error(served: ServedLedger, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("EVLEDGER_SERVER", raising=False)
+    code, output = run_cli("verify-log", "--key", served.ledger.pub_path)
+    assert code == 2, output
+
+
+def test_bad_token_is_not_a_verification_failure(served: ServedLedger):
+    code, output = run_cli("verify-log", "--server", served.url, "--token", "nope", "--key", served.ledger.pub_path)
+    assert code == 2, output
+    assert "401" in output
+
+
+# --- verify-consistency ---
+
+
+def write_checkpoints(served: ServedLedger, directory: Path) -> tuple[Path, Path, Path]:
+    paths = []
+    for size in (2, 152, 302):
+        path = directory / f"checkpoint-{size}"
+        path.write_text(served.checkpoints[size])
+        paths.append(path)
+    return paths[0], paths[1], paths[2]
+
+
+def consistency(served: ServedLedger, old: Path, new: Path, *extra: str | Path) -> tuple[int, str]:
+    return run_cli("verify-consistency", old, new, "--key", served.ledger.pub_path, *extra)
+
+
+def test_consistency_from_the_server(served: ServedLedger, tmp_path: Path):
+    old, middle, new = write_checkpoints(served, tmp_path)
+    for first, second in ((old, new), (old, middle), (middle, new), (new, new)):
+        code, output = consistency(served, first, second, "--server", served.url, "--token", served.auditor)
+        assert code == 0, output
+        assert "verified: log ledger.test/it" in output
+
+
+def test_consistency_from_a_proof_file(served: ServedLedger, tmp_path: Path):
+    old, _, new = write_checkpoints(served, tmp_path)
+    with LedgerClient(served.url, served.auditor) as client:
+        proof = client.get("/v1/proofs/consistency", first=2, second=302).content
+    (tmp_path / "proof.json").write_bytes(proof)
+    code, output = consistency(served, old, new, "--proof", tmp_path / "proof.json", "--json")
+    assert code == 0, output
+    report = json.loads(output)
+    assert (report["old"]["tree_size"], report["new"]["tree_size"]) == (2, 302)
+
+
+def test_tampered_proof_fails(served: ServedLedger, tmp_path: Path):
+    old, _, new = write_checkpoints(served, tmp_path)
+    with LedgerClient(served.url, served.auditor) as client:
+        proof = client.get("/v1/proofs/consistency", first=2, second=302).json()
+    proof["hashes"][1] = ("0" if proof["hashes"][1][0] != "0" else "1") + proof["hashes"][1][1:]
+    (tmp_path / "proof.json").write_text(json.dumps(proof))
+    code, output = consistency(served, old, new, "--proof", tmp_path / "proof.json")
+    assert code == 1, output
+    assert "consistency proof does not lead to the root" in output
+
+
+def test_proof_for_other_sizes_fails(served: ServedLedger, tmp_path: Path):
+    old, _, new = write_checkpoints(served, tmp_path)
+    with LedgerClient(served.url, served.auditor) as client:
+        proof = client.get("/v1/proofs/consistency", first=152, second=302).content
+    (tmp_path / "proof.json").write_bytes(proof)
+    code, output = consistency(served, old, new, "--proof", tmp_path / "proof.json")
+    assert code == 1, output
+    assert "another tree size" in output
+
+
+def test_checkpoint_from_another_log_fails(served: ServedLedger, tmp_path: Path):
+    old, _, new = write_checkpoints(served, tmp_path)
+    stranger = SignerKey.generate("other.test/log")
+    foreign = tmp_path / "foreign"
+    foreign.write_text(sign_checkpoint(Checkpoint("other.test/log", 400, bytes(32)), stranger))
+    code, output = consistency(served, old, foreign, "--server", served.url, "--token", served.auditor)
+    assert code == 1, output
+    assert f"new checkpoint {foreign}" in output
+    # Trusting the stranger's key instead: then the ledger's own checkpoint is the foreign one.
+    stranger_pub = tmp_path / "stranger.pub"
+    stranger_pub.write_text(stranger.verifier().format() + "\n")
+    code, output = run_cli("verify-consistency", old, foreign, "--key", stranger_pub, "--server", served.url)
+    assert code == 1, output
+    assert f"old checkpoint {old}" in output
+
+
+def test_checkpoint_of_same_origin_signed_by_another_key_fails(served: ServedLedger, tmp_path: Path):
+    old, _, new = write_checkpoints(served, tmp_path)
+    genuine = open_checkpoint(new.read_text(), served.ledger.signer.verifier())
+    forged = tmp_path / "forged"
+    forged.write_text(sign_checkpoint(genuine, SignerKey.generate(ORIGIN)))
+    code, output = consistency(served, old, forged, "--server", served.url, "--token", served.auditor)
+    assert code == 1, output
+    assert "not signed by any trusted key" in output
+
+
+def test_shrinking_log_fails(served: ServedLedger, tmp_path: Path):
+    old, _, new = write_checkpoints(served, tmp_path)
+    code, output = consistency(served, new, old, "--server", served.url, "--token", served.auditor)
+    assert code == 1, output
+    assert "smaller" in output
+
+
+def test_consistency_without_proof_source_is_a_usage_error(served: ServedLedger, tmp_path: Path):
+    old, _, new = write_checkpoints(served, tmp_path)
+    code, output = run_cli("verify-consistency", old, new, "--key", served.ledger.pub_path)
+    assert code == 2, output
