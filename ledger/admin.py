@@ -7,6 +7,7 @@ key's own self-signed registration.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -14,7 +15,8 @@ import msgspec
 from ledger.errors import EncodingError
 
 ROLE_ADMIN = "admin"
-KEY_ROLES = frozenset({"admin", "appender", "approver", "builder", "tester", "deployer", "auditor"})
+# Roles are the organisation's own words (qa, clinical, release-manager…), written as simple names.
+_ROLE_NAME = re.compile(r"[a-z][a-z0-9-]{0,63}")
 
 
 class KeyRegistered(
@@ -59,10 +61,11 @@ def decode_admin_record(payload: bytes) -> AdminRecord:
     if isinstance(record, KeyRegistered):
         if not record.owner.strip():
             raise EncodingError("admin record is invalid: key owner must not be empty")
-        unknown = sorted(set(record.roles) - KEY_ROLES)
-        if not record.roles or unknown:
+        bad = sorted(role for role in record.roles if not _ROLE_NAME.fullmatch(role))
+        if not record.roles or bad:
             raise EncodingError(
-                f"admin record is invalid: roles must be a non-empty subset of {sorted(KEY_ROLES)}"
+                "admin record is invalid: a key needs at least one role, each a lowercase name "
+                f"of letters, digits and '-' (refused: {bad})"
             )
     return record
 

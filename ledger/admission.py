@@ -20,6 +20,7 @@ from ledger.core.dsse import (
 )
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import EncodingError, PermissionDeniedError, SignatureError
+from ledger.evidence.predicates import Approval, decode_predicate
 from ledger.evidence.statement import decode_statement, release_of, seal_of, subject_digests
 from ledger.registry import KeyRegistry
 
@@ -58,6 +59,7 @@ class _Inspected:
     subjects: tuple[str, ...]
     admin: AdminRecord | None
     seal: tuple[int, str] | None = None
+    approval_role: str | None = None
 
 
 def _inspect(envelope: Envelope) -> _Inspected:
@@ -65,12 +67,15 @@ def _inspect(envelope: Envelope) -> _Inspected:
     if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
         statement = decode_statement(payload)
         product, version = release_of(statement)
+        predicate = decode_predicate(statement.predicate_type, statement.predicate)
         seal = seal_of(statement)
         if seal is not None and version is None:
             raise EncodingError(
                 "a release seal must name its release (predicate.release product and version)"
             )
-        return _Inspected(statement.predicate_type, product, version, subject_digests(statement), None, seal)
+        role = predicate.role if isinstance(predicate, Approval) else None
+        subjects = subject_digests(statement)
+        return _Inspected(statement.predicate_type, product, version, subjects, None, seal, role)
     if envelope.payload_type == ADMIN_PAYLOAD_TYPE:
         record = decode_admin_record(payload)
         kind = type(record).__struct_config__.tag
@@ -101,6 +106,13 @@ def _authorise(
         ordered = (admin_key.verifier, *[s for s in signers if s != admin_key.verifier])
     else:
         allowed = [s for s in signers if registry.keys[s.keyid].allows_product(inspected.product)]
+        if inspected.approval_role is not None:
+            allowed = [s for s in allowed if inspected.approval_role in registry.keys[s.keyid].roles]
+            if not allowed:
+                raise PermissionDeniedError(
+                    f"an approval in role {inspected.approval_role!r} must be signed by a key "
+                    "registered with that role"
+                )
         if not allowed:
             raise PermissionDeniedError(
                 f"no signing key is registered for product {inspected.product!r}"

@@ -9,7 +9,9 @@ the tiles a checkpoint covers into a directory with the HTTP paths' layout.
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import typer
-from ledger_harness import Ledger, evidence, init_ledger, register, token
+from ledger_harness import Ledger, evidence, init_ledger, live_server, register, token
 from typer.testing import CliRunner
 
 from cli import audit, verify_log
@@ -89,6 +91,27 @@ def scratch_database(pg_server_dsn: str, template: str | None = None) -> Iterato
         yield with_database(pg_server_dsn, name)
     finally:
         execute(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def serving(ledger: Ledger) -> Iterator[str]:
+    """`ledger_harness.live_server`, minus its ResourceWarning at shutdown.
+
+    live_server never closes the server's stdout pipe, so the pipe's file is
+    finalised with a ResourceWarning that pytest (filterwarnings = error)
+    turns into an error of whichever test runs next. The warning is silenced
+    only while the server's context is torn down.
+    """
+    server = live_server(ledger)
+    url = server.__enter__()
+    try:
+        yield url
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            server.__exit__(None, None, None)
+            del server
+            gc.collect()
 
 
 def latest_checkpoint(client: LedgerClient) -> str:

@@ -37,7 +37,9 @@ def ledger(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         admin = token(built.dsn, "admin")
         batch = {"envelopes": [evidence(built.signer, n=n) for n in range(APPENDED)]}
         with service(built) as client:
-            response = client.post("/v1/entries/batch", content=msgspec.json.encode(batch), headers=bearer(admin))
+            response = client.post(
+                "/v1/entries/batch", content=msgspec.json.encode(batch), headers=bearer(admin)
+            )
             assert response.status_code == 201, response.text
         yield built
 
@@ -282,7 +284,9 @@ SERVICE_GUARDED = {
 
 
 @pytest.mark.parametrize("sql", SERVICE_GUARDED.values(), ids=SERVICE_GUARDED.keys())
-def test_service_role_attack_through_its_update_grants_is_refused_by_trigger(ledger: Ledger, sql: str) -> None:
+def test_service_role_attack_through_its_update_grants_is_refused_by_trigger(
+    ledger: Ledger, sql: str
+) -> None:
     # The service may UPDATE tiles and the head (to extend them); the triggers still guard those rows.
     assert_refused_by_trigger(attempt(ledger.dsn, sql, as_service=True))
 
@@ -296,4 +300,3 @@ def test_service_role_may_still_read_and_append(ledger: Ledger) -> None:
         as_service=True,
     )
     assert count == 1
-

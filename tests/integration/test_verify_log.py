@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from audit_support import ServedLedger, download_tiles, fill_ledger, new_ledger, run_cli, scratch_database
-from ledger_harness import ORIGIN, live_server
+from audit_support import (
+    ServedLedger,
+    download_tiles,
+    fill_ledger,
+    new_ledger,
+    run_cli,
+    scratch_database,
+    serving,
+)
+from ledger_harness import ORIGIN
 
 from cli.client import LedgerClient
 from ledger.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -31,7 +39,7 @@ def served(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     directory = tmp_path_factory.mktemp("verify-log")
     with scratch_database(pg_server_dsn) as dsn:
         ledger = new_ledger(dsn, directory / "keys")
-        with live_server(ledger) as url:
+        with serving(ledger) as url:
             yield fill_ledger(ledger, url, [150, 150], directory)
 
 
@@ -53,12 +61,13 @@ def verify_tiles(served: ServedLedger, directory: Path, *extra: str) -> tuple[in
     return run_cli("verify-log", "--tiles", directory, "--key", served.ledger.pub_path, *extra)
 
 
-def rewrite_entry(directory: Path, slot: int, change: bytes, replacement: bytes) -> None:
-    """Replace the first occurrence of `change` inside one entry of bundle 1, keeping the bundle well formed."""
+def rewrite_entry(directory: Path, slot: int, after: bytes, replace: Callable[[bytes], bytes]) -> None:
+    """Rewrite the value that follows `after` in one entry of bundle 1; the bundle stays well formed."""
     path = directory / BUNDLE_1
     entries = decode_entry_bundle(path.read_bytes())
-    assert change in entries[slot]
-    entries[slot] = entries[slot].replace(change, replacement, 1)
+    start = entries[slot].index(after) + len(after)
+    end = entries[slot].index(b'"', start)
+    entries[slot] = entries[slot][:start] + replace(entries[slot][start:end]) + entries[slot][end:]
     path.write_bytes(encode_entry_bundle(entries))
 
 
@@ -96,11 +105,8 @@ def test_tile_directory_passes(served: ServedLedger, copy: Path):
 
 
 def test_flipped_byte_in_entry_payload_names_the_entry(served: ServedLedger, copy: Path):
-    # Entry 300 is slot 44 of bundle 1; change one base64 character of its payload.
-    entry = decode_entry_bundle((copy / BUNDLE_1).read_bytes())[44]
-    start = entry.index(b'"payload":"') + len(b'"payload":"') + 20
-    original = entry[start : start + 1]
-    rewrite_entry(copy, 44, entry[start - 20 : start + 1], entry[start - 20 : start] + bytes([original[0] ^ 1]))
+    # Entry 300 is slot 44 of bundle 1: swap two base64 characters of its payload.
+    rewrite_entry(copy, 44, b'"payload":"', lambda p: p[:20] + (b"A" if p[20:21] != b"A" else b"B") + p[21:])
     code, output = verify_tiles(served, copy)
     assert code == 1, output
     assert "verification FAILED" in output
@@ -120,12 +126,7 @@ def test_flipped_raw_byte_in_bundle_fails(served: ServedLedger, copy: Path):
 
 def test_altered_unsigned_time_names_the_entry_not_its_successor(served: ServedLedger, copy: Path):
     # The time is outside the envelope's signature: only the hashes can catch it.
-    entry = decode_entry_bundle((copy / BUNDLE_1).read_bytes())[44]
-    start = entry.index(b'"time":"') + len(b'"time":"')
-    stamp = entry[start : start + 24]
-    digit = stamp[20:21]
-    forged = stamp[:20] + (b"1" if digit != b"1" else b"2") + stamp[21:]
-    rewrite_entry(copy, 44, stamp, forged)
+    rewrite_entry(copy, 44, b'"time":"', lambda t: t[:20] + (b"1" if t[20:21] != b"1" else b"2") + t[21:])
     code, output = verify_tiles(served, copy)
     assert code == 1, output
     assert "entry 300 in" in output
@@ -217,7 +218,9 @@ def test_without_a_source_is_a_usage_error(served: ServedLedger, monkeypatch: py
 
 
 def test_bad_token_is_not_a_verification_failure(served: ServedLedger):
-    code, output = run_cli("verify-log", "--server", served.url, "--token", "nope", "--key", served.ledger.pub_path)
+    code, output = run_cli(
+        "verify-log", "--server", served.url, "--token", "nope", "--key", served.ledger.pub_path
+    )
     assert code == 2, output
     assert "401" in output
 
@@ -279,7 +282,7 @@ def test_proof_for_other_sizes_fails(served: ServedLedger, tmp_path: Path):
 
 
 def test_checkpoint_from_another_log_fails(served: ServedLedger, tmp_path: Path):
-    old, _, new = write_checkpoints(served, tmp_path)
+    old, _, _ = write_checkpoints(served, tmp_path)
     stranger = SignerKey.generate("other.test/log")
     foreign = tmp_path / "foreign"
     foreign.write_text(sign_checkpoint(Checkpoint("other.test/log", 400, bytes(32)), stranger))
@@ -311,7 +314,10 @@ def test_shrinking_log_fails(served: ServedLedger, tmp_path: Path):
     assert "smaller" in output
 
 
-def test_consistency_without_proof_source_is_a_usage_error(served: ServedLedger, tmp_path: Path):
+def test_consistency_without_proof_source_is_a_usage_error(
+    served: ServedLedger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("EVLEDGER_SERVER", raising=False)
     old, _, new = write_checkpoints(served, tmp_path)
     code, output = run_cli("verify-consistency", old, new, "--key", served.ledger.pub_path)
     assert code == 2, output

@@ -107,7 +107,9 @@ class FakeTransaction:
         if not chained:
             return None
         newest = max(chained, key=lambda e: e.seq or 0)
-        return ChainHead(newest.index, self.data.entries[newest.index].leaf_hash, newest.seq or 0, newest.kind)
+        return ChainHead(
+            newest.index, self.data.entries[newest.index].leaf_hash, newest.seq or 0, newest.kind
+        )
 
     async def write(self, batch: BatchWrite) -> None:
         self._store.writes += 1
@@ -245,7 +247,12 @@ async def genesis(store: FakeStore) -> KeyRegistry:
     async with store.append_transaction() as txn:
         head = await txn.head()
         plan = plan_batch(
-            head, [genesis_request(LEDGER_KEY, "ledger")], KeyRegistry(), LEDGER_KEY, datetime.now(UTC), genesis=True
+            head,
+            [genesis_request(LEDGER_KEY, "ledger")],
+            KeyRegistry(),
+            LEDGER_KEY,
+            datetime.now(UTC),
+            genesis=True,
         )
         assert plan.write is not None
         await txn.write(plan.write)
@@ -257,7 +264,9 @@ async def started(store: FakeStore, **knobs: float) -> Sequencer:
     registry = await genesis(store)
     sequencer = Sequencer(_typed_store(store), LEDGER_KEY, registry, **knobs)  # type: ignore[arg-type]
     sequencer.start()
-    await sequencer.append(request(sequencer, registration(ALICE, ["appender"]), registration(BOB, ["appender"])))
+    await sequencer.append(
+        request(sequencer, registration(ALICE, ["appender"]), registration(BOB, ["appender"]))
+    )
     return sequencer
 
 
@@ -388,7 +397,9 @@ def test_queue_full_is_refused_at_once_with_unavailable() -> None:
         in_flight = asyncio.create_task(sequencer.append(request(sequencer, evidence(ALICE, 10))))
         while store.writes == writes_before:
             await asyncio.sleep(0.001)
-        queued = [asyncio.create_task(sequencer.append(request(sequencer, evidence(BOB, 20 + n)))) for n in range(3)]
+        queued = [
+            asyncio.create_task(sequencer.append(request(sequencer, evidence(BOB, 20 + n)))) for n in range(3)
+        ]
         await asyncio.sleep(0)
         assert sequencer.pending == 3
         # Refused immediately, not after waiting for room.
@@ -414,7 +425,10 @@ def test_key_revoked_earlier_in_the_same_batch_cannot_sign_later_requests_of_it(
         by_alice = request(sequencer, evidence(ALICE, 1))
         by_bob = request(sequencer, evidence(BOB, 2))
         revoked, refused, accepted = await asyncio.gather(
-            sequencer.append(revoke_alice), sequencer.append(by_alice), sequencer.append(by_bob), return_exceptions=True
+            sequencer.append(revoke_alice),
+            sequencer.append(by_alice),
+            sequencer.append(by_bob),
+            return_exceptions=True,
         )
         assert sequencer.batches == batches_before + 1  # one batch
         assert isinstance(revoked, Appended)
@@ -513,7 +527,10 @@ def test_request_refused_whole_leaves_the_rest_of_the_batch_gapless() -> None:
         good_before = request(sequencer, evidence(BOB, 2))
         good_after = request(sequencer, registration(dave, ["appender"]), evidence(ALICE, 3))
         outcomes = await asyncio.gather(
-            sequencer.append(good_before), sequencer.append(bad), sequencer.append(good_after), return_exceptions=True
+            sequencer.append(good_before),
+            sequencer.append(bad),
+            sequencer.append(good_after),
+            return_exceptions=True,
         )
         assert isinstance(outcomes[0], Appended)
         assert isinstance(outcomes[1], LedgerError)

@@ -12,13 +12,13 @@ import io
 import sys
 
 import pytest
+from reference_tree import ReferenceTree
 
 from cli.tile_source import DirectoryTiles, read_committed
 from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile, covered_entries, describe_slot
 from ledger.core.compact_range import root_from_leaf_hashes
 from ledger.core.tiles import TILE_WIDTH, Tile, tiles_for_size
 from ledger.errors import NotFoundError, TooLargeError, VerificationError
-from reference_tree import ReferenceTree
 
 
 def leaves(count: int) -> list[bytes]:

@@ -1,0 +1,669 @@
+"""Every bad request gets its DESIGN.md §4 status, the `{"status","error","detail"}` body, and writes nothing.
+
+One ledger serves the module, with tokens for each role and three signing keys:
+`appender` (registered, any product), `revoked` (registered, then revoked) and
+`stranger` (never registered). Every response of the module is recorded; the
+last test checks that none of them was a 500 or leaked a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from ledger_harness import Ledger, evidence, register, revoke, statement, to_json, token
+from litestar.testing import AsyncTestClient, TestClient
+from service_support import bearer, check_error, nothing_written, scratch_ledger, service, written
+
+from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
+from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, Signature, sign_envelope
+from ledger.core.keys import SignerKey
+from ledger.service.app import Settings, create_app
+
+MAX_ENTRY = 65_535
+_numbers = itertools.count(1_000)
+
+
+@dataclass
+class Api:
+    """The module's service, ledger, tokens, keys, and every response seen."""
+
+    client: TestClient  # type: ignore[type-arg]
+    ledger: Ledger
+    tokens: dict[str, str]
+    keys: dict[str, SignerKey]
+    responses: list[tuple[str, str, int, str]] = field(default_factory=list)
+
+    def request(self, method: str, path: str, *, as_: str | None = "admin", **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if as_ is not None:
+            headers.update(bearer(self.tokens[as_]))
+        response = self.client.request(method, path, headers=headers, **kwargs)
+        self.responses.append((method, path, response.status_code, response.text))
+        return response
+
+    def post(self, path: str, body: bytes | object, **kwargs: Any) -> httpx.Response:
+        content = body if isinstance(body, bytes) else msgspec.json.encode(body)
+        return self.request("POST", path, content=content, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def refused(self, method: str, path: str, status: int, **kwargs: Any) -> dict[str, object]:
+        """The request is refused with `status` in the error shape, and nothing is written."""
+        with nothing_written(self.ledger.dsn):
+            response = self.request(method, path, **kwargs)
+        return check_error(response, status)
+
+    def refused_post(self, path: str, body: bytes | object, status: int, **kwargs: Any) -> dict[str, object]:
+        content = body if isinstance(body, bytes) else msgspec.json.encode(body)
+        return self.refused("POST", path, status, content=content, **kwargs)
+
+    @property
+    def size(self) -> int:
+        return written(self.ledger.dsn)[0]
+
+
+@pytest.fixture(scope="module")
+def api(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with scratch_ledger(pg_server_dsn, tmp_path_factory.mktemp("bad-input")) as ledger:
+        tokens = {
+            "admin": token(ledger.dsn, "admin"),
+            "appender": token(ledger.dsn, "appender"),
+            "appender_a": token(ledger.dsn, "appender", ["A"]),
+            "auditor": token(ledger.dsn, "auditor"),
+        }
+        keys = {
+            "appender": SignerKey.generate("appender.test/ci"),
+            "revoked": SignerKey.generate("revoked.test/ci"),
+            "stranger": SignerKey.generate("stranger.test/ci"),
+        }
+        with service(ledger) as client:
+            api = Api(client, ledger, tokens, keys)
+            setup = [
+                register(ledger.signer, keys["appender"], ["appender"]),
+                register(ledger.signer, keys["revoked"], ["appender"]),
+            ]
+            assert api.post("/v1/entries/batch", {"envelopes": setup}).status_code == 201
+            assert api.post("/v1/entries", revoke(ledger.signer, keys["revoked"].keyid)).status_code == 201
+            assert api.post("/v1/entries", good(api)).status_code == 201
+            yield api
+
+
+def good(api: Api, product: str | None = "prod", signer: str = "appender") -> Envelope:
+    """A valid evidence envelope no other test uses."""
+    return evidence(api.keys[signer], product=product, n=next(_numbers))
+
+
+def as_dict(envelope: Envelope) -> dict[str, Any]:
+    return msgspec.to_builtins(envelope)  # type: ignore[no-any-return]
+
+
+def signed(api: Api, payload_type: str, payload: bytes, signer: str = "appender") -> Envelope:
+    return sign_envelope(payload_type, payload, [api.keys[signer]])
+
+
+def statement_dict(n: int) -> dict[str, Any]:
+    return msgspec.json.decode(statement(n=n))  # type: ignore[no-any-return]
+
+
+# --- 400: malformed JSON, wrong shapes ---------------------------------------------------------
+
+MALFORMED_JSON = {
+    "truncated": b'{"payload": "aGk=", "payloadType"',
+    "not_json": b"this is not json",
+    "empty_body": b"",
+    "invalid_utf8": b'{"payload": "\xff\xfe"}',
+    "trailing_garbage": b'{"payload":"aGk=","payloadType":"t","signatures":[]} trailing',
+    "trailing_comma": b'{"payload":"aGk=",}',
+}
+
+
+@pytest.mark.parametrize("body", MALFORMED_JSON.values(), ids=MALFORMED_JSON.keys())
+@pytest.mark.parametrize("path", ["/v1/entries", "/v1/entries/batch"])
+def test_attack_malformed_json_is_400(api: Api, path: str, body: bytes) -> None:
+    api.refused_post(path, body, 400)
+
+
+def _mutated(api: Api, change: str) -> object:  # noqa: PLR0911 - one branch per mutation
+    envelope = as_dict(good(api))
+    if change == "array":
+        return [envelope]
+    if change == "string":
+        return "envelope"
+    if change == "null":
+        return None
+    if change == "payload_int":
+        return {**envelope, "payload": 42}
+    if change == "payload_type_missing":
+        return {k: v for k, v in envelope.items() if k != "payloadType"}
+    if change == "payload_type_snake_case":
+        return {**{k: v for k, v in envelope.items() if k != "payloadType"}, "payload_type": INTOTO_PAYLOAD_TYPE}
+    if change == "signatures_object":
+        return {**envelope, "signatures": {"keyid": "x", "sig": "aGk="}}
+    if change == "keyid_int":
+        return {**envelope, "signatures": [{"keyid": 7, "sig": envelope["signatures"][0]["sig"]}]}
+    if change == "unknown_envelope_field":
+        return {**envelope, "extra": "smuggled"}
+    if change == "unknown_signature_field":
+        return {**envelope, "signatures": [{**envelope["signatures"][0], "cert": "x"}]}
+    raise AssertionError(change)
+
+
+WRONG_SHAPES = [
+    "array",
+    "string",
+    "null",
+    "payload_int",
+    "payload_type_missing",
+    "payload_type_snake_case",
+    "signatures_object",
+    "keyid_int",
+    "unknown_envelope_field",
+    "unknown_signature_field",
+]
+
+
+@pytest.mark.parametrize("change", WRONG_SHAPES)
+def test_attack_envelope_of_wrong_types_or_unknown_fields_is_400(api: Api, change: str) -> None:
+    api.refused_post("/v1/entries", _mutated(api, change), 400)
+
+
+@pytest.mark.parametrize("change", WRONG_SHAPES)
+def test_attack_batch_holding_a_wrongly_shaped_envelope_is_400(api: Api, change: str) -> None:
+    envelopes = [as_dict(good(api)), _mutated(api, change), as_dict(good(api))]
+    api.refused_post("/v1/entries/batch", {"envelopes": envelopes}, 400)
+
+
+BATCH_SHAPES = {
+    "envelopes_object": {"envelopes": {}},
+    "envelopes_missing": {},
+    "bare_array": [],
+    "empty_batch": {"envelopes": []},
+}
+
+
+@pytest.mark.parametrize("body", BATCH_SHAPES.values(), ids=BATCH_SHAPES.keys())
+def test_attack_batch_of_wrong_shape_is_400(api: Api, body: object) -> None:
+    api.refused_post("/v1/entries/batch", body, 400)
+
+
+def test_attack_batch_with_unknown_top_level_field_is_400(api: Api) -> None:
+    api.refused_post("/v1/entries/batch", {"envelopes": [good(api)], "priority": "high"}, 400)
+
+
+NOT_BASE64 = {
+    "payload_punctuation": ("payload", "!!!not base64!!!"),
+    "payload_impossible_length": ("payload", "abcde"),
+    "payload_inner_space": ("payload", "aGVs bG8="),
+    "sig_punctuation": ("sig", "***"),
+    "sig_mixed_alphabets": ("sig", "ab+-cd/_"),
+}
+
+
+@pytest.mark.parametrize(("field_name", "value"), NOT_BASE64.values(), ids=NOT_BASE64.keys())
+def test_attack_payload_or_sig_not_base64_is_400(api: Api, field_name: str, value: str) -> None:
+    envelope = as_dict(good(api))
+    if field_name == "payload":
+        envelope["payload"] = value
+    else:
+        envelope["signatures"][0]["sig"] = value
+    api.refused_post("/v1/entries", envelope, 400)
+    api.refused_post("/v1/entries/batch", {"envelopes": [as_dict(good(api)), envelope]}, 400)
+
+
+def test_attack_envelope_without_signatures_is_400(api: Api) -> None:
+    envelope = {**as_dict(good(api)), "signatures": []}
+    api.refused_post("/v1/entries", envelope, 400)
+    api.refused_post("/v1/entries/batch", {"envelopes": [as_dict(good(api)), envelope]}, 400)
+
+
+def test_attack_idempotency_key_too_long_is_400(api: Api) -> None:
+    api.refused_post("/v1/entries", good(api), 400, headers={"Idempotency-Key": "k" * 201})
+
+
+# --- 413: size limits ---------------------------------------------------------------------------
+
+
+def test_attack_body_over_the_entry_limit_is_413(api: Api) -> None:
+    envelope = {**as_dict(good(api)), "payload": "A" * 70_000}
+    api.refused_post("/v1/entries", envelope, 413)
+
+
+def test_attack_multi_megabyte_body_is_413(api: Api) -> None:
+    api.refused_post("/v1/entries", b'{"payload":"' + b"A" * 6_000_000 + b'"}', 413)
+
+
+class RawPost:
+    """POST `total` bytes in chunks straight into an ASGI app, counting how many bytes it pulls."""
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], total: int, chunk: int) -> None:
+        self.headers, self.total, self.chunk = headers, total, chunk
+        self.pulled = 0
+        self.messages: list[dict[str, Any]] = []
+
+    async def receive(self) -> dict[str, Any]:
+        if self.pulled >= self.total:
+            await asyncio.sleep(3600)  # nothing more will come; an app that waits here times out below
+        self.pulled += self.chunk
+        return {"type": "http.request", "body": b"A" * self.chunk, "more_body": self.pulled < self.total}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+    async def run(self, app: Any, path: str) -> tuple[int, str]:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": self.headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+            "state": {},
+        }
+        await asyncio.wait_for(app(scope, self.receive, self.send), timeout=30)
+        start = next(m for m in self.messages if m["type"] == "http.response.start")
+        body = b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
+        return start["status"], body.decode()
+
+
+def test_attack_multi_megabyte_body_is_refused_before_it_is_read(api: Api) -> None:
+    total, chunk = 8 * 1024 * 1024, 16 * 1024
+    auth = [(b"authorization", f"Bearer {api.tokens['admin']}".encode()), (b"content-type", b"application/json")]
+
+    async def scenario() -> dict[str, tuple[int, int]]:
+        app = create_app(Settings(dsn=api.ledger.dsn, signer=api.ledger.signer))
+        outcomes = {}
+        async with AsyncTestClient(app):  # runs the lifespan: pool, registry, sequencer
+            for how in ("declared", "chunked"):
+                headers = [*auth, (b"content-length", str(total).encode())] if how == "declared" else auth
+                post = RawPost(headers, total, chunk)
+                status, text = await post.run(app, "/v1/entries")
+                api.responses.append(("POST", f"/v1/entries (raw ASGI, {how})", status, text))
+                outcomes[how] = (status, post.pulled)
+        return outcomes
+
+    with nothing_written(api.ledger.dsn):
+        outcomes = asyncio.run(scenario())
+    for how, (status, pulled) in outcomes.items():
+        assert status == 413, how
+        # Refused once the limit is passed: at most one chunk beyond 65,535 bytes, never the 8 MiB.
+        assert pulled <= MAX_ENTRY + chunk, (how, pulled)
+    assert outcomes["declared"][1] == 0  # a declared Content-Length over the limit: refused unread
+
+
+def test_attack_batch_of_1001_envelopes_is_413(api: Api) -> None:
+    envelope = good(api)
+    api.refused_post("/v1/entries/batch", {"envelopes": [envelope] * 1001}, 413)
+
+
+def test_attack_envelope_within_body_limit_whose_entry_exceeds_65535_bytes_is_413(api: Api) -> None:
+    # The entry wraps the envelope with index, prev, time and links: a body just under the limit overflows.
+    blob = 47_000
+    while True:
+        envelope = evidence(api.keys["appender"], n=next(_numbers), blob="x" * blob)
+        size = len(to_json(envelope))
+        if size > MAX_ENTRY - 40:
+            break
+        blob += (MAX_ENTRY - 20 - size) * 3 // 4 or 1
+    assert MAX_ENTRY - 40 < size <= MAX_ENTRY
+    api.refused_post("/v1/entries", envelope, 413)
+
+
+# --- 422: content and signatures ----------------------------------------------------------------
+
+
+def _content_case(api: Api, case: str) -> Envelope:  # noqa: PLR0911 - one branch per case
+    n = next(_numbers)
+    body = statement_dict(n)
+    if case == "not_a_statement":
+        return signed(api, INTOTO_PAYLOAD_TYPE, b'{"hello": "world"}')
+    if case == "payload_not_json":
+        return signed(api, INTOTO_PAYLOAD_TYPE, b"hello world")
+    if case == "empty_payload":
+        return signed(api, INTOTO_PAYLOAD_TYPE, b"")
+    if case == "wrong_payload_type":
+        return signed(api, "text/plain", statement(n=n))
+    if case == "statement_unknown_field":
+        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "smuggled": True}))
+    if case == "statement_without_subjects":
+        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "subject": []}))
+    if case == "subject_without_digest":
+        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "subject": [{"name": "a"}]}))
+    if case == "wrong_statement_type":
+        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "_type": "https://x/Statement/v0"}))
+    if case == "release_not_an_object":
+        predicate = {**body["predicate"], "release": "prod-1.0"}
+        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "predicate": predicate}))
+    if case == "unknown_admin_kind":
+        return signed(api, ADMIN_PAYLOAD_TYPE, b'{"kind": "key.exploded"}', signer="appender")
+    raise AssertionError(case)
+
+
+CONTENT_CASES = [
+    "not_a_statement",
+    "payload_not_json",
+    "empty_payload",
+    "wrong_payload_type",
+    "statement_unknown_field",
+    "statement_without_subjects",
+    "subject_without_digest",
+    "wrong_statement_type",
+    "release_not_an_object",
+    "unknown_admin_kind",
+]
+
+
+@pytest.mark.parametrize("case", CONTENT_CASES)
+def test_attack_payload_that_is_not_a_statement_or_admin_record_is_422(api: Api, case: str) -> None:
+    api.refused_post("/v1/entries", _content_case(api, case), 422)
+
+
+def test_attack_admin_record_with_unknown_field_is_422(api: Api) -> None:
+    record = msgspec.json.decode(encode_admin_record(KeyRevoked(api.keys["appender"].keyid, "r")))
+    payload = msgspec.json.encode({**record, "force": True})
+    api.refused_post("/v1/entries", sign_envelope(ADMIN_PAYLOAD_TYPE, payload, [api.ledger.signer]), 422)
+
+
+def test_attack_admin_record_registering_a_malformed_key_is_422(api: Api) -> None:
+    # A well-formed envelope whose payload is schema-invalid: §4 says 422, not 400.
+    record = KeyRegistered("not-a-verifier-key", "mallory", ["appender"], [])
+    envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(record), [api.ledger.signer])
+    api.refused_post("/v1/entries", envelope, 422)
+
+
+def _forged(api: Api, case: str) -> Envelope:
+    envelope = good(api)
+    sig = envelope.signatures[0]
+    if case == "signature_over_other_bytes":
+        other = good(api).signatures[0].sig
+        return Envelope(envelope.payload, envelope.payload_type, [Signature(sig.keyid, other)])
+    if case == "truncated_signature":
+        raw = base64.b64decode(sig.sig)[:10]
+        return Envelope(envelope.payload, envelope.payload_type, [Signature(sig.keyid, base64.b64encode(raw).decode())])
+    if case == "payload_swapped_after_signing":
+        return Envelope(good(api).payload, envelope.payload_type, envelope.signatures)
+    if case == "unknown_key":
+        return good(api, signer="stranger")
+    if case == "revoked_key":
+        return good(api, signer="revoked")
+    if case == "stranger_signs_under_registered_keyid":
+        forged = good(api, signer="stranger")
+        keyid = api.keys["appender"].keyid
+        return Envelope(forged.payload, forged.payload_type, [Signature(keyid, forged.signatures[0].sig)])
+    if case == "valid_signature_plus_bad_one_by_known_key":
+        other = good(api).signatures[0].sig
+        return Envelope(envelope.payload, envelope.payload_type, [sig, Signature(api.ledger.signer.keyid, other)])
+    raise AssertionError(case)
+
+
+SIGNATURE_CASES = [
+    "signature_over_other_bytes",
+    "truncated_signature",
+    "payload_swapped_after_signing",
+    "unknown_key",
+    "revoked_key",
+    "stranger_signs_under_registered_keyid",
+    "valid_signature_plus_bad_one_by_known_key",
+]
+
+
+@pytest.mark.parametrize("case", SIGNATURE_CASES)
+def test_attack_bad_unknown_or_revoked_signature_is_422(api: Api, case: str) -> None:
+    api.refused_post("/v1/entries", _forged(api, case), 422)
+
+
+@pytest.mark.parametrize("case", ["signature_over_other_bytes", "unknown_key", "revoked_key"])
+def test_attack_one_bad_envelope_among_valid_ones_refuses_the_whole_batch(api: Api, case: str) -> None:
+    envelopes = [good(api), good(api), _forged(api, case), good(api)]
+    api.refused_post("/v1/entries/batch", {"envelopes": envelopes}, 422)
+
+
+def test_attack_batch_registering_the_same_key_twice_writes_nothing(api: Api) -> None:
+    newcomer = SignerKey.generate("twice.test/ci")
+    envelopes = [good(api, signer="appender"), register(api.ledger.signer, newcomer, ["appender"])] * 2
+    with nothing_written(api.ledger.dsn):
+        response = api.post("/v1/entries/batch", {"envelopes": envelopes})
+    assert response.status_code in {409, 422}, response.text
+    check_error(response, response.status_code)
+
+
+# --- 401 and 403: who may do what ---------------------------------------------------------------
+
+UNAUTHENTICATED = {
+    "no_header": {},
+    "basic_scheme": {"Authorization": "Basic YWRtaW46YWRtaW4="},
+    "empty_bearer": {"Authorization": "Bearer "},
+    "unknown_token": {"Authorization": "Bearer evl_this-token-was-never-issued"},
+}
+
+
+@pytest.mark.parametrize("headers", UNAUTHENTICATED.values(), ids=UNAUTHENTICATED.keys())
+def test_attack_missing_or_unknown_token_is_401(api: Api, headers: dict[str, str]) -> None:
+    api.refused_post("/v1/entries", good(api), 401, as_=None, headers=headers)
+    api.refused_post("/v1/entries/batch", {"envelopes": [good(api)]}, 401, as_=None, headers=headers)
+    for path in ["/v1/checkpoint", "/v1/entries/0", "/tile/0/000.p/1", "/v1/proofs/inclusion?index=0"]:
+        api.refused("GET", path, 401, as_=None, headers=headers)
+
+
+def test_attack_auditor_token_appending_is_403(api: Api) -> None:
+    api.refused_post("/v1/entries", good(api), 403, as_="auditor")
+    api.refused_post("/v1/entries/batch", {"envelopes": [good(api)]}, 403, as_="auditor")
+
+
+def test_attack_token_scoped_to_product_a_appending_for_product_b_is_403(api: Api) -> None:
+    api.refused_post("/v1/entries", good(api, product="B"), 403, as_="appender_a")
+    batch = {"envelopes": [good(api, product="A"), good(api, product="B")]}
+    api.refused_post("/v1/entries/batch", batch, 403, as_="appender_a")
+
+
+def test_attack_token_scoped_to_a_product_appending_a_statement_naming_none_is_403(api: Api) -> None:
+    api.refused_post("/v1/entries", good(api, product=None), 403, as_="appender_a")
+
+
+def test_scoped_token_may_append_for_its_own_product(api: Api) -> None:
+    response = api.post("/v1/entries", good(api, product="A"), as_="appender_a")
+    assert response.status_code == 201, response.text
+
+
+def test_attack_admin_record_signed_by_a_non_admin_key_is_403(api: Api) -> None:
+    newcomer = SignerKey.generate("sneaky.test/ci")
+    envelope = register(api.keys["appender"], newcomer, ["admin"])
+    api.refused_post("/v1/entries", envelope, 403, as_="admin")
+
+
+def test_attack_admin_record_sent_with_an_appender_token_is_403(api: Api) -> None:
+    newcomer = SignerKey.generate("backdoor.test/ci")
+    envelope = register(api.ledger.signer, newcomer, ["admin"])
+    api.refused_post("/v1/entries", envelope, 403, as_="appender")
+    api.refused_post("/v1/entries/batch", {"envelopes": [good(api), envelope]}, 403, as_="appender")
+
+
+# --- idempotency --------------------------------------------------------------------------------
+
+
+def test_idempotent_retry_replays_the_receipt_and_other_body_is_409(api: Api) -> None:
+    envelope = good(api)
+    headers = {"Idempotency-Key": "retry-single-1"}
+    first = api.post("/v1/entries", envelope, headers=headers)
+    assert first.status_code == 201, first.text
+    with nothing_written(api.ledger.dsn):
+        again = api.post("/v1/entries", envelope, headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        api.refused_post("/v1/entries", good(api), 409, headers=headers)
+        # The key stays bound to its first body: a later retry still replays it.
+        assert api.post("/v1/entries", envelope, headers=headers).json()["index"] == first.json()["index"]
+
+
+def test_idempotent_batch_retry_replays_the_receipts_and_other_body_is_409(api: Api) -> None:
+    envelopes = [good(api) for _ in range(3)]
+    headers = {"Idempotency-Key": "retry-batch-1"}
+    first = api.post("/v1/entries/batch", {"envelopes": envelopes}, headers=headers)
+    assert first.status_code == 201, first.text
+    with nothing_written(api.ledger.dsn):
+        again = api.post("/v1/entries/batch", {"envelopes": envelopes}, headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+        api.refused_post("/v1/entries/batch", {"envelopes": envelopes[:2]}, 409, headers=headers)
+
+
+def test_idempotency_key_is_per_token(api: Api) -> None:
+    headers = {"Idempotency-Key": "shared-name"}
+    first = api.post("/v1/entries", good(api), headers=headers, as_="admin")
+    other = api.post("/v1/entries", good(api), headers=headers, as_="appender")
+    assert (first.status_code, other.status_code) == (201, 201)
+    assert first.json()["index"] != other.json()["index"]
+
+
+# --- 503: back-pressure -------------------------------------------------------------------------
+
+
+def test_full_queue_is_503_with_retry_after(api: Api) -> None:
+    with service(api.ledger, max_pending=1) as small:
+        with nothing_written(api.ledger.dsn):
+            response = small.post(
+                "/v1/entries/batch",
+                content=msgspec.json.encode({"envelopes": [good(api), good(api)]}),
+                headers=bearer(api.tokens["admin"]),
+            )
+        api.responses.append(("POST", "/v1/entries/batch (max_pending=1)", response.status_code, response.text))
+        check_error(response, 503)
+        assert int(response.headers["Retry-After"]) >= 1
+
+
+# --- reads: proofs, entries, tiles --------------------------------------------------------------
+
+
+def _proof_paths(size: int) -> dict[str, str]:
+    leaf = "ab" * 32
+    return {
+        "index_equal_to_tree_size": f"/v1/proofs/inclusion?index={size}",
+        "index_past_tree_size": f"/v1/proofs/inclusion?index=1&tree_size=1",
+        "negative_index": "/v1/proofs/inclusion?index=-1",
+        "tree_size_zero": "/v1/proofs/inclusion?index=0&tree_size=0",
+        "tree_size_past_latest": f"/v1/proofs/inclusion?index=0&tree_size={size + 1}",
+        "neither_index_nor_leaf_hash": "/v1/proofs/inclusion",
+        "both_index_and_leaf_hash": f"/v1/proofs/inclusion?index=0&leaf_hash={leaf}",
+        "leaf_hash_not_hex": "/v1/proofs/inclusion?leaf_hash=" + "zz" * 32,
+        "leaf_hash_short": "/v1/proofs/inclusion?leaf_hash=abcd",
+        "index_not_a_number": "/v1/proofs/inclusion?index=one",
+        "consistency_first_zero": "/v1/proofs/consistency?first=0",
+        "consistency_first_negative": "/v1/proofs/consistency?first=-3",
+        "consistency_first_after_second": "/v1/proofs/consistency?first=3&second=2",
+        "consistency_second_past_latest": f"/v1/proofs/consistency?first=1&second={size + 1}",
+        "consistency_first_past_latest": f"/v1/proofs/consistency?first={size + 1}",
+        "consistency_without_first": "/v1/proofs/consistency",
+        "page_limit_zero": "/v1/entries?limit=0",
+        "page_limit_too_big": "/v1/entries?limit=1001",
+        "page_start_negative": "/v1/entries?start=-1",
+        "negative_entry_index": "/v1/entries/-1",
+    }
+
+
+PROOF_CASES = list(_proof_paths(0))
+
+
+@pytest.mark.parametrize("case", PROOF_CASES)
+def test_attack_out_of_range_read_parameters_are_400(api: Api, case: str) -> None:
+    api.refused("GET", _proof_paths(api.size)[case], 400, as_="auditor")
+
+
+def test_unknown_leaf_hash_is_404(api: Api) -> None:
+    api.refused("GET", "/v1/proofs/inclusion?leaf_hash=" + "ab" * 32, 404, as_="auditor")
+
+
+def test_unknown_entry_index_is_404(api: Api) -> None:
+    api.refused("GET", f"/v1/entries/{api.size}", 404, as_="auditor")
+    api.refused("GET", f"/v1/entries/{api.size + 1000}", 404, as_="auditor")
+
+
+@pytest.mark.parametrize("index", [2**63 - 1, 2**63, 10**20], ids=["int64_max", "int64_max_plus_1", "1e20"])
+def test_attack_entry_index_beyond_int64_is_404_not_500(api: Api, index: int) -> None:
+    response = api.get(f"/v1/entries/{index}", as_="auditor")
+    assert response.status_code in {400, 404}, (response.status_code, response.text)
+    check_error(response, response.status_code)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [f"start={10**20}", f"start={2**63 - 1}&limit=1000", f"start={2**63 - 500}&limit=1000"],
+    ids=["start_1e20", "start_int64_max", "start_plus_limit_overflows"],
+)
+def test_attack_entry_page_beyond_int64_is_not_500(api: Api, query: str) -> None:
+    response = api.get(f"/v1/entries?{query}", as_="auditor")
+    assert response.status_code in {200, 400}, (response.status_code, response.text)
+    if response.status_code == 200:
+        assert response.json()["entries"] == []
+    else:
+        check_error(response, 400)
+
+
+BAD_TILES = {
+    "leading_zero_group": ("/tile/0/x000/001", 400),
+    "level_too_high": ("/tile/9/000", 400),
+    "level_not_canonical": ("/tile/00/000", 400),
+    "level_negative": ("/tile/-1/000", 400),
+    "level_not_a_number": ("/tile/abc/000", 400),
+    "partial_width_zero": ("/tile/0/000.p/0", 400),
+    "partial_width_256": ("/tile/0/000.p/256", 400),
+    "partial_width_leading_zero": ("/tile/0/000.p/01", 400),
+    "index_two_digits": ("/tile/0/01", 400),
+    "missing_index": ("/tile/0", 400),
+    "entries_missing_index": ("/tile/entries", 400),
+    "entries_leading_zero_group": ("/tile/entries/x000/001", 400),
+    "nonexistent_full_tile": ("/tile/0/000", 404),
+    "nonexistent_tile_index": ("/tile/0/005", 404),
+    "nonexistent_level": ("/tile/1/000.p/1", 404),
+    "partial_wider_than_stored": ("/tile/0/000.p/255", 404),
+    "nonexistent_entry_bundle": ("/tile/entries/005", 404),
+    "entry_bundle_wider_than_stored": ("/tile/entries/000.p/255", 404),
+}
+
+
+@pytest.mark.parametrize(("path", "status"), BAD_TILES.values(), ids=BAD_TILES.keys())
+def test_attack_bad_tile_path(api: Api, path: str, status: int) -> None:
+    assert api.size < 255
+    api.refused("GET", path, status, as_="auditor")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/tile/0/x999/x999/x999/x999/x999/x999/999", "/tile/entries/x999/x999/x999/x999/x999/x999/999",
+     "/tile/entries/x036/x028/x797/x018/x963/x968/000"],
+    ids=["hash_tile", "entry_bundle", "entry_bundle_first_leaf_past_int64"],
+)
+def test_attack_tile_index_beyond_int64_is_404_not_500(api: Api, path: str) -> None:
+    response = api.get(path, as_="auditor")
+    assert response.status_code in {400, 404}, (response.status_code, response.text)
+    check_error(response, response.status_code)
+
+
+def test_unknown_route_and_method_are_4xx_in_the_error_shape(api: Api) -> None:
+    api.refused("GET", "/v1/nothing-here", 404)
+    api.refused("DELETE", "/v1/entries/0", 405)
+    api.refused("PUT", "/v1/entries", 405, content=b"{}")
+
+
+# --- last: the module as a whole ----------------------------------------------------------------
+
+
+def test_no_response_in_this_module_was_a_500_or_leaked_a_traceback(api: Api) -> None:
+    assert len(api.responses) > 100
+    server_errors = [(m, p, s) for m, p, s, _ in api.responses if s >= 500 and s != 503]
+    assert server_errors == []
+    leaks = [(m, p) for m, p, _, text in api.responses if "Traceback" in text or 'File "' in text]
+    assert leaks == []
