@@ -5,7 +5,9 @@
 --   LOADGEN_METHOD     GET or POST
 --   LOADGEN_PATH       the path; every "{r}" is replaced per request by a random
 --                      integer in [LOADGEN_LO, LOADGEN_HI] (uniform)
---   LOADGEN_BODY_FILE  file whose bytes are the body (JSON), or empty for none
+--   LOADGEN_BODY_FILE  file holding the body (JSON), or empty for none; several bodies may be
+--                      given one per line (JSON bodies hold no raw newline): the requests of
+--                      each thread then take them in turn
 --   LOADGEN_TOKEN      bearer token, or empty for none
 
 local method = os.getenv("LOADGEN_METHOD") or "GET"
@@ -21,10 +23,16 @@ wrk.headers["Connection"] = "keep-alive"
 if token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
+local bodies = {}
 if body_file ~= "" then
   local f = assert(io.open(body_file, "rb"))
-  wrk.body = f:read("*a")
+  for line in f:lines() do
+    if line ~= "" then
+      table.insert(bodies, line)
+    end
+  end
   f:close()
+  wrk.body = bodies[1]
   wrk.headers["Content-Type"] = "application/json"
 end
 
@@ -41,11 +49,22 @@ function init(args)
   math.randomseed(os.time() * 1000 + (thread_number or 0))
 end
 
-if string.find(path, "{r}", 1, true) then
-  -- Defined only for a random path: wrk then builds each request anew.
+local random_path = string.find(path, "{r}", 1, true) ~= nil
+local turn = 0
+
+if random_path or #bodies > 1 then
+  -- Defined only when requests differ: wrk then builds each request anew.
   function request()
-    local p = string.gsub(path, "{r}", tostring(math.random(lo, hi)))
-    return wrk.format(nil, p)
+    local p = path
+    if random_path then
+      p = string.gsub(path, "{r}", tostring(math.random(lo, hi)))
+    end
+    local body = nil
+    if #bodies > 0 then
+      turn = turn % #bodies + 1
+      body = bodies[turn]
+    end
+    return wrk.format(nil, p, nil, body)
   end
 end
 

@@ -9,6 +9,7 @@ module kills it if it has not exited 30 s after that.
 Each connection is an HTTP/1.1 keep-alive connection with one request in
 flight (closed loop): `connections` is the number of concurrent clients.
 Latency is measured by wrk per request, from send to complete response.
+A body file may hold several JSON bodies, one per line; requests take them in turn.
 wrk counts responses with status >= 400 as errors; they are reported.
 
 Run alone: `.venv/bin/python benchmarks/loadgen.py URL [--method POST --body-file F]
@@ -121,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="full URL; every {r} in it is replaced by a random integer per request")
     parser.add_argument("--method", default="GET")
-    parser.add_argument("--body-file", type=Path, help="request body (sent as application/json)")
+    parser.add_argument("--body-file", type=Path, help="request body (application/json); several: one per line, sent in turn")
     parser.add_argument("--token", help="bearer token")
     parser.add_argument("--connections", type=int, default=64, help="concurrent keep-alive clients")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration (the run stops by itself)")

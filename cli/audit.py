@@ -120,6 +120,12 @@ class LogAudit:
         for row in rows:
             index = self.builder.size
             try:
+                check_row_hash(row, index)
+            except VerificationError as exc:
+                exc.add_note(self._contradicted(index))
+                raise
+            self._check_slot(row)
+            try:
                 self._check_entry(row, index)
             except VerificationError as exc:
                 exc.add_note(self._contradicted(index))
@@ -134,8 +140,22 @@ class LogAudit:
             error.add_note(self._contradicted(missing))
             raise error
 
+    def _check_slot(self, row: EntryRow) -> None:
+        """The entry's leaf hash is its slot of the stored level-0 tile (before replay: names this index)."""
+        tile_index, slot = divmod(row.index, TILE_WIDTH)
+        stored = self.page_tiles.get(tile_index)
+        if stored is None or stored.width <= slot:
+            return  # reported with the whole tile, when it is complete
+        served = stored.hashes[slot * HASH_SIZE : (slot + 1) * HASH_SIZE]
+        if served != row.leaf_hash:
+            raise VerificationError(
+                f"hash tile 0/{tile_index} in the database, slot {slot}, is not the leaf hash of entry "
+                f"{row.index}: the entry or the tile was altered",
+                expected=served.hex(),
+                calculated=row.leaf_hash.hex(),
+            )
+
     def _check_entry(self, row: EntryRow, index: int) -> None:
-        check_row_hash(row, index)
         replayed = self.replayer.check(row.data)
         if index == 0:
             self.ledger_key = ledger_key_of(replayed, self.trusted)

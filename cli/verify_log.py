@@ -117,11 +117,11 @@ class LogWalk:
         )
 
     def _check_level0(self, tile: Tile, hashes: bytes, bundle: bytes) -> None:
-        where = self.source.describe(tile.entries_path())
         try:
             entries = decode_entry_bundle(bundle, tile.width)
         except EncodingError as exc:
-            raise VerificationError(f"entry bundle {where}: {exc}") from exc
+            first, where = tile.index * TILE_WIDTH, self.source.describe(tile.entries_path())
+            raise VerificationError(f"{where} (entries {first}..{first + tile.width - 1}): {exc}") from exc
         if len(hashes) != tile.width * HASH_SIZE:
             raise VerificationError(
                 f"hash tile {self.source.describe(tile.path())} is {len(hashes)} bytes, "
