@@ -16,7 +16,7 @@ from datetime import datetime
 
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.admission import Admitted
-from ledger.chains import Chains
+from ledger.chains import Chains, key_chain_extension
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.compact_range import CompactRange
 from ledger.core.encoding import format_time, parse_time
@@ -35,17 +35,6 @@ from ledger.storage.protocol import (
     KeyEventRow,
     TileAppend,
 )
-
-KEY_CHAIN_EXTENSION = "evledger-keys"
-
-
-def key_chain_extension(last_key_event: int) -> tuple[str, ...]:
-    """The checkpoint extension line naming the newest key event (its index) under this checkpoint.
-
-    With it, a verifier holding the key-event chain down from that index knows it
-    has every registration and revocation: none can be left out of a dossier.
-    """
-    return (f"{KEY_CHAIN_EXTENSION} {last_key_event}",)
 
 
 @dataclass(frozen=True, slots=True)

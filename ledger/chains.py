@@ -22,6 +22,17 @@ from ledger.errors import ChainError, ConflictError
 from ledger.evidence.statement import RELEASE_SEAL_TYPE
 from ledger.storage.protocol import ChainHead
 
+KEY_CHAIN_EXTENSION = "evledger-keys"
+
+
+def key_chain_extension(last_key_event: int) -> tuple[str, ...]:
+    """The checkpoint extension line naming the newest key event (its index) under this checkpoint.
+
+    With it, a verifier holding the key-event chain down from that index knows it
+    has every registration and revocation: none can be left out of a dossier.
+    """
+    return (f"{KEY_CHAIN_EXTENSION} {last_key_event}",)
+
 
 def _next(head: ChainHead | None) -> tuple[int, ChainLink | None]:
     if head is None:

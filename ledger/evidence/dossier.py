@@ -1,0 +1,237 @@
+"""Release dossiers: everything an inspector needs to check a release offline. Pure.
+
+A dossier holds one signed checkpoint and, each with its inclusion proof
+against it: every entry of the release (exact bytes), the whole key-event
+chain up to the key event the checkpoint names (so no registration or
+revocation can be left out), and the policy entry in force; plus the
+compliance result the ledger computed. `verify_dossier` trusts only the
+ledger's public key and re-derives everything, failing with a precise
+VerificationError at the first thing that does not hold.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from ledger.admin import KeyRegistered, KeyRevoked, PolicyPublished
+from ledger.admission import Admitted, admit, admit_genesis
+from ledger.chains import KEY_CHAIN_EXTENSION
+from ledger.core.checkpoint import Checkpoint, open_checkpoint
+from ledger.core.encoding import b64decode_strict, hash_from_hex
+from ledger.core.entry import Entry, parse_entry
+from ledger.core.hashing import leaf_hash
+from ledger.core.keys import VerifierKey
+from ledger.core.proof import verify_inclusion
+from ledger.errors import ChainError, LedgerError, VerificationError
+from ledger.evidence.events import ReleaseEvent, event_from_entry
+from ledger.evidence.predicates import RELEASE_SEAL
+from ledger.registry import KeyRegistry
+
+DOSSIER_FORMAT = "evledger-dossier/v1"
+
+
+class ProvenEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An entry's exact bytes (base64) and its inclusion proof (hex) against the dossier's checkpoint."""
+
+    index: int
+    entry: str
+    inclusion_proof: list[str]
+
+
+class Dossier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A release's complete, offline-verifiable record (see the module docstring)."""
+
+    format: str
+    product: str
+    version: str
+    checkpoint: str
+    entries: list[ProvenEntry]
+    keys: list[ProvenEntry]
+    policy: ProvenEntry | None
+    evaluated_at: str
+    environment: str | None
+    compliance: dict[str, Any]
+
+
+# (events, policy record, policy entry index, evaluated_at, environment) -> compliance result as JSON data
+Recompute = Callable[
+    [Sequence[ReleaseEvent], PolicyPublished | None, int | None, str, str | None], dict[str, Any]
+]
+
+
+@dataclass(slots=True)
+class DossierReport:
+    """What a successful verification established."""
+
+    checkpoint: Checkpoint
+    events: list[ReleaseEvent]
+    keys: int
+    chain_length: int
+    sealed: bool
+    compliance: dict[str, Any]
+    checks: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Proven:
+    index: int
+    data: bytes
+    entry: Entry
+
+
+def _prove(item: ProvenEntry, checkpoint: Checkpoint, what: str) -> _Proven:
+    try:
+        data = b64decode_strict(item.entry, f"{what} {item.index}")
+        proof = [hash_from_hex(h, "proof hash") for h in item.inclusion_proof]
+        entry = parse_entry(data)
+    except LedgerError as exc:
+        raise VerificationError(f"{what} {item.index} is malformed: {exc}") from exc
+    if entry.index != item.index:
+        raise VerificationError(f"{what} listed as {item.index} is entry {entry.index}")
+    try:
+        verify_inclusion(item.index, checkpoint.size, leaf_hash(data), proof, checkpoint.root_hash)
+    except VerificationError as exc:
+        raise VerificationError(
+            f"{what} {item.index} is not in the tree of the dossier's checkpoint (size {checkpoint.size}): "
+            f"{exc.args[0]}",
+            expected=exc.expected,
+            calculated=exc.calculated,
+        ) from exc
+    return _Proven(item.index, data, entry)
+
+
+def _in_order(items: Sequence[ProvenEntry], what: str) -> None:
+    for before, after in itertools.pairwise(items):
+        if after.index <= before.index:
+            raise VerificationError(
+                f"{what} are not in log order: entry {after.index} follows {before.index}"
+            )
+
+
+def _key_chain_head(checkpoint: Checkpoint) -> int:
+    for line in checkpoint.extensions:
+        name, _, value = line.partition(" ")
+        if name == KEY_CHAIN_EXTENSION and value.isdigit():
+            return int(value)
+    raise VerificationError(f"the checkpoint does not name its newest key event ({KEY_CHAIN_EXTENSION})")
+
+
+def _replay_keys(keys: list[_Proven], head: int) -> KeyRegistry:
+    """Rebuild the registry from the complete key-event chain ending at entry `head`."""
+    if not keys or keys[-1].index != head:
+        raise VerificationError(
+            "the dossier's key events do not end at the checkpoint's newest key event",
+            expected=str(head),
+            calculated=str(keys[-1].index if keys else None),
+        )
+    registry = KeyRegistry()
+    previous: _Proven | None = None
+    for position, proven in enumerate(keys):
+        link = proven.entry.keys
+        expected = None if previous is None else (previous.index, leaf_hash(previous.data).hex())
+        actual = None if link is None or link.prev is None else (link.prev.index, link.prev.leaf_hash)
+        if link is None or link.seq != position or actual != expected:
+            raise ChainError(
+                f"key event {proven.index} does not follow the key event before it: one is missing",
+                expected=str(expected),
+                calculated=str(actual),
+            )
+        admitted = _admit(proven, registry)
+        record = admitted.admin
+        if isinstance(record, KeyRegistered):
+            registry.register(proven.index, record)
+        elif isinstance(record, KeyRevoked):
+            registry.revoke(proven.index, record)
+        previous = proven
+    return registry
+
+
+def _admit(proven: _Proven, registry: KeyRegistry) -> Admitted:
+    try:
+        if proven.index == 0:
+            return admit_genesis(proven.entry.envelope)
+        return admit(proven.entry.envelope, registry, proven.index)
+    except LedgerError as exc:
+        raise VerificationError(
+            f"entry {proven.index}: its signature is not valid at its index: {exc}"
+        ) from exc
+
+
+def _check_release_chain(release: list[_Proven], product: str, version: str) -> tuple[int, bool]:
+    """The release's chain must run from seq 0 with every back-link matching; return (length, sealed)."""
+    previous: _Proven | None = None
+    for position, proven in enumerate(release):
+        link = proven.entry.release
+        assert link is not None  # noqa: S101 - the caller selected chained entries
+        if (link.product, link.version) != (product, version):
+            raise ChainError(f"entry {proven.index} belongs to release {link.product} {link.version}")
+        if link.seq != position:
+            missing = f"event {position} of the release is missing" if link.seq > position else "out of order"
+            raise ChainError(f"entry {proven.index} is event {link.seq} of the release: {missing}")
+        if previous is not None:
+            expected = (previous.index, leaf_hash(previous.data).hex())
+            actual = (link.prev.index, link.prev.leaf_hash) if link.prev else None
+            if actual != expected:
+                raise ChainError(
+                    f"entry {proven.index} does not link to the release event before it",
+                    expected=str(expected),
+                    calculated=str(actual),
+                )
+        previous = proven
+    sealed = bool(release) and _kind(release[-1]) == RELEASE_SEAL
+    if any(_kind(p) == RELEASE_SEAL for p in release[:-1]):
+        raise ChainError("a release seal is followed by more release events")
+    return len(release), sealed
+
+
+def _kind(proven: _Proven) -> str:
+    payload = msgspec.json.decode(b64decode_strict(proven.entry.envelope.payload))
+    return str(payload.get("predicateType", "")) if isinstance(payload, dict) else ""
+
+
+def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute) -> DossierReport:
+    """Verify a dossier offline, trusting only `verifier` (the ledger key); raise at the first failure."""
+    if dossier.format != DOSSIER_FORMAT:
+        raise VerificationError(
+            f"not a {DOSSIER_FORMAT} dossier", expected=DOSSIER_FORMAT, calculated=dossier.format
+        )
+    checkpoint = open_checkpoint(dossier.checkpoint, verifier)
+    checks = [f"checkpoint signed by {verifier.keyid}: size {checkpoint.size}"]
+    _in_order(dossier.keys, "key events")
+    _in_order(dossier.entries, "release entries")
+    keys = [_prove(item, checkpoint, "key event") for item in dossier.keys]
+    registry = _replay_keys(keys, _key_chain_head(checkpoint))
+    checks.append(f"{len(keys)} key events: complete chain up to entry {keys[-1].index}, signatures valid")
+    policy_record, policy_index = None, None
+    if dossier.policy is not None:
+        proven_policy = _prove(dossier.policy, checkpoint, "policy entry")
+        record = _admit(proven_policy, registry).admin
+        if not isinstance(record, PolicyPublished):
+            raise VerificationError(f"entry {proven_policy.index} is not a published policy")
+        policy_record, policy_index = record, proven_policy.index
+        checks.append(f"policy entry {policy_index}: included and signed by an admin key")
+    entries = [_prove(item, checkpoint, "release entry") for item in dossier.entries]
+    for proven in entries:
+        _admit(proven, registry)
+    checks.append(f"{len(entries)} entries: included, signed by keys registered and unrevoked at their index")
+    chained = [p for p in entries if p.entry.release is not None]
+    length, sealed = _check_release_chain(chained, dossier.product, dossier.version)
+    checks.append(
+        f"release chain of {length} events unbroken"
+        + (" and sealed: complete" if sealed else " (not sealed)")
+    )
+    events = [e for p in entries if (e := event_from_entry(p.data, registry)) is not None]
+    computed = recompute(events, policy_record, policy_index, dossier.evaluated_at, dossier.environment)
+    if computed != dossier.compliance:
+        raise VerificationError(
+            "the dossier's compliance result does not follow from its evidence and policy",
+            expected=str(computed.get("status")),
+            calculated=str(dossier.compliance.get("status")),
+        )
+    checks.append(f"compliance re-evaluated: {computed.get('status')}")
+    return DossierReport(checkpoint, events, len(keys), length, sealed, computed, checks)
