@@ -122,7 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url", help="full URL; every {r} in it is replaced by a random integer per request")
     parser.add_argument("--method", default="GET")
-    parser.add_argument("--body-file", type=Path, help="request body (application/json); several: one per line, sent in turn")
+    parser.add_argument(
+        "--body-file", type=Path, help="request body (application/json); several: one per line, sent in turn"
+    )
     parser.add_argument("--token", help="bearer token")
     parser.add_argument("--connections", type=int, default=64, help="concurrent keep-alive clients")
     parser.add_argument("--seconds", type=float, default=5.0, help="duration (the run stops by itself)")

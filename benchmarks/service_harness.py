@@ -45,6 +45,7 @@ from ledger.storage.postgres import PostgresStore
 DEFAULT_SERVER_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 ORIGIN = "ledger.bench/service"
 PRODUCT = "bench-product"
+RELEASES = 256  # evidence is spread over this many releases (versions 1.0 .. 1.255) unless told
 ANY_LATER_INDEX = sys.maxsize  # admission as the service does it: "registered and not revoked now"
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 20.0
@@ -99,9 +100,9 @@ def statement(n: int, version: str = "1.0") -> bytes:
     )
 
 
-def evidence(signer: SignerKey, n: int, version: str = "1.0") -> Envelope:
-    """A signed evidence envelope about artifact `n` of release PRODUCT `version`."""
-    return sign_envelope(INTOTO_PAYLOAD_TYPE, statement(n, version), [signer])
+def evidence(signer: SignerKey, n: int, version: str | None = None) -> Envelope:
+    """Signed evidence about artifact `n` of release PRODUCT `version` (default 1.<n % RELEASES>)."""
+    return sign_envelope(INTOTO_PAYLOAD_TYPE, statement(n, version or f"1.{n % RELEASES}"), [signer])
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,30 @@ async def tree_size(dsn: str) -> int:
         await conn.close()
 
 
+async def settled_size(dsn: str, quiet: float = 0.5, limit: float = 20.0) -> int:
+    """The tree size once it has not changed for `quiet` seconds (at most `limit` seconds of waiting).
+
+    wrk stops at its deadline with requests still in flight; the server finishes
+    them afterwards. Waiting for the log to settle keeps that work out of the
+    next measurement and counts it in this one's growth.
+    """
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + limit
+        size = int(await conn.fetchval("SELECT tree_size FROM log_head WHERE id = 1"))
+        stable_since = time.monotonic()
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            now = int(await conn.fetchval("SELECT tree_size FROM log_head WHERE id = 1"))
+            if now != size:
+                size, stable_since = now, time.monotonic()
+            elif time.monotonic() - stable_since >= quiet:
+                break
+        return size
+    finally:
+        await conn.close()
+
+
 # --- the server under test ---------------------------------------------------------------------
 
 
@@ -260,7 +285,9 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: object) -> None
         if http_status(url + "/healthz") in {200, 401} and http_status(url + "/_bench/ping") == 200:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"evledger serve was not ready within {START_TIMEOUT:.0f} s:\n{_read_log(log)}")
+            raise RuntimeError(
+                f"evledger serve was not ready within {START_TIMEOUT:.0f} s:\n{_read_log(log)}"
+            )
         time.sleep(0.2)
 
 

@@ -27,6 +27,7 @@ import typer
 from cli.audit_checks import (
     check_checkpoint_row,
     check_head,
+    check_key_chain_claim,
     check_key_event,
     check_row_columns,
     check_row_hash,
@@ -41,7 +42,7 @@ from ledger.core.hashing import EMPTY_ROOT, HASH_SIZE
 from ledger.core.keys import VerifierKey
 from ledger.core.tiles import TILE_WIDTH
 from ledger.errors import InputError, UnavailableError, VerificationError
-from ledger.replay import LogReplayer
+from ledger.replay import LogReplayer, ReplayedEntry
 from ledger.storage.postgres import PostgresStore
 from ledger.storage.protocol import CheckpointRow, EntryRow, Head, KeyEventRow, LogStore, TileRow
 
@@ -90,13 +91,18 @@ class LogAudit:
         self.key_events = [e for e in await self.store.key_events_since(0) if e.index < size]
         await self._refill_checkpoints()
         page = asyncio.ensure_future(self._read_page(0)) if size else None
-        for start in range(0, size, ENTRY_PAGE):
-            assert page is not None  # noqa: S101 - one page is always requested ahead
-            rows, tiles = await page
-            following = start + ENTRY_PAGE
-            page = asyncio.ensure_future(self._read_page(following)) if following < size else None
-            self.page_tiles = {tile.index: tile for tile in tiles}
-            await self._check_page(start, min(ENTRY_PAGE, size - start), rows)
+        try:
+            for start in range(0, size, ENTRY_PAGE):
+                assert page is not None  # noqa: S101 - one page is always requested ahead
+                rows, tiles = await page
+                following = start + ENTRY_PAGE
+                # The next page is read while this one is checked.
+                page = asyncio.ensure_future(self._read_page(following)) if following < size else None
+                self.page_tiles = {tile.index: tile for tile in tiles}
+                await self._check_page(start, min(ENTRY_PAGE, size - start), rows)
+        finally:
+            if page is not None:
+                page.cancel()  # a failure stops the audit: the page read ahead is not wanted
         for built in self.builder.partial_tiles():
             await self._check_tile(built)
         self._check_end()
@@ -126,10 +132,12 @@ class LogAudit:
                 raise
             self._check_slot(row)
             try:
-                self._check_entry(row, index)
+                replayed = self._check_entry(row, index)
             except VerificationError as exc:
                 exc.add_note(self._contradicted(index))
                 raise
+            if index == 0:
+                self.ledger_key = ledger_key_of(replayed, self.trusted)
             for built in self.builder.append(row.leaf_hash):
                 await self._check_tile(built)
             await self._check_checkpoints()
@@ -155,10 +163,8 @@ class LogAudit:
                 calculated=row.leaf_hash.hex(),
             )
 
-    def _check_entry(self, row: EntryRow, index: int) -> None:
+    def _check_entry(self, row: EntryRow, index: int) -> ReplayedEntry:
         replayed = self.replayer.check(row.data)
-        if index == 0:
-            self.ledger_key = ledger_key_of(replayed, self.trusted)
         check_row_columns(row, replayed)
         expected = expected_key_event(replayed)
         events = self.key_events
@@ -173,6 +179,7 @@ class LogAudit:
             self.last_event = index
         self.last_time = replayed.entry.time
         self.signatures += len(replayed.admitted.signers)
+        return replayed
 
     def _contradicted(self, index: int) -> str:
         """Which checkpoint a bad entry contradicts: the first one issued over it."""
@@ -195,7 +202,8 @@ class LogAudit:
             root = self.builder.root() if row.tree_size == size else EMPTY_ROOT
             assert self.ledger_key is not None  # noqa: S101 - set by entry 0, before any size >= 1
             with failure_context(f"checkpoint at size {row.tree_size}"):
-                check_checkpoint_row(row, root, self.ledger_key, self.head.origin)
+                signed = check_checkpoint_row(row, root, self.ledger_key, self.head.origin)
+                check_key_chain_claim(signed, self.last_event)
             self.checkpoints += 1
             self.last_checked = row.tree_size
             await self._refill_checkpoints()
@@ -253,6 +261,8 @@ async def _audit_database(dsn: str, trusted: VerifierKey | None, *, progress: bo
         raise UnavailableError(f"cannot open the ledger database: {exc}") from exc
     try:
         return await audit_store(store, trusted, progress=progress)
+    except asyncpg.UndefinedTableError as exc:
+        raise InputError(f"the database holds no ledger (run `evledger init` first): {exc}") from exc
     except asyncpg.PostgresError as exc:
         raise UnavailableError(f"the ledger database refused a read: {exc}") from exc
     finally:

@@ -8,8 +8,10 @@ stores), so the audit can report the first disagreement in plain words.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 
 from ledger.admin import KeyRegistered, KeyRevoked
+from ledger.chains import KEY_CHAIN_EXTENSION
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.encoding import parse_time
 from ledger.core.hashing import leaf_hash
@@ -96,12 +98,17 @@ def check_key_event(expected: KeyEventRow | None, stored: KeyEventRow | None, in
     if expected == stored:
         return
     if stored is None:
-        message = f"entry {index} is a key record but key_events has no row for it"
-    elif expected is None:
-        message = f"key_events has a row at index {index}, whose entry is no key record"
-    else:
-        message = f"entry {index}: its key_events row does not match the key record"
-    raise VerificationError(message, expected=str(expected or "-"), calculated=str(stored or "-"))
+        raise VerificationError(f"entry {index} is a key record but key_events has no row for it")
+    if expected is None:
+        raise VerificationError(f"key_events has a row at index {index}, whose entry is no key record")
+    for column in fields(KeyEventRow):
+        wanted, found = getattr(expected, column.name), getattr(stored, column.name)
+        if wanted != found:
+            raise VerificationError(
+                f"entry {index}: the {column.name} column of its key_events row differs from the key record",
+                expected=str(wanted),
+                calculated=str(found),
+            )
 
 
 def ledger_key_of(genesis: ReplayedEntry, trusted: VerifierKey | None) -> VerifierKey:
@@ -163,4 +170,21 @@ def check_head(
                 f"log_head: its {name} is not what the {head.tree_size} entries imply",
                 expected=str(expected),
                 calculated=str(stored),
+            )
+
+
+def check_key_chain_claim(checkpoint: Checkpoint, last_key_event: int) -> None:
+    """A checkpoint's `evledger-keys N` line, when present, names the newest key record under it.
+
+    Dossier verification trusts that line to know it holds every key event, so
+    a whole-log audit checks it. Precondition: `last_key_event` is the index of
+    the newest key registration or revocation among the checkpoint's entries.
+    """
+    for line in checkpoint.extensions:
+        name, _, value = line.partition(" ")
+        if name == KEY_CHAIN_EXTENSION and value != str(last_key_event):
+            raise VerificationError(
+                f"its {KEY_CHAIN_EXTENSION} line names another newest key event than its entries hold",
+                expected=value,
+                calculated=str(last_key_event),
             )

@@ -69,6 +69,19 @@ class LedgerClient:
         except httpx.TransportError as exc:
             raise UnavailableError(f"cannot reach the ledger at {self._http.base_url}: {exc}") from exc
 
+    def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST a JSON body; return the JSON answer (LedgerError for an error status)."""
+        try:
+            response = self._check(
+                self._http.post(
+                    path, content=_encoder.encode(body), headers={"Content-Type": "application/json"}
+                )
+            )
+        except httpx.TransportError as exc:
+            raise UnavailableError(f"cannot reach the ledger at {self._http.base_url}: {exc}") from exc
+        answer: dict[str, Any] = response.json()
+        return answer
+
     def append(self, envelopes: list[Envelope], idempotency_key: str | None = None) -> list[dict[str, Any]]:
         """Append one envelope (POST /v1/entries) or several (the batch route); return the receipts."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}

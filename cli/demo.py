@@ -1,9 +1,11 @@
 """`evledger demo`: the whole story on an embedded PostgreSQL, start to finish (DESIGN.md §5).
 
-It starts the database and the service, registers a pipeline key, appends
-signed evidence over HTTP with receipts, checks a receipt offline with only
-the ledger's public key, shows an idempotent retry, audits the whole log
-through its tiles, and stops everything again (or keeps serving).
+It starts the database and the service, registers the people who sign,
+publishes the release policy, and walks a high-risk change through build,
+tests, scan, validation and approvals by distinct roles; the production gate
+denies it, an exception is recorded, the gate allows it, it is deployed and
+sealed. Then an auditor reads the timeline, exports the dossier, verifies it
+offline and prints the release record, and the whole log is audited.
 """
 
 from __future__ import annotations
@@ -17,32 +19,41 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import msgspec
 import typer
 
+from cli import story as s
 from cli.client import LedgerClient
 from cli.errors import command_errors
 from cli.server import ledger_key
 from cli.settings import database
-from ledger.admin import KeyRegistered, encode_admin_record
 from ledger.bootstrap import initialise
 from ledger.core.checkpoint import open_checkpoint
-from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.encoding import hash_from_hex
 from ledger.core.keys import SignerKey
 from ledger.core.proof import verify_inclusion
-from ledger.errors import UnavailableError
+from ledger.errors import InputError, UnavailableError
 from ledger.storage.migrate import create_token
 
-PRODUCT, VERSION = "ivd-analyzer", "2.4.0"
 DEMO_ORIGIN = "evledger.demo/ledger"
+POLICY_FILE = Path(__file__).resolve().parents[1] / "schemas" / "policy.example.toml"
 
 
 def _say(step: str) -> None:
     typer.secho(f"\n== {step}", bold=True)
+
+
+def _evledger(*args: str, allowed: tuple[int, ...] = (0,)) -> int:
+    """Run an evledger command as a user would, showing its output; other exit codes stop the demo."""
+    shown = " ".join("$TOKEN" if a.startswith("evl_") else a for a in args)
+    typer.secho(f"$ evledger {shown}", dim=True)
+    status = subprocess.call([sys.executable, "-m", "cli.main", *args])  # noqa: S603 - our own CLI
+    if status not in allowed:
+        raise UnavailableError(f"evledger {args[0]} exited with {status}")
+    return status
 
 
 @contextmanager
@@ -70,38 +81,13 @@ def _service(url: str, key_path: Path, port: int) -> Iterator[str]:
     finally:
         child.terminate()
         child.wait(timeout=20)
-
-
-def _statement(predicate_type: str, subject: str, digest: str, **fields: object) -> bytes:
-    predicate = {"release": {"product": PRODUCT, "version": VERSION}, **fields}
-    return msgspec.json.encode(
-        {
-            "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"name": subject, "digest": {"sha256": digest}}],
-            "predicateType": predicate_type,
-            "predicate": predicate,
-        }
-    )
-
-
-def _evidence(pipeline: SignerKey) -> list[tuple[str, Envelope]]:
-    artifact = "4f2a" * 16
-    statements = [
-        ("change", _statement("https://evledger.dev/change/v1", "git", "c0ffee" * 10 + "0000",
-                              summary="Correct rounding of borderline potassium results")),
-        ("build", _statement("https://evledger.dev/build/v1", "analyzer.tar", artifact,
-                             builder="ci-runner-7")),
-        ("tests", _statement("https://evledger.dev/test-run/v1", "analyzer.tar", artifact,
-                             suite="regression", passed=412, failed=0)),
-        ("scan", _statement("https://evledger.dev/scan/v1", "analyzer.tar", artifact, tool="grype",
-                            findings={"critical": 0, "high": 0})),
-    ]  # fmt: skip
-    return [(name, sign_envelope(INTOTO_PAYLOAD_TYPE, body, [pipeline])) for name, body in statements]
+        if child.stderr is not None:
+            child.stderr.close()
 
 
 def _tokens(url: str) -> tuple[str, str]:
     async def make() -> tuple[str, str]:
-        return await create_token(url, "admin", []), await create_token(url, "appender", [PRODUCT])
+        return await create_token(url, "admin", []), await create_token(url, "appender", [s.PRODUCT])
 
     return asyncio.run(make())
 
@@ -115,6 +101,8 @@ def demo(
 ) -> None:
     """Run the whole story on an embedded PostgreSQL in DATA_DIR."""
     with command_errors(json_output=False):
+        if not POLICY_FILE.is_file():
+            raise InputError(f"the demo needs {POLICY_FILE} (run it from a clone of the project)")
         _say("1. Embedded PostgreSQL, ledger key, entry 0")
         signer, key_path = ledger_key(None, data_dir, DEMO_ORIGIN)
         with database(os.environ.get("EVLEDGER_DSN"), data_dir) as url:
@@ -123,46 +111,79 @@ def demo(
             admin_token, appender_token = _tokens(url)
             with _service(url, key_path, port) as base:
                 typer.echo(f"service on {base}")
-                _run_story(base, signer, admin_token, appender_token, data_dir)
+                _run(base, signer, admin_token, appender_token, data_dir)
                 if keep_serving:
                     typer.echo(f"\nserving on {base}; admin token {admin_token}\nCtrl-C to stop.")
                     while True:
                         time.sleep(3600)
 
 
-def _run_story(base: str, ledger: SignerKey, admin_token: str, appender_token: str, data_dir: Path) -> None:
-    _say("2. Register the pipeline's signing key (an admin record signed by the ledger key)")
-    pipeline = SignerKey.generate(f"ci.demo/pipeline-{datetime.now(UTC):%Y%m%d%H%M%S}")
-    record = KeyRegistered(pipeline.verifier().format(), "CI pipeline (demo)", ["appender"], [PRODUCT])
-    with LedgerClient(base, admin_token) as admin:
-        (receipt,) = admin.append([sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(record), [ledger])])
-    typer.echo(f"registered {pipeline.keyid} at entry {receipt['index']}")
+def _run(base: str, ledger: SignerKey, admin_token: str, appender_token: str, data_dir: Path) -> None:
+    story = s.cast(ledger, f"2.4.{datetime.now(UTC):%Y%m%d%H%M%S}")
+    product, version, pub = s.PRODUCT, story.version, str(data_dir / "ledger.pub")
+    with LedgerClient(base, admin_token) as admin, LedgerClient(base, appender_token) as client:
+        _say("2. Register who signs, each with their roles; publish the release policy")
+        for receipt, person in zip(s.register_people(admin, story), story.people.values(), strict=True):
+            typer.echo(f"  {person.owner:<16} {', '.join(person.roles):<26} entry {receipt['index']}")
+        policy = s.publish_policy(admin, story, POLICY_FILE.read_text(encoding="utf-8"))
+        typer.echo(f"  policy {POLICY_FILE.name} in force from entry {policy['index']}")
 
-    _say(f"3. The pipeline appends signed evidence for {PRODUCT} {VERSION}")
-    receipts = []
-    with LedgerClient(base, appender_token) as client:
-        for name, envelope in _evidence(pipeline):
-            (receipt,) = client.append([envelope], idempotency_key=f"{pipeline.name}/{name}")
-            receipts.append(receipt)
-            size = receipt["checkpoint"].split("\n")[1]
-            typer.echo(f"{name:<7} entry {receipt['index']:>4}  leaf {receipt['leaf_hash'][:16]}…  "
-                       f"checkpoint size {size}  proof {len(receipt['inclusion_proof'])} hashes")  # fmt: skip
+        _say(f"3. A high-risk change to {product} {version}: build, tests, scan, validation")
+        s.build_and_test(client, story, typer.echo)
+        _say("4. Approvals by four different people in four roles")
+        s.approve(client, story, typer.echo)
 
-        _say("4. A retried CI job: same Idempotency-Key, same body → the original receipt, nothing new")
-        (again,) = client.append([_evidence(pipeline)[0][1]], idempotency_key=f"{pipeline.name}/change")
-        typer.echo(f"retry answered with entry {again['index']} (first time: {receipts[0]['index']})")
+        _say("5. The pipeline asks the production gate: denied (an open high finding)")
+        gate = [
+            "gate",
+            product,
+            version,
+            "--environment",
+            "production",
+            "--server",
+            base,
+            "--token",
+            appender_token,
+        ]
+        _evledger(*gate, allowed=(1,))
+        _say("6. The release manager records a time-boxed exception; the gate allows the release")
+        s.record_exception(client, story, typer.echo)
+        _evledger(*gate)
 
-    _say("5. An inspector checks a receipt offline, trusting only the ledger's public key")
-    last = receipts[-1]
-    checkpoint = open_checkpoint(last["checkpoint"], ledger.verifier())
-    proof = [hash_from_hex(h) for h in last["inclusion_proof"]]
-    verify_inclusion(
-        last["index"], checkpoint.size, hash_from_hex(last["leaf_hash"]), proof, checkpoint.root_hash
-    )
-    typer.echo(f"entry {last['index']} is in the tree of size {checkpoint.size} signed by {ledger.keyid}: OK")
-    receipt_file = data_dir / "receipt.json"
-    receipt_file.write_bytes(msgspec.json.encode(last))
+        _say("7. Deployment of exactly the approved artifact, then the release is sealed")
+
+        def timeline() -> dict[str, Any]:
+            answer: dict[str, Any] = client.get(f"/v1/releases/{product}/{version}/timeline").json()
+            return answer
+
+        s.deploy_and_seal(client, story, timeline, typer.echo)
+        _say("8. A retried CI job (same Idempotency-Key, same body) gets the original receipt back")
+        again = s.retry(client, story, "build")
+        first = story.receipts["build"]["index"]
+        typer.echo(f"  retried build answered with entry {again['index']} (first time: {first})")
+        _check_receipt(story.receipts["seal"], ledger, data_dir, pub)
+
+    _say("10. An auditor reconstructs the release")
+    _evledger("timeline", product, version, "--server", base, "--token", admin_token)
+    dossier, report = data_dir / f"{product}-{version}.dossier.json", data_dir / f"{product}-{version}.html"
+    _say("11. Export the dossier, verify it offline with only the ledger key, print the release record")
+    _evledger("dossier", product, version, "-o", str(dossier), "--tlog-proofs", str(data_dir / "tlog-proofs"),
+              "--server", base, "--token", admin_token)  # fmt: skip
+    _evledger("verify", str(dossier), "--key", pub)
+    _evledger("report", product, version, "-o", str(report), "--key", pub, "--dossier", str(dossier))
+    _say("12. Audit the whole log through its tiles")
+    _evledger("verify-log", "--server", base, "--token", admin_token, "--key", pub)
+
+
+def _check_receipt(receipt: dict[str, Any], ledger: SignerKey, data_dir: Path, pub: str) -> None:
+    _say("9. An inspector checks the seal's receipt offline, trusting only the ledger's public key")
+    checkpoint = open_checkpoint(receipt["checkpoint"], ledger.verifier())
+    proof = [hash_from_hex(h) for h in receipt["inclusion_proof"]]
+    verify_inclusion(receipt["index"], checkpoint.size, hash_from_hex(receipt["leaf_hash"]), proof,
+                     checkpoint.root_hash)  # fmt: skip
     typer.echo(
-        f"the same with the CLI: evledger verify-proof inclusion --receipt {receipt_file} "
-        f"--key {data_dir / 'ledger.pub'}"
+        f"  entry {receipt['index']} is in the tree of size {checkpoint.size} signed by {ledger.keyid}"
     )
+    receipt_file = data_dir / "seal-receipt.json"
+    receipt_file.write_bytes(msgspec.json.encode(receipt))
+    _evledger("verify-proof", "inclusion", "--receipt", str(receipt_file), "--key", pub)

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 import typer
 
-from cli import append_cmds, demo, offline, server
+from cli import (
+    append_cmds,
+    attest,
+    audit,
+    demo,
+    dossier_cmd,
+    offline,
+    policy_cmd,
+    server,
+    timeline_cmd,
+    verify_log,
+)
 
 app = typer.Typer(
     name="evledger",
@@ -30,8 +41,18 @@ app.command("init")(server.init)
 app.command("serve")(server.serve)
 app.add_typer(server.token_app, name="token")
 app.add_typer(append_cmds.key_app, name="key")
+app.add_typer(policy_cmd.policy_app, name="policy")
 app.command("submit")(append_cmds.submit)
+app.add_typer(attest.attest_app, name="attest")
 app.command("demo")(demo.demo)
+app.command("verify-log")(verify_log.verify_log)
+app.command("verify-consistency")(verify_log.verify_consistency_command)
+app.command("audit")(audit.audit)
+app.command("dossier")(dossier_cmd.dossier)
+app.command("verify")(dossier_cmd.verify)
+app.command("report")(dossier_cmd.report)
+app.command("gate")(dossier_cmd.gate)
+app.command("timeline")(timeline_cmd.timeline)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ checkpoint commits to but the source does not have is a failed verification
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, Self
@@ -69,7 +70,10 @@ class DirectoryTiles:
         file = self._root / path
         try:
             with file.open("rb") as stream:
-                data = stream.read(limit + 1)
+                # Sized first: read(limit + 1) would allocate the whole limit (16 MiB for a bundle) each time.
+                if os.fstat(stream.fileno()).st_size > limit:
+                    raise TooLargeError(f"{file} is over {limit} bytes")
+                data = stream.read()
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFoundError(f"{file} does not exist") from exc
         if len(data) > limit:

@@ -20,6 +20,7 @@ from typing import Annotated
 import msgspec
 import typer
 
+from cli.audit_checks import check_key_chain_claim
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success, failure_context
 from cli.files import ProofFile, load_verifier_key, parse_hashes, proof_hashes, read_text
@@ -32,10 +33,9 @@ from cli.tile_source import (
     HttpTiles,
     Prefetcher,
     TileSource,
-    read_committed,
 )
 from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
-from ledger.admin import KeyRegistered
+from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.entry import parse_entry
 from ledger.core.hashing import HASH_SIZE
@@ -84,6 +84,7 @@ class LogWalk:
         self.replayer = LogReplayer()
         self.builder = TileBuilder()
         self.signatures = 0
+        self.last_key_event = -1  # index of the newest key registration or revocation seen
 
     def run(self, checkpoint: Checkpoint) -> None:
         """Check every entry and tile the checkpoint covers, then its root; raise VerificationError."""
@@ -107,6 +108,8 @@ class LogWalk:
                 expected=checkpoint.root_hash.hex(),
                 calculated=root.hex(),
             )
+        with failure_context("checkpoint"):
+            check_key_chain_claim(checkpoint, self.last_key_event)
 
     def _request(self, tile: Tile | None) -> tuple[Future[bytes], Future[bytes]] | None:
         if tile is None:
@@ -137,6 +140,8 @@ class LogWalk:
             if served != replayed.leaf_hash:
                 raise self._leaf_mismatch(tile, slot, entries, served, replayed.leaf_hash)
             self.signatures += len(replayed.admitted.signers)
+            if isinstance(replayed.admitted.admin, KeyRegistered | KeyRevoked):
+                self.last_key_event = replayed.entry.index
             for built in self.builder.append(replayed.leaf_hash):
                 if built.tile.level:
                     self._check_upper(built)
@@ -209,7 +214,7 @@ def verify_log(
         else:
             raise InputError("give --server URL (or EVLEDGER_SERVER) or --tiles DIR")
         fetch = stack.enter_context(Prefetcher(source))
-        note = read_committed(source, "checkpoint", MAX_CHECKPOINT_BYTES)
+        note = source.read("checkpoint", MAX_CHECKPOINT_BYTES)  # none at all: nothing to verify (exit 2)
         checkpoint = open_served_checkpoint(note, verifier, origin, source.describe("checkpoint"))
         progress = Progress("verify-log", checkpoint.size, enabled=not json_output and sys.stderr.isatty())
         walk = LogWalk(source, fetch, verifier, progress)

@@ -8,11 +8,12 @@ key's own self-signed registration.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import msgspec
 
-from ledger.errors import EncodingError
+from ledger.core.keys import parse_verifier_key
+from ledger.errors import EncodingError, InputError
+from ledger.evidence.policy import Policy, policy_digest
 
 ROLE_ADMIN = "admin"
 # Roles are the organisation's own words (qa, clinical, release-manager…), written as simple names.
@@ -39,11 +40,32 @@ class KeyRevoked(
     reason: str
 
 
-class PolicyPublished(msgspec.Struct, frozen=True, tag_field="kind", tag="policy.published"):
-    """A release policy becomes the one in force (its fields are defined with the policy engine)."""
+class PolicyPublished(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind", tag="policy.published"
+):
+    """A release policy becomes the one in force: the whole policy and its digest (schemas/POLICY.md).
 
-    name: str = ""
-    policy: dict[str, Any] = msgspec.field(default_factory=dict)
+    Decoding checks the policy strictly (ledger.evidence.policy) and that `digest` is
+    `policy_digest(policy)`, so the digest a result names always identifies this policy.
+    """
+
+    policy: Policy
+    digest: str
+
+    def __post_init__(self) -> None:
+        """Refuse a record whose stated digest is not its policy's."""
+        if self.digest != policy_digest(self.policy):
+            raise ValueError(f"digest must be the policy's, {policy_digest(self.policy)}")
+
+    @property
+    def name(self) -> str:
+        """The policy's name."""
+        return self.policy.name
+
+    @property
+    def version(self) -> str:
+        """The policy's version."""
+        return self.policy.version
 
 
 AdminRecord = KeyRegistered | KeyRevoked | PolicyPublished
@@ -59,6 +81,10 @@ def decode_admin_record(payload: bytes) -> AdminRecord:
     except msgspec.DecodeError as exc:
         raise EncodingError(f"admin record is invalid: {exc}") from exc
     if isinstance(record, KeyRegistered):
+        try:
+            parse_verifier_key(record.key)
+        except InputError as exc:
+            raise EncodingError(f"admin record is invalid: {exc}") from exc
         if not record.owner.strip():
             raise EncodingError("admin record is invalid: key owner must not be empty")
         bad = sorted(role for role in record.roles if not _ROLE_NAME.fullmatch(role))

@@ -68,6 +68,6 @@ def parse_time(text: str) -> datetime:
     if not _RFC3339_MILLIS_UTC.fullmatch(text):
         raise EncodingError(f"time {text!r} is not RFC 3339 UTC with milliseconds and Z")
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return datetime.fromisoformat(text)  # the pattern above admits only what fromisoformat reads as UTC
     except ValueError as exc:
         raise EncodingError(f"time {text!r} is not a valid date and time") from exc

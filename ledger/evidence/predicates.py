@@ -8,6 +8,8 @@ type is generic evidence (None).
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
@@ -207,27 +209,27 @@ class Seal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     head: str
 
 
-class Verifier(msgspec.Struct, frozen=True):
+class Verifier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """VSA verifier identity."""
 
     id: str
 
 
-class PolicyRef(msgspec.Struct, frozen=True):
+class PolicyRef(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """VSA policy reference: where the policy is and its digest."""
 
     uri: str
     digest: dict[str, str]
 
 
-class InputAttestation(msgspec.Struct, frozen=True):
+class InputAttestation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """VSA input: an entry the decision considered."""
 
     uri: str
     digest: dict[str, str]
 
 
-class GateDecision(msgspec.Struct, frozen=True, rename="camel"):
+class GateDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
     """A gate decision as a SLSA Verification Summary Attestation v1, signed by the ledger."""
 
     verifier: Verifier
@@ -297,8 +299,35 @@ def decode_predicate(predicate_type: str, predicate: dict[str, Any]) -> Predicat
     return value
 
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_DIGEST_FIELDS = ("artifact_digest", "from_digest", "to_digest", "dependency_lock_digest", "report_digest")
+_TIME_FIELDS = ("expires", "review_due", "started", "finished", "time_verified")
+
+
+def _check_formats(value: Predicate) -> None:
+    """Digests are `sha256:<64 hex>` and times RFC 3339 with an offset (schemas/PREDICATES.md)."""
+    digests = [getattr(value, name, None) for name in _DIGEST_FIELDS]
+    digests += [a.digest for a in getattr(value, "artifacts", [])]
+    if isinstance(value, Validation):
+        digests.append(value.dataset.digest)
+    for digest in digests:
+        if digest is not None and not _DIGEST.fullmatch(digest):
+            raise EncodingError(f"digest {digest!r} is not sha256:<64 lowercase hex>")
+    for name in _TIME_FIELDS:
+        moment = getattr(value, name, None)
+        if moment is None:
+            continue
+        try:
+            parsed = datetime.fromisoformat(moment)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or "T" not in moment:
+            raise EncodingError(f"{name} {moment!r} is not an RFC 3339 date-time with an offset")
+
+
 def _check_values(value: Predicate) -> None:
-    """Rules a schema type cannot say: non-negative counts, required text, manual steps."""
+    """Rules a schema type cannot say: formats, non-negative counts, required text, manual steps."""
+    _check_formats(value)
     if isinstance(value, TestRun) and min(value.passed, value.failed, value.skipped) < 0:
         raise EncodingError("test-run counts must be >= 0")
     if isinstance(value, Scan) and min(msgspec.structs.astuple(value.findings)) < 0:

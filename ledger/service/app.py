@@ -22,7 +22,15 @@ from ledger.bootstrap import load_registry
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.proofs import ProofReader
 from ledger.sequencer import Sequencer
-from ledger.service import routes_append, routes_bench, routes_ops, routes_read, routes_tiles
+from ledger.service import (
+    routes_append,
+    routes_bench,
+    routes_compliance,
+    routes_ops,
+    routes_read,
+    routes_releases,
+    routes_tiles,
+)
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.state import ServiceState
 from ledger.storage.postgres import PostgresStore
@@ -98,6 +106,9 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             *bench,
             routes_append.append_entry,
+            routes_compliance.compliance,
+            routes_compliance.dossier,
+            routes_compliance.evaluate_gate,
             routes_append.append_batch,
             routes_read.latest_checkpoint,
             routes_read.entry,
@@ -105,6 +116,9 @@ def create_app(settings: Settings) -> Litestar:
             routes_read.inclusion_proof,
             routes_read.consistency_proof,
             routes_tiles.tile,
+            routes_releases.release_timeline,
+            routes_releases.artifact,
+            routes_releases.search,
             routes_ops.healthz,
             routes_ops.readyz,
             routes_ops.metrics,

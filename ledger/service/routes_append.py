@@ -41,7 +41,7 @@ def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, what: str) -> objec
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise MalformedRequestError(f"{what} does not have the expected shape: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise MalformedRequestError(f"{what} is not valid JSON: {exc}") from exc
 
 

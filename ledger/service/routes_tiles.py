@@ -10,6 +10,7 @@ from ledger.core.tiles import TILE_WIDTH, encode_entry_bundle, parse_index_path
 from ledger.errors import EncodingError, InputError, NotFoundError
 from ledger.service.routes_append import Authorization
 from ledger.service.state import READ_ROLES, Svc
+from ledger.storage.protocol import MAX_INDEX
 
 OCTETS = "application/octet-stream"
 MAX_TILE_LEVEL = 8  # 2^(8·8) leaves: far past any log
@@ -33,7 +34,7 @@ async def tile(svc: Svc, authorization: Authorization, path: FromPath[str]) -> R
     head, index, width = _parse(path.lstrip("/"))
     headers = _IMMUTABLE if width == TILE_WIDTH else _PARTIAL
     if head == "entries":
-        rows = await svc.store.entries(index * TILE_WIDTH, width)
+        rows = await svc.store.entries(index * TILE_WIDTH, width) if index < MAX_INDEX // TILE_WIDTH else []
         if len(rows) != width:
             raise NotFoundError(f"entry bundle {index} does not have {width} entries yet")
         return Response(encode_entry_bundle([r.data for r in rows]), media_type=OCTETS, headers=headers)

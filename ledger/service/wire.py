@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from ledger.core.dsse import Envelope
@@ -66,6 +68,99 @@ class ConsistencyProof(msgspec.Struct, frozen=True):
     hashes: list[str]
 
 
+class SignerView(msgspec.Struct, frozen=True):
+    """Who signed an entry: the keyid and the key's registered owner and roles."""
+
+    keyid: str
+    owner: str
+    roles: list[str]
+
+
+class ReleaseRef(msgspec.Struct, frozen=True):
+    """A release by product and version."""
+
+    product: str
+    version: str
+
+
+class ProofLinks(msgspec.Struct, frozen=True):
+    """Where to fetch an event's inclusion proof and exact entry bytes."""
+
+    inclusion: str
+    entry: str
+
+
+class EventView(msgspec.Struct, frozen=True):
+    """One entry as the timeline, artifact and search routes show it.
+
+    `kind` is a short name (change, build, …, `evidence` for generic statements) or
+    an admin kind; `release_seq` is null for evidence on no release chain;
+    `summary` holds the fields an auditor reads for the kind.
+    """
+
+    index: int
+    leaf_hash: str
+    time: str
+    kind: str
+    predicate_type: str
+    release: ReleaseRef | None
+    release_seq: int | None
+    signer: SignerView
+    subjects: list[str]
+    summary: dict[str, Any]
+    proof: ProofLinks
+
+
+class ChainHeadView(msgspec.Struct, frozen=True):
+    """The newest entry of a release's chain."""
+
+    index: int
+    leaf_hash: str
+
+
+class TimelineView(msgspec.Struct, frozen=True):
+    """`GET /v1/releases/{product}/{version}/timeline` response."""
+
+    product: str
+    version: str
+    count: int
+    head: ChainHeadView
+    sealed: bool
+    complete: bool
+    events: list[EventView]
+
+
+class ArtifactView(msgspec.Struct, frozen=True):
+    """`GET /v1/artifacts/{digest}` response: a page of the entries about the artifact."""
+
+    digest: str
+    events: list[EventView]
+    next_cursor: str | None
+
+
+class SearchPage(msgspec.Struct, frozen=True):
+    """`GET /v1/search` response; `next_cursor` continues the search (null at the end)."""
+
+    events: list[EventView]
+    next_cursor: str | None
+
+
 envelope_decoder = msgspec.json.Decoder(Envelope)
 batch_decoder = msgspec.json.Decoder(BatchRequest)
 canonical_encoder = msgspec.json.Encoder(order="sorted")
+
+
+class GateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """`POST /v1/gates/evaluate` body: the release and the environment it is to enter."""
+
+    product: str
+    version: str
+    environment: str
+
+
+class GateResponse(msgspec.Struct, frozen=True):
+    """The decision, the compliance result it follows from, and the receipt of the appended VSA."""
+
+    decision: str
+    compliance: dict[str, Any]
+    receipt: dict[str, Any]

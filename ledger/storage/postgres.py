@@ -11,12 +11,25 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from ledger.storage.entry_queries import (
+    ARTIFACT_SQL,
+    CUSTOM_PLANS_SQL,
+    FIRST_INDEX_AT_OR_AFTER_SQL,
+    MAX_WINDOWS,
+    RELEASE_CHAIN_SQL,
+    RELEASE_TIMELINE_SQL,
+    SCAN_WINDOW,
+    is_combination,
+    search_sql,
+)
 from ledger.storage.protocol import (
+    MAX_INDEX,
     BatchWrite,
     ChainHead,
     CheckpointRow,
@@ -290,6 +303,9 @@ class PostgresStore:
 
     async def entries(self, start: int, limit: int) -> list[EntryRow]:
         """Entries [start, start+limit) that exist, in index order (an index range scan)."""
+        if not 0 <= start < MAX_INDEX:
+            return []
+        limit = min(limit, MAX_INDEX - start)
         rows = await self._pool.fetch(
             f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries "  # noqa: S608 - constant column list
             "WHERE idx >= $1 AND idx < $2 ORDER BY idx",
@@ -305,6 +321,7 @@ class PostgresStore:
 
     async def tiles(self, coords: Sequence[tuple[int, int]]) -> list[TileRow]:
         """The stored tiles among these (level, index) pairs: one primary-key lookup each."""
+        coords = [c for c in coords if 0 <= c[0] < 32 and 0 <= c[1] < MAX_INDEX]
         if not coords:
             return []
         rows = await self._pool.fetch(
@@ -343,3 +360,117 @@ class PostgresStore:
             limit,
         )
         return [CheckpointRow(r[0], r[1], r[2]) for r in rows]
+
+    # --- release timelines, artifacts and search (issue #4); every query is an index scan ---
+
+    async def release_chain(self, product: str, version: str) -> list[EntryRow]:
+        """Every entry on the chain of release (product, version), in index order (a release-index scan)."""
+        rows = await self._pool.fetch(RELEASE_CHAIN_SQL, product, version)
+        return [_entry(r) for r in rows]
+
+    async def release_timeline_entries(self, product: str, version: str) -> list[EntryRow]:
+        """The release's chain and the unchained evidence about what it built, index order (one query)."""
+        rows = await self._pool.fetch(RELEASE_TIMELINE_SQL, product, version)
+        return [_entry(r) for r in rows]
+
+    async def entries_about_artifact(self, digest: str, start: int, limit: int) -> list[EntryRow]:
+        """Entries naming `digest` as a subject or, for builds, as an artifact (two GIN indexes), index order.
+
+        Preconditions: `digest` is `sha256:<64 lowercase hex>`; `limit` >= 1.
+        """
+        async with self._custom_plans() as conn:
+            rows = await conn.fetch(ARTIFACT_SQL, [digest], start, limit)
+        return [_entry(r) for r in rows]
+
+    async def search_entries(  # noqa: PLR0913 - each filter is one keyword, all optional
+        self,
+        *,
+        start: int,
+        stop: int | None,
+        kinds: Sequence[str],
+        product: str | None,
+        version: str | None,
+        signer: str | None,
+        limit: int,
+    ) -> tuple[list[EntryRow], int | None]:
+        """Entries in [start, stop) matching every filter given, index order; see `entry_queries.search_sql`.
+
+        A combination of filters is searched SCAN_WINDOW indices at a time, at most
+        MAX_WINDOWS per call, so no call reads more than that many entries however
+        rare the matches: the second value is then where to continue (None when the
+        range was searched to its end). Precondition: `limit` >= 1; `version` only with `product`.
+        """
+        wanted = list(kinds)
+
+        def query(low: int, high: int | None, count: int) -> tuple[str, list[object]]:
+            return search_sql(
+                start=low,
+                stop=high,
+                kinds=wanted,
+                product=product,
+                version=version,
+                signer=signer,
+                limit=count,
+            )
+
+        async with self._custom_plans() as conn:
+            if not is_combination(kinds=wanted, product=product, version=version, signer=signer):
+                sql, args = query(start, stop, limit)
+                return [_entry(r) for r in await conn.fetch(sql, *args)], None
+            end = stop if stop is not None else await conn.fetchval("SELECT tree_size FROM log_head")
+            found: list[EntryRow] = []
+            low = start
+            for _ in range(MAX_WINDOWS):
+                if low >= end or len(found) >= limit:
+                    break
+                high = min(end, low + SCAN_WINDOW)
+                sql, args = query(low, high, limit - len(found))
+                found += [_entry(r) for r in await conn.fetch(sql, *args)]
+                low = high
+        return found, (low if low < end and len(found) < limit else None)
+
+    async def first_index_at_or_after(self, moment: datetime) -> int | None:
+        """The first index integrated at or after `moment`: a short range scan of the integrated_at index.
+
+        Entry times never go backwards in index order, so the entries of the earliest
+        matching time are the first ones; the smallest index among them is the bound.
+        """
+        value = await self._pool.fetchval(FIRST_INDEX_AT_OR_AFTER_SQL, moment)
+        return None if value is None else int(value)
+
+    @asynccontextmanager
+    async def _custom_plans(self) -> AsyncIterator[_Connection]:
+        """A pooled connection that plans each statement for its values (see CUSTOM_PLANS_SQL).
+
+        The pool resets the session (RESET ALL) when the connection is released.
+        """
+        async with self._pool.acquire() as conn:
+            await conn.execute(CUSTOM_PLANS_SQL)
+            yield conn
+
+    async def entries_at(self, indices: Sequence[int]) -> list[EntryRow]:
+        """The entries at these indices that exist, index order (one primary-key probe each)."""
+        wanted = sorted({i for i in indices if 0 <= i < MAX_INDEX})
+        if not wanted:
+            return []
+        rows = await self._pool.fetch(
+            f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries "  # noqa: S608 - constant column list
+            "WHERE idx = ANY($1::bigint[]) ORDER BY idx",
+            wanted,
+        )
+        return [_entry(r) for r in rows]
+
+    async def key_event_indices(self, before: int) -> list[int]:
+        """The indices of every key registration and revocation below `before` (its primary key)."""
+        rows = await self._pool.fetch("SELECT idx FROM key_events WHERE idx < $1 ORDER BY idx", before)
+        return [int(r[0]) for r in rows]
+
+    async def latest_entry_of_kind(self, kind: str, before: int) -> EntryRow | None:
+        """The newest entry of `kind` below `before` (a backward scan of the (kind, idx) index)."""
+        row = await self._pool.fetchrow(
+            f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries "  # noqa: S608 - constant column list
+            "WHERE kind = $1 AND idx < $2 ORDER BY idx DESC LIMIT 1",
+            kind,
+            min(before, MAX_INDEX),
+        )
+        return None if row is None else _entry(row)

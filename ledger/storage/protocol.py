@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+# No log reaches 2^62 entries: an index at or past it (from a URL, say) names nothing, and
+# implementations may answer "none" without asking their database (whose integers may overflow).
+MAX_INDEX = 1 << 62
+
 
 @dataclass(frozen=True, slots=True)
 class Head:
@@ -207,4 +211,69 @@ class LogStore(Protocol):
         Read-only; lets an auditor page through every checkpoint ever issued in
         size order with flat memory. Precondition: `limit` >= 1.
         """
+        ...
+
+    # --- release timelines, artifacts and search (issue #4); every method is an index scan ---
+
+    async def release_chain(self, product: str, version: str) -> list[EntryRow]:
+        """Every entry on the back-link chain of release (product, version), in index order.
+
+        Read-only; empty for an unknown release. Uses the (product, version, idx) index.
+        """
+        ...
+
+    async def release_timeline_entries(self, product: str, version: str) -> list[EntryRow]:
+        """A release's timeline entries, in index order: its chain, and generic evidence about what it built.
+
+        Generic evidence: in-toto statements on no release chain whose subjects include
+        a digest the chain's build statements name as a subject or (build/v1) list in
+        `predicate.artifacts[].digest`. Read-only; empty for an unknown release.
+        """
+        ...
+
+    async def entries_about_artifact(self, digest: str, start: int, limit: int) -> list[EntryRow]:
+        """Up to `limit` entries at index >= `start` about `digest`, in index order.
+
+        About it: entries naming it as a subject, and builds listing it among their artifacts.
+        Read-only. Preconditions: `digest` is `sha256:<64 lowercase hex>`; `limit` >= 1.
+        """
+        ...
+
+    async def search_entries(  # noqa: PLR0913 - each filter is one keyword, all optional
+        self,
+        *,
+        start: int,
+        stop: int | None,
+        kinds: Sequence[str],
+        product: str | None,
+        version: str | None,
+        signer: str | None,
+        limit: int,
+    ) -> tuple[list[EntryRow], int | None]:
+        """Up to `limit` entries with `start` <= index < `stop` matching every filter given, index order.
+
+        `kinds` are stored kind values (predicate types or admin kinds; empty: any);
+        `version` needs `product`. The store may stop early to bound its work (a
+        combination of filters no single index serves): the second value is then the
+        index to continue from, else None. Read-only. Precondition: `limit` >= 1.
+        """
+        ...
+
+    async def first_index_at_or_after(self, moment: datetime) -> int | None:
+        """The smallest index whose integration time is >= `moment` (None if there is none).
+
+        Relies on entry times never going backwards in index order (ledger.batch.plan_batch).
+        """
+        ...
+
+    async def entries_at(self, indices: Sequence[int]) -> list[EntryRow]:
+        """The entries at these indices that exist, index order (one primary-key probe each)."""
+        ...
+
+    async def key_event_indices(self, before: int) -> list[int]:
+        """The indices of every key registration and revocation below `before`, in order."""
+        ...
+
+    async def latest_entry_of_kind(self, kind: str, before: int) -> EntryRow | None:
+        """The newest entry of this kind (e.g. `policy.published`) below index `before`."""
         ...

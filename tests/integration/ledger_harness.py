@@ -135,3 +135,5 @@ def live_server(ledger: Ledger, *, workers: int = 1, env: dict[str, str] | None 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -20,6 +20,7 @@ from ledger_harness import ORIGIN, Ledger, init_ledger
 from litestar.testing import TestClient
 
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
+from ledger.core.proof import verify_inclusion
 from ledger.service.app import Settings, create_app
 
 # What one append writes, table by table: none of it may move when a request is refused.
@@ -112,3 +113,21 @@ def opened(note: str, ledger: Ledger) -> Checkpoint:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def verify_receipt(receipt: dict[str, object], ledger: Ledger) -> Checkpoint:
+    """Check a receipt on its own: its checkpoint is signed by the ledger and its proof leads to the root."""
+    assert set(receipt) == {"index", "leaf_hash", "time", "checkpoint", "inclusion_proof"}, receipt
+    checkpoint = opened(str(receipt["checkpoint"]), ledger)
+    index = receipt["index"]
+    assert isinstance(index, int)
+    proof = receipt["inclusion_proof"]
+    assert isinstance(proof, list)
+    verify_inclusion(
+        index,
+        checkpoint.size,
+        bytes.fromhex(str(receipt["leaf_hash"])),
+        [bytes.fromhex(h) for h in proof],
+        checkpoint.root_hash,
+    )
+    return checkpoint

@@ -136,7 +136,7 @@ def test_the_fixture_ledger_has_a_full_and_a_partial_tile(ledger: Ledger) -> Non
 OWNER_ATTACKS = {
     "rewrite_entry_bytes": "UPDATE entries SET data = convert_to('{}', 'UTF8') WHERE idx = 5",
     "rewrite_entry_index_columns": "UPDATE entries SET product = 'other', signer_keyid = 'x' WHERE idx > 0",
-    "delete_last_entry": f"DELETE FROM entries WHERE idx = {TREE_SIZE - 1}",
+    "delete_last_entry": "DELETE FROM entries WHERE idx = (SELECT max(idx) FROM entries)",
     "delete_every_entry": "DELETE FROM entries",
     "truncate_entries_cascade": "TRUNCATE entries CASCADE",
     "rewrite_checkpoint_root": "UPDATE checkpoints SET root_hash = decode(repeat('00', 32), 'hex')",
@@ -159,34 +159,33 @@ def test_owner_attack_truncate_entries_without_cascade_is_refused(ledger: Ledger
     assert isinstance(error, asyncpg.PostgresError), repr(error)
 
 
-FULL_TILE = "level = 0 AND idx = 0"
-PARTIAL_TILE = "level = 0 AND idx = 1"
-_ZERO_HASH = "decode(repeat('00', 32), 'hex')"
-
+# Tile 0/0 is full, tile 0/1 partial; `decode(repeat('00', 32), 'hex')` is a forged 32-byte hash.
 TILE_ATTACKS = {
-    "full_tile_rewrite_same_bytes": f"UPDATE tiles SET hashes = hashes WHERE {FULL_TILE}",
+    "full_tile_rewrite_same_bytes": "UPDATE tiles SET hashes = hashes WHERE level = 0 AND idx = 0",
     "full_tile_rewrite_first_hash": (
-        f"UPDATE tiles SET hashes = {_ZERO_HASH} || substring(hashes FROM 33) WHERE {FULL_TILE}"
+        "UPDATE tiles SET hashes = decode(repeat('00', 32), 'hex') || substring(hashes FROM 33) "
+        "WHERE level = 0 AND idx = 0"
     ),
     "full_tile_shrink": (
-        f"UPDATE tiles SET width = 255, hashes = substring(hashes FROM 1 FOR 8160) WHERE {FULL_TILE}"
+        "UPDATE tiles SET width = 255, hashes = substring(hashes FROM 1 FOR 8160) WHERE level = 0 AND idx = 0"
     ),
-    "full_tile_move": f"UPDATE tiles SET idx = 7 WHERE {FULL_TILE}",
-    "full_tile_delete": f"DELETE FROM tiles WHERE {FULL_TILE}",
+    "full_tile_move": "UPDATE tiles SET idx = 7 WHERE level = 0 AND idx = 0",
+    "full_tile_delete": "DELETE FROM tiles WHERE level = 0 AND idx = 0",
     "partial_tile_shrink": (
         "UPDATE tiles SET width = width - 1, hashes = substring(hashes FROM 1 FOR 32 * (width - 1)) "
-        f"WHERE {PARTIAL_TILE}"
+        "WHERE level = 0 AND idx = 1"
     ),
     "partial_tile_rewrite_same_width": (
-        f"UPDATE tiles SET hashes = {_ZERO_HASH} || substring(hashes FROM 33) WHERE {PARTIAL_TILE}"
+        "UPDATE tiles SET hashes = decode(repeat('00', 32), 'hex') || substring(hashes FROM 33) "
+        "WHERE level = 0 AND idx = 1"
     ),
     "partial_tile_rewrite_while_growing": (
-        f"UPDATE tiles SET width = width + 1, hashes = {_ZERO_HASH} || substring(hashes FROM 33) "
-        f"|| {_ZERO_HASH} WHERE {PARTIAL_TILE}"
+        "UPDATE tiles SET width = width + 1, hashes = decode(repeat('00', 32), 'hex') "
+        "|| substring(hashes FROM 33) || decode(repeat('00', 32), 'hex') WHERE level = 0 AND idx = 1"
     ),
-    "partial_tile_same_width_no_op": f"UPDATE tiles SET hashes = hashes WHERE {PARTIAL_TILE}",
-    "partial_tile_move": f"UPDATE tiles SET idx = 9 WHERE {PARTIAL_TILE}",
-    "partial_tile_delete": f"DELETE FROM tiles WHERE {PARTIAL_TILE}",
+    "partial_tile_same_width_no_op": "UPDATE tiles SET hashes = hashes WHERE level = 0 AND idx = 1",
+    "partial_tile_move": "UPDATE tiles SET idx = 9 WHERE level = 0 AND idx = 1",
+    "partial_tile_delete": "DELETE FROM tiles WHERE level = 0 AND idx = 1",
     "truncate_tiles": "TRUNCATE tiles",
 }
 
@@ -197,9 +196,10 @@ def test_owner_attack_on_tiles_is_refused_by_trigger(ledger: Ledger, sql: str) -
 
 
 GROW_PARTIAL_TILE = (
-    f"UPDATE tiles SET width = width + 1, hashes = hashes || {_ZERO_HASH} WHERE {PARTIAL_TILE}"
+    "UPDATE tiles SET width = width + 1, hashes = hashes || decode(repeat('00', 32), 'hex') "
+    "WHERE level = 0 AND idx = 1"
 )
-PARTIAL_WIDTH_SQL = f"SELECT width FROM tiles WHERE {PARTIAL_TILE}"
+PARTIAL_WIDTH_SQL = "SELECT width FROM tiles WHERE level = 0 AND idx = 1"
 
 
 @pytest.mark.parametrize("as_service", [False, True], ids=["owner", "service_role"])
@@ -274,11 +274,8 @@ def test_service_role_attack_switch_off_triggers_with_replication_role(ledger: L
 
 
 SERVICE_GUARDED = {
-    "full_tile_rewrite": f"UPDATE tiles SET hashes = {_ZERO_HASH} || substring(hashes FROM 33) WHERE {FULL_TILE}",
-    "partial_tile_shrink": (
-        "UPDATE tiles SET width = width - 1, hashes = substring(hashes FROM 1 FOR 32 * (width - 1)) "
-        f"WHERE {PARTIAL_TILE}"
-    ),
+    "full_tile_rewrite": TILE_ATTACKS["full_tile_rewrite_first_hash"],
+    "partial_tile_shrink": TILE_ATTACKS["partial_tile_shrink"],
     "head_back_in_size": "UPDATE log_head SET tree_size = tree_size - 1",
 }
 
@@ -295,7 +292,8 @@ def test_service_role_may_still_read_and_append(ledger: Ledger) -> None:
     # The refusals above are not a role that can do nothing: it reads and inserts (then rolls back).
     count = accepted_then_rolled_back(
         ledger.dsn,
-        "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (999999, decode(repeat('00', 32), 'hex'), 'x')",
+        "INSERT INTO checkpoints (tree_size, root_hash, note) "
+        "VALUES (999999, decode(repeat('00', 32), 'hex'), 'x')",
         "SELECT count(*) FROM checkpoints WHERE tree_size = 999999",
         as_service=True,
     )

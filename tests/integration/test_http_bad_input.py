@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,43 +132,32 @@ def test_attack_malformed_json_is_400(api: Api, path: str, body: bytes) -> None:
     api.refused_post(path, body, 400)
 
 
-def _mutated(api: Api, change: str) -> object:  # noqa: PLR0911 - one branch per mutation
-    envelope = as_dict(good(api))
-    if change == "array":
-        return [envelope]
-    if change == "string":
-        return "envelope"
-    if change == "null":
-        return None
-    if change == "payload_int":
-        return {**envelope, "payload": 42}
-    if change == "payload_type_missing":
-        return {k: v for k, v in envelope.items() if k != "payloadType"}
-    if change == "payload_type_snake_case":
-        return {**{k: v for k, v in envelope.items() if k != "payloadType"}, "payload_type": INTOTO_PAYLOAD_TYPE}
-    if change == "signatures_object":
-        return {**envelope, "signatures": {"keyid": "x", "sig": "aGk="}}
-    if change == "keyid_int":
-        return {**envelope, "signatures": [{"keyid": 7, "sig": envelope["signatures"][0]["sig"]}]}
-    if change == "unknown_envelope_field":
-        return {**envelope, "extra": "smuggled"}
-    if change == "unknown_signature_field":
-        return {**envelope, "signatures": [{**envelope["signatures"][0], "cert": "x"}]}
-    raise AssertionError(change)
+def _without_payload_type(envelope: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in envelope.items() if k != "payloadType"}
 
 
-WRONG_SHAPES = [
-    "array",
-    "string",
-    "null",
-    "payload_int",
-    "payload_type_missing",
-    "payload_type_snake_case",
-    "signatures_object",
-    "keyid_int",
-    "unknown_envelope_field",
-    "unknown_signature_field",
-]
+def _first_sig(envelope: dict[str, Any]) -> dict[str, Any]:
+    return envelope["signatures"][0]  # type: ignore[no-any-return]
+
+
+# Each turns a valid envelope (as a dict) into a body of the wrong shape.
+WRONG_SHAPE_BUILDERS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "array": lambda e: [e],
+    "string": lambda _: "envelope",
+    "null": lambda _: None,
+    "payload_int": lambda e: {**e, "payload": 42},
+    "payload_type_missing": _without_payload_type,
+    "payload_type_snake_case": lambda e: {**_without_payload_type(e), "payload_type": INTOTO_PAYLOAD_TYPE},
+    "signatures_object": lambda e: {**e, "signatures": {"keyid": "x", "sig": "aGk="}},
+    "keyid_int": lambda e: {**e, "signatures": [{"keyid": 7, "sig": _first_sig(e)["sig"]}]},
+    "unknown_envelope_field": lambda e: {**e, "extra": "smuggled"},
+    "unknown_signature_field": lambda e: {**e, "signatures": [{**_first_sig(e), "cert": "x"}]},
+}
+WRONG_SHAPES = list(WRONG_SHAPE_BUILDERS)
+
+
+def _mutated(api: Api, change: str) -> object:
+    return WRONG_SHAPE_BUILDERS[change](as_dict(good(api)))
 
 
 @pytest.mark.parametrize("change", WRONG_SHAPES)
@@ -282,7 +271,10 @@ class RawPost:
 
 def test_attack_multi_megabyte_body_is_refused_before_it_is_read(api: Api) -> None:
     total, chunk = 8 * 1024 * 1024, 16 * 1024
-    auth = [(b"authorization", f"Bearer {api.tokens['admin']}".encode()), (b"content-type", b"application/json")]
+    auth = [
+        (b"authorization", f"Bearer {api.tokens['admin']}".encode()),
+        (b"content-type", b"application/json"),
+    ]
 
     outcomes = {}
     for how in ("declared", "chunked"):
@@ -321,45 +313,34 @@ def test_attack_envelope_within_body_limit_whose_entry_exceeds_65535_bytes_is_41
 # --- 422: content and signatures ----------------------------------------------------------------
 
 
-def _content_case(api: Api, case: str) -> Envelope:  # noqa: PLR0911 - one branch per case
-    n = next(_numbers)
-    body = statement_dict(n)
-    if case == "not_a_statement":
-        return signed(api, INTOTO_PAYLOAD_TYPE, b'{"hello": "world"}')
-    if case == "payload_not_json":
-        return signed(api, INTOTO_PAYLOAD_TYPE, b"hello world")
-    if case == "empty_payload":
-        return signed(api, INTOTO_PAYLOAD_TYPE, b"")
-    if case == "wrong_payload_type":
-        return signed(api, "text/plain", statement(n=n))
-    if case == "statement_unknown_field":
-        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "smuggled": True}))
-    if case == "statement_without_subjects":
-        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "subject": []}))
-    if case == "subject_without_digest":
-        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "subject": [{"name": "a"}]}))
-    if case == "wrong_statement_type":
-        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "_type": "https://x/Statement/v0"}))
-    if case == "release_not_an_object":
-        predicate = {**body["predicate"], "release": "prod-1.0"}
-        return signed(api, INTOTO_PAYLOAD_TYPE, msgspec.json.encode({**body, "predicate": predicate}))
-    if case == "unknown_admin_kind":
-        return signed(api, ADMIN_PAYLOAD_TYPE, b'{"kind": "key.exploded"}', signer="appender")
-    raise AssertionError(case)
+def _statement_with(**changes: object) -> bytes:
+    return msgspec.json.encode({**statement_dict(next(_numbers)), **changes})
 
 
-CONTENT_CASES = [
-    "not_a_statement",
-    "payload_not_json",
-    "empty_payload",
-    "wrong_payload_type",
-    "statement_unknown_field",
-    "statement_without_subjects",
-    "subject_without_digest",
-    "wrong_statement_type",
-    "release_not_an_object",
-    "unknown_admin_kind",
-]
+def _release_not_an_object() -> bytes:
+    body = statement_dict(next(_numbers))
+    return msgspec.json.encode({**body, "predicate": {**body["predicate"], "release": "prod-1.0"}})
+
+
+# (payloadType, payload) pairs that are well-formed envelopes around content the ledger must refuse.
+CONTENT_BUILDERS: dict[str, Callable[[], tuple[str, bytes]]] = {
+    "not_a_statement": lambda: (INTOTO_PAYLOAD_TYPE, b'{"hello": "world"}'),
+    "payload_not_json": lambda: (INTOTO_PAYLOAD_TYPE, b"hello world"),
+    "empty_payload": lambda: (INTOTO_PAYLOAD_TYPE, b""),
+    "wrong_payload_type": lambda: ("text/plain", statement(n=next(_numbers))),
+    "statement_unknown_field": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(smuggled=True)),
+    "statement_without_subjects": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(subject=[])),
+    "subject_without_digest": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(subject=[{"name": "a"}])),
+    "wrong_statement_type": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(_type="https://x/Statement/v0")),
+    "release_not_an_object": lambda: (INTOTO_PAYLOAD_TYPE, _release_not_an_object()),
+    "unknown_admin_kind": lambda: (ADMIN_PAYLOAD_TYPE, b'{"kind": "key.exploded"}'),
+}
+CONTENT_CASES = list(CONTENT_BUILDERS)
+
+
+def _content_case(api: Api, case: str) -> Envelope:
+    payload_type, payload = CONTENT_BUILDERS[case]()
+    return signed(api, payload_type, payload)
 
 
 @pytest.mark.parametrize("case", CONTENT_CASES)
@@ -380,40 +361,41 @@ def test_attack_admin_record_registering_a_malformed_key_is_422(api: Api) -> Non
     api.refused_post("/v1/entries", envelope, 422)
 
 
-def _forged(api: Api, case: str) -> Envelope:
-    envelope = good(api)
+def _with_signatures(envelope: Envelope, *signatures: Signature) -> Envelope:
+    return Envelope(envelope.payload, envelope.payload_type, list(signatures))
+
+
+def _truncated(envelope: Envelope) -> Envelope:
     sig = envelope.signatures[0]
-    if case == "signature_over_other_bytes":
-        other = good(api).signatures[0].sig
-        return Envelope(envelope.payload, envelope.payload_type, [Signature(sig.keyid, other)])
-    if case == "truncated_signature":
-        raw = base64.b64decode(sig.sig)[:10]
-        return Envelope(envelope.payload, envelope.payload_type, [Signature(sig.keyid, base64.b64encode(raw).decode())])
-    if case == "payload_swapped_after_signing":
-        return Envelope(good(api).payload, envelope.payload_type, envelope.signatures)
-    if case == "unknown_key":
-        return good(api, signer="stranger")
-    if case == "revoked_key":
-        return good(api, signer="revoked")
-    if case == "stranger_signs_under_registered_keyid":
-        forged = good(api, signer="stranger")
-        keyid = api.keys["appender"].keyid
-        return Envelope(forged.payload, forged.payload_type, [Signature(keyid, forged.signatures[0].sig)])
-    if case == "valid_signature_plus_bad_one_by_known_key":
-        other = good(api).signatures[0].sig
-        return Envelope(envelope.payload, envelope.payload_type, [sig, Signature(api.ledger.signer.keyid, other)])
-    raise AssertionError(case)
+    short = base64.b64encode(base64.b64decode(sig.sig)[:10]).decode()
+    return _with_signatures(envelope, Signature(sig.keyid, short))
 
 
-SIGNATURE_CASES = [
-    "signature_over_other_bytes",
-    "truncated_signature",
-    "payload_swapped_after_signing",
-    "unknown_key",
-    "revoked_key",
-    "stranger_signs_under_registered_keyid",
-    "valid_signature_plus_bad_one_by_known_key",
-]
+def _under_keyid(envelope: Envelope, keyid: str) -> Envelope:
+    return _with_signatures(envelope, Signature(keyid, envelope.signatures[0].sig))
+
+
+# Each forges, from a fresh valid envelope, one whose signatures must not be accepted.
+FORGERIES: dict[str, Callable[[Api, Envelope], Envelope]] = {
+    "signature_over_other_bytes": lambda api, e: _with_signatures(
+        e, Signature(e.signatures[0].keyid, good(api).signatures[0].sig)
+    ),
+    "truncated_signature": lambda _, e: _truncated(e),
+    "payload_swapped_after_signing": lambda api, e: Envelope(good(api).payload, e.payload_type, e.signatures),
+    "unknown_key": lambda api, _: good(api, signer="stranger"),
+    "revoked_key": lambda api, _: good(api, signer="revoked"),
+    "stranger_signs_under_registered_keyid": lambda api, _: _under_keyid(
+        good(api, signer="stranger"), api.keys["appender"].keyid
+    ),
+    "valid_signature_plus_bad_one_by_known_key": lambda api, e: _with_signatures(
+        e, e.signatures[0], Signature(api.ledger.signer.keyid, good(api).signatures[0].sig)
+    ),
+}
+SIGNATURE_CASES = list(FORGERIES)
+
+
+def _forged(api: Api, case: str) -> Envelope:
+    return FORGERIES[case](api, good(api))
 
 
 @pytest.mark.parametrize("case", SIGNATURE_CASES)
@@ -516,6 +498,13 @@ def test_idempotent_batch_retry_replays_the_receipts_and_other_body_is_409(api: 
         api.refused_post("/v1/entries/batch", {"envelopes": envelopes[:2]}, 409, headers=headers)
 
 
+def test_idempotency_key_of_a_refused_request_is_not_spent(api: Api) -> None:
+    headers = {"Idempotency-Key": "first-try-was-unsigned"}
+    api.refused_post("/v1/entries", _forged(api, "unknown_key"), 422, headers=headers)
+    response = api.post("/v1/entries", good(api), headers=headers)
+    assert response.status_code == 201, response.text
+
+
 def test_idempotency_key_is_per_token(api: Api) -> None:
     headers = {"Idempotency-Key": "shared-name"}
     first = api.post("/v1/entries", good(api), headers=headers, as_="admin")
@@ -535,7 +524,9 @@ def test_full_queue_is_503_with_retry_after(api: Api) -> None:
                 content=msgspec.json.encode({"envelopes": [good(api), good(api)]}),
                 headers=bearer(api.tokens["admin"]),
             )
-        api.responses.append(("POST", "/v1/entries/batch (max_pending=1)", response.status_code, response.text))
+        api.responses.append(
+            ("POST", "/v1/entries/batch (max_pending=1)", response.status_code, response.text)
+        )
         check_error(response, 503)
         assert int(response.headers["Retry-After"]) >= 1
 
@@ -547,7 +538,7 @@ def _proof_paths(size: int) -> dict[str, str]:
     leaf = "ab" * 32
     return {
         "index_equal_to_tree_size": f"/v1/proofs/inclusion?index={size}",
-        "index_past_tree_size": f"/v1/proofs/inclusion?index=1&tree_size=1",
+        "index_past_tree_size": "/v1/proofs/inclusion?index=1&tree_size=1",
         "negative_index": "/v1/proofs/inclusion?index=-1",
         "tree_size_zero": "/v1/proofs/inclusion?index=0&tree_size=0",
         "tree_size_past_latest": f"/v1/proofs/inclusion?index=0&tree_size={size + 1}",
@@ -637,8 +628,11 @@ def test_attack_bad_tile_path(api: Api, path: str, status: int) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/tile/0/x999/x999/x999/x999/x999/x999/999", "/tile/entries/x999/x999/x999/x999/x999/x999/999",
-     "/tile/entries/x036/x028/x797/x018/x963/x968/000"],
+    [
+        "/tile/0/x999/x999/x999/x999/x999/x999/999",
+        "/tile/entries/x999/x999/x999/x999/x999/x999/999",
+        "/tile/entries/x036/x028/x797/x018/x963/x968/000",
+    ],
     ids=["hash_tile", "entry_bundle", "entry_bundle_first_leaf_past_int64"],
 )
 def test_attack_tile_index_beyond_int64_is_404_not_500(api: Api, path: str) -> None:

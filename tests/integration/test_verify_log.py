@@ -181,6 +181,13 @@ def test_missing_tile_fails_verification(served: ServedLedger, copy: Path):
     assert "covers tile/0/000" in output
 
 
+def test_missing_checkpoint_is_an_input_error(served: ServedLedger, copy: Path):
+    (copy / "checkpoint").unlink()
+    code, output = verify_tiles(served, copy)
+    assert code == 2, output
+    assert f"{copy / 'checkpoint'} does not exist" in output
+
+
 def test_checkpoint_signed_by_another_key_fails(served: ServedLedger, copy: Path):
     genuine = open_checkpoint((copy / "checkpoint").read_bytes(), served.ledger.signer.verifier())
     impostor = SignerKey.generate(ORIGIN)  # same name, other key
@@ -200,6 +207,17 @@ def test_checkpoint_over_another_root_fails(served: ServedLedger, copy: Path):
     report = json.loads(output)
     assert report["error"] == "root_mismatch"
     assert report["expected"] == "00" * 32
+
+
+def test_checkpoint_hiding_a_key_event_fails(served: ServedLedger, copy: Path):
+    # Signed by the ledger key itself, but naming entry 0 as the newest key event: entry 1 would be hidden.
+    genuine = open_checkpoint((copy / "checkpoint").read_bytes(), served.ledger.signer.verifier())
+    assert genuine.extensions == ("evledger-keys 1",)
+    forged = Checkpoint(genuine.origin, genuine.size, genuine.root_hash, ("evledger-keys 0",))
+    (copy / "checkpoint").write_text(sign_checkpoint(forged, served.ledger.signer))
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert "evledger-keys line names another newest key event than its entries hold" in output
 
 
 def test_live_server_with_another_key_fails(served: ServedLedger, tmp_path: Path):

@@ -384,19 +384,20 @@ def test_queue_full_is_refused_at_once_with_unavailable() -> None:
         sequencer = await started(store, max_delay=0.0, max_pending=3)
         gate = asyncio.Event()
 
-        async def wait_for_gate() -> None:
-            await gate.wait()
-
         # More envelopes in one request than the queue may ever hold.
         with pytest.raises(UnavailableError) as too_many:
             await sequencer.append(request(sequencer, *[evidence(ALICE, n) for n in range(4)]))
         assert too_many.value.retry_after >= 1
 
-        store.before_commit = wait_for_gate  # the first batch holds the head until the gate opens
-        writes_before = store.writes
+        holding = asyncio.Event()
+
+        async def hold_until_gate() -> None:
+            holding.set()
+            await gate.wait()
+
+        store.before_commit = hold_until_gate  # the first batch holds the head until the gate opens
         in_flight = asyncio.create_task(sequencer.append(request(sequencer, evidence(ALICE, 10))))
-        while store.writes == writes_before:
-            await asyncio.sleep(0.001)
+        await holding.wait()
         queued = [
             asyncio.create_task(sequencer.append(request(sequencer, evidence(BOB, 20 + n)))) for n in range(3)
         ]

@@ -1,0 +1,205 @@
+"""Release records: `dossier`, `verify`, `report`, `gate` (DESIGN.md §5, issue #4).
+
+`verify` and the checks behind `report` run offline: they trust nothing but
+the ledger's public key given with `--key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+import typer
+
+from cli.append_cmds import DEFAULT_SERVER
+from cli.client import LedgerClient
+from cli.errors import JsonOption, command_errors, emit_success
+from cli.files import load_verifier_key, read_input
+from cli.settings import ServerOption, TokenOption
+from ledger.admin import PolicyPublished
+from ledger.core.encoding import b64decode_strict, hash_from_hex
+from ledger.core.tlog_proof import format_tlog_proof, tlog_proofs
+from ledger.errors import VerificationError
+from ledger.evidence.compliance import evaluate_record, result_data
+from ledger.evidence.dossier import Dossier, DossierReport, verify_dossier
+from ledger.evidence.events import ReleaseEvent
+from ledger.evidence.report import render_report
+
+MAX_DOSSIER_BYTES = 256 * 1024 * 1024
+KeyOption = Annotated[
+    Path, typer.Option("--key", metavar="PUBFILE", help="The ledger's verifier key (.pub).")
+]
+OutOption = Annotated[Path, typer.Option("-o", "--out", help="Where to write it.")]
+EnvironmentOption = Annotated[
+    str | None, typer.Option(help="Evaluate compliance for this deployment environment.")
+]
+_decoder = msgspec.json.Decoder(Dossier)
+
+
+def recompute(
+    events: Sequence[ReleaseEvent],
+    record: PolicyPublished | None,
+    index: int | None,
+    evaluated_at: str,
+    environment: str | None,
+) -> dict[str, Any]:
+    """Re-evaluate compliance exactly as the ledger did (the `Recompute` of `verify_dossier`)."""
+    if record is None or index is None:
+        raise VerificationError("the dossier carries no policy entry to evaluate against")
+    return result_data(evaluate_record(events, record, index, now=evaluated_at, environment=environment))
+
+
+def load_and_verify(path: Path, key: Path) -> tuple[Dossier, DossierReport]:
+    """Read a dossier file and verify it offline; any damage to its content fails verification."""
+    verifier = load_verifier_key(key)
+    data = read_input(path, "dossier", MAX_DOSSIER_BYTES)
+    try:
+        dossier = _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise VerificationError(f"{path} is not an intact dossier: {exc}") from exc
+    return dossier, verify_dossier(dossier, verifier, recompute)
+
+
+def _fetch(server: str, token: str | None, product: str, version: str, environment: str | None) -> bytes:
+    params: dict[str, str | int] = {"environment": environment} if environment else {}
+    with LedgerClient(server, token) as client:
+        return client.get(f"/v1/releases/{product}/{version}/dossier", **params).content
+
+
+def dossier(
+    product: Annotated[str, typer.Argument()],
+    version: Annotated[str, typer.Argument()],
+    out: OutOption,
+    tlog_proofs_dir: Annotated[
+        Path | None,
+        typer.Option("--tlog-proofs", help="Also write one C2SP .tlog-proof file per entry here."),
+    ] = None,
+    environment: EnvironmentOption = None,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Export a release's dossier: checkpoint, every entry with its proof, keys, policy, compliance."""
+    with command_errors(json_output=json_output):
+        data = _fetch(server, token, product, version, environment)
+        parsed = _decoder.decode(data)
+        out.write_bytes(data)
+        written = [str(out)]
+        if tlog_proofs_dir is not None:
+            tlog_proofs_dir.mkdir(parents=True, exist_ok=True)
+            items = [*parsed.keys, *([parsed.policy] if parsed.policy else []), *parsed.entries]
+            proofs = tlog_proofs(
+                [
+                    (i.index, b64decode_strict(i.entry), [hash_from_hex(h) for h in i.inclusion_proof])
+                    for i in items
+                ],
+                parsed.checkpoint,
+            )
+            for proof in proofs:
+                target = tlog_proofs_dir / f"entry-{proof.index}.tlog-proof"
+                target.write_text(format_tlog_proof(proof), encoding="utf-8")
+                written.append(str(target))
+        emit_success(
+            json_output=json_output,
+            fields={
+                "files": written,
+                "entries": len(parsed.entries),
+                "status": parsed.compliance.get("status"),
+            },
+            lines=[
+                (
+                    f"dossier of {product} {version}: {len(parsed.entries)} entries, "
+                    f"{len(parsed.keys)} key events, compliance {parsed.compliance.get('status')} -> {out}"
+                ),
+                *([f"{len(written) - 1} tlog-proof files in {tlog_proofs_dir}"] if tlog_proofs_dir else []),
+            ],
+        )
+
+
+def verify(
+    path: Annotated[Path, typer.Argument(metavar="DOSSIER")],
+    key: KeyOption,
+    json_output: JsonOption = False,
+) -> None:
+    """Verify a dossier offline: checkpoint, proofs, signatures, key chain, release chain, compliance."""
+    with command_errors(json_output=json_output):
+        parsed, report = load_and_verify(path, key)
+        status = report.compliance.get("status")
+        emit_success(
+            json_output=json_output,
+            fields={
+                "product": parsed.product,
+                "version": parsed.version,
+                "tree_size": report.checkpoint.size,
+                "entries": len(parsed.entries),
+                "sealed": report.sealed,
+                "compliance": status,
+                "checks": report.checks,
+            },
+            lines=[
+                f"dossier of {parsed.product} {parsed.version}: VERIFIED",
+                *[f"  ok  {check}" for check in report.checks],
+                f"compliance: {status} ({len(report.compliance.get('findings', []))} findings)",
+            ],
+        )
+
+
+def report(
+    product: Annotated[str, typer.Argument()],
+    version: Annotated[str, typer.Argument()],
+    out: OutOption,
+    key: KeyOption,
+    dossier_file: Annotated[
+        Path | None, typer.Option("--dossier", help="Render from this dossier file instead of fetching one.")
+    ] = None,
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Write a printable HTML release record, from a dossier verified offline first."""
+    with command_errors(json_output=json_output):
+        source = dossier_file
+        if source is None:
+            source = out.with_suffix(".dossier.json")
+            source.write_bytes(_fetch(server, token, product, version, None))
+        parsed, verified = load_and_verify(source, key)
+        if (parsed.product, parsed.version) != (product, version):
+            raise VerificationError(f"the dossier is about {parsed.product} {parsed.version}")
+        out.write_text(
+            render_report(parsed, verified, ledger_key=load_verifier_key(key).format()), encoding="utf-8"
+        )
+        emit_success(
+            json_output=json_output,
+            fields={"file": str(out), "dossier": str(source)},
+            lines=[f"release record of {product} {version} -> {out} (from verified dossier {source})"],
+        )
+
+
+def gate(
+    product: Annotated[str, typer.Argument()],
+    version: Annotated[str, typer.Argument()],
+    environment: Annotated[str, typer.Option(help="The environment the release is to enter.")],
+    server: ServerOption = DEFAULT_SERVER,
+    token: TokenOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Ask the ledger's gate whether the release may enter ENVIRONMENT; exit 1 when it is denied."""
+    with command_errors(json_output=json_output):
+        with LedgerClient(server, token) as client:
+            answer = client.post_json(
+                "/v1/gates/evaluate", {"product": product, "version": version, "environment": environment}
+            )
+        findings = answer["compliance"]["findings"]
+        lines = [
+            (
+                f"gate for {product} {version} into {environment}: {answer['decision'].upper()} "
+                f"(compliance {answer['compliance']['status']}; "
+                f"decision recorded as entry {answer['receipt']['index']})"
+            ),
+            *[f"  {f['status']:<8} {f['rule']}: {f['message']} (entries {f['entries']})" for f in findings],
+        ]
+        emit_success(json_output=json_output, fields=answer, lines=lines)
+        if answer["decision"] != "allow":
+            raise typer.Exit(1)

@@ -1,0 +1,94 @@
+"""Compliance, gates and dossiers (DESIGN.md §4, issue #4): the release as the policy sees it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Response, get, post
+from litestar.params import Body, FromPath, FromQuery
+
+from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
+from ledger.core.encoding import format_time
+from ledger.errors import NotFoundError, PermissionDeniedError
+from ledger.evidence import predicates as p
+from ledger.evidence.compliance import result_data
+from ledger.evidence.dossier import Dossier
+from ledger.evidence.gate import decision_of, gate_statement
+from ledger.release_record import build_dossier, evaluate_release
+from ledger.service.routes_append import Authorization
+from ledger.service.state import APPEND_ROLES, READ_ROLES, Svc
+from ledger.service.wire import GateRequest, GateResponse
+
+
+def _now() -> str:
+    return format_time(datetime.now(UTC))
+
+
+async def _latest_size(svc: Svc) -> int:
+    checkpoint = await svc.store.latest_checkpoint()
+    if checkpoint is None:
+        raise NotFoundError("the ledger has no checkpoint yet")
+    return checkpoint.tree_size
+
+
+@get("/v1/releases/{product:str}/{version:str}/compliance", summary="Compliance of a release")
+async def compliance(
+    svc: Svc,
+    authorization: Authorization,
+    product: FromPath[str],
+    version: FromPath[str],
+    environment: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    """Compliant / non-compliant / incomplete, with findings naming their rule and entries."""
+    await svc.authenticate(authorization, READ_ROLES)
+    result, _ = await evaluate_release(
+        svc.store, svc.sequencer, product, version,
+        environment=environment, now=_now(), before=await _latest_size(svc),
+    )  # fmt: skip
+    return result_data(result)
+
+
+@get("/v1/releases/{product:str}/{version:str}/dossier", summary="Offline-verifiable dossier of a release")
+async def dossier(
+    svc: Svc,
+    authorization: Authorization,
+    product: FromPath[str],
+    version: FromPath[str],
+    environment: FromQuery[str | None] = None,
+) -> Dossier:
+    """The checkpoint, every release entry with its proof, the key chain, the policy and compliance."""
+    await svc.authenticate(authorization, READ_ROLES)
+    return await build_dossier(
+        svc.store, svc.proofs, svc.sequencer, product, version, environment=environment, now=_now()
+    )
+
+
+@post("/v1/gates/evaluate", status_code=201, summary="Gate decision, appended as a signed VSA")
+async def evaluate_gate(
+    svc: Svc, authorization: Authorization, data: Annotated[GateRequest, Body()]
+) -> Response[GateResponse]:
+    """Evaluate the release for `environment`; append the decision (signed by the ledger) and return it."""
+    token = await svc.authenticate(authorization, APPEND_ROLES)
+    if token.products and data.product not in token.products:
+        raise PermissionDeniedError(f"this token may not act for product {data.product!r}")
+    now = _now()
+    result, rows = await evaluate_release(
+        svc.store, svc.sequencer, data.product, data.version,
+        environment=data.environment, now=now, before=await _latest_size(svc),
+    )  # fmt: skip
+    leaves = {r.index: r.leaf_hash.hex() for r in rows}
+    statement = gate_statement(
+        result,
+        p.Release(data.product, data.version),
+        environment=data.environment,
+        policy_ref=(result.policy.entry, result.policy.digest),
+        input_entries=[(i, leaves[i]) for i in result.entries if i in leaves],
+        verifier_id=svc.signer.name,
+        time=now,
+    )
+    envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, statement, [svc.signer])
+    receipts, _ = await svc.append([envelope], token, None)
+    body = GateResponse(decision_of(result), result_data(result), msgspec.structs.asdict(receipts[0]))
+    return Response(body, status_code=201)

