@@ -100,6 +100,47 @@ def time_http(
     return samples
 
 
+def time_queries(url: str, token: str, dsn: str, rounds: int) -> dict[str, list[float]]:
+    """Sequential GETs of the search and artifact routes (first pages and cursor walks), ms each."""
+    probe = asyncio.run(_probe(dsn))
+    search = "/v1/search"
+    requests: dict[str, tuple[str, dict[str, str]]] = {
+        "search kind=approval (page of 100)": (search, {"kind": "approval"}),
+        "search signer=<tester> (page of 100)": (search, {"signer": str(probe["tester"])}),
+        "search product=<1 of 10> (page of 100)": (search, {"product": "bench-3"}),
+        "search kind=test-run&signer=<qa> (none)": (search, {"kind": "test-run", "signer": str(probe["qa"])}),
+        "artifacts/<digest> (about 50 entries)": (f"/v1/artifacts/{probe['digest']}", {}),
+    }
+    out: dict[str, list[float]] = {name: [] for name in requests}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        for name, (path, params) in requests.items():
+            cursor = str(probe["middle"])
+            for _ in range(rounds):
+                started = time.perf_counter()
+                response = client.get(path, params={**params, "limit": "100", "cursor": cursor})
+                out[name].append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise SystemExit(f"{path} failed: {response.status_code} {response.text[:300]}")
+                cursor = response.json()["next_cursor"] or str(probe["middle"])
+    return out
+
+
+async def _probe(dsn: str) -> dict[str, str | int]:
+    """A tester and a qa keyid, an artifact digest and the middle index of the filled log."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        middle = int(await conn.fetchval("SELECT tree_size FROM log_head")) // 2
+        keyid = "SELECT signer_keyid FROM entries WHERE kind = $1 AND idx >= $2 ORDER BY kind, idx LIMIT 1"
+        return {
+            "middle": middle,
+            "tester": await conn.fetchval(keyid, "https://evledger.dev/test-run/v1", middle),
+            "qa": await conn.fetchval(keyid, "https://evledger.dev/approval/v1", middle),
+            "digest": await conn.fetchval("SELECT subjects[1] FROM entries WHERE idx = $1", middle),
+        }
+    finally:
+        await conn.close()
+
+
 async def time_in_process(dsn: str, releases: list[tuple[str, str]], rounds: int) -> dict[str, list[float]]:
     """The route's work without HTTP: its query alone, and `release_timeline` (query and decoding)."""
     store = await PostgresStore.connect(dsn, min_size=1, max_size=2)
@@ -146,6 +187,7 @@ def run(dsn: str, ledger_key: SignerKey, key_path: Path, args: argparse.Namespac
     bench = BenchLedger(dsn, ledger_key, key_path, ledger_key, token)
     with running_server(bench, workers=1) as server:
         http = time_http(server.url, token, releases, args)
+        queries = time_queries(server.url, token, dsn, args.query_rounds)
     split = asyncio.run(time_in_process(dsn, releases, min(args.requests, 300)))
     p99 = percentile(http["GET .../timeline"], 0.99)
     print(f"load avg: {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min) after the HTTP run")
@@ -154,6 +196,9 @@ def run(dsn: str, ledger_key: SignerKey, key_path: Path, args: argparse.Namespac
         print(row(name, values))
     for name, values in split.items():
         print(row(f"in process: {name}", values))
+    print("\nsearch and artifact routes, ms (sequential; each page continues from the previous cursor)")
+    for name, values in queries.items():
+        print(row(name, values))
     verdict = "PASS" if p99 <= TARGET_P99_MS else "FAIL"
     print(
         f"\ntarget  : p99 <= {TARGET_P99_MS:.0f} ms for a 200-event timeline -> p99 {p99:.2f} ms: {verdict}"
@@ -189,6 +234,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and print its DSN")
     parser.add_argument("--requests", type=int, default=1000, help="timed requests")
     parser.add_argument("--warmup", type=int, default=100, help="untimed requests first")
+    parser.add_argument("--query-rounds", type=int, default=50, help="requests per search/artifact figure")
     parser.add_argument("--seconds", type=float, default=120.0, help="stop timing after this long")
     parser.add_argument("--no-analyze", dest="analyze", action="store_false", help="skip ANALYZE entries")
     parser.add_argument("--explain", action="store_true", help="print EXPLAIN ANALYZE of the queries")
