@@ -484,8 +484,8 @@ def summarise_plan(lines: list[str]) -> Plan:
         match = re.match(r"\s*(?:->\s+)?(\S.*?)\s+\(cost=", line)
         if match:
             nodes.append(match.group(1).strip())
-    top = next((x for x in lines if "Buffers:" in x), "")
-    buffers = sum(int(n) for n in re.findall(r"(?:hit|read|dirtied|written)=(\d+)", top.split("temp")[0]))
+    top = next((x for x in lines if "Buffers:" in x), "")  # pages touched: shared hit + read
+    buffers = sum(int(n) for n in re.findall(r"(?:hit|read)=(\d+)", top.split("temp")[0]))
     millis = next((float(x.split(":")[1].split()[0]) for x in lines if x.startswith("Execution Time")), 0.0)
     return Plan(lines, nodes, buffers, millis)
 

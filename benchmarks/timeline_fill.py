@@ -213,17 +213,29 @@ async def fill(dsn: str, ledger_key: SignerKey, count: int) -> int:
         await store.close()
 
 
-async def sealed_releases(dsn: str, limit: int) -> list[tuple[str, str]]:
-    """Up to `limit` sealed releases from the middle of the log (found through the kind index)."""
+async def sealed_versions(dsn: str, product: str, want: int) -> tuple[int, int]:
+    """A run of up to `want` consecutive versions `<n>.0` of `product`, all sealed, from the log's middle on.
+
+    Returns (first n, last n). The fill numbers a product's releases in order, so
+    its sealed versions past the middle are consecutive until the releases still open.
+    """
     conn = await asyncpg.connect(dsn)
     try:
         middle = int(await conn.fetchval("SELECT tree_size FROM log_head")) // 2
         rows = await conn.fetch(
-            "SELECT product, version FROM entries WHERE kind = $1 AND idx >= $2 ORDER BY idx LIMIT $3",
+            "SELECT version FROM entries WHERE kind = $1 AND idx >= $2 AND product = $3 ORDER BY idx",
             p.RELEASE_SEAL,
             middle,
-            limit,
+            product,
         )
-        return [(r[0], r[1]) for r in rows]
     finally:
         await conn.close()
+    numbers = sorted(int(r[0].split(".")[0]) for r in rows)
+    if not numbers:
+        raise SystemExit(f"no sealed release of {product} past the middle of the log: fill more entries")
+    last = numbers[0]
+    for n in numbers[1:want]:
+        if n != last + 1:
+            break
+        last = n
+    return numbers[0], last

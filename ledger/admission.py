@@ -60,6 +60,7 @@ class _Inspected:
     admin: AdminRecord | None
     seal: tuple[int, str] | None = None
     approval_role: str | None = None
+    payload: bytes = b""
 
 
 def _inspect(envelope: Envelope) -> _Inspected:
@@ -75,11 +76,11 @@ def _inspect(envelope: Envelope) -> _Inspected:
             )
         role = predicate.role if isinstance(predicate, Approval) else None
         subjects = subject_digests(statement)
-        return _Inspected(statement.predicate_type, product, version, subjects, None, seal, role)
+        return _Inspected(statement.predicate_type, product, version, subjects, None, seal, role, payload)
     if envelope.payload_type == ADMIN_PAYLOAD_TYPE:
         record = decode_admin_record(payload)
         kind = type(record).__struct_config__.tag
-        return _Inspected(str(kind), None, None, (), record)
+        return _Inspected(str(kind), None, None, (), record, payload=payload)
     raise EncodingError(
         f"payloadType must be {INTOTO_PAYLOAD_TYPE} or {ADMIN_PAYLOAD_TYPE}, got {envelope.payload_type!r}"
     )
@@ -94,7 +95,7 @@ def admit(envelope: Envelope, registry: KeyRegistry, index: int) -> Admitted:
     an admin signature or a key used outside its products.
     """
     inspected = _inspect(envelope)
-    signers = verify_envelope(envelope, lambda keyid: registry.signing_key(keyid, index))
+    signers = verify_envelope(envelope, lambda keyid: registry.signing_key(keyid, index), inspected.payload)
     return _authorise(envelope, inspected, registry, signers)
 
 

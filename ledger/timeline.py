@@ -2,9 +2,10 @@
 
 A release's timeline is its back-link chain plus the generic evidence about
 what its builds produced: one statement (an index scan of the chain, a GIN
-scan for the evidence) however long the log, then one msgspec decode per entry. Signers are named from the
-key registry the sequencer keeps; a keyid it does not know yet (registered
-through another service process) is caught up from the store's key events.
+scan for the evidence) however long the log, then one msgspec decode per
+entry. Signers are named from the key registry the sequencer keeps; a keyid
+it does not know yet (registered through another service process) is caught
+up from the store's key events.
 """
 
 from __future__ import annotations
@@ -19,13 +20,7 @@ from ledger.admin import KeyRegistered, KeyRevoked, PolicyPublished
 from ledger.errors import InputError, NotFoundError
 from ledger.evidence.predicates import KIND_NAMES
 from ledger.evidence.statement import RELEASE_SEAL_TYPE
-from ledger.evidence.timeline import (
-    Decoded,
-    EventRecord,
-    SignerNames,
-    chain_is_complete,
-    decode_record,
-)
+from ledger.evidence.timeline import Decoded, EventRecord, SignerNames, chain_is_complete, decode_record
 from ledger.registry import KeyRegistry
 from ledger.sequencer import apply_key_events
 from ledger.storage.protocol import EntryRow, LogStore

@@ -59,18 +59,21 @@ def envelope_payload(envelope: Envelope) -> bytes:
     return b64decode_lenient(envelope.payload, "envelope payload")
 
 
-def verify_envelope(envelope: Envelope, lookup: Callable[[str], VerifierKey | None]) -> list[VerifierKey]:
+def verify_envelope(
+    envelope: Envelope, lookup: Callable[[str], VerifierKey | None], payload: bytes | None = None
+) -> list[VerifierKey]:
     """Verify an envelope's signatures; return the keys whose signatures verified.
 
     `lookup` maps a keyid string to the key that may sign now, or None when
     the key is unknown or revoked (such signatures are ignored). A signature
-    by a key `lookup` returns must verify; at least one must.
+    by a key `lookup` returns must verify; at least one must. `payload`, when
+    given, must be the envelope's decoded payload (it saves decoding it again).
     """
     if not envelope.signatures:
         raise SignatureError("envelope has no signatures")
     if len(envelope.signatures) > MAX_SIGNATURES:
         raise SignatureError(f"envelope has over {MAX_SIGNATURES} signatures")
-    message = pae(envelope.payload_type, envelope_payload(envelope))
+    message = pae(envelope.payload_type, envelope_payload(envelope) if payload is None else payload)
     verified: list[VerifierKey] = []
     for signature in envelope.signatures:
         key = lookup(signature.keyid)

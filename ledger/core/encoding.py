@@ -36,6 +36,10 @@ def b64decode_strict(text: str, what: str = "value") -> bytes:
 
 def b64decode_lenient(text: str, what: str = "value") -> bytes:
     """Decode standard or URL-safe base64 (RFC 4648 §4/§5), padding optional, as DSSE allows."""
+    try:
+        return base64.b64decode(text, validate=True)  # the common case, standard and padded, in C
+    except (binascii.Error, ValueError):
+        pass
     alphabet_ok = _STD_ALPHABET.fullmatch(text) or _URL_ALPHABET.fullmatch(text)
     if not alphabet_ok or len(text.rstrip("=")) % 4 == 1:
         raise EncodingError(f"{what} is not base64")
