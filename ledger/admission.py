@@ -19,7 +19,7 @@ from ledger.core.dsse import (
     verify_envelope,
 )
 from ledger.core.keys import VerifierKey, parse_verifier_key
-from ledger.errors import EncodingError, PermissionDeniedError, SignatureError
+from ledger.errors import EncodingError, PermissionDeniedError, SignatureError, UntrustedSignerError
 from ledger.evidence.predicates import Approval, decode_predicate
 from ledger.evidence.statement import decode_statement, release_of, seal_of, subject_digests
 from ledger.registry import KeyRegistry
@@ -95,7 +95,13 @@ def admit(envelope: Envelope, registry: KeyRegistry, index: int) -> Admitted:
     an admin signature or a key used outside its products.
     """
     inspected = _inspect(envelope)
-    signers = verify_envelope(envelope, lambda keyid: registry.signing_key(keyid, index), inspected.payload)
+    try:
+        signers = verify_envelope(
+            envelope, lambda keyid: registry.signing_key(keyid, index), inspected.payload
+        )
+    except UntrustedSignerError as exc:
+        reason = registry.explain_refusal([s.keyid for s in envelope.signatures], index)
+        raise UntrustedSignerError(f"no signature by a key that may sign here: {reason}") from exc
     return _authorise(envelope, inspected, registry, signers)
 
 

@@ -53,6 +53,10 @@ class SignatureError(VerificationError):
     """A signature is missing, malformed, by an unknown key, or does not verify."""
 
 
+class UntrustedSignerError(SignatureError):
+    """No signature on an envelope is by a key that may sign there (unknown, or revoked)."""
+
+
 class ChainError(VerificationError):
     """An entry's `prev` link or index does not follow its predecessor."""
 

@@ -86,8 +86,10 @@ class KeyRegistry:
         reasons = []
         for keyid in keyids:
             key = self.keys.get(keyid)
-            if key is None or key.registered_at >= index:
+            if key is None:
                 reasons.append(f"{keyid} is not registered")
+            elif key.registered_at >= index:
+                reasons.append(f"{keyid} is registered only from entry {key.registered_at + 1}")
             elif key.revoked_at is not None:
                 reasons.append(f"{keyid} was revoked at entry {key.revoked_at} ({key.revoke_reason})")
             else:

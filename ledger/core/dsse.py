@@ -13,7 +13,7 @@ import msgspec
 
 from ledger.core.encoding import b64decode_lenient, b64encode
 from ledger.core.keys import SignerKey, VerifierKey
-from ledger.errors import SignatureError
+from ledger.errors import SignatureError, UntrustedSignerError
 
 PAE_PREFIX = b"DSSEv1"
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -85,5 +85,5 @@ def verify_envelope(
             verified.append(key)
     if not verified:
         keyids = ", ".join(s.keyid for s in envelope.signatures)
-        raise SignatureError(f"no signature by a registered, unrevoked key (keyids: {keyids})")
+        raise UntrustedSignerError(f"no signature by a registered, unrevoked key (keyids: {keyids})")
     return verified

@@ -107,7 +107,7 @@ def parse_entry(data: bytes) -> Entry:
         raise TooLargeError(f"entry is {len(data)} bytes, over the {MAX_ENTRY_SIZE}-byte limit")
     try:
         entry = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise EncodingError(f"entry is not a valid entry object: {exc}") from exc
     if entry.v != ENTRY_VERSION:
         raise EncodingError(f"entry version {entry.v} is not {ENTRY_VERSION}")

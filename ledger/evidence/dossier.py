@@ -200,7 +200,12 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
         raise VerificationError(
             f"not a {DOSSIER_FORMAT} dossier", expected=DOSSIER_FORMAT, calculated=dossier.format
         )
-    checkpoint = open_checkpoint(dossier.checkpoint, verifier)
+    try:
+        checkpoint = open_checkpoint(dossier.checkpoint, verifier)
+    except VerificationError:
+        raise
+    except LedgerError as exc:
+        raise VerificationError(f"the dossier's checkpoint is malformed: {exc}") from exc
     checks = [f"checkpoint signed by {verifier.keyid}: size {checkpoint.size}"]
     _in_order(dossier.keys, "key events")
     _in_order(dossier.entries, "release entries")
@@ -226,7 +231,12 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
         + (" and sealed: complete" if sealed else " (not sealed)")
     )
     events = [e for p in entries if (e := event_from_entry(p.data, registry)) is not None]
-    computed = recompute(events, policy_record, policy_index, dossier.evaluated_at, dossier.environment)
+    try:
+        computed = recompute(events, policy_record, policy_index, dossier.evaluated_at, dossier.environment)
+    except VerificationError:
+        raise
+    except LedgerError as exc:
+        raise VerificationError(f"the dossier's compliance inputs are malformed: {exc}") from exc
     if computed != dossier.compliance:
         raise VerificationError(
             "the dossier's compliance result does not follow from its evidence and policy",

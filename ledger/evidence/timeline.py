@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, envelope_payload
-from ledger.core.entry import Entry, parse_entry
+from ledger.core.entry import ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.evidence import predicates as p
 from ledger.evidence.events import ReleaseEvent, Signer
@@ -48,9 +48,14 @@ class EventRecord(msgspec.Struct, frozen=True, gc=False):
 
 
 class Decoded(msgspec.Struct, frozen=True, gc=False):
-    """An entry's parsed form (for chain checks) beside its record."""
+    """An entry's record beside its parsed release back-link (what chain checks read).
 
-    entry: Entry
+    Only the link is kept of the parsed entry: a timeline holds hundreds of these
+    while it is built, and the fewer objects the garbage collector tracks, the
+    rarer and shorter its full collections (which set the tail latency).
+    """
+
+    link: ReleaseLink | None
     record: EventRecord
 
 
@@ -90,7 +95,7 @@ def decode_record(data: bytes, signer_keyid: str, names: SignerNames) -> Decoded
         record = EventRecord(
             entry.index, digest, entry.time, kind, envelope.payload_type, None, None, signer, (), summary
         )
-        return Decoded(entry, record)
+        return Decoded(None, record)
     link = entry.release
     release, seq = ((link.product, link.version), link.seq) if link is not None else (None, None)
     statement = decode_statement(payload)
@@ -102,7 +107,7 @@ def decode_record(data: bytes, signer_keyid: str, names: SignerNames) -> Decoded
     record = EventRecord(
         entry.index, digest, entry.time, kind, predicate_type, release, seq, signer, subjects, summary
     )
-    return Decoded(entry, record)
+    return Decoded(link, record)
 
 
 def summarize(event: ReleaseEvent) -> dict[str, Any]:
@@ -147,13 +152,13 @@ def chain_is_complete(chain: Sequence[Decoded], product: str, version: str) -> b
         return False
     by_index: dict[int, Decoded] = {}
     for item in chain:
-        link = item.entry.release
+        link = item.link
         if link is None or (link.product, link.version) != (product, version):
             return False
-        by_index[item.entry.index] = item
+        by_index[item.record.index] = item
     current = max(chain, key=lambda d: d.record.release_seq or 0)
     visited = 1
-    while (link := current.entry.release) is not None and link.prev is not None:
+    while (link := current.link) is not None and link.prev is not None:
         previous = by_index.get(link.prev.index)
         if previous is None or previous.record.leaf_hash.hex() != link.prev.leaf_hash:
             return False

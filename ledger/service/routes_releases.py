@@ -48,8 +48,8 @@ def event_view(record: EventRecord) -> EventView:
         predicate_type=record.predicate_type,
         release=release,
         release_seq=record.release_seq,
-        signer=SignerView(signer.keyid, signer.owner, list(signer.roles)),
-        subjects=list(record.subjects),
+        signer=SignerView(signer.keyid, signer.owner, signer.roles),
+        subjects=record.subjects,
         summary=record.summary,
         proof=ProofLinks(f"/v1/proofs/inclusion?index={record.index}", f"/v1/entries/{record.index}"),
     )

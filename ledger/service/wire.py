@@ -68,12 +68,12 @@ class ConsistencyProof(msgspec.Struct, frozen=True):
     hashes: list[str]
 
 
-class SignerView(msgspec.Struct, frozen=True):
+class SignerView(msgspec.Struct, frozen=True, gc=False):
     """Who signed an entry: the keyid and the key's registered owner and roles."""
 
     keyid: str
     owner: str
-    roles: list[str]
+    roles: tuple[str, ...]
 
 
 class ReleaseRef(msgspec.Struct, frozen=True):
@@ -90,12 +90,14 @@ class ProofLinks(msgspec.Struct, frozen=True):
     entry: str
 
 
-class EventView(msgspec.Struct, frozen=True):
+class EventView(msgspec.Struct, frozen=True, gc=False):
     """One entry as the timeline, artifact and search routes show it.
 
     `kind` is a short name (change, build, …, `evidence` for generic statements) or
     an admin kind; `release_seq` is null for evidence on no release chain;
-    `summary` holds the fields an auditor reads for the kind.
+    `summary` holds the fields an auditor reads for the kind. (Untracked by the
+    garbage collector, as are the lists of them: a response holds hundreds and
+    they never form cycles.)
     """
 
     index: int
@@ -106,7 +108,7 @@ class EventView(msgspec.Struct, frozen=True):
     release: ReleaseRef | None
     release_seq: int | None
     signer: SignerView
-    subjects: list[str]
+    subjects: tuple[str, ...]
     summary: dict[str, Any]
     proof: ProofLinks
 
@@ -118,7 +120,7 @@ class ChainHeadView(msgspec.Struct, frozen=True):
     leaf_hash: str
 
 
-class TimelineView(msgspec.Struct, frozen=True):
+class TimelineView(msgspec.Struct, frozen=True, gc=False):
     """`GET /v1/releases/{product}/{version}/timeline` response."""
 
     product: str
@@ -130,7 +132,7 @@ class TimelineView(msgspec.Struct, frozen=True):
     events: list[EventView]
 
 
-class ArtifactView(msgspec.Struct, frozen=True):
+class ArtifactView(msgspec.Struct, frozen=True, gc=False):
     """`GET /v1/artifacts/{digest}` response: a page of the entries about the artifact."""
 
     digest: str
@@ -138,7 +140,7 @@ class ArtifactView(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-class SearchPage(msgspec.Struct, frozen=True):
+class SearchPage(msgspec.Struct, frozen=True, gc=False):
     """`GET /v1/search` response; `next_cursor` continues the search (null at the end)."""
 
     events: list[EventView]

@@ -484,7 +484,12 @@ def test_a_checkpoint_signed_by_another_key(world: World, tmp_path: Path, name: 
 # --- forged histories: signatures the sequencer would never have accepted --------------------------
 
 
-SIGNER_REFUSED = "its signature is not valid at its index: no signature by a registered, unrevoked key"
+SIGNER_REFUSED = "its signature is not valid at its index: no signature by a key that may sign here"
+WHY_REFUSED = {
+    "revoked": "was revoked at entry",
+    "never registered": "is not registered",
+    "registered later": "is registered only from entry",
+}
 
 
 def _policy_envelope(ledger: SignerKey) -> Any:
@@ -528,13 +533,17 @@ def test_the_forger_builds_dossiers_that_verify(world: World) -> None:
 
 def test_a_signature_by_a_revoked_key(world: World, tmp_path: Path) -> None:
     dossier, at, alice = _forge(world, "revoked")
-    rejected(world, tmp_path, dossier, f"entry {at['change']}", alice.keyid, SIGNER_REFUSED)
+    rejected(
+        world, tmp_path, dossier, f"entry {at['change']}", alice.keyid, SIGNER_REFUSED, WHY_REFUSED["revoked"]
+    )
 
 
 @pytest.mark.parametrize("history", ["never registered", "registered later"])
 def test_a_signature_by_an_unregistered_key(world: World, tmp_path: Path, history: str) -> None:
     dossier, at, alice = _forge(world, history)
-    rejected(world, tmp_path, dossier, f"entry {at['change']}", alice.keyid, SIGNER_REFUSED)
+    rejected(
+        world, tmp_path, dossier, f"entry {at['change']}", alice.keyid, SIGNER_REFUSED, WHY_REFUSED[history]
+    )
 
 
 def test_a_key_registered_by_a_non_admin(world: World, tmp_path: Path) -> None:
