@@ -17,8 +17,8 @@ over loopback: one connection, one request in flight, a random one of 200
 sealed releases per request, `--rounds` rounds of `--seconds`, each followed
 by the same on a trivial authenticated GET (the checkpoint: the same run's
 floor). It prints p50/p90/p99/max per round against the 20 ms target, an
-in-process split (the one query, and query plus decoding, without HTTP), the
-search and artifact routes, and with --explain the timeline statement's plan.
+in-process split (the two queries, and queries plus decoding, without HTTP),
+the search and artifact routes, and with --explain the timeline queries' plans.
 
     .venv/bin/python benchmarks/bench_timeline.py [--entries 1000000] [--keep]
     .venv/bin/python benchmarks/bench_timeline.py --dsn DSN --key ledger.key   # reuse a kept database
@@ -44,7 +44,7 @@ from timeline_fill import EVENTS_PER_RELEASE, fill, scratch_database, sealed_ver
 from ledger.bootstrap import initialise, load_registry
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.registry import KeyRegistry
-from ledger.storage.entry_queries import RELEASE_TIMELINE_SQL
+from ledger.storage.entry_queries import RELEASE_CHAIN_SQL, UNCHAINED_ABOUT_BUILDS_SQL
 from ledger.storage.migrate import create_token, migrate
 from ledger.storage.postgres import PostgresStore
 from ledger.timeline import release_timeline
@@ -165,16 +165,16 @@ async def _probe(dsn: str) -> dict[str, str | int]:
 
 
 async def time_in_process(dsn: str, releases: list[tuple[str, str]], rounds: int) -> dict[str, list[float]]:
-    """The route's work without HTTP: its query alone, and `release_timeline` (query and decoding)."""
+    """The route's work without HTTP: its queries alone, and `release_timeline` (queries and decoding)."""
     store = await PostgresStore.connect(dsn, min_size=1, max_size=2)
     try:
         holder = _Holder(await load_registry(store))
-        out: dict[str, list[float]] = {"timeline query": [], "release_timeline()": []}
+        out: dict[str, list[float]] = {"timeline queries": [], "release_timeline()": []}
         for turn in range(rounds):
             product, version = releases[turn % len(releases)]
             started = time.perf_counter()
             await store.release_timeline_entries(product, version)
-            out["timeline query"].append((time.perf_counter() - started) * 1000)
+            out["timeline queries"].append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             await release_timeline(store, holder, product, version)
             out["release_timeline()"].append((time.perf_counter() - started) * 1000)
@@ -184,11 +184,19 @@ async def time_in_process(dsn: str, releases: list[tuple[str, str]], rounds: int
 
 
 async def explain(dsn: str, release: tuple[str, str]) -> list[str]:
-    """EXPLAIN ANALYZE of the timeline's one statement for one release."""
+    """EXPLAIN ANALYZE of the timeline's two queries for one release."""
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {RELEASE_TIMELINE_SQL}", *release)
-        return [r[0] for r in rows]
+        plans = [
+            r[0] for r in await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {RELEASE_CHAIN_SQL}", *release)
+        ]
+        builds = await conn.fetchval(
+            "SELECT array_agg(idx) FROM entries WHERE product = $1 AND version = $2 AND kind = $3",
+            *release,
+            "https://evledger.dev/build/v1",
+        )
+        sql = f"EXPLAIN (ANALYZE, COSTS OFF) {UNCHAINED_ABOUT_BUILDS_SQL}"
+        return [*plans, "", *[r[0] for r in await conn.fetch(sql, builds)]]
     finally:
         await conn.close()
 
@@ -239,7 +247,7 @@ def run(dsn: str, ledger_key: SignerKey, key_path: Path, args: argparse.Namespac
         f"{', '.join(f'{p:.2f}' for p in p99s)} ms: met in {met} of {len(p99s)}; median round {verdict}"
     )
     if args.explain:
-        print("\nEXPLAIN ANALYZE, the timeline statement of", *releases[0])
+        print("\nEXPLAIN ANALYZE, the timeline's queries for", *releases[0])
         print("\n".join(asyncio.run(explain(dsn, releases[0]))))
 
 

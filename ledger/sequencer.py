@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.batch import BatchPlan, PendingRequest, plan_batch
 from ledger.chains import Chains, is_key_event
+from ledger.core.append_proofs import appended_inclusion_paths
+from ledger.core.compact_range import CompactRange
 from ledger.core.keys import SignerKey
 from ledger.errors import LedgerError, UnavailableError
 from ledger.registry import KeyRegistry
@@ -35,7 +37,8 @@ log = logging.getLogger(__name__)
 class Appended:
     """Where a request's entries went: [first_index, first_index + count) under checkpoint_size.
 
-    `entries` holds the rows when they were just written (None for an idempotent replay).
+    `entries` holds the rows when they were just written, with their inclusion `paths`
+    (computed from memory) and the batch's `time` (None / empty for an idempotent replay).
     `replayed` is True when an earlier request with the same idempotency key appended them.
     """
 
@@ -46,6 +49,8 @@ class Appended:
     entries: tuple[EntryRow, ...] | None = None
     replayed: bool = False
     body_hash: bytes = b""
+    paths: tuple[list[bytes], ...] | None = None
+    time: str = ""
 
 
 @dataclass(slots=True)
@@ -204,7 +209,11 @@ class Sequencer:
                 await txn.write(plan.write)
         # Committed: only now may anyone learn of it.
         self.registry = plan.registry if plan.write is not None else registry
-        self._resolve(batch, fresh, plan, replays)
+        paths: list[list[bytes]] = []
+        if plan.write is not None:
+            old = CompactRange(head.tree_size, list(head.compact_range))
+            paths = appended_inclusion_paths(old, [e.leaf_hash for e in plan.write.entries])
+        self._resolve(batch, fresh, plan, replays, paths)
 
     @staticmethod
     async def _chains(txn: AppendTransaction, waiting: list[_Waiting]) -> Chains:
@@ -234,6 +243,7 @@ class Sequencer:
         fresh: list[_Waiting],
         plan: BatchPlan,
         replays: dict[int, IdempotencyRow],
+        paths: list[list[bytes]],
     ) -> None:
         write = plan.write
         for position, waiting in enumerate(fresh):
@@ -242,9 +252,17 @@ class Sequencer:
                 continue
             assert write is not None  # noqa: S101 - a placed request implies a write
             first, count = plan.placed[position]
-            rows = write.entries[first - write.entries[0].index :][:count]
+            offset = first - write.entries[0].index
             waiting.future.set_result(
-                Appended(first, count, write.checkpoint.tree_size, write.checkpoint.note, tuple(rows))
+                Appended(
+                    first,
+                    count,
+                    write.checkpoint.tree_size,
+                    write.checkpoint.note,
+                    tuple(write.entries[offset : offset + count]),
+                    paths=tuple(paths[offset : offset + count]),
+                    time=write.head.last_time,
+                )
             )
         if write is not None:
             self.batches += 1

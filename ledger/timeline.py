@@ -1,8 +1,8 @@
 """Releases, artifacts and searches read out of the store as event records (DESIGN.md §4, issue #4).
 
 A release's timeline is its back-link chain plus the generic evidence about
-what its builds produced: one statement (an index scan of the chain, a GIN
-scan for the evidence) however long the log, then one msgspec decode per
+what its builds produced: two index queries on one connection (the chain, then
+a GIN scan for the evidence) however long the log, then one msgspec decode per
 entry. Signers are named from the key registry the sequencer keeps; a keyid
 it does not know yet (registered through another service process) is caught
 up from the store's key events.

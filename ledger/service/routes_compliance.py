@@ -11,7 +11,7 @@ from litestar.params import Body, FromPath, FromQuery
 
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.encoding import format_time
-from ledger.errors import NotFoundError, PermissionDeniedError
+from ledger.errors import PermissionDeniedError
 from ledger.evidence import predicates as p
 from ledger.evidence.compliance import result_data
 from ledger.evidence.dossier import Dossier
@@ -27,10 +27,7 @@ def _now() -> str:
 
 
 async def _latest_size(svc: Svc) -> int:
-    checkpoint = await svc.store.latest_checkpoint()
-    if checkpoint is None:
-        raise NotFoundError("the ledger has no checkpoint yet")
-    return checkpoint.tree_size
+    return (await svc.latest_checkpoint()).tree_size
 
 
 @get("/v1/releases/{product:str}/{version:str}/compliance", summary="Compliance of a release")

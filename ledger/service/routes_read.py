@@ -8,6 +8,7 @@ from litestar import Response, get
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from ledger.core.encoding import b64encode, hash_from_hex
+from ledger.core.proof import NodeID
 from ledger.errors import EncodingError, InputError, NotFoundError
 from ledger.service.routes_append import Authorization
 from ledger.service.state import READ_ROLES, Svc
@@ -17,10 +18,8 @@ MAX_PAGE = 1000
 TEXT = "text/plain; charset=utf-8"
 
 
-async def _latest_size(svc: Svc) -> tuple[int, str]:
-    checkpoint = await svc.store.latest_checkpoint()
-    if checkpoint is None:
-        raise NotFoundError("the ledger has no checkpoint yet")
+async def _latest_size(svc: Svc, at_least: int = 0) -> tuple[int, str]:
+    checkpoint = await svc.latest_checkpoint(at_least)
     return checkpoint.tree_size, checkpoint.note
 
 
@@ -28,8 +27,8 @@ async def _latest_size(svc: Svc) -> tuple[int, str]:
 async def latest_checkpoint(svc: Svc, authorization: Authorization) -> Response[str]:
     """The newest checkpoint as a C2SP signed note (never cached: it changes with every batch)."""
     await svc.authenticate(authorization, READ_ROLES)
-    _, note = await _latest_size(svc)
-    return Response(note, media_type=TEXT, headers={"Cache-Control": "no-store"})
+    checkpoint = await svc.latest_checkpoint(fresh=True)
+    return Response(checkpoint.note, media_type=TEXT, headers={"Cache-Control": "no-store"})
 
 
 @get("/v1/entries/{index:int}", summary="One entry's exact bytes")
@@ -59,7 +58,7 @@ async def entries(
 
 
 async def _tree_size(svc: Svc, tree_size: int | None) -> int:
-    latest, _ = await _latest_size(svc)
+    latest, _ = await _latest_size(svc, tree_size or 0)
     if tree_size is None:
         return latest
     if not 1 <= tree_size <= latest:
@@ -92,8 +91,8 @@ async def inclusion_proof(
     if not 0 <= index < size:
         raise InputError(f"index {index} is not in a tree of size {size}")
     path = await svc.proofs.inclusion(index, size)
-    rows = await svc.store.entries(index, 1)
-    return InclusionProof(index, size, rows[0].leaf_hash.hex(), [h.hex() for h in path])
+    (leaf,) = await svc.proofs.node_hashes([NodeID(0, index)])  # from the tile the proof just used
+    return InclusionProof(index, size, leaf.hex(), [h.hex() for h in path])
 
 
 @get("/v1/proofs/consistency", summary="Consistency proof between two tree sizes")

@@ -21,6 +21,7 @@ from ledger.core.keys import SignerKey
 from ledger.errors import (
     ConflictError,
     InputError,
+    NotFoundError,
     PermissionDeniedError,
     SignatureError,
     UnauthenticatedError,
@@ -31,12 +32,13 @@ from ledger.sequencer import Appended, Sequencer, apply_key_events
 from ledger.service.metrics import Metrics
 from ledger.service.wire import canonical_encoder
 from ledger.storage.migrate import hash_token
-from ledger.storage.protocol import LogStore, TokenRow
+from ledger.storage.protocol import CheckpointRow, LogStore, TokenRow
 
 ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = "appender", "auditor", "admin"
 APPEND_ROLES = frozenset({ROLE_APPENDER, ROLE_ADMIN})
 READ_ROLES = frozenset({ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN})
 TOKEN_CACHE_SECONDS = 30.0
+CHECKPOINT_CACHE_SECONDS = 0.2
 MAX_IDEMPOTENCY_KEY = 200
 _ANY_LATER_INDEX = sys.maxsize  # admission checks "registered and not revoked as of now"
 
@@ -51,6 +53,32 @@ class ServiceState:
     signer: SignerKey
     metrics: Metrics = field(default_factory=Metrics)
     _tokens: dict[bytes, tuple[TokenRow, float]] = field(default_factory=dict)
+    _latest: tuple[CheckpointRow, float] | None = None
+
+    async def latest_checkpoint(self, at_least: int = 0, *, fresh: bool = False) -> CheckpointRow:
+        """The newest checkpoint, read at most every CHECKPOINT_CACHE_SECONDS unless `fresh`.
+
+        Proof routes use the cached one: other processes' commits only make it grow, so a
+        value a few milliseconds old is still a signed, valid checkpoint, and a request
+        for a larger tree size reloads it first. `GET /checkpoint` always reads afresh.
+        """
+        cached = self._latest
+        if (
+            not fresh
+            and cached is not None
+            and cached[0].tree_size >= at_least
+            and cached[1] > time.monotonic()
+        ):
+            return cached[0]
+        checkpoint = await self.store.latest_checkpoint()
+        if checkpoint is None:
+            raise NotFoundError("the ledger has no checkpoint yet")
+        self._remember(checkpoint)
+        return checkpoint
+
+    def _remember(self, checkpoint: CheckpointRow) -> None:
+        if self._latest is None or checkpoint.tree_size >= self._latest[0].tree_size:
+            self._latest = (checkpoint, time.monotonic() + CHECKPOINT_CACHE_SECONDS)
 
     async def authenticate(self, authorization: str | None, roles: frozenset[str]) -> TokenRow:
         """The token's grants; 401 without a known bearer token, 403 without one of `roles`."""
@@ -118,6 +146,8 @@ class ServiceState:
             self._check_same_body(appended.body_hash, idempotency)
             return await self.receipts(appended), True
         self.metrics.appended(len(admitted))
+        if appended.checkpoint_note:
+            self._remember(CheckpointRow(appended.checkpoint_size, b"", appended.checkpoint_note))
         return await self.receipts(appended), False
 
     @staticmethod

@@ -29,19 +29,16 @@ _SELECT = f"SELECT {_COLUMNS} FROM entries"  # noqa: S608 - constant column list
 # (product, version, idx): the chain's entries, already in index order.
 RELEASE_CHAIN_SQL = f"{_SELECT} WHERE product = $1 AND version = $2 AND release_seq IS NOT NULL ORDER BY idx"
 
-# One statement, one round trip: the chain (the release-seq index, in a materialised CTE), then
-# in-toto evidence on no chain whose subjects (GIN) include a digest the chain's builds produced:
-# their subjects, and for our build type the artifacts its predicate lists (migration 005's function).
-RELEASE_TIMELINE_SQL = f"""WITH chain AS MATERIALIZED (
-        {_SELECT} WHERE product = $1 AND version = $2 AND release_seq IS NOT NULL)
-    SELECT {_COLUMNS} FROM chain
-    UNION ALL
-    {_SELECT} WHERE release_seq IS NULL AND payload_type = 'application/vnd.in-toto+json'
-        AND subjects && (
-            SELECT coalesce(array_agg(DISTINCT d), '{{}}') FROM chain, unnest(subjects || CASE
-                WHEN kind = '{BUILD_KIND}' THEN evledger_build_artifacts(data) ELSE '{{}}' END) AS d
-            WHERE kind IN ('{BUILD_KIND}', '{SLSA_PROVENANCE_KIND}'))
-    ORDER BY idx"""  # noqa: S608 - constant column list and predicate types
+# In-toto evidence on no chain whose subjects (GIN) include a digest the given build entries
+# produced: their subjects, and for our build type the artifacts its predicate lists (migration
+# 005's function). Run after RELEASE_CHAIN_SQL on the same connection, with the chain's builds.
+BUILD_KINDS = (BUILD_KIND, SLSA_PROVENANCE_KIND)
+UNCHAINED_ABOUT_BUILDS_SQL = f"""{_SELECT}
+    WHERE release_seq IS NULL AND payload_type = 'application/vnd.in-toto+json' AND subjects && (
+        SELECT coalesce(array_agg(DISTINCT d), '{{}}') FROM entries AS b, unnest(b.subjects || CASE
+            WHEN b.kind = '{BUILD_KIND}' THEN evledger_build_artifacts(b.data) ELSE '{{}}' END) AS d
+        WHERE b.idx = ANY($1::bigint[]))
+    ORDER BY idx"""  # noqa: S608 - constant column list and predicate type
 
 # Two GIN indexes: subjects, and the build-artifact expression index, whose expression and partial
 # predicate the second arm spells exactly (with the kind as a literal, so generic plans use it too).

@@ -19,12 +19,13 @@ from asyncpg.pool import PoolConnectionProxy
 
 from ledger.storage.entry_queries import (
     ARTIFACT_SQL,
+    BUILD_KINDS,
     CUSTOM_PLANS_SQL,
     FIRST_INDEX_AT_OR_AFTER_SQL,
     MAX_WINDOWS,
     RELEASE_CHAIN_SQL,
-    RELEASE_TIMELINE_SQL,
     SCAN_WINDOW,
+    UNCHAINED_ABOUT_BUILDS_SQL,
     is_combination,
     search_sql,
 )
@@ -60,12 +61,12 @@ _HEAD_SQL = """SELECT origin, tree_size, compact_range, last_leaf_hash, last_tim
                FROM log_head WHERE id = 1"""
 _KEY_EVENTS_SQL = """SELECT idx, kind, keyid, verifier, owner, roles, products, reason, seq
                      FROM key_events WHERE idx >= $1 ORDER BY idx"""
-_RELEASE_HEADS_SQL = """SELECT DISTINCT ON (e.product, e.version)
-                               e.product, e.version, e.idx, e.leaf_hash, e.release_seq, e.kind
+_RELEASE_HEADS_SQL = """SELECT r.product, r.version, e.idx, e.leaf_hash, e.release_seq, e.kind
                         FROM unnest($1::text[], $2::text[]) AS r(product, version)
-                        JOIN entries e ON e.product = r.product AND e.version = r.version
-                        WHERE e.release_seq IS NOT NULL
-                        ORDER BY e.product, e.version, e.release_seq DESC"""
+                        CROSS JOIN LATERAL (
+                            SELECT idx, leaf_hash, release_seq, kind FROM entries
+                            WHERE product = r.product AND version = r.version AND release_seq IS NOT NULL
+                            ORDER BY release_seq DESC LIMIT 1) e"""  # one backward index probe per release
 _KEY_HEAD_SQL = """SELECT k.idx, e.leaf_hash, k.seq, k.kind
                    FROM key_events k JOIN entries e ON e.idx = k.idx
                    ORDER BY k.seq DESC LIMIT 1"""
@@ -134,6 +135,14 @@ async def _find_idempotency(
         return []
     rows = await conn.fetch(_IDEMPOTENCY_SQL, [k[0] for k in keys], [k[1] for k in keys])
     return [_idempotency(r) for r in rows]
+
+
+async def _keep_session(_: object) -> None:
+    """Pool release without asyncpg's reset query (a round trip per request).
+
+    The service keeps no session state: no SET, LISTEN, advisory lock or open
+    cursor outlives a call, and the role is fixed at connection start.
+    """
 
 
 class PostgresAppendTransaction:
@@ -264,7 +273,11 @@ class PostgresStore:
         Precondition: the database is migrated (the role exists and the DSN's user may use it).
         """
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, server_settings={"role": APP_ROLE}
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings={"role": APP_ROLE},
+            reset=_keep_session,
         )
         return cls(pool)
 
@@ -369,9 +382,16 @@ class PostgresStore:
         return [_entry(r) for r in rows]
 
     async def release_timeline_entries(self, product: str, version: str) -> list[EntryRow]:
-        """The release's chain and the unchained evidence about what it built, index order (one query)."""
-        rows = await self._pool.fetch(RELEASE_TIMELINE_SQL, product, version)
-        return [_entry(r) for r in rows]
+        """The release's chain, then the unchained evidence about what its builds produced, index order.
+
+        Two index queries on one connection (the chain; then GIN on subjects for the
+        digests of the chain's builds), which measured faster than one statement doing both.
+        """
+        async with self._pool.acquire() as conn:
+            chain = [_entry(r) for r in await conn.fetch(RELEASE_CHAIN_SQL, product, version)]
+            builds = [e.index for e in chain if e.kind in BUILD_KINDS]
+            about = await conn.fetch(UNCHAINED_ABOUT_BUILDS_SQL, builds) if builds else []
+        return sorted(chain + [_entry(r) for r in about], key=lambda e: e.index)
 
     async def entries_about_artifact(self, digest: str, start: int, limit: int) -> list[EntryRow]:
         """Entries naming `digest` as a subject or, for builds, as an artifact (two GIN indexes), index order.
