@@ -19,7 +19,13 @@ from ledger.core.dsse import (
     verify_envelope,
 )
 from ledger.core.keys import VerifierKey, parse_verifier_key
-from ledger.errors import EncodingError, PermissionDeniedError, SignatureError, UntrustedSignerError
+from ledger.errors import (
+    EncodingError,
+    MalformedRequestError,
+    PermissionDeniedError,
+    SignatureError,
+    UntrustedSignerError,
+)
 from ledger.evidence.predicates import Approval, decode_predicate
 from ledger.evidence.statement import decode_statement, release_of, seal_of, subject_digests
 from ledger.registry import KeyRegistry
@@ -64,7 +70,10 @@ class _Inspected:
 
 
 def _inspect(envelope: Envelope) -> _Inspected:
-    payload = envelope_payload(envelope)
+    try:
+        payload = envelope_payload(envelope)
+    except EncodingError as exc:
+        raise MalformedRequestError(str(exc)) from exc  # an envelope, not a statement, is malformed
     if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
         statement = decode_statement(payload)
         product, version = release_of(statement)
