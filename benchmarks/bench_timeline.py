@@ -30,6 +30,8 @@ import argparse
 import asyncio
 import os
 import platform
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -291,18 +293,22 @@ def main() -> None:
             parser.error("--dsn needs --key (the ledger key the database was filled with)")
         run(args.dsn, parse_signer_key(args.key.read_text()), args.key, args)
         return
-    key_dir = Path(os.environ.get("TMPDIR", "/tmp")) / f"evl-bench-timeline-{os.getpid()}"  # noqa: S108
-    key_dir.mkdir(parents=True, exist_ok=True)
+    # The ledger key outlives the run only with the database (--keep), to reuse both with --dsn.
+    key_dir = Path(tempfile.mkdtemp(prefix="evl-bench-timeline-"))
     ledger_key = SignerKey.generate("ledger.bench/timeline")
     key_path = key_dir / "ledger.key"
     key_path.write_text(ledger_key.format() + "\n")
     key_path.chmod(0o600)
-    with scratch_database("timeline", keep=args.keep) as dsn:
-        asyncio.run(migrate(dsn))
-        asyncio.run(initialise(dsn, ledger_key))
-        if args.keep:
-            print(f"keeping : --dsn {dsn} --key {key_path}")
-        run(dsn, ledger_key, key_path, args)
+    try:
+        with scratch_database("timeline", keep=args.keep) as dsn:
+            asyncio.run(migrate(dsn))
+            asyncio.run(initialise(dsn, ledger_key))
+            if args.keep:
+                print(f"keeping : --dsn {dsn} --key {key_path}")
+            run(dsn, ledger_key, key_path, args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(key_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

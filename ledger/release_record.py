@@ -37,7 +37,7 @@ async def release_events(
 ) -> list[ReleaseEvent]:
     """The rows read as evidence, signers named from the (caught-up) key registry."""
     registry = await current_registry(store, holder, {r.signer_keyid for r in rows})
-    return events_from_entries([r.data for r in rows], registry)
+    return events_from_entries([(r.data, r.signer_keyid) for r in rows], registry)
 
 
 async def policy_in_force(store: LogStore, before: int) -> tuple[PolicyPublished, EntryRow]:

@@ -221,8 +221,7 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
         policy_record, policy_index = record, proven_policy.index
         checks.append(f"policy entry {policy_index}: included and signed by an admin key")
     entries = [_prove(item, checkpoint, "release entry") for item in dossier.entries]
-    for proven in entries:
-        _admit(proven, registry)
+    signers = {proven.index: _admit(proven, registry).signer_keyid for proven in entries}
     checks.append(f"{len(entries)} entries: included, signed by keys registered and unrevoked at their index")
     chained = [p for p in entries if p.entry.release is not None]
     length, sealed = _check_release_chain(chained, dossier.product, dossier.version)
@@ -230,7 +229,7 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
         f"release chain of {length} events unbroken"
         + (" and sealed: complete" if sealed else " (not sealed)")
     )
-    events = [e for p in entries if (e := event_from_entry(p.data, registry)) is not None]
+    events = [e for p in entries if (e := event_from_entry(p.data, registry, signers[p.index])) is not None]
     try:
         computed = recompute(events, policy_record, policy_index, dossier.evaluated_at, dossier.environment)
     except VerificationError:

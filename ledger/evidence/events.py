@@ -15,6 +15,7 @@ from typing import Any
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, envelope_payload
 from ledger.core.entry import Entry, parse_entry
 from ledger.core.hashing import leaf_hash
+from ledger.errors import EncodingError
 from ledger.evidence.predicates import Predicate, decode_predicate, kind_name
 from ledger.evidence.statement import Statement, decode_statement, subject_digests
 from ledger.registry import KeyRegistry
@@ -50,19 +51,25 @@ class ReleaseEvent:
         return self.statement.predicate
 
 
-def event_from_entry(data: bytes, registry: KeyRegistry) -> ReleaseEvent | None:
-    """Read an entry as evidence (None for admin records); `registry` must know its signers.
+def event_from_entry(
+    data: bytes, registry: KeyRegistry, signer_keyid: str | None = None
+) -> ReleaseEvent | None:
+    """Read an entry as evidence (None for admin records); `registry` must know its signer.
 
+    `signer_keyid` is the signature admission accepted (the stored column, or what a
+    verifier's own admission returned); without it the first registered keyid is taken.
     Precondition: the entry was accepted by the ledger (or checked by a replay), so its
-    statement decodes and its first signature is by a registered key.
+    statement decodes and it carries a signature by a registered key.
     """
     entry: Entry = parse_entry(data)
     envelope = entry.envelope
     if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
         return None
     statement = decode_statement(envelope_payload(envelope))
-    keyid = next(s.keyid for s in envelope.signatures if s.keyid in registry.keys)
-    key = registry.keys[keyid]
+    keyid = signer_keyid or next((s.keyid for s in envelope.signatures if s.keyid in registry.keys), None)
+    key = registry.keys.get(keyid or "")
+    if keyid is None or key is None:
+        raise EncodingError(f"entry {entry.index} is signed by no key the registry knows")
     return ReleaseEvent(
         index=entry.index,
         leaf_hash=leaf_hash(data),
@@ -77,7 +84,7 @@ def event_from_entry(data: bytes, registry: KeyRegistry) -> ReleaseEvent | None:
     )
 
 
-def events_from_entries(entries: Iterable[bytes], registry: KeyRegistry) -> list[ReleaseEvent]:
-    """Every evidence entry among `entries`, in index order."""
-    events = [e for data in entries if (e := event_from_entry(data, registry)) is not None]
+def events_from_entries(entries: Iterable[tuple[bytes, str]], registry: KeyRegistry) -> list[ReleaseEvent]:
+    """Every evidence entry among (entry bytes, admitted signer keyid) pairs, in index order."""
+    events = [e for data, keyid in entries if (e := event_from_entry(data, registry, keyid)) is not None]
     return sorted(events, key=lambda e: e.index)

@@ -19,7 +19,8 @@ from ledger.core.entry import ChainLink, ReleaseLink
 from ledger.core.keys import SignerKey
 from ledger.errors import InputError
 from ledger.evidence import predicates as p
-from ledger.evidence.timeline import Decoded, SignerNames, chain_is_complete, decode_record
+from ledger.evidence.events import event_from_entry
+from ledger.evidence.timeline import Decoded, SignerNames, chain_is_complete, decode_record, summarize
 from ledger.registry import KeyRegistry
 from ledger.service.routes_releases import event_view
 from ledger.storage.entry_queries import BUILD_KIND, is_combination, search_sql
@@ -104,6 +105,16 @@ def test_records_name_kind_signer_and_summary(decoded: list[Decoded]) -> None:
         line = facts(msgspec.to_builtins(event_view(record)))
         assert line
         assert "fields:" not in line  # every kind has its own renderer, generic ones show values
+
+
+def test_release_event_summaries_match_the_records() -> None:
+    """`summarize(ReleaseEvent)` (the dossier report's) gives what the timeline route shows."""
+    entries, registry = _ledger([_statement(t, v) for t, v in PREDICATES])
+    names = SignerNames(registry)
+    for data in entries[2:]:
+        event = event_from_entry(data, registry)
+        assert event is not None
+        assert summarize(event) == decode_record(data, CI.keyid, names).record.summary
 
 
 def test_complete_chain(decoded: list[Decoded]) -> None:
