@@ -99,16 +99,20 @@ def _key_event(item: Admitted, state: _State, index: int) -> KeyEventRow | None:
     return None
 
 
-def _place(request: PendingRequest, state: _State, stamp: str, *, genesis: bool) -> _State:
-    """Place one request on a copy of the state; raise LedgerError to leave it out whole."""
+def _place(
+    request: PendingRequest, state: _State, stamp: str, integrated_at: datetime, *, genesis: bool
+) -> _State:
+    """Place one request; raise LedgerError to leave it out whole, with `state` unchanged.
+
+    A one-envelope request (the common case) is placed on `state` itself: every step
+    that can fail runs before the first change. A longer one is placed on a copy.
+    """
+    single = len(request.submissions) == 1
     has_admin = any(item.admin is not None for item in request.submissions)
-    trial = _State(
-        state.compact.copy(),
-        state.prev,
-        state.registry.copy() if has_admin else state.registry,
-        state.chains.copy(),
-    )
-    integrated_at = parse_time(stamp)
+    registry = state.registry.copy() if has_admin else state.registry
+    trial = state if single and not has_admin else _State(
+        state.compact.copy(), state.prev, registry, state.chains.copy()
+    )  # fmt: skip
     for item in request.submissions:
         index = trial.compact.size
         if not genesis:
@@ -117,10 +121,10 @@ def _place(request: PendingRequest, state: _State, stamp: str, *, genesis: bool)
                 trial.registry.require_admin(valid)  # a revoked co-signer's admin role does not count
         release = trial.chains.release_link(item)
         keys = trial.chains.key_link(item)
-        event = _key_event(item, trial, index)
+        data = encode_entry(index, trial.prev, stamp, item.envelope, release=release, keys=keys)
+        event = _key_event(item, trial, index)  # the last step that may fail; it changes only `registry`
         if event is not None and keys is not None:
             trial.key_events.append(replace(event, seq=keys.seq))
-        data = encode_entry(index, trial.prev, stamp, item.envelope, release=release, keys=keys)
         digest = leaf_hash(data)
         trial.chains.advance(index, digest, release, keys, item.kind)
         for level, node in trial.compact.append(digest):
@@ -177,14 +181,17 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
         chains or Chains(),
     )
     plan = BatchPlan(write=None, registry=registry)
+    integrated_at = parse_time(stamp)
     for position, request in enumerate(requests):
+        first, placed_before = state.compact.size, len(state.entries)
         try:
-            trial = _place(request, state, stamp, genesis=genesis)
+            trial = _place(request, state, stamp, integrated_at, genesis=genesis)
         except LedgerError as exc:
             plan.rejected[position] = exc
             continue
-        plan.placed[position] = (state.compact.size, len(trial.entries))
-        _merge(state, trial)
+        if trial is not state:
+            _merge(state, trial)
+        plan.placed[position] = (first, len(state.entries) - placed_before)
     if not state.entries:
         return plan
     size = state.compact.size

@@ -13,9 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -73,7 +72,7 @@ def create_app(settings: Settings) -> Litestar:
     holder: dict[str, ServiceState] = {}
 
     @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = await PostgresStore.connect(settings.dsn, min_size=2, max_size=settings.pool_size)
         try:
             sequencer = Sequencer(
@@ -85,7 +84,9 @@ def create_app(settings: Settings) -> Litestar:
                 max_pending=settings.max_pending,
             )
             sequencer.start()
-            holder["svc"] = ServiceState(store, sequencer, ProofReader(store), settings.signer)
+            holder["svc"] = app.state.svc = ServiceState(
+                store, sequencer, ProofReader(store), settings.signer
+            )
             # Everything built so far lives as long as the process: keep it out of the collector's
             # generations, so full collections (tens of ms at p99) stay short.
             gc.freeze()
@@ -98,12 +99,6 @@ def create_app(settings: Settings) -> Litestar:
 
     def provide_state() -> ServiceState:
         return holder["svc"]
-
-    def count_response(response: Response[object], request: Request[Any, Any, Any]) -> None:
-        svc = holder.get("svc")
-        if svc is not None:
-            route = request.scope.get("path_template") or "unmatched"
-            svc.metrics.responded(str(route), response.status_code or 200)
 
     bench = [routes_bench.bench_echo, routes_bench.bench_ping] if settings.bench_routes else []
     return Litestar(
