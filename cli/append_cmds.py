@@ -64,6 +64,24 @@ def append(
     return [msgspec.structs.asdict(r) for r in receipts]
 
 
+def append_admin_record(
+    payload: bytes,
+    *,
+    key: Path | None,
+    token: str | None,
+    server: str,
+    dsn: str | None,
+    data_dir: Path,
+    ledger_key: Path | None,
+) -> dict[str, Any]:
+    """Sign an admin record with the admin key `key` and append it; return its receipt."""
+    envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, payload, [load_signer(key, "admin key")])
+    (receipt,) = append(
+        [envelope], token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key
+    )
+    return receipt
+
+
 def _report(receipts: list[dict[str, Any]], what: str, *, json_output: bool) -> None:
     lines = [f"{what}: entry {r['index']} (leaf {r['leaf_hash'][:16]}…, {r['time']})" for r in receipts]
     emit_success(json_output=json_output, fields={"receipts": receipts}, lines=lines)
@@ -87,12 +105,11 @@ def key_register(
     with command_errors(json_output=json_output):
         verifier = parse_verifier_key(read_input(pubfile, "verifier key").decode())
         record = KeyRegistered(verifier.format(), owner, list(role), list(product or []))
-        admin = load_signer(key, "admin key")
-        envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(record), [admin])
-        receipts = append(
-            [envelope], token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key
-        )
-        _report(receipts, f"registered {verifier.keyid}", json_output=json_output)
+        receipt = append_admin_record(
+            encode_admin_record(record),
+            key=key, token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key,
+        )  # fmt: skip
+        _report([receipt], f"registered {verifier.keyid}", json_output=json_output)
 
 
 @key_app.command("revoke")
@@ -109,12 +126,11 @@ def key_revoke(
 ) -> None:
     """Revoke a key from the next entry on (an admin record signed with an admin key)."""
     with command_errors(json_output=json_output):
-        admin = load_signer(key, "admin key")
-        envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(KeyRevoked(keyid, reason)), [admin])
-        receipts = append(
-            [envelope], token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key
-        )
-        _report(receipts, f"revoked {keyid}", json_output=json_output)
+        receipt = append_admin_record(
+            encode_admin_record(KeyRevoked(keyid, reason)),
+            key=key, token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key,
+        )  # fmt: skip
+        _report([receipt], f"revoked {keyid}", json_output=json_output)
 
 
 def submit(

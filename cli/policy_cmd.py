@@ -14,7 +14,7 @@ from typing import Annotated
 import msgspec
 import typer
 
-from cli.append_cmds import DEFAULT_SERVER, LedgerKeyOption, append
+from cli.append_cmds import DEFAULT_SERVER, LedgerKeyOption, append_admin_record
 from cli.errors import JsonOption, command_errors, emit_success, failure_context
 from cli.files import read_text
 from cli.settings import (
@@ -24,9 +24,7 @@ from cli.settings import (
     ServerOption,
     SignerKeyOption,
     TokenOption,
-    load_signer,
 )
-from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.evidence.policy import (
     Policy,
     describe_policy,
@@ -68,11 +66,10 @@ def publish(
     """Publish a policy: the admin record (signed with the admin key --key) becomes the policy in force."""
     with command_errors(json_output=json_output):
         policy = _load(file)
-        admin = load_signer(key, "admin key")
-        envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, encode_policy_record(policy), [admin])
-        (receipt,) = append(
-            [envelope], token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key
-        )
+        receipt = append_admin_record(
+            encode_policy_record(policy),
+            key=key, token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key,
+        )  # fmt: skip
         digest = policy_digest(policy)
         lines = [
             f"published policy {policy.name} version {policy.version}: entry {receipt['index']}",

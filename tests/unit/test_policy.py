@@ -16,7 +16,7 @@ import msgspec
 import pytest
 from typer.testing import CliRunner
 
-import cli.policy_cmd
+import cli.append_cmds
 from cli.main import app
 from ledger.admin import PolicyPublished, decode_admin_record, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, Envelope, envelope_payload, verify_envelope
@@ -170,7 +170,7 @@ def test_cli_publish_signs_an_admin_record(tmp_path: Path, monkeypatch: pytest.M
         sent.extend(envelopes)
         return [{"index": 42, "leaf_hash": "00" * 32, "time": "2026-03-02T09:00:00.000Z"}]
 
-    monkeypatch.setattr(cli.policy_cmd, "append", fake_append)
+    monkeypatch.setattr(cli.append_cmds, "append", fake_append)
     result = runner.invoke(app, ["policy", "publish", str(EXAMPLE), "--key", str(key_file), "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
