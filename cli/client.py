@@ -32,6 +32,9 @@ _ERRORS: dict[int, type[LedgerError]] = {
     503: UnavailableError,
 }
 _encoder = msgspec.json.Encoder()
+INVALID_CONTENT = (
+    "invalid content"  # the `error` of a 422 for content that fails its schema (service/errors.py)
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -66,12 +69,13 @@ class LedgerClient:
         if response.status_code < 400:
             return response
         try:
-            detail = str(response.json().get("detail", response.text))
-        except ValueError:
-            detail = response.text[:300]
-        if response.status_code == 422 and "signature" not in detail and "key" not in detail:
-            raise EncodingError(f"the server refused it ({response.status_code}): {detail}")
+            body = response.json()
+            detail, kind = str(body.get("detail", response.text)), str(body.get("error", ""))
+        except (ValueError, AttributeError):
+            detail, kind = response.text[:300], ""
         error = _ERRORS.get(response.status_code, LedgerError)
+        if response.status_code == 422 and kind == INVALID_CONTENT:
+            error = EncodingError  # the statement or record is invalid: an input error, not a failed check
         raise error(f"the server refused it ({response.status_code}): {detail}")
 
     def get(self, path: str, **params: str | int) -> httpx.Response:

@@ -77,6 +77,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    skip_init: Annotated[
+        bool,
+        typer.Option(help="The owner already ran `evledger init`: the DSN's user need not own the schema."),
+    ] = False,
 ) -> None:
     """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory."""
     from granian import Granian  # noqa: PLC0415 - only this command needs the server
@@ -85,7 +89,8 @@ def serve(
     with command_errors(json_output=False):
         signer, key_path = ledger_key(key, data_dir, None)
         with database(dsn, data_dir) as url:
-            asyncio.run(initialise(url, signer))
+            if not skip_init:
+                asyncio.run(initialise(url, signer))
             if not dsn:
                 _first_admin_token(url, data_dir)
             os.environ.update({"EVLEDGER_DSN": url, "EVLEDGER_KEY": str(key_path.resolve())})
