@@ -1,0 +1,111 @@
+"""Offline `verify-log` over a log served by the ledger (DESIGN.md §8), beside raw Ed25519 verify.
+
+Run: .venv/bin/python benchmarks/bench_verify_log.py [--entries 50000]
+
+It fills a scratch ledger in-process, serves it, and runs `evledger verify-log`
+as a separate process against the server, twice: on a quarter of the entries
+and on all of them, so the peak memory of the two runs shows whether it is
+flat in the log size. Raw PyNaCl verify on one core is measured in the same
+run. Targets: >= 10,000 entries/s, >= 60 % of the raw verify rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nacl.signing
+import psutil
+from bench_proofs import fill
+from service_harness import prepare_ledger, running_server, scratch_database
+
+RAW_SECONDS = 1.5
+
+
+def raw_verify_rate() -> float:
+    """Ed25519 verifications per second of a 200-byte message, PyNaCl, this process (best of 3)."""
+    key = nacl.signing.SigningKey.generate()
+    signed, verifier = key.sign(b"x" * 200), key.verify_key
+    best = 0.0
+    for _ in range(3):
+        count, began = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - began) < RAW_SECONDS / 3:
+            for _ in range(500):
+                verifier.verify(signed)
+            count += 500
+        best = max(best, count / elapsed)
+    return best
+
+
+def verify_log(url: str, token: str, pub: Path) -> tuple[dict[str, object], float, int]:
+    """Run `evledger verify-log --json`; return its report, wall seconds and peak RSS (bytes, sampled)."""
+    cli = Path(sys.executable).with_name("evledger")
+    began = time.perf_counter()
+    child = subprocess.Popen(  # noqa: S603 - our own CLI with arguments we built
+        [str(cli), "verify-log", "--server", url, "--token", token, "--key", str(pub), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    watched, peak = psutil.Process(child.pid), 0
+    while child.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, watched.memory_info().rss)
+        time.sleep(0.02)
+    out, err = child.communicate()
+    wall = time.perf_counter() - began
+    if child.returncode != 0:
+        raise SystemExit(f"verify-log failed ({child.returncode}): {out!r} {err!r}")
+    return json.loads(out), wall, peak
+
+
+def main() -> None:
+    """Fill, serve, verify twice, print the figures beside the raw verify rate."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=50_000)
+    args = parser.parse_args()
+    print("evidence-ledger benchmark: offline verify-log (issue #3)")
+    print(f"command : .venv/bin/python benchmarks/bench_verify_log.py --entries {args.entries}")
+    print(f"date    : {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"machine : os.cpu_count()={os.cpu_count()}, {platform.platform()}")
+    print(f"python  : CPython {platform.python_version()}")
+    print(f"load avg: {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start\n")
+    rows = []
+    with scratch_database("verifylog") as dsn, tempfile.TemporaryDirectory() as scratch:
+        ledger = prepare_ledger(dsn, Path(scratch))
+        pub = Path(scratch) / "ledger.pub"
+        pub.write_text(ledger.ledger_key.verifier().format() + "\n")
+        for size in (args.entries // 4, args.entries):
+            fill(ledger, size)
+            with running_server(ledger, 1) as server:
+                report, wall, peak = verify_log(server.url, ledger.token, pub)
+            rows.append((size, float(str(report["entries_per_second"])), wall, peak))
+    raw = raw_verify_rate()
+    print(
+        f"{'entries':>9}  {'verify-log/s':>12}  {'wall s':>7}  {'peak RSS':>10}  {'raw verify/s':>12}  ratio"
+    )
+    for size, rate, wall, peak in rows:
+        mib = peak / 2**20
+        print(f"{size:>9,}  {rate:>12,.0f}  {wall:>7.1f}  {mib:>6.1f} MiB  {raw:>12,.0f}  {rate / raw:.2f}")
+    size, rate, _, peak = rows[-1]
+    small_peak = rows[0][3]
+    print()
+    print(f"target >= 10,000 entries/s: {rate:,.0f} -> {'PASS' if rate >= 10_000 else 'FAIL'}")
+    print(f"target >= 0.60 of raw verify: {rate / raw:.2f} -> {'PASS' if rate / raw >= 0.6 else 'FAIL'}")
+    growth = peak / small_peak
+    verdict = "PASS" if growth < 1.25 else "FAIL"
+    print(f"memory flat in log size: peak {small_peak / 2**20:.1f} MiB at {rows[0][0]:,} entries, ")
+    print(f"  {peak / 2**20:.1f} MiB at {size:,} -> {verdict} (x{growth:.2f})")
+    print(f"load avg: {' '.join(f'{x:.2f}' for x in os.getloadavg())} at end")
+
+
+if __name__ == "__main__":
+    main()
