@@ -28,7 +28,14 @@ from ledger.core.compact_range import CompactRange
 from ledger.core.keys import SignerKey
 from ledger.errors import LedgerError, UnavailableError
 from ledger.registry import KeyRegistry
-from ledger.storage.protocol import AppendTransaction, EntryRow, IdempotencyRow, KeyEventRow, LogStore
+from ledger.storage.protocol import (
+    AppendTransaction,
+    CheckpointRow,
+    EntryRow,
+    IdempotencyRow,
+    KeyEventRow,
+    LogStore,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +119,7 @@ class Sequencer:
         self._stopping = False
         self.batches = 0
         self.entries = 0
+        self.last_checkpoint: CheckpointRow | None = None  # the newest this process committed
 
     @property
     def running(self) -> bool:
@@ -211,6 +219,7 @@ class Sequencer:
         self.registry = plan.registry if plan.write is not None else registry
         paths: list[list[bytes]] = []
         if plan.write is not None:
+            self.last_checkpoint = plan.write.checkpoint
             old = CompactRange(head.tree_size, list(head.compact_range))
             paths = appended_inclusion_paths(old, [e.leaf_hash for e in plan.write.entries])
         self._resolve(batch, fresh, plan, replays, paths)

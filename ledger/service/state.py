@@ -146,8 +146,8 @@ class ServiceState:
             self._check_same_body(appended.body_hash, idempotency)
             return await self.receipts(appended), True
         self.metrics.appended(len(admitted))
-        if appended.checkpoint_note:
-            self._remember(CheckpointRow(appended.checkpoint_size, b"", appended.checkpoint_note))
+        if self.sequencer.last_checkpoint is not None:
+            self._remember(self.sequencer.last_checkpoint)
         return await self.receipts(appended), False
 
     @staticmethod
