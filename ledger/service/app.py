@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from litestar import Litestar
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -68,8 +69,11 @@ def settings_from_env() -> Settings:
 
 
 def create_app(settings: Settings) -> Litestar:
-    """A Litestar app serving the ledger in `settings.dsn` (already initialised)."""
-    holder: dict[str, ServiceState] = {}
+    """A Litestar app serving the ledger in `settings.dsn` (already initialised).
+
+    The lifespan keeps the shared `ServiceState` in `app.state.svc`; routes get it as
+    the `svc` dependency (the append route reads it directly: it is the hot path).
+    """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -84,9 +88,7 @@ def create_app(settings: Settings) -> Litestar:
                 max_pending=settings.max_pending,
             )
             sequencer.start()
-            holder["svc"] = app.state.svc = ServiceState(
-                store, sequencer, ProofReader(store), settings.signer
-            )
+            app.state.svc = ServiceState(store, sequencer, ProofReader(store), settings.signer)
             # Everything built so far lives as long as the process: keep it out of the collector's
             # generations, so full collections (tens of ms at p99) stay short.
             gc.freeze()
@@ -97,8 +99,9 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await store.close()
 
-    def provide_state() -> ServiceState:
-        return holder["svc"]
+    def provide_state(state: State) -> ServiceState:
+        service: ServiceState = state.svc
+        return service
 
     bench = [routes_bench.bench_echo, routes_bench.bench_ping] if settings.bench_routes else []
     return Litestar(
