@@ -9,14 +9,12 @@ so a timeline that left out one of its release's entries says so.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, envelope_payload
+from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, envelope_payload
 from ledger.core.entry import ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.evidence import predicates as p
@@ -89,7 +87,7 @@ def decode_record(data: bytes, signer_keyid: str, names: SignerNames) -> Decoded
     envelope = entry.envelope
     signer = names(signer_keyid)
     digest = leaf_hash(data)
-    payload = _payload(envelope)
+    payload = envelope_payload(envelope)
     if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
         kind, summary = admin_summary(payload) if envelope.payload_type == ADMIN_PAYLOAD_TYPE else ("?", {})
         record = EventRecord(
@@ -113,14 +111,6 @@ def decode_record(data: bytes, signer_keyid: str, names: SignerNames) -> Decoded
 def summarize(event: ReleaseEvent) -> dict[str, Any]:
     """The fields an auditor reads for a release event, as the timeline's `summary` shows them."""
     return summary_of(event.predicate, event.raw_predicate, event.signer.owner)
-
-
-def _payload(envelope: Envelope) -> bytes:
-    """The envelope's payload: the C decoder for the canonical spelling, else DSSE's lenient rules."""
-    try:
-        return base64.b64decode(envelope.payload, validate=True)
-    except binascii.Error:
-        return envelope_payload(envelope)
 
 
 def _predicate(predicate_type: str, raw: dict[str, Any]) -> p.Predicate | None:

@@ -28,11 +28,12 @@ from ledger.errors import (
 )
 from ledger.proofs import ProofReader
 from ledger.receipts import Receipt, build_receipts
-from ledger.sequencer import Appended, Sequencer, apply_key_events
+from ledger.sequencer import Appended, Sequencer
 from ledger.service.metrics import Metrics
 from ledger.service.wire import canonical_encoder
 from ledger.storage.migrate import hash_token
 from ledger.storage.protocol import CheckpointRow, LogStore, TokenRow
+from ledger.timeline import current_registry
 
 ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = "appender", "auditor", "admin"
 APPEND_ROLES = frozenset({ROLE_APPENDER, ROLE_ADMIN})
@@ -118,16 +119,10 @@ class ServiceState:
         return admitted
 
     async def _refresh_registry(self, envelope: Envelope) -> bool:
-        registry = self.sequencer.registry
-        if all(s.keyid in registry.keys for s in envelope.signatures):
-            return False
-        events = await self.store.key_events_since(registry.applied_through + 1)
-        if not events:
-            return False
-        fresh = registry.copy()
-        apply_key_events(fresh, events)
-        self.sequencer.registry = fresh
-        return True
+        """Catch the registry up from storage if it lacks a signer; whether anything was learnt."""
+        before = self.sequencer.registry
+        keyids = [s.keyid for s in envelope.signatures]
+        return await current_registry(self.store, self.sequencer, keyids) is not before
 
     async def append(
         self, envelopes: Sequence[Envelope], token: TokenRow, idempotency_key: str | None
