@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger.admission import admit
+from ledger.admission import AS_OF_NOW, admit
 from ledger.batch import PendingRequest
 from ledger.bootstrap import load_registry
 from ledger.core.dsse import Envelope
@@ -18,8 +18,6 @@ from ledger.receipts import Receipt, build_receipts
 from ledger.sequencer import Sequencer
 from ledger.storage.postgres import PostgresStore
 
-_NOW_OR_LATER = 2**62  # admission judges keys "as of now"; the sequencer re-checks at the real index
-
 
 async def append_direct(dsn: str, ledger_key: SignerKey, envelopes: Sequence[Envelope]) -> list[Receipt]:
     """Append envelopes all or nothing to the initialised ledger at `dsn`; return their receipts."""
@@ -28,7 +26,7 @@ async def append_direct(dsn: str, ledger_key: SignerKey, envelopes: Sequence[Env
         sequencer = Sequencer(store, ledger_key, await load_registry(store), max_delay=0)
         sequencer.start()
         try:
-            admitted = [admit(envelope, sequencer.registry, _NOW_OR_LATER) for envelope in envelopes]
+            admitted = [admit(envelope, sequencer.registry, AS_OF_NOW) for envelope in envelopes]
             appended = await sequencer.append(PendingRequest(admitted))
         finally:
             await sequencer.stop()

@@ -7,14 +7,13 @@ and turning a committed append into receipts.
 from __future__ import annotations
 
 import hashlib
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from litestar.di import NamedDependency
 
-from ledger.admission import Admitted, admit
+from ledger.admission import AS_OF_NOW, Admitted, admit
 from ledger.batch import Idempotency, PendingRequest
 from ledger.core.dsse import Envelope
 from ledger.core.keys import SignerKey
@@ -41,7 +40,6 @@ READ_ROLES = frozenset({ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN})
 TOKEN_CACHE_SECONDS = 30.0
 CHECKPOINT_CACHE_SECONDS = 0.2
 MAX_IDEMPOTENCY_KEY = 200
-_ANY_LATER_INDEX = sys.maxsize  # admission checks "registered and not revoked as of now"
 
 
 @dataclass(slots=True)
@@ -103,12 +101,12 @@ class ServiceState:
     async def admit(self, envelope: Envelope, token: TokenRow) -> Admitted:
         """Admit an envelope for this token: signature, key role and product scope."""
         try:
-            admitted = admit(envelope, self.sequencer.registry, _ANY_LATER_INDEX)
+            admitted = admit(envelope, self.sequencer.registry, AS_OF_NOW)
         except SignatureError:
             # Another process may have registered the key: catch up from storage, then judge.
             if not await self._refresh_registry(envelope):
                 raise
-            admitted = admit(envelope, self.sequencer.registry, _ANY_LATER_INDEX)
+            admitted = admit(envelope, self.sequencer.registry, AS_OF_NOW)
         if admitted.admin is not None and token.role != ROLE_ADMIN:
             raise PermissionDeniedError("admin records need a token with role 'admin'")
         if token.products and admitted.product not in token.products:
