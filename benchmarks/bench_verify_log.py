@@ -5,8 +5,11 @@ Run: .venv/bin/python benchmarks/bench_verify_log.py [--entries 50000]
 It fills a scratch ledger in-process, serves it, and runs `evledger verify-log`
 as a separate process against the server, twice: on a quarter of the entries
 and on all of them, so the peak memory of the two runs shows whether it is
-flat in the log size. Raw PyNaCl verify on one core is measured in the same
-run. Targets: >= 10,000 entries/s, >= 60 % of the raw verify rate.
+flat in the log size (the peak of the whole process tree: verify-log and its
+signature-checking helpers). Raw PyNaCl verify is measured in the same run,
+before and after (the better figure is the baseline): on one core, the
+baseline DESIGN.md §8 names, and on every core at once, for comparison.
+Targets: >= 10,000 entries/s, >= 60 % of the raw verify rate.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -46,8 +50,28 @@ def raw_verify_rate() -> float:
     return best
 
 
+def raw_verify_rate_all_cores() -> float:
+    """The same, in one process per core at once: the sum of their rates."""
+    cores = os.cpu_count() or 1
+    with ProcessPoolExecutor(cores) as pool:
+        return sum(pool.map(_raw_verify_rate_in_helper, range(cores)))
+
+
+def _raw_verify_rate_in_helper(_: int) -> float:
+    return raw_verify_rate()
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    total = 0
+    for each in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            total += each.memory_info().rss
+    return total
+
+
 def verify_log(url: str, token: str, pub: Path) -> tuple[dict[str, object], float, int]:
-    """Run `evledger verify-log --json`; return its report, wall seconds and peak RSS (bytes, sampled)."""
+    """Run `evledger verify-log --json`; return its report, wall seconds, peak RSS of its tree (sampled)."""
     cli = Path(sys.executable).with_name("evledger")
     began = time.perf_counter()
     child = subprocess.Popen(  # noqa: S603 - our own CLI with arguments we built
@@ -57,8 +81,7 @@ def verify_log(url: str, token: str, pub: Path) -> tuple[dict[str, object], floa
     )
     watched, peak = psutil.Process(child.pid), 0
     while child.poll() is None:
-        with contextlib.suppress(psutil.Error):
-            peak = max(peak, watched.memory_info().rss)
+        peak = max(peak, tree_rss(watched))
         time.sleep(0.02)
     out, err = child.communicate()
     wall = time.perf_counter() - began
@@ -78,6 +101,7 @@ def main() -> None:
     print(f"machine : os.cpu_count()={os.cpu_count()}, {platform.platform()}")
     print(f"python  : CPython {platform.python_version()}")
     print(f"load avg: {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start\n")
+    raw_before = raw_verify_rate()
     rows = []
     with scratch_database("verifylog") as dsn, tempfile.TemporaryDirectory() as scratch:
         ledger = prepare_ledger(dsn, Path(scratch))
@@ -88,7 +112,12 @@ def main() -> None:
             with running_server(ledger, 1) as server:
                 report, wall, peak = verify_log(server.url, ledger.token, pub)
             rows.append((size, float(str(report["entries_per_second"])), wall, peak))
-    raw = raw_verify_rate()
+    raw = max(raw_before, raw_verify_rate())
+    raw_all = raw_verify_rate_all_cores()
+    print(
+        f"raw verify, one core: {raw:,.0f}/s (best of before and after); all {os.cpu_count()} cores: "
+        f"{raw_all:,.0f}/s\n"
+    )
     print(
         f"{'entries':>9}  {'verify-log/s':>12}  {'wall s':>7}  {'peak RSS':>10}  {'raw verify/s':>12}  ratio"
     )
@@ -100,6 +129,7 @@ def main() -> None:
     print()
     print(f"target >= 10,000 entries/s: {rate:,.0f} -> {'PASS' if rate >= 10_000 else 'FAIL'}")
     print(f"target >= 0.60 of raw verify: {rate / raw:.2f} -> {'PASS' if rate / raw >= 0.6 else 'FAIL'}")
+    print(f"  (against raw verify on all cores: {rate / raw_all:.2f})")
     growth = peak / small_peak
     verdict = "PASS" if growth < 1.25 else "FAIL"
     print(f"memory flat in log size: peak {small_peak / 2**20:.1f} MiB at {rows[0][0]:,} entries, ")

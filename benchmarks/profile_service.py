@@ -33,7 +33,7 @@ from bench_service import BATCH_SIZE, make_workload
 from loadgen import run_load
 from service_harness import prepare_ledger, running_server, scratch_database, tree_size
 
-TOP = 30
+TOP = int(os.environ.get("PROFILE_TOP", "30"))
 # Stages of a request, matched in this order against the frames of each sample (first match wins):
 STAGES = (
     ("asyncpg pool: reset query on release", "Connection.reset ("),

@@ -11,6 +11,7 @@ registry and at most one open tile per tile level.
 
 from __future__ import annotations
 
+import os
 import sys
 from concurrent.futures import Future
 from contextlib import ExitStack
@@ -26,6 +27,7 @@ from cli.errors import JsonOption, command_errors, emit_success, failure_context
 from cli.files import ProofFile, load_verifier_key, parse_hashes, proof_hashes, read_text
 from cli.offline import KeyOption, OriginOption, ProofFileOption, settle
 from cli.settings import TokenOption
+from cli.signature_pool import DeferredSignatures
 from cli.tile_source import (
     MAX_BUNDLE_BYTES,
     MAX_CHECKPOINT_BYTES,
@@ -37,6 +39,7 @@ from cli.tile_source import (
 from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
+from ledger.core.dsse import check_now
 from ledger.core.entry import parse_entry
 from ledger.core.hashing import HASH_SIZE
 from ledger.core.keys import VerifierKey, parse_verifier_key
@@ -59,6 +62,21 @@ TilesOption = Annotated[
         help="Read a copy of the log: DIR/checkpoint, DIR/tile/... as the HTTP paths (wins over --server).",
     ),
 ]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=0,
+        metavar="N",
+        help="Processes that check signatures beside the replay (0: check them in the replay itself). "
+        "Default: one fewer than the machine's cores.",
+    ),
+]
+
+
+def default_jobs() -> int:
+    """One signature-checking process per core but the one the replay runs on."""
+    return max(0, (os.cpu_count() or 1) - 1)
 
 
 def open_served_checkpoint(data: bytes, verifier: VerifierKey, origin: str | None, where: str) -> Checkpoint:
@@ -74,20 +92,42 @@ class LogWalk:
     """One pass over the level-0 tiles of a verified checkpoint, in log order."""
 
     def __init__(
-        self, source: TileSource, fetch: Prefetcher, verifier: VerifierKey, progress: Progress
+        self,
+        source: TileSource,
+        fetch: Prefetcher,
+        verifier: VerifierKey,
+        progress: Progress,
+        signatures: DeferredSignatures | None = None,
     ) -> None:
-        """Verify with `verifier`; read through `fetch`; `source` only names what is read."""
+        """Verify with `verifier`; read through `fetch`; `source` only names what is read.
+
+        With `signatures`, entry signatures are checked by its helper processes (see
+        `cli.signature_pool`); without, in the replay itself.
+        """
         self.source = source
         self.fetch = fetch
         self.verifier = verifier
         self.progress = progress
-        self.replayer = LogReplayer()
+        self.signatures = signatures
+        self.replayer = LogReplayer(check_now if signatures is None else signatures)
         self.builder = TileBuilder()
-        self.signatures = 0
+        self.signature_count = 0
         self.last_key_event = -1  # index of the newest key registration or revocation seen
 
     def run(self, checkpoint: Checkpoint) -> None:
-        """Check every entry and tile the checkpoint covers, then its root; raise VerificationError."""
+        """Check every entry and tile the checkpoint covers, then its root; raise VerificationError.
+
+        The failure reported is the first in log order: signature checks still out are
+        settled before any other failure is reported (`cli.signature_pool`).
+        """
+        try:
+            self._run(checkpoint)
+        except LedgerError:
+            if self.signatures is not None:
+                self.signatures.settle()  # raises instead when an earlier signature failed
+            raise
+
+    def _run(self, checkpoint: Checkpoint) -> None:
         size = checkpoint.size
         count = -(-size // TILE_WIDTH)
         tiles = (Tile(0, n, tile_width(0, n, size)) for n in range(count))
@@ -98,6 +138,8 @@ class LogWalk:
             upcoming = self._request(following)  # fetched while this tile is hashed and replayed
             self._check_level0(current, queued[0].result(), queued[1].result())
             current, queued = following, upcoming
+        if self.signatures is not None:
+            self.signatures.settle()
         for built in self.builder.partial_tiles():
             if built.tile.level:
                 self._check_upper(built)
@@ -119,7 +161,8 @@ class LogWalk:
             self.fetch.submit(tile.entries_path(), MAX_BUNDLE_BYTES),
         )
 
-    def _check_level0(self, tile: Tile, hashes: bytes, bundle: bytes) -> None:
+    def _open_bundle(self, tile: Tile, hashes: bytes, bundle: bytes) -> list[bytes]:
+        """The bundle's entries, once it and its hash tile hold exactly `tile.width` of them."""
         try:
             entries = decode_entry_bundle(bundle, tile.width)
         except EncodingError as exc:
@@ -132,19 +175,28 @@ class LogWalk:
                 expected=str(tile.width * HASH_SIZE),
                 calculated=str(len(hashes)),
             )
+        return entries
+
+    def _check_level0(self, tile: Tile, hashes: bytes, bundle: bytes) -> None:
+        entries = self._open_bundle(tile, hashes, bundle)
+        signatures = self.signatures
         for slot, data in enumerate(entries):
+            if signatures is not None:
+                signatures.index = self.replayer.next_index
             replayed = self.replayer.check(data)
             if replayed.entry.index == 0:
                 self._check_genesis(replayed)
             served = hashes[slot * HASH_SIZE : (slot + 1) * HASH_SIZE]
             if served != replayed.leaf_hash:
                 raise self._leaf_mismatch(tile, slot, entries, served, replayed.leaf_hash)
-            self.signatures += len(replayed.admitted.signers)
+            self.signature_count += len(replayed.admitted.signers)
             if isinstance(replayed.admitted.admin, KeyRegistered | KeyRevoked):
                 self.last_key_event = replayed.entry.index
             for built in self.builder.append(replayed.leaf_hash):
                 if built.tile.level:
                     self._check_upper(built)
+        if signatures is not None:
+            signatures.submit()
         self.progress.advance(len(entries))
 
     def _check_upper(self, built: BuiltTile) -> None:
@@ -195,6 +247,7 @@ def verify_log(
     token: TokenOption = None,
     tiles: TilesOption = None,
     origin: OriginOption = None,
+    jobs: JobsOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Audit the whole log through its tiles, trusting only the ledger key.
@@ -217,7 +270,9 @@ def verify_log(
         note = source.read("checkpoint", MAX_CHECKPOINT_BYTES)  # none at all: nothing to verify (exit 2)
         checkpoint = open_served_checkpoint(note, verifier, origin, source.describe("checkpoint"))
         progress = Progress("verify-log", checkpoint.size, enabled=not json_output and sys.stderr.isatty())
-        walk = LogWalk(source, fetch, verifier, progress)
+        helpers = default_jobs() if jobs is None else jobs
+        signatures = stack.enter_context(DeferredSignatures(helpers)) if helpers > 0 else None
+        walk = LogWalk(source, fetch, verifier, progress, signatures)
         try:
             walk.run(checkpoint)
         finally:
@@ -230,7 +285,7 @@ def verify_log(
                 "origin": checkpoint.origin,
                 "tree_size": checkpoint.size,
                 "root_hash": checkpoint.root_hash.hex(),
-                "signatures": walk.signatures,
+                "signatures": walk.signature_count,
                 "seconds": round(seconds, 3),
                 "entries_per_second": round(rate),
                 "signed_by": verifier.keyid,
@@ -238,7 +293,7 @@ def verify_log(
             lines=[
                 (
                     f"verified: log {checkpoint.origin}: {checkpoint.size:,} entries, "
-                    f"{walk.signatures:,} signatures checked, root {checkpoint.root_hash.hex()} "
+                    f"{walk.signature_count:,} signatures checked, root {checkpoint.root_hash.hex()} "
                     f"({seconds:.1f} s, {rate:,.0f} entries/s)"
                 )
             ],

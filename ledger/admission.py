@@ -15,6 +15,8 @@ from ledger.core.dsse import (
     ADMIN_PAYLOAD_TYPE,
     INTOTO_PAYLOAD_TYPE,
     Envelope,
+    SignatureCheck,
+    check_now,
     envelope_payload,
     verify_envelope,
 )
@@ -99,8 +101,10 @@ def _inspect(envelope: Envelope) -> _Inspected:
     )
 
 
-def admit(envelope: Envelope, registry: KeyRegistry, index: int) -> Admitted:
-    """Check an envelope as if it were appended at `index`.
+def admit(
+    envelope: Envelope, registry: KeyRegistry, index: int, check: SignatureCheck = check_now
+) -> Admitted:
+    """Check an envelope as if it were appended at `index`; `check` verifies each signature.
 
     Raises EncodingError for a payload that is not a Statement or admin record,
     SignatureError when no registered, unrevoked key signed it (or a known
@@ -110,7 +114,7 @@ def admit(envelope: Envelope, registry: KeyRegistry, index: int) -> Admitted:
     inspected = _inspect(envelope)
     try:
         signers = verify_envelope(
-            envelope, lambda keyid: registry.signing_key(keyid, index), inspected.payload
+            envelope, lambda keyid: registry.signing_key(keyid, index), inspected.payload, check
         )
     except UntrustedSignerError as exc:
         reason = registry.explain_refusal([s.keyid for s in envelope.signatures], index)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.admission import Admitted, admit, admit_genesis
 from ledger.chains import Chains
+from ledger.core.dsse import SignatureCheck, check_now
 from ledger.core.entry import ChainVerifier, Entry
 from ledger.errors import LedgerError, SignatureError, VerificationError
 from ledger.registry import KeyRegistry
@@ -34,8 +35,14 @@ class ReplayedEntry:
 class LogReplayer:
     """Checks entries one by one from index 0 (or from a trusted point with its registry)."""
 
-    def __init__(self) -> None:
-        """Start at entry 0 with an empty registry and no chains."""
+    def __init__(self, check: SignatureCheck = check_now) -> None:
+        """Start at entry 0 with an empty registry and no chains; `check` verifies signatures.
+
+        A `check` that defers verification (see `ledger.core.dsse.verify_envelope`) makes
+        `check` below provisional: the caller must fail the entry if a deferred check fails.
+        Entry 0 (the ledger key's self-registration) is always verified at once.
+        """
+        self._check = check
         self.registry = KeyRegistry()
         self.chain = ChainVerifier()
         self.chains = Chains()
@@ -50,9 +57,10 @@ class LogReplayer:
         index = self.chain.next_index
         try:
             entry, leaf = self.chain.check(data)
-            admitted = (
-                admit_genesis(entry.envelope) if index == 0 else admit(entry.envelope, self.registry, index)
-            )
+            if index == 0:
+                admitted = admit_genesis(entry.envelope)
+            else:
+                admitted = admit(entry.envelope, self.registry, index, self._check)
             self.chains.check(entry, admitted)
             self._apply(index, admitted)
             self.chains.advance(index, leaf, entry.release, entry.keys, admitted.kind)

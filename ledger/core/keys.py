@@ -45,6 +45,12 @@ class VerifierKey:
     key_id: int
     public_key: bytes
     _nacl: nacl.signing.VerifyKey = field(repr=False, compare=False, hash=False)
+    keyid: str = field(init=False, repr=False, compare=False, hash=False)
+    """The keyid string used in DSSE signatures: `<name>+<keyid 8 hex>` (looked up per signature: kept)."""
+
+    def __post_init__(self) -> None:
+        """Compute `keyid` once."""
+        object.__setattr__(self, "keyid", f"{self.name}+{self.key_id:08x}")
 
     @classmethod
     def from_public_key(cls, name: str, public_key: bytes) -> VerifierKey:
@@ -53,11 +59,6 @@ class VerifierKey:
         if len(public_key) != _KEY_SIZE:
             raise KeyFormatError(f"Ed25519 public key must be 32 bytes, got {len(public_key)}")
         return cls(name, compute_key_id(name, public_key), public_key, nacl.signing.VerifyKey(public_key))
-
-    @property
-    def keyid(self) -> str:
-        """The keyid string used in DSSE signatures: `<name>+<keyid 8 hex>`."""
-        return f"{self.name}+{self.key_id:08x}"
 
     def format(self) -> str:
         """The verifier key string (the one line of a `.pub` file)."""

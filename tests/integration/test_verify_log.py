@@ -26,7 +26,9 @@ from audit_support import (
 from ledger_harness import ORIGIN
 
 from cli.client import LedgerClient
+from cli.tree_check import TileBuilder
 from ledger.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
 from ledger.core.tiles import decode_entry_bundle, encode_entry_bundle
 
@@ -71,6 +73,32 @@ def rewrite_entry(directory: Path, slot: int, after: bytes, replace: Callable[[b
     path.write_bytes(encode_entry_bundle(entries))
 
 
+def reseal(served: ServedLedger, directory: Path, index: int, replace: Callable[[bytes], bytes]) -> None:
+    """Rewrite entry `index` and re-hash the whole copy consistently, signed with the ledger key itself.
+
+    Every hash tile and the checkpoint then agree with the altered entry: only the checks
+    inside the entries (signatures, chain links) can catch what was changed.
+    """
+    bundles = [directory / "tile/entries/000", directory / BUNDLE_1]
+    entries = [entry for path in bundles for entry in decode_entry_bundle(path.read_bytes())]
+    entries[index] = replace(entries[index])
+    for number, path in enumerate(bundles):
+        path.write_bytes(encode_entry_bundle(entries[number * 256 : (number + 1) * 256]))
+    builder = TileBuilder()
+    built = [tile for entry in entries for tile in builder.append(leaf_hash(entry))]
+    for item in built + builder.partial_tiles():
+        (directory / item.tile.path()).write_bytes(item.hashes)
+    genuine = open_checkpoint((directory / "checkpoint").read_bytes(), served.ledger.signer.verifier())
+    resealed = Checkpoint(genuine.origin, genuine.size, builder.root(), genuine.extensions)
+    (directory / "checkpoint").write_text(sign_checkpoint(resealed, served.ledger.signer))
+
+
+def forge_signature(entry: bytes) -> bytes:
+    """The entry with one base64 character of its envelope's signature changed (still 64 bytes)."""
+    start = entry.index(b'"sig":"') + len(b'"sig":"') + 10
+    return entry[:start] + (b"A" if entry[start : start + 1] != b"A" else b"B") + entry[start + 1 :]
+
+
 # --- passing runs ---
 
 
@@ -101,7 +129,38 @@ def test_tile_directory_passes(served: ServedLedger, copy: Path):
     assert "302 entries" in output
 
 
+@pytest.mark.parametrize("jobs", ["0", "2"])
+def test_resealed_copy_without_changes_passes(served: ServedLedger, copy: Path, jobs: str):
+    # The control for the forgeries below: resealing alone breaks nothing.
+    reseal(served, copy, 301, lambda entry: entry)
+    code, output = verify_tiles(served, copy, "--jobs", jobs)
+    assert code == 0, output
+
+
 # --- attacks on the copy ---
+
+
+@pytest.mark.parametrize("jobs", ["0", "2"])
+def test_forged_signature_under_a_resealed_tree_is_caught(served: ServedLedger, copy: Path, jobs: str):
+    # Hashes, tiles and checkpoint all agree with the forged entry: only its signature can tell.
+    reseal(served, copy, 301, forge_signature)
+    code, output = verify_tiles(served, copy, "--jobs", jobs)
+    assert code == 1, output
+    assert "entry 301: signature by" in output
+    assert "does not verify" in output
+
+
+@pytest.mark.parametrize("jobs", ["0", "1", "2"])
+def test_bad_signature_is_reported_before_the_chain_break_it_causes(
+    served: ServedLedger, copy: Path, jobs: str
+):
+    # Entry 200's new hash breaks entry 201's prev link; the replay meets that break while
+    # entry 200's signature may still be out on a helper. The first failure is entry 200's.
+    reseal(served, copy, 200, forge_signature)
+    code, output = verify_tiles(served, copy, "--jobs", jobs)
+    assert code == 1, output
+    assert "entry 200: signature by" in output
+    assert "entry 201" not in output
 
 
 def test_flipped_byte_in_entry_payload_names_the_entry(served: ServedLedger, copy: Path):
