@@ -30,7 +30,7 @@ from pathlib import Path
 import asyncpg
 from bench_core import load, print_table
 from bench_service import BATCH_SIZE, make_workload
-from loadgen import run_load
+from loadgen import LoadResult, run_load
 from service_harness import prepare_ledger, running_server, scratch_database, tree_size
 
 TOP = int(os.environ.get("PROFILE_TOP", "30"))
@@ -129,6 +129,15 @@ def summarise(recordings: list[str], us_per_request: float) -> None:
     print_table(["inclusive", "function"], rows)
 
 
+async def checkpoint_count(dsn: str) -> int:
+    """How many checkpoints the ledger has issued: one per sequencer batch."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM checkpoints"))
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     """Profile one workload against one server."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -163,7 +172,7 @@ def main() -> None:
                         command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                     )
                     spies.append((out, spy))
-            size0 = asyncio.run(tree_size(dsn))
+            size0, batches0 = asyncio.run(tree_size(dsn)), asyncio.run(checkpoint_count(dsn))
             server0, pg0 = cpu_seconds(workers), cpu_seconds(backends)
             result = run_load(
                 url,
@@ -175,12 +184,25 @@ def main() -> None:
             )
             server1, pg1 = cpu_seconds(workers), cpu_seconds(backends)
             grown = asyncio.run(tree_size(dsn)) - size0
+            batches = asyncio.run(checkpoint_count(dsn)) - batches0
             for _, spy in spies:
                 spy.wait(timeout=args.seconds + 30)
         stacks = {out.name: out.read_text() for out, _ in spies if out.exists()}
     entries = result.requests * (BATCH_SIZE if batch else 1) if path != "/_bench/echo" else 0
     per = max(result.requests, 1)
     server_cpu, pg_cpu = server1 - server0, pg1 - pg0
+    report(result, grown=grown, batches=batches, entries=entries, server_cpu=server_cpu, pg_cpu=pg_cpu)
+    if args.save:
+        args.save.write_text("".join(stacks.values()))
+    if spies:
+        summarise(list(stacks.values()), server_cpu / per * 1e6)
+
+
+def report(  # noqa: PLR0913 - the figures of one run, each printed
+    result: LoadResult, *, grown: int, batches: int, entries: int, server_cpu: float, pg_cpu: float
+) -> None:
+    """Print the load run's rate, the CPU per request on each side and the sequencer's batch size."""
+    per = max(result.requests, 1)
     print(
         f"{result.requests:,} requests in {result.seconds:.1f} s = {result.rate:,.0f}/s; "
         f"p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms; errors {result.errors}; "
@@ -192,11 +214,9 @@ def main() -> None:
         f"{pg_cpu:.2f} s = {pg_cpu / result.seconds:.2f} cores, {pg_cpu / per * 1e6:,.0f} us/request"
     )
     print(f"  (py-spy itself adds some server CPU while it samples); load avg {load()} at end")
+    if batches:
+        print(f"sequencer: {batches:,} batches (one checkpoint each), {grown / batches:,.1f} entries a batch")
     print()
-    if args.save:
-        args.save.write_text("".join(stacks.values()))
-    if spies:
-        summarise(list(stacks.values()), server_cpu / per * 1e6)
 
 
 if __name__ == "__main__":
