@@ -70,6 +70,26 @@ _RELEASE_HEADS_SQL = """SELECT r.product, r.version, e.idx, e.leaf_hash, e.relea
 _KEY_HEAD_SQL = """SELECT k.idx, e.leaf_hash, k.seq, k.kind
                    FROM key_events k JOIN entries e ON e.idx = k.idx
                    ORDER BY k.seq DESC LIMIT 1"""
+# Everything a batch writes after its entries, in one statement (one round trip inside the head lock):
+# the tile appends, the checkpoint, the idempotency keys and the new head. Triggers fire as for
+# separate statements (002_append_only.sql); the sub-statements touch different tables.
+_BATCH_TAIL_SQL = """
+    WITH tiles AS (
+        INSERT INTO tiles AS t (level, idx, width, hashes)
+        SELECT level, idx, length(hashes) / 32, hashes
+        FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) AS a(level, idx, hashes)
+        ON CONFLICT (level, idx) DO UPDATE
+        SET width = t.width + EXCLUDED.width, hashes = t.hashes || EXCLUDED.hashes
+    ), checkpoint AS (
+        INSERT INTO checkpoints (tree_size, root_hash, note) VALUES ($4, $5, $6)
+    ), idempotency AS (
+        INSERT INTO idempotency_keys (token_id, key, body_hash, first_idx, count, checkpoint_size)
+        SELECT * FROM unnest($7::bigint[], $8::text[], $9::bytea[],
+                             $10::bigint[], $11::integer[], $12::bigint[])
+    )
+    UPDATE log_head SET tree_size = $13, compact_range = $14, last_leaf_hash = $15,
+                        last_time = $16, last_key_event = $17
+    WHERE id = 1"""
 _IDEMPOTENCY_SQL = """SELECT i.token_id, i.key, i.body_hash, i.first_idx, i.count, i.checkpoint_size
                       FROM idempotency_keys i
                       JOIN unnest($1::bigint[], $2::text[]) AS k(token_id, key)
@@ -178,7 +198,7 @@ class PostgresAppendTransaction:
         return None if row is None else ChainHead(row[0], row[1], row[2], row[3])
 
     async def write(self, batch: BatchWrite) -> None:
-        """Write entries (COPY), key events, tile appends, the checkpoint and the new head."""
+        """Write entries (COPY), key events, then tiles, checkpoint, idempotency keys and head at once."""
         conn = self._conn
         await conn.copy_records_to_table(
             "entries",
@@ -219,38 +239,21 @@ class PostgresAppendTransaction:
                     for k in batch.key_events
                 ],
             )
+        tiles, cp, head, idem = batch.tiles, batch.checkpoint, batch.head, batch.idempotency
         await conn.execute(
-            """INSERT INTO tiles AS t (level, idx, width, hashes)
-               SELECT level, idx, length(hashes) / 32, hashes
-               FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) AS a(level, idx, hashes)
-               ON CONFLICT (level, idx) DO UPDATE
-               SET width = t.width + EXCLUDED.width, hashes = t.hashes || EXCLUDED.hashes""",
-            [t.level for t in batch.tiles],
-            [t.index for t in batch.tiles],
-            [t.hashes for t in batch.tiles],
-        )
-        cp = batch.checkpoint
-        await conn.execute(
-            "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES ($1, $2, $3)",
+            _BATCH_TAIL_SQL,
+            [t.level for t in tiles],
+            [t.index for t in tiles],
+            [t.hashes for t in tiles],
             cp.tree_size,
             cp.root_hash,
             cp.note,
-        )
-        if batch.idempotency:
-            await conn.executemany(
-                """INSERT INTO idempotency_keys
-                   (token_id, key, body_hash, first_idx, count, checkpoint_size)
-                   VALUES ($1, $2, $3, $4, $5, $6)""",
-                [
-                    (i.token_id, i.key, i.body_hash, i.first_index, i.count, i.checkpoint_size)
-                    for i in batch.idempotency
-                ],
-            )
-        head = batch.head
-        await conn.execute(
-            """UPDATE log_head SET tree_size = $1, compact_range = $2, last_leaf_hash = $3,
-                                   last_time = $4, last_key_event = $5
-               WHERE id = 1""",
+            [i.token_id for i in idem],
+            [i.key for i in idem],
+            [i.body_hash for i in idem],
+            [i.first_index for i in idem],
+            [i.count for i in idem],
+            [i.checkpoint_size for i in idem],
             head.tree_size,
             list(head.compact_range),
             head.last_leaf_hash,
