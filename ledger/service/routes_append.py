@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import MediaType, Request, Response, post
 from litestar.params import HeaderParameter
+from litestar.response.base import ASGIResponse
 
 from ledger.core.dsse import Envelope
 from ledger.core.encoding import b64decode_lenient
@@ -52,23 +53,33 @@ def _status(replayed: bool) -> int:
     return 200 if replayed else 201
 
 
+def _headers(request: Request[Any, Any, Any], *names: bytes) -> list[str | None]:
+    """The first value of each named header (lower-case names), straight from the ASGI scope."""
+    found: dict[bytes, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in names and name not in found:
+            found[name] = value.decode("latin-1")
+    return [found.get(name) for name in names]
+
+
 @post("/v1/entries", request_max_body_size=SINGLE_BODY_LIMIT, status_code=201, summary="Append one envelope")
-async def append_entry(request: Request[Any, Any, Any]) -> Response[bytes]:
+async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Append one DSSE envelope; 201 with its receipt, 200 when an idempotent retry replays it.
 
     Headers: `Authorization: Bearer <token>` (appender or admin), optional `Idempotency-Key`.
-    The hot path of the service: it reads its headers and state directly rather than through
-    dependency injection, which costs more than the rest of the handler.
+    The hot path of the service: it reads its two headers and the state straight from the
+    request and answers with a ready ASGI response, skipping dependency injection, the
+    header map and response rendering, which together cost more than the rest of the handler.
     """
     svc: ServiceState = request.app.state.svc
-    headers = request.headers
-    token = await svc.authenticate(headers.get("authorization"), APPEND_ROLES)
+    authorization, idempotency_key = _headers(request, b"authorization", b"idempotency-key")
+    token = await svc.authenticate(authorization, APPEND_ROLES)
     envelope = _decode(envelope_decoder, await request.body(), "the body")
     assert isinstance(envelope, Envelope)  # noqa: S101 - the decoder's type
     _check_shape(envelope, "")
-    receipts, replayed = await svc.append([envelope], token, headers.get("idempotency-key"))
-    return Response(
-        _receipt_encoder.encode(receipts[0]), media_type=MediaType.JSON, status_code=_status(replayed)
+    receipts, replayed = await svc.append([envelope], token, idempotency_key)
+    return ASGIResponse(
+        body=_receipt_encoder.encode(receipts[0]), media_type=MediaType.JSON, status_code=_status(replayed)
     )
 
 
