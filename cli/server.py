@@ -75,7 +75,10 @@ def serve(
     key: SignerKeyOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Server worker processes (default: one per core; they share the log)."),
+    ] = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     skip_init: Annotated[
         bool,
@@ -100,7 +103,7 @@ def serve(
                 address=host,
                 port=port,
                 interface=Interfaces.ASGI,
-                workers=workers,
+                workers=workers or os.cpu_count() or 1,
                 loop=Loops.uvloop,
                 factory=True,
                 log_access=False,
