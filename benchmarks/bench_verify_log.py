@@ -164,9 +164,8 @@ def main() -> None:
     small_peak = rows[0][4]
     growth = peak / small_peak
     verdict = "PASS" if growth < 1.25 else "FAIL"
-    print(
-        f"memory flat in log size (server runs): peak {small_peak / 2**20:.1f} MiB at {rows[0][1]:,} entries, "
-    )
+    small = f"{small_peak / 2**20:.1f} MiB at {rows[0][1]:,} entries"
+    print(f"memory flat in log size (server runs): peak {small},")
     print(f"  {peak / 2**20:.1f} MiB at {size:,} -> {verdict} (x{growth:.2f})")
     print(f"load avg: {' '.join(f'{x:.2f}' for x in os.getloadavg())} at end")
 
