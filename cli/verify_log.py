@@ -69,14 +69,20 @@ JobsOption = Annotated[
         min=0,
         metavar="N",
         help="Processes that check signatures beside the replay (0: check them in the replay itself). "
-        "Default: one fewer than the machine's cores.",
+        "Default: one per core (none on a single core).",
     ),
 ]
 
 
 def default_jobs() -> int:
-    """One signature-checking process per core but the one the replay runs on."""
-    return max(0, (os.cpu_count() or 1) - 1)
+    """One signature-checking process per core: a check costs about twice the rest of a replay.
+
+    Measured on 2 cores (60,000 entries from a tile directory, 3 interleaved rounds):
+    8,716-9,488 entries/s with no helper, 10,158-12,389 with one, 11,126-13,525 with
+    two. On a single core there is nothing to gain.
+    """
+    cores = os.cpu_count() or 1
+    return cores if cores > 1 else 0
 
 
 def open_served_checkpoint(data: bytes, verifier: VerifierKey, origin: str | None, where: str) -> Checkpoint:
