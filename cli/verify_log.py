@@ -62,6 +62,9 @@ TilesOption = Annotated[
         help="Read a copy of the log: DIR/checkpoint, DIR/tile/... as the HTTP paths (wins over --server).",
     ),
 ]
+HELPERS_FROM_ENTRIES = 4096  # below this, starting helpers (about 0.3 s) costs more than it saves
+
+
 JobsOption = Annotated[
     int | None,
     typer.Option(
@@ -69,20 +72,20 @@ JobsOption = Annotated[
         min=0,
         metavar="N",
         help="Processes that check signatures beside the replay (0: check them in the replay itself). "
-        "Default: one per core (none on a single core).",
+        f"Default: one per core (none on a single core or below {HELPERS_FROM_ENTRIES:,} entries).",
     ),
 ]
 
 
-def default_jobs() -> int:
+def default_jobs(tree_size: int) -> int:
     """One signature-checking process per core: a check costs about twice the rest of a replay.
 
     Measured on 2 cores (60,000 entries from a tile directory, 3 interleaved rounds):
     8,716-9,488 entries/s with no helper, 10,158-12,389 with one, 11,126-13,525 with
-    two. On a single core there is nothing to gain.
+    two. On a single core, or for a small log, there is nothing to gain.
     """
     cores = os.cpu_count() or 1
-    return cores if cores > 1 else 0
+    return cores if cores > 1 and tree_size >= HELPERS_FROM_ENTRIES else 0
 
 
 def open_served_checkpoint(data: bytes, verifier: VerifierKey, origin: str | None, where: str) -> Checkpoint:
@@ -276,7 +279,7 @@ def verify_log(
         note = source.read("checkpoint", MAX_CHECKPOINT_BYTES)  # none at all: nothing to verify (exit 2)
         checkpoint = open_served_checkpoint(note, verifier, origin, source.describe("checkpoint"))
         progress = Progress("verify-log", checkpoint.size, enabled=not json_output and sys.stderr.isatty())
-        helpers = default_jobs() if jobs is None else jobs
+        helpers = default_jobs(checkpoint.size) if jobs is None else jobs
         signatures = stack.enter_context(DeferredSignatures(helpers)) if helpers > 0 else None
         walk = LogWalk(source, fetch, verifier, progress, signatures)
         try:

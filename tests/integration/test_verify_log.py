@@ -123,8 +123,9 @@ def test_live_server_passes_with_json(served: ServedLedger):
     assert report["signed_by"] == served.ledger.signer.keyid
 
 
-def test_tile_directory_passes(served: ServedLedger, copy: Path):
-    code, output = verify_tiles(served, copy)
+@pytest.mark.parametrize("jobs", [(), ("--jobs", "2")])
+def test_tile_directory_passes(served: ServedLedger, copy: Path, jobs: tuple[str, ...]):
+    code, output = verify_tiles(served, copy, *jobs)
     assert code == 0, output
     assert "302 entries" in output
 
@@ -163,10 +164,11 @@ def test_bad_signature_is_reported_before_the_chain_break_it_causes(
     assert "entry 201" not in output
 
 
-def test_flipped_byte_in_entry_payload_names_the_entry(served: ServedLedger, copy: Path):
+@pytest.mark.parametrize("jobs", ["0", "2"])
+def test_flipped_byte_in_entry_payload_names_the_entry(served: ServedLedger, copy: Path, jobs: str):
     # Entry 300 is slot 44 of bundle 1: swap two base64 characters of its payload.
     rewrite_entry(copy, 44, b'"payload":"', lambda p: p[:20] + (b"A" if p[20:21] != b"A" else b"B") + p[21:])
-    code, output = verify_tiles(served, copy)
+    code, output = verify_tiles(served, copy, "--jobs", jobs)
     assert code == 1, output
     assert "verification FAILED" in output
     assert "entry 300" in output
@@ -183,10 +185,11 @@ def test_flipped_raw_byte_in_bundle_fails(served: ServedLedger, copy: Path):
     assert "entry 2" in output or "entry bundle" in output
 
 
-def test_altered_unsigned_time_names_the_entry_not_its_successor(served: ServedLedger, copy: Path):
+@pytest.mark.parametrize("jobs", ["0", "2"])
+def test_altered_unsigned_time_names_the_entry_not_its_successor(served: ServedLedger, copy: Path, jobs: str):
     # The time is outside the envelope's signature: only the hashes can catch it.
     rewrite_entry(copy, 44, b'"time":"', lambda t: t[:20] + (b"1" if t[20:21] != b"1" else b"2") + t[21:])
-    code, output = verify_tiles(served, copy)
+    code, output = verify_tiles(served, copy, "--jobs", jobs)
     assert code == 1, output
     assert "entry 300 in" in output
     assert "was altered" in output

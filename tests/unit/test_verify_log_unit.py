@@ -14,6 +14,7 @@ import sys
 import pytest
 from reference_tree import ReferenceTree
 
+from cli import verify_log
 from cli.tile_source import DirectoryTiles, read_committed
 from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile, covered_entries, describe_slot
 from ledger.core.compact_range import root_from_leaf_hashes
@@ -137,3 +138,11 @@ def test_progress_draws_only_when_enabled(monkeypatch):
     shown.close()
     assert "audit: 5/10 entries (50%" in stream.getvalue()
     assert stream.getvalue().endswith("\r\033[K")
+
+
+def test_helpers_start_only_for_a_log_worth_them(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(verify_log.os, "cpu_count", lambda: 4)
+    assert verify_log.default_jobs(verify_log.HELPERS_FROM_ENTRIES - 1) == 0
+    assert verify_log.default_jobs(verify_log.HELPERS_FROM_ENTRIES) == 4
+    monkeypatch.setattr(verify_log.os, "cpu_count", lambda: 1)
+    assert verify_log.default_jobs(10**6) == 0
