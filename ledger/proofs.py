@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ledger.core.hashing import HASH_SIZE
 from ledger.core.proof import NodeID, consistency_nodes, inclusion_nodes
-from ledger.core.tiles import tile_for_node, tile_levels
+from ledger.core.tiles import locate_node, tile_levels
 from ledger.errors import NotFoundError
 from ledger.storage.protocol import LogStore
 
@@ -50,22 +50,30 @@ class ProofReader:
         return tile
 
     async def node_hashes(self, ids: Sequence[NodeID]) -> list[bytes]:
-        """The hashes of these perfect-subtree nodes; NotFoundError if the tree does not hold one yet."""
-        located = [tile_for_node(node) for node in ids]
-        needed: dict[tuple[int, int], int] = {}
-        for tile, _, _ in located:
-            coord = (tile.level, tile.index)
-            needed[coord] = max(needed.get(coord, 0), tile.width)
+        """The hashes of these perfect-subtree nodes; NotFoundError if the tree does not hold one yet.
+
+        The hot path of the proof routes: with every tile cached it makes no query.
+        """
+        located: list[tuple[tuple[int, int], int, int, int]] = []  # (tile, height, first slot, width)
+        needed: dict[tuple[int, int], int] = {}  # tile -> the width the nodes in it need
+        for node in ids:
+            tile_level, tile_index, height, first = locate_node(node.level, node.index)
+            coord, width = (tile_level, tile_index), first + (1 << height)
+            if needed.get(coord, 0) < width:
+                needed[coord] = width
+            located.append((coord, height, first, width))
         missing = [coord for coord, width in needed.items() if self._cached(coord, width) is None]
-        for row in await self._store.tiles(missing):
-            self._cache[(row.level, row.index)] = _CachedTile(row.hashes)
-            self._cache.move_to_end((row.level, row.index))
-        while len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+        if missing:
+            for row in await self._store.tiles(missing):
+                self._cache[(row.level, row.index)] = _CachedTile(row.hashes)
+                self._cache.move_to_end((row.level, row.index))
+            while len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
         hashes = []
-        for node, (tile, height, first) in zip(ids, located, strict=True):
-            cached = self._cache.get((tile.level, tile.index))
-            if cached is None or cached.width < tile.width:
+        cache = self._cache
+        for node, (coord, height, first, width) in zip(ids, located, strict=True):
+            cached = cache.get(coord)
+            if cached is None or cached.width < width:
                 raise NotFoundError(f"node {node.level}/{node.index} is not in the stored tree yet")
             hashes.append(cached.node(height, first))
         return hashes

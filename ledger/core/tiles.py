@@ -15,7 +15,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ledger.core.hashing import HASH_SIZE, node_hash
-from ledger.core.proof import NodeID
 from ledger.errors import EncodingError, InputError, TooLargeError
 
 TILE_HEIGHT = 8
@@ -112,16 +111,16 @@ def tiles_changed(old_size: int, new_size: int) -> Iterator[Tile]:
         level += 1
 
 
-def tile_for_node(node: NodeID) -> tuple[Tile, int, int]:
-    """Locate a node: (tile at level ⌊level/8⌋ with the width it needs, height in tile, first slot).
+def locate_node(level: int, index: int) -> tuple[int, int, int, int]:
+    """Where node (level, index) lies: (tile level, tile index, height in the tile, first slot).
 
-    The node is the root of the 2^height consecutive tile hashes starting at
-    slot `first` of that tile; the tile must be at least `first + 2^height` wide.
+    The node is the root of the 2^height consecutive hashes of that tile starting
+    at slot `first`; the tile must be at least `first + 2^height` wide. Plain
+    integers: the proof routes call this for every node of every proof.
     """
-    tile_level, height = divmod(node.level, TILE_HEIGHT)
-    first_node = node.index << height
-    index, first = divmod(first_node, TILE_WIDTH)
-    return Tile(tile_level, index, first + (1 << height)), height, first
+    tile_level, height = divmod(level, TILE_HEIGHT)
+    tile_index, first = divmod(index << height, TILE_WIDTH)
+    return tile_level, tile_index, height, first
 
 
 def subtree_hash(hashes: Sequence[bytes]) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import MediaType, Request, Response, post
+from litestar import Request, Response, post
 from litestar.params import HeaderParameter
 from litestar.response.base import ASGIResponse
 
@@ -14,10 +14,16 @@ from ledger.core.encoding import b64decode_lenient
 from ledger.core.tiles import MAX_ENTRY_SIZE
 from ledger.errors import EncodingError, MalformedRequestError, TooLargeError
 from ledger.service.state import APPEND_ROLES, ServiceState, Svc
-from ledger.service.wire import BatchReceipts, batch_decoder, envelope_decoder
+from ledger.service.wire import (
+    BatchReceipts,
+    Receipt,
+    batch_decoder,
+    documented,
+    envelope_decoder,
+    json_response,
+)
 
 MAX_BATCH = 1000
-_receipt_encoder = msgspec.json.Encoder()
 # An envelope must fit in a 65,535-byte entry; the batch body may hold 1,000 of them.
 SINGLE_BODY_LIMIT = MAX_ENTRY_SIZE
 BATCH_BODY_LIMIT = MAX_BATCH * MAX_ENTRY_SIZE + 64 * 1024
@@ -62,7 +68,13 @@ def _headers(request: Request[Any, Any, Any], *names: bytes) -> list[str | None]
     return [found.get(name) for name in names]
 
 
-@post("/v1/entries", request_max_body_size=SINGLE_BODY_LIMIT, status_code=201, summary="Append one envelope")
+@post(
+    "/v1/entries",
+    request_max_body_size=SINGLE_BODY_LIMIT,
+    status_code=201,
+    summary="Append one envelope",
+    responses={**documented(Receipt, 201), **documented(Receipt, 200)},
+)
 async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Append one DSSE envelope; 201 with its receipt, 200 when an idempotent retry replays it.
 
@@ -78,9 +90,7 @@ async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     assert isinstance(envelope, Envelope)  # noqa: S101 - the decoder's type
     _check_shape(envelope, "")
     receipts, replayed = await svc.append([envelope], token, idempotency_key)
-    return ASGIResponse(
-        body=_receipt_encoder.encode(receipts[0]), media_type=MediaType.JSON, status_code=_status(replayed)
-    )
+    return json_response(receipts[0], _status(replayed))
 
 
 @post(

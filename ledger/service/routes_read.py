@@ -6,13 +6,21 @@ from typing import Annotated
 
 from litestar import Response, get
 from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response.base import ASGIResponse
 
 from ledger.core.encoding import b64encode, hash_from_hex
 from ledger.core.proof import NodeID
 from ledger.errors import EncodingError, InputError, NotFoundError
 from ledger.service.routes_append import Authorization
 from ledger.service.state import READ_ROLES, Svc
-from ledger.service.wire import ConsistencyProof, EntryPage, EntryView, InclusionProof
+from ledger.service.wire import (
+    ConsistencyProof,
+    EntryPage,
+    EntryView,
+    InclusionProof,
+    documented,
+    json_response,
+)
 
 MAX_PAGE = 1000
 TEXT = "text/plain; charset=utf-8"
@@ -66,14 +74,18 @@ async def _tree_size(svc: Svc, tree_size: int | None) -> int:
     return tree_size
 
 
-@get("/v1/proofs/inclusion", summary="Inclusion proof (RFC 9162 audit path)")
+@get(
+    "/v1/proofs/inclusion",
+    summary="Inclusion proof (RFC 9162 audit path)",
+    responses=documented(InclusionProof),
+)
 async def inclusion_proof(
     svc: Svc,
     authorization: Authorization,
     index: FromQuery[int | None] = None,
     leaf_hash: FromQuery[str | None] = None,
     tree_size: FromQuery[int | None] = None,
-) -> InclusionProof:
+) -> ASGIResponse:
     """The audit path of an entry (by index or leaf hash) in a tree no larger than the latest."""
     await svc.authenticate(authorization, READ_ROLES)
     size = await _tree_size(svc, tree_size)
@@ -92,17 +104,21 @@ async def inclusion_proof(
         raise InputError(f"index {index} is not in a tree of size {size}")
     path = await svc.proofs.inclusion(index, size)
     (leaf,) = await svc.proofs.node_hashes([NodeID(0, index)])  # from the tile the proof just used
-    return InclusionProof(index, size, leaf.hex(), [h.hex() for h in path])
+    return json_response(InclusionProof(index, size, leaf.hex(), [h.hex() for h in path]))
 
 
-@get("/v1/proofs/consistency", summary="Consistency proof between two tree sizes")
+@get(
+    "/v1/proofs/consistency",
+    summary="Consistency proof between two tree sizes",
+    responses=documented(ConsistencyProof),
+)
 async def consistency_proof(
     svc: Svc, authorization: Authorization, first: FromQuery[int], second: FromQuery[int | None] = None
-) -> ConsistencyProof:
+) -> ASGIResponse:
     """The RFC 9162 consistency proof from `first` to `second` (default: the latest size)."""
     await svc.authenticate(authorization, READ_ROLES)
     size = await _tree_size(svc, second)
     if not 1 <= first <= size:
         raise InputError(f"first must be between 1 and {size}, got {first}")
     path = await svc.proofs.consistency(first, size)
-    return ConsistencyProof(first, size, [h.hex() for h in path])
+    return json_response(ConsistencyProof(first, size, [h.hex() for h in path]))

@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from litestar import MediaType
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.response.base import ASGIResponse
 
 from ledger.core.dsse import Envelope
 from ledger.receipts import Receipt
@@ -150,6 +153,22 @@ class SearchPage(msgspec.Struct, frozen=True, gc=False):
 envelope_decoder = msgspec.json.Decoder(Envelope)
 batch_decoder = msgspec.json.Decoder(BatchRequest)
 canonical_encoder = msgspec.json.Encoder(order="sorted")
+_json_encoder = msgspec.json.Encoder()
+
+
+def json_response(value: msgspec.Struct, status: int = 200) -> ASGIResponse:
+    """`value` as a ready JSON response, for the hot routes.
+
+    Returning the struct itself costs about 65 µs more a request in Litestar's
+    response machinery: measured 217 against 150 µs of server CPU for a proof-shaped
+    answer, 2026-11-27. A route that uses this documents its model with `documented`.
+    """
+    return ASGIResponse(body=_json_encoder.encode(value), media_type=MediaType.JSON, status_code=status)
+
+
+def documented(model: type[msgspec.Struct], status: int = 200) -> dict[int, ResponseSpec]:
+    """The OpenAPI response of a route that answers with `json_response(model(...))`."""
+    return {status: ResponseSpec(data_container=model, description=model.__doc__ or model.__name__)}
 
 
 class GateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

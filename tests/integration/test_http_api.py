@@ -293,6 +293,21 @@ def test_health_readiness_metrics_and_schema(api: Api) -> None:
     for path in ["/v1/entries", "/v1/entries/batch", "/v1/checkpoint", "/v1/proofs/inclusion"]:
         assert path in document["paths"], path
     assert api.client.get("/schema").status_code == 200
+    # The hot routes answer with ready-encoded JSON; their models are still documented.
+    for path, method, status, model in [
+        ("/v1/entries", "post", "201", "Receipt"),
+        ("/v1/entries", "post", "200", "Receipt"),
+        ("/v1/proofs/inclusion", "get", "200", "InclusionProof"),
+        ("/v1/proofs/consistency", "get", "200", "ConsistencyProof"),
+    ]:
+        content = document["paths"][path][method]["responses"][status]["content"]["application/json"]
+        assert content["schema"] == {"$ref": f"#/components/schemas/{model}"}, (path, status)
+    assert set(document["components"]["schemas"]["InclusionProof"]["properties"]) == {
+        "index",
+        "tree_size",
+        "leaf_hash",
+        "hashes",
+    }
 
 
 def test_key_registered_through_the_api_signs_at_once_and_not_after_revocation(api: Api) -> None:

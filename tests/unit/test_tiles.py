@@ -18,11 +18,11 @@ from ledger.core.tiles import (
     decode_entry_bundle,
     encode_entry_bundle,
     encode_index,
+    locate_node,
     node_from_tile,
     parse_index_path,
     split_tile,
     subtree_hash,
-    tile_for_node,
     tile_levels,
     tile_width,
     tiles_changed,
@@ -215,6 +215,12 @@ def test_tiles_changed_matches_brute_force(old, grow) -> None:
 
 
 # ---- nodes inside tiles
+
+
+def tile_for_node(node: NodeID) -> tuple[Tile, int, int]:
+    """`locate_node` as a Tile of the width the node needs, its height in the tile and first slot."""
+    tile_level, tile_index, height, first = locate_node(node.level, node.index)
+    return Tile(tile_level, tile_index, first + (1 << height)), height, first
 
 
 def test_every_node_is_reproduced_from_its_tile() -> None:
