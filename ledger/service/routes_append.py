@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, post
+from litestar import Request, post
 from litestar.params import HeaderParameter
 from litestar.response.base import ASGIResponse
 
@@ -98,13 +98,14 @@ async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     request_max_body_size=BATCH_BODY_LIMIT,
     status_code=201,
     summary="Append up to 1,000 envelopes, all or nothing",
+    responses={**documented(BatchReceipts, 201), **documented(BatchReceipts, 200)},
 )
 async def append_batch(
     request: Request[Any, Any, Any],
     svc: Svc,
     authorization: Authorization,
     idempotency_key: IdempotencyKey,
-) -> Response[BatchReceipts]:
+) -> ASGIResponse:
     """Append envelopes all or nothing; 201 with one receipt each, in order."""
     token = await svc.authenticate(authorization, APPEND_ROLES)
     body = await request.body()
@@ -117,4 +118,4 @@ async def append_batch(
     for position, envelope in enumerate(envelopes):
         _check_shape(envelope, f"envelopes[{position}]: ")
     receipts, replayed = await svc.append(envelopes, token, idempotency_key)
-    return Response(BatchReceipts(receipts), status_code=_status(replayed))
+    return json_response(BatchReceipts(receipts), _status(replayed))

@@ -297,6 +297,7 @@ def test_health_readiness_metrics_and_schema(api: Api) -> None:
     for path, method, status, model in [
         ("/v1/entries", "post", "201", "Receipt"),
         ("/v1/entries", "post", "200", "Receipt"),
+        ("/v1/entries/batch", "post", "201", "BatchReceipts"),
         ("/v1/proofs/inclusion", "get", "200", "InclusionProof"),
         ("/v1/proofs/consistency", "get", "200", "ConsistencyProof"),
     ]:
