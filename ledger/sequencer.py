@@ -160,6 +160,7 @@ class Sequencer:
         return await waiting.future
 
     def _take_batch(self) -> list[_Waiting]:
+        """Dequeue up to `max_batch` envelopes' worth of requests (at least one request)."""
         batch: list[_Waiting] = []
         taken = 0
         keys: set[tuple[int, str]] = set()
@@ -175,6 +176,7 @@ class Sequencer:
             batch.append(waiting)
             taken += waiting.size
         self._queue.extendleft(reversed(deferred))
+        self._pending -= taken
         return batch
 
     async def _run(self) -> None:
@@ -184,13 +186,13 @@ class Sequencer:
             if self._max_delay > 0 and self._pending < self._max_batch:
                 await asyncio.sleep(self._max_delay)  # let concurrent requests join this batch
             while self._queue:
-                batch = self._take_batch()
-                self._pending -= sum(w.size for w in batch)
+                batch: list[_Waiting] = []  # filled once the head is locked
                 try:
                     await self._integrate(batch)
                 except LedgerError as exc:
-                    self._fail(batch, exc)
+                    self._fail(batch or self._take_batch(), exc)
                 except Exception as exc:
+                    batch = batch or self._take_batch()  # empty: the head could not even be locked
                     log.exception("batch of %d requests failed", len(batch))
                     self._fail(batch, UnavailableError(f"the batch could not be committed: {exc}"))
 
@@ -201,7 +203,13 @@ class Sequencer:
                 waiting.future.set_exception(exc)
 
     async def _integrate(self, batch: list[_Waiting]) -> None:
+        """Lock the head, then take into `batch` whatever is queued by then, and integrate it.
+
+        Taking the batch once the lock is held lets requests that arrived while another
+        process held it join this transaction instead of waiting for the next one.
+        """
         async with self._store.append_transaction() as txn:
+            batch.extend(self._take_batch())
             head = await txn.head()
             registry = self.registry
             if head.last_key_event > registry.applied_through:

@@ -143,12 +143,17 @@ class FakeStore:
         self.data = _Data(Head(ORIGIN, 0, (), bytes(32), "", -1))
         self._lock = asyncio.Lock()
         self.fail_next_write = False
+        self.fail_next_lock = False
         self.writes = 0
         self.commits = 0
         self.before_commit: Callable[[], Awaitable[None]] | None = None
 
     @asynccontextmanager
     async def append_transaction(self) -> AsyncIterator[FakeTransaction]:
+        if self.fail_next_lock:
+            self.fail_next_lock = False
+            msg = "injected failure: the database is unreachable"
+            raise ConnectionError(msg)
         async with self._lock:
             snapshot = self.data.copy()
             yield FakeTransaction(self, snapshot)
@@ -372,6 +377,50 @@ def test_failed_write_fails_every_request_of_the_batch_and_leaves_no_gap() -> No
         envelopes = [evidence(BOB, 100 + n) for n in range(5)]
         results = await asyncio.gather(*(sequencer.append(request(sequencer, e)) for e in envelopes))
         assert sorted(r.first_index for r in results) == list(range(size_before, size_before + 5))
+        check_log(store)
+        await sequencer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_head_that_cannot_be_locked_fails_the_waiting_requests_and_the_next_batch_goes_on() -> None:
+    async def scenario() -> None:
+        store = FakeStore()
+        sequencer = await started(store, max_delay=0.01)
+        size_before = store.size
+        store.fail_next_lock = True
+        doomed = [request(sequencer, evidence(ALICE, n)) for n in range(4)]
+        outcomes = await asyncio.gather(*(sequencer.append(r) for r in doomed), return_exceptions=True)
+        assert all(isinstance(o, UnavailableError) for o in outcomes), outcomes
+        assert sequencer.pending == 0
+        assert store.size == size_before
+        appended = await sequencer.append(request(sequencer, evidence(BOB, 99)))
+        assert appended.first_index == size_before
+        check_log(store)
+        await sequencer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_requests_that_arrive_while_another_process_holds_the_head_join_the_next_transaction() -> None:
+    async def scenario() -> None:
+        store = FakeStore()
+        sequencer = await started(store, max_delay=0.0)
+        batches_before = sequencer.batches
+        async with store._lock:  # another process holds the head's row lock
+            first = asyncio.ensure_future(sequencer.append(request(sequencer, evidence(ALICE, 1))))
+            await asyncio.sleep(0.01)  # the sequencer is now waiting for the lock
+            later = [
+                asyncio.ensure_future(sequencer.append(request(sequencer, evidence(BOB, n))))
+                for n in range(2, 6)
+            ]
+            await asyncio.sleep(0.01)
+        results = await asyncio.gather(first, *later)
+        # One transaction once the lock was free, not one for the first request and another after.
+        assert sequencer.batches == batches_before + 1
+        assert sorted(r.first_index for r in results) == list(
+            range(results[0].first_index, results[0].first_index + 5)
+        )
         check_log(store)
         await sequencer.stop()
 
