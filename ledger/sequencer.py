@@ -160,7 +160,7 @@ class Sequencer:
         return await waiting.future
 
     def _take_batch(self) -> list[_Waiting]:
-        """Dequeue up to `max_batch` envelopes' worth of requests (at least one request)."""
+        """Dequeue up to `max_batch` envelopes' worth of requests; a larger first request goes alone."""
         batch: list[_Waiting] = []
         taken = 0
         keys: set[tuple[int, str]] = set()

@@ -7,11 +7,11 @@ import binascii
 import re
 from datetime import UTC, datetime
 
+from ledger.core.hashing import HASH_SIZE
 from ledger.errors import EncodingError
 
 _STD_ALPHABET = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _URL_ALPHABET = re.compile(r"[A-Za-z0-9_-]*={0,2}")
-HASH_BYTES = 32
 _RFC3339_MILLIS_UTC = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
@@ -63,7 +63,7 @@ def hash_from_hex(text: str, what: str = "hash") -> bytes:
         raw = bytes.fromhex(text)
     except ValueError:
         raw = b""
-    if len(raw) != HASH_BYTES or raw.hex() != text:
+    if len(raw) != HASH_SIZE or raw.hex() != text:
         raise EncodingError(f"{what} must be 64 lowercase hex digits")
     return raw
 
