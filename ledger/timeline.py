@@ -27,7 +27,8 @@ from ledger.storage.protocol import EntryRow, LogStore
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-_DIGEST = re.compile(r"sha256:[0-9a-fA-F]{64}")
+DIGEST_PATTERN = "^sha256:[0-9a-fA-F]{64}$"
+_DIGEST = re.compile(DIGEST_PATTERN)
 _CURSOR = re.compile(r"[0-9]{1,18}")
 ADMIN_KINDS = tuple(str(t.__struct_config__.tag) for t in (KeyRegistered, KeyRevoked, PolicyPublished))
 SHORT_KINDS: dict[str, tuple[str, ...]] = {}

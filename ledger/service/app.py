@@ -33,6 +33,7 @@ from ledger.service import (
     routes_tiles,
 )
 from ledger.service.errors import EXCEPTION_HANDLERS
+from ledger.service.openapi import document_request_bodies
 from ledger.service.state import ServiceState
 from ledger.storage.postgres import PostgresStore
 
@@ -104,7 +105,7 @@ def create_app(settings: Settings) -> Litestar:
         return service
 
     bench = [routes_bench.bench_echo, routes_bench.bench_ping] if settings.bench_routes else []
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *bench,
             routes_append.append_entry,
@@ -131,6 +132,8 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(title="evidence-ledger", version="1", path="/schema"),
         debug=False,
     )
+    document_request_bodies(app)
+    return app
 
 
 def app_from_env() -> Litestar:

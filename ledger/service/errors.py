@@ -73,7 +73,8 @@ def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
     extra = getattr(exc, "extra", None)
     if exc.status_code == 400 and extra:
         detail = f"{detail}: {extra}"
-    return _response(exc.status_code, detail.lower() if exc.status_code != 400 else "bad request", detail)
+    error = detail.lower() if exc.status_code != 400 else "bad request"
+    return _response(exc.status_code, error, detail, exc.headers)  # a 405 keeps its Allow header
 
 
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:

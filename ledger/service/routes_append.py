@@ -13,13 +13,16 @@ from ledger.core.dsse import Envelope
 from ledger.core.encoding import b64decode_lenient
 from ledger.core.tiles import MAX_ENTRY_SIZE
 from ledger.errors import EncodingError, MalformedRequestError, TooLargeError
+from ledger.service.openapi import request_body
 from ledger.service.state import APPEND_ROLES, ServiceState, Svc
 from ledger.service.wire import (
     BatchReceipts,
+    BatchRequest,
     Receipt,
     batch_decoder,
     documented,
     envelope_decoder,
+    errors,
     json_response,
 )
 
@@ -27,6 +30,9 @@ MAX_BATCH = 1000
 # An envelope must fit in a 65,535-byte entry; the batch body may hold 1,000 of them.
 SINGLE_BODY_LIMIT = MAX_ENTRY_SIZE
 BATCH_BODY_LIMIT = MAX_BATCH * MAX_ENTRY_SIZE + 64 * 1024
+
+# DESIGN.md §4: malformed, unauthenticated, forbidden, idempotency conflict, too large, invalid, queue full.
+APPEND_ERRORS = errors(400, 401, 403, 409, 413, 422, 503)
 
 IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
 Authorization = Annotated[str | None, HeaderParameter(name="Authorization", required=False)]
@@ -73,7 +79,8 @@ def _headers(request: Request[Any, Any, Any], *names: bytes) -> list[str | None]
     request_max_body_size=SINGLE_BODY_LIMIT,
     status_code=201,
     summary="Append one envelope",
-    responses={**documented(Receipt, 201), **documented(Receipt, 200)},
+    responses={**documented(Receipt, 201), **documented(Receipt, 200), **APPEND_ERRORS},
+    opt=request_body(Envelope),
 )
 async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     """Append one DSSE envelope; 201 with its receipt, 200 when an idempotent retry replays it.
@@ -98,7 +105,8 @@ async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     request_max_body_size=BATCH_BODY_LIMIT,
     status_code=201,
     summary="Append up to 1,000 envelopes, all or nothing",
-    responses={**documented(BatchReceipts, 201), **documented(BatchReceipts, 200)},
+    responses={**documented(BatchReceipts, 201), **documented(BatchReceipts, 200), **APPEND_ERRORS},
+    opt=request_body(BatchRequest),
 )
 async def append_batch(
     request: Request[Any, Any, Any],

@@ -19,7 +19,7 @@ from ledger.evidence.gate import decision_of, gate_statement
 from ledger.release_record import build_dossier, evaluate_release
 from ledger.service.routes_append import Authorization
 from ledger.service.state import APPEND_ROLES, READ_ROLES, Svc
-from ledger.service.wire import GateRequest, GateResponse
+from ledger.service.wire import GateRequest, GateResponse, errors
 
 
 def _now() -> str:
@@ -30,7 +30,11 @@ async def _latest_size(svc: Svc) -> int:
     return (await svc.latest_checkpoint()).tree_size
 
 
-@get("/v1/releases/{product:str}/{version:str}/compliance", summary="Compliance of a release")
+@get(
+    "/v1/releases/{product:str}/{version:str}/compliance",
+    summary="Compliance of a release",
+    responses=errors(400, 401, 404),
+)
 async def compliance(
     svc: Svc,
     authorization: Authorization,
@@ -47,7 +51,11 @@ async def compliance(
     return result_data(result)
 
 
-@get("/v1/releases/{product:str}/{version:str}/dossier", summary="Offline-verifiable dossier of a release")
+@get(
+    "/v1/releases/{product:str}/{version:str}/dossier",
+    summary="Offline-verifiable dossier of a release",
+    responses=errors(400, 401, 404),
+)
 async def dossier(
     svc: Svc,
     authorization: Authorization,
@@ -62,7 +70,12 @@ async def dossier(
     )
 
 
-@post("/v1/gates/evaluate", status_code=201, summary="Gate decision, appended as a signed VSA")
+@post(
+    "/v1/gates/evaluate",
+    status_code=201,
+    summary="Gate decision, appended as a signed VSA",
+    responses=errors(400, 401, 403, 404, 503),
+)
 async def evaluate_gate(
     svc: Svc, authorization: Authorization, data: Annotated[GateRequest, Body()]
 ) -> Response[GateResponse]:

@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from ledger.service.routes_append import Authorization
 from ledger.service.state import READ_ROLES, Svc
+from ledger.service.wire import errors
 
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@get("/healthz", summary="Liveness")
+@get("/healthz", summary="Liveness", responses=errors(400, 401))
 async def healthz(svc: Svc, authorization: Authorization) -> dict[str, str]:
     """The process answers."""
     await svc.authenticate(authorization, READ_ROLES)
     return {"status": "ok"}
 
 
-@get("/readyz", summary="Readiness")
+@get(
+    "/readyz",
+    summary="Readiness",
+    responses={
+        **errors(400, 401),
+        503: ResponseSpec(
+            data_container=dict[str, Any],
+            description="Not ready: the ledger is not initialised or the sequencer is not running",
+        ),
+    },
+)
 async def readyz(svc: Svc, authorization: Authorization) -> Response[dict[str, object]]:
     """The database answers and the sequencer runs; 503 otherwise."""
     await svc.authenticate(authorization, READ_ROLES)
@@ -30,7 +44,7 @@ async def readyz(svc: Svc, authorization: Authorization) -> Response[dict[str, o
     return Response(body, status_code=200 if ready else 503)
 
 
-@get("/metrics", media_type=PROMETHEUS_TEXT, summary="Prometheus metrics")
+@get("/metrics", media_type=PROMETHEUS_TEXT, summary="Prometheus metrics", responses=errors(400, 401))
 async def metrics(svc: Svc, authorization: Authorization) -> str:
     """Counters and gauges in the Prometheus text format."""
     await svc.authenticate(authorization, READ_ROLES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Response, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response.base import ASGIResponse
 
 from ledger.core.encoding import b64encode, hash_from_hex
@@ -19,10 +19,14 @@ from ledger.service.wire import (
     EntryView,
     InclusionProof,
     documented,
+    errors,
     json_response,
 )
 
 MAX_PAGE = 1000
+# Documented bounds only (`schema_extra`): the handlers check them with their own messages.
+Index = Annotated[int | None, QueryParameter(schema_extra={"minimum": 0})]
+TreeSize = Annotated[int | None, QueryParameter(schema_extra={"minimum": 1})]
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -31,7 +35,12 @@ async def _latest_size(svc: Svc, at_least: int = 0) -> tuple[int, str]:
     return checkpoint.tree_size, checkpoint.note
 
 
-@get(["/v1/checkpoint", "/checkpoint"], media_type=TEXT, summary="The latest signed checkpoint")
+@get(
+    ["/v1/checkpoint", "/checkpoint"],
+    media_type=TEXT,
+    summary="The latest signed checkpoint",
+    responses=errors(400, 401, 404),
+)
 async def latest_checkpoint(svc: Svc, authorization: Authorization) -> Response[str]:
     """The newest checkpoint as a C2SP signed note (never cached: it changes with every batch)."""
     await svc.authenticate(authorization, READ_ROLES)
@@ -39,8 +48,10 @@ async def latest_checkpoint(svc: Svc, authorization: Authorization) -> Response[
     return Response(checkpoint.note, media_type=TEXT, headers={"Cache-Control": "no-store"})
 
 
-@get("/v1/entries/{index:int}", summary="One entry's exact bytes")
-async def entry(svc: Svc, authorization: Authorization, index: FromPath[int]) -> EntryView:
+@get("/v1/entries/{index:int}", summary="One entry's exact bytes", responses=errors(400, 401, 404))
+async def entry(
+    svc: Svc, authorization: Authorization, index: Annotated[int, PathParameter(schema_extra={"minimum": 0})]
+) -> EntryView:
     """Entry `index` as base64 of its exact bytes, with its leaf hash."""
     await svc.authenticate(authorization, READ_ROLES)
     if index < 0:
@@ -51,7 +62,7 @@ async def entry(svc: Svc, authorization: Authorization, index: FromPath[int]) ->
     return EntryView(rows[0].index, rows[0].leaf_hash.hex(), b64encode(rows[0].data))
 
 
-@get("/v1/entries", summary="A page of entries")
+@get("/v1/entries", summary="A page of entries", responses=errors(400, 401))
 async def entries(
     svc: Svc,
     authorization: Authorization,
@@ -77,14 +88,14 @@ async def _tree_size(svc: Svc, tree_size: int | None) -> int:
 @get(
     "/v1/proofs/inclusion",
     summary="Inclusion proof (RFC 9162 audit path)",
-    responses=documented(InclusionProof),
+    responses={**documented(InclusionProof), **errors(400, 401, 404)},
 )
 async def inclusion_proof(
     svc: Svc,
     authorization: Authorization,
-    index: FromQuery[int | None] = None,
-    leaf_hash: FromQuery[str | None] = None,
-    tree_size: FromQuery[int | None] = None,
+    index: Index = None,
+    leaf_hash: Annotated[str | None, QueryParameter(schema_extra={"pattern": "^[0-9a-fA-F]{64}$"})] = None,
+    tree_size: TreeSize = None,
 ) -> ASGIResponse:
     """The audit path of an entry (by index or leaf hash) in a tree no larger than the latest."""
     await svc.authenticate(authorization, READ_ROLES)
@@ -110,10 +121,13 @@ async def inclusion_proof(
 @get(
     "/v1/proofs/consistency",
     summary="Consistency proof between two tree sizes",
-    responses=documented(ConsistencyProof),
+    responses={**documented(ConsistencyProof), **errors(400, 401, 404)},
 )
 async def consistency_proof(
-    svc: Svc, authorization: Authorization, first: FromQuery[int], second: FromQuery[int | None] = None
+    svc: Svc,
+    authorization: Authorization,
+    first: Annotated[int, QueryParameter(schema_extra={"minimum": 1})],
+    second: TreeSize = None,
 ) -> ASGIResponse:
     """The RFC 9162 consistency proof from `first` to `second` (default: the latest size)."""
     await svc.authenticate(authorization, READ_ROLES)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, PathParameter, QueryParameter
 
 from ledger import timeline
 from ledger.evidence.timeline import EventRecord
@@ -26,6 +26,7 @@ from ledger.service.wire import (
     SearchPage,
     SignerView,
     TimelineView,
+    errors,
 )
 
 Limit = Annotated[
@@ -55,7 +56,11 @@ def event_view(record: EventRecord) -> EventView:
     )
 
 
-@get("/v1/releases/{product:str}/{version:str}/timeline", summary="A release's timeline")
+@get(
+    "/v1/releases/{product:str}/{version:str}/timeline",
+    summary="A release's timeline",
+    responses=errors(400, 401, 404),
+)
 async def release_timeline(
     svc: Svc, authorization: Authorization, product: FromPath[str], version: FromPath[str]
 ) -> TimelineView:
@@ -77,11 +82,11 @@ async def release_timeline(
     )
 
 
-@get("/v1/artifacts/{digest:str}", summary="The entries about an artifact")
+@get("/v1/artifacts/{digest:str}", summary="The entries about an artifact", responses=errors(400, 401))
 async def artifact(
     svc: Svc,
     authorization: Authorization,
-    digest: FromPath[str],
+    digest: Annotated[str, PathParameter(schema_extra={"pattern": timeline.DIGEST_PATTERN})],
     cursor: Cursor = None,
     limit: Limit = timeline.MAX_PAGE,
 ) -> ArtifactView:
@@ -95,7 +100,11 @@ async def artifact(
     return ArtifactView(wanted, [event_view(r) for r in page.events], page.next_cursor)
 
 
-@get("/v1/search", summary="Search entries by kind, product, signer and time")
+@get(
+    "/v1/search",
+    summary="Search entries by kind, product, signer and time",
+    responses=errors(400, 401),
+)
 async def search(  # noqa: PLR0913 - each query parameter is one documented filter
     *,
     svc: Svc,

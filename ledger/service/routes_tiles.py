@@ -10,6 +10,7 @@ from ledger.core.tiles import TILE_WIDTH, encode_entry_bundle, parse_index_path
 from ledger.errors import EncodingError, InputError, NotFoundError
 from ledger.service.routes_append import Authorization
 from ledger.service.state import READ_ROLES, Svc
+from ledger.service.wire import errors
 from ledger.storage.protocol import MAX_INDEX
 
 OCTETS = "application/octet-stream"
@@ -27,7 +28,12 @@ def _parse(path: str) -> tuple[str, int, int]:
     return head, index, width
 
 
-@get("/tile/{path:path}", media_type=OCTETS, summary="C2SP tlog-tiles hash tiles and entry bundles")
+@get(
+    "/tile/{path:path}",
+    media_type=OCTETS,
+    summary="C2SP tlog-tiles hash tiles and entry bundles",
+    responses=errors(400, 401, 404),
+)
 async def tile(svc: Svc, authorization: Authorization, path: FromPath[str]) -> Response[bytes]:
     """A hash tile (`<L>/<N>[.p/<W>]`) or an entry bundle (`entries/<N>[.p/<W>]`)."""
     await svc.authenticate(authorization, READ_ROLES)

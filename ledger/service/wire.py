@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
@@ -169,6 +170,18 @@ def json_response(value: msgspec.Struct, status: int = 200) -> ASGIResponse:
 def documented(model: type[msgspec.Struct], status: int = 200) -> dict[int, ResponseSpec]:
     """The OpenAPI response of a route that answers with `json_response(model(...))`."""
     return {status: ResponseSpec(data_container=model, description=model.__doc__ or model.__name__)}
+
+
+def errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The OpenAPI error responses a route can give, all with the one error body of DESIGN.md §4.
+
+    A 400 listed here also replaces the validation error body Litestar would document
+    (`status_code`, `detail`, `extra`), which this service never sends.
+    """
+    return {
+        status: ResponseSpec(data_container=ErrorBody, description=HTTPStatus(status).phrase)
+        for status in statuses
+    }
 
 
 class GateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

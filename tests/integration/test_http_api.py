@@ -311,6 +311,41 @@ def test_health_readiness_metrics_and_schema(api: Api) -> None:
     }
 
 
+def test_openapi_documents_the_bodies_the_append_routes_decode_by_hand(api: Api) -> None:
+    document = api.client.get("/schema/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, model in [("/v1/entries", "Envelope"), ("/v1/entries/batch", "BatchRequest")]:
+        body = document["paths"][path]["post"]["requestBody"]
+        assert body["required"] is True
+        assert body["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model}"}
+    envelope = schemas["Envelope"]
+    assert set(envelope["required"]) == {"payloadType", "payload", "signatures"}  # the wire names
+    assert envelope["additionalProperties"] is False
+    assert envelope["properties"]["signatures"]["items"] == {"$ref": "#/components/schemas/Signature"}
+    assert set(schemas["Signature"]["required"]) == {"keyid", "sig"}
+    envelopes = schemas["BatchRequest"]["properties"]["envelopes"]
+    assert envelopes["items"] == {"$ref": "#/components/schemas/Envelope"}
+
+
+def test_openapi_documents_every_error_with_the_one_error_body(api: Api) -> None:
+    document = api.client.get("/schema/openapi.json").json()
+    # Litestar's own validation error body (`status_code`, `detail`, `extra`) is never sent.
+    assert '"status_code"' not in json.dumps(document)
+    assert set(document["components"]["schemas"]["ErrorBody"]["required"]) == {"status", "error", "detail"}
+    errors = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400 or (path, status) == ("/readyz", "503"):  # readiness has its own body
+                    continue
+                errors += 1
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+    assert errors > 40
+    append = document["paths"]["/v1/entries"]["post"]["responses"]
+    assert {"400", "401", "403", "409", "413", "422", "503"} <= set(append)
+
+
 def test_key_registered_through_the_api_signs_at_once_and_not_after_revocation(api: Api) -> None:
     key = SignerKey.generate("fresh.test/ci")
     registered = api.post("/v1/entries", register(api.ledger.signer, key, ["appender"], ["prod"]))

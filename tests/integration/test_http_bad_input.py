@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -647,7 +648,48 @@ def test_unknown_route_and_method_are_4xx_in_the_error_shape(api: Api) -> None:
     api.refused("PUT", "/v1/entries", 405, content=b"{}")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [("DELETE", "/v1/entries/0", {"GET"}), ("PUT", "/v1/entries", {"GET", "POST"})],
+)
+def test_method_not_allowed_names_the_allowed_methods(
+    api: Api, method: str, path: str, allowed: set[str]
+) -> None:
+    response = api.request(method, path, content=b"{}")
+    check_error(response, 405)
+    assert allowed <= {m.strip() for m in response.headers["allow"].split(",")}  # RFC 9110 §15.5.6
+
+
 # --- last: the module as a whole ----------------------------------------------------------------
+
+
+def _route_pattern(template: str) -> re.Pattern[str]:
+    """The concrete paths of an OpenAPI path template (`{path}`, the tile path, spans slashes)."""
+    parts = re.split(r"(\{\w+\})", template)
+    pattern = "".join(
+        (".+" if part == "{path}" else "[^/]+") if part.startswith("{") else re.escape(part) for part in parts
+    )
+    return re.compile(f"^{pattern}$")
+
+
+def test_every_status_this_module_saw_is_documented_for_its_route(api: Api) -> None:
+    """The OpenAPI document at /schema lists every status the requests above were given."""
+    document = api.get("/schema/openapi.json").json()
+    # A literal route wins over a templated one (/v1/entries/batch, not /v1/entries/{index}).
+    routes = sorted(document["paths"], key=lambda template: template.count("{"))
+    patterns = [(_route_pattern(template), template) for template in routes]
+    undocumented, checked = set(), 0
+    for method, url, status, _ in api.responses:
+        path = url.split("?", 1)[0]
+        template = next((t for regex, t in patterns if regex.match(path)), None)
+        operation = document["paths"][template].get(method.lower()) if template else None
+        if operation is None:  # no such route or method: the 404 and 405 tested above
+            continue
+        checked += 1
+        if str(status) not in operation["responses"]:
+            undocumented.add((method, template, status))
+    assert checked > 100
+    assert undocumented == set()
 
 
 def test_no_response_in_this_module_was_a_500_or_leaked_a_traceback(api: Api) -> None:
