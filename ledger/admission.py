@@ -20,6 +20,7 @@ from ledger.core.dsse import (
     envelope_payload,
     verify_envelope,
 )
+from ledger.core.encoding import json_holds_nul
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import (
     EncodingError,
@@ -80,6 +81,8 @@ def _inspect(envelope: Envelope) -> _Inspected:
         payload = envelope_payload(envelope)
     except EncodingError as exc:
         raise MalformedRequestError(str(exc)) from exc  # an envelope, not a statement, is malformed
+    if json_holds_nul(payload):
+        raise EncodingError("the payload holds U+0000 (NUL), which the ledger can neither store nor index")
     if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
         statement = decode_statement(payload)
         product, version = release_of(statement)

@@ -53,6 +53,29 @@ def b64decode_lenient(text: str, what: str = "value") -> bytes:
         raise EncodingError(f"{what} is not base64") from exc
 
 
+_NUL_ESCAPE = b"\\u0000"
+
+
+def json_holds_nul(document: bytes) -> bool:
+    r"""Whether a JSON text holds U+0000, raw or as the escape `\u0000` (RFC 8259 §7).
+
+    A backslash escapes the character after it, so an escaped backslash followed by
+    `u0000` is six characters of text, not NUL: the escape counts only after an even
+    run of backslashes. PostgreSQL can store U+0000 in neither text nor jsonb.
+    """
+    if b"\x00" in document:
+        return True
+    at = document.find(_NUL_ESCAPE)
+    while at != -1:
+        before = at
+        while before > 0 and document[before - 1] == ord("\\"):
+            before -= 1
+        if (at - before) % 2 == 0:
+            return True
+        at = document.find(_NUL_ESCAPE, at + 1)
+    return False
+
+
 def hash_from_hex(text: str, what: str = "hash") -> bytes:
     """Decode a 32-byte hash written as 64 lowercase hex digits.
 

@@ -35,6 +35,7 @@ from ledger.service import (
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.openapi import document_request_bodies
 from ledger.service.state import ServiceState
+from ledger.service.wire import refuse_nul_in_target
 from ledger.storage.postgres import PostgresStore
 
 ENV_DSN, ENV_KEY = "EVLEDGER_DSN", "EVLEDGER_KEY"
@@ -128,6 +129,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         dependencies={"svc": Provide(provide_state, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_request=refuse_nul_in_target,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="evidence-ledger", version="1", path="/schema"),
         debug=False,

@@ -19,7 +19,7 @@ from ledger.evidence.gate import decision_of, gate_statement
 from ledger.release_record import build_dossier, evaluate_release
 from ledger.service.routes_append import Authorization
 from ledger.service.state import APPEND_ROLES, READ_ROLES, Svc
-from ledger.service.wire import GateRequest, GateResponse, errors
+from ledger.service.wire import GateRequest, GateResponse, errors, refuse_nul
 
 
 def _now() -> str:
@@ -81,6 +81,8 @@ async def evaluate_gate(
 ) -> Response[GateResponse]:
     """Evaluate the release for `environment`; append the decision (signed by the ledger) and return it."""
     token = await svc.authenticate(authorization, APPEND_ROLES)
+    for name in ("product", "version", "environment"):
+        refuse_nul(getattr(data, name), name)
     if token.products and data.product not in token.products:
         raise PermissionDeniedError(f"this token may not act for product {data.product!r}")
     now = _now()

@@ -9,11 +9,12 @@ from http import HTTPStatus
 from typing import Any
 
 import msgspec
-from litestar import MediaType
+from litestar import MediaType, Request
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 
 from ledger.core.dsse import Envelope
+from ledger.errors import InputError
 from ledger.receipts import Receipt
 
 
@@ -170,6 +171,20 @@ def json_response(value: msgspec.Struct, status: int = 200) -> ASGIResponse:
 def documented(model: type[msgspec.Struct], status: int = 200) -> dict[int, ResponseSpec]:
     """The OpenAPI response of a route that answers with `json_response(model(...))`."""
     return {status: ResponseSpec(data_container=model, description=model.__doc__ or model.__name__)}
+
+
+def refuse_nul(text: str, what: str) -> None:
+    """Refuse client text holding U+0000 (NUL) with a 400: PostgreSQL can neither store nor match it."""
+    if "\x00" in text:
+        raise InputError(f"{what} holds U+0000 (NUL), which the ledger can neither store nor match")
+
+
+async def refuse_nul_in_target(request: Request[Any, Any, Any]) -> None:
+    """The app's `before_request` hook: no route takes U+0000 in its path or its query string."""
+    refuse_nul(request.scope["path"], "the path")
+    query: bytes = request.scope["query_string"]
+    if b"%00" in query or b"\x00" in query:
+        refuse_nul("\x00", "the query string")
 
 
 def errors(*statuses: int) -> dict[int, ResponseSpec]:

@@ -335,6 +335,14 @@ CONTENT_BUILDERS: dict[str, Callable[[], tuple[str, bytes]]] = {
     "wrong_statement_type": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(_type="https://x/Statement/v0")),
     "release_not_an_object": lambda: (INTOTO_PAYLOAD_TYPE, _release_not_an_object()),
     "unknown_admin_kind": lambda: (ADMIN_PAYLOAD_TYPE, b'{"kind": "key.exploded"}'),
+    # U+0000 cannot be stored in a PostgreSQL text column: refused at admission, not by a failed batch.
+    "nul_in_product": lambda: (INTOTO_PAYLOAD_TYPE, statement(product="pro\x00d", n=next(_numbers))),
+    "nul_in_version": lambda: (INTOTO_PAYLOAD_TYPE, statement(version="1.0\x00", n=next(_numbers))),
+    "nul_in_predicate_type": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(predicateType="https://x/\x00")),
+    "nul_in_subject_digest": lambda: (
+        INTOTO_PAYLOAD_TYPE,
+        _statement_with(subject=[{"name": "a", "digest": {"sha256": "ab\x00"}}]),
+    ),
 }
 CONTENT_CASES = list(CONTENT_BUILDERS)
 
@@ -353,6 +361,20 @@ def test_attack_admin_record_with_unknown_field_is_422(api: Api) -> None:
     record = msgspec.json.decode(encode_admin_record(KeyRevoked(api.keys["appender"].keyid, "r")))
     payload = msgspec.json.encode({**record, "force": True})
     api.refused_post("/v1/entries", sign_envelope(ADMIN_PAYLOAD_TYPE, payload, [api.ledger.signer]), 422)
+
+
+def test_attack_admin_record_with_nul_in_a_registered_field_is_422(api: Api) -> None:
+    key = SignerKey.generate("nul.test/ci")
+    record = KeyRegistered(key.verifier().format(), "mallory\x00", ["appender"], ["prod\x00"])
+    envelope = sign_envelope(ADMIN_PAYLOAD_TYPE, encode_admin_record(record), [api.ledger.signer])
+    api.refused_post("/v1/entries", envelope, 422)
+
+
+def test_envelope_refused_for_nul_does_not_fail_the_others_of_its_batch(api: Api) -> None:
+    """All or nothing per request: the refusal is the bad request's own, at admission."""
+    bad = signed(api, INTOTO_PAYLOAD_TYPE, statement(product="\x00", n=next(_numbers)))
+    api.refused_post("/v1/entries/batch", {"envelopes": [good(api), bad]}, 422)
+    assert api.post("/v1/entries/batch", {"envelopes": [good(api), good(api)]}).status_code == 201
 
 
 def test_attack_admin_record_registering_a_malformed_key_is_422(api: Api) -> None:
@@ -567,6 +589,30 @@ PROOF_CASES = list(_proof_paths(0))
 @pytest.mark.parametrize("case", PROOF_CASES)
 def test_attack_out_of_range_read_parameters_are_400(api: Api, case: str) -> None:
     api.refused("GET", _proof_paths(api.size)[case], 400, as_="auditor")
+
+
+NUL_QUERIES = {
+    "search_product": "/v1/search?product=pro%00d",
+    "search_version": "/v1/search?product=prod&version=1%00",
+    "search_kind": "/v1/search?kind=https://x/%00",
+    "search_signer": "/v1/search?signer=a%00",
+    "timeline_product": "/v1/releases/pro%00d/1.0/timeline",
+    "compliance_version": "/v1/releases/prod/1.0%00/compliance",
+    "dossier_version": "/v1/releases/prod/1.0%00/dossier",
+    "compliance_environment": "/v1/releases/prod/1.0/compliance?environment=prod%00",
+}
+
+
+@pytest.mark.parametrize("path", NUL_QUERIES.values(), ids=NUL_QUERIES.keys())
+def test_attack_nul_character_in_a_path_or_query_is_400(api: Api, path: str) -> None:
+    body = api.refused("GET", path, 400, as_="auditor")
+    assert "U+0000" in str(body["detail"])
+
+
+@pytest.mark.parametrize("field_name", ["product", "version", "environment"])
+def test_attack_nul_character_in_a_gate_request_is_400(api: Api, field_name: str) -> None:
+    request = {"product": "prod", "version": "1.0", "environment": "production", field_name: "x\x00"}
+    api.refused_post("/v1/gates/evaluate", request, 400)
 
 
 def test_unknown_leaf_hash_is_404(api: Api) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.core.encoding import b64decode_lenient, hash_from_hex
+from ledger.core.encoding import b64decode_lenient, hash_from_hex, json_holds_nul
 from ledger.errors import EncodingError
 
 DIGEST = hashlib.sha256(b"x").digest()
@@ -53,3 +54,35 @@ def test_b64decode_lenient_reads_all_four_spellings(data: bytes):
 def test_b64decode_lenient_refuses_what_is_not_base64(text: str):
     with pytest.raises(EncodingError, match="payload is not base64"):
         b64decode_lenient(text, "payload")
+
+
+@given(st.recursive(st.text(), lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner)))
+def test_json_holds_nul_exactly_when_a_decoded_string_does(value: object):
+    """Against msgspec's own decoding: escaped backslashes before `u0000` are text, not NUL."""
+    document = msgspec.json.encode(value)
+
+    def strings(node: object) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, list):
+            return [s for item in node for s in strings(item)]
+        assert isinstance(node, dict)
+        return [s for key, item in node.items() for s in [key, *strings(item)]]
+
+    decoded = msgspec.json.decode(document)
+    assert json_holds_nul(document) == any("\x00" in s for s in strings(decoded))
+
+
+@pytest.mark.parametrize(
+    ("document", "holds"),
+    [
+        (rb'{"a": "x\u0000"}', True),
+        (rb'{"a": "x\\u0000"}', False),  # an escaped backslash, then the text u0000
+        (rb'{"a": "x\\\u0000"}', True),  # an escaped backslash, then NUL
+        (rb'{"a": "\\u0000 and \u0000"}', True),
+        (b'{"a": "x\x00"}', True),  # raw, which JSON forbids anyway
+        (rb'{"a": "u0000"}', False),
+    ],
+)
+def test_json_holds_nul_on_hand_written_escapes(document: bytes, holds: bool):
+    assert json_holds_nul(document) is holds
