@@ -22,12 +22,15 @@ ALG_ED25519 = 0x01
 SIGNER_PREFIX = "PRIVATE+KEY+"
 _KEY_SIZE = 32
 _HEX8 = re.compile(r"[0-9a-f]{8}")
+MAX_KEY_NAME = 256  # keyids are indexed as text (entries.signer_keyid); this keeps their index rows small
 
 
 def check_key_name(name: str) -> str:
-    """Return `name` if it is a valid key name: non-empty, no whitespace, no `+` (C2SP signed-note)."""
+    """Return `name` if it is a valid key name: 1 to 256 printable characters, no whitespace, no `+`."""
     if not name or "+" in name or any(ch.isspace() for ch in name) or not name.isprintable():
         raise KeyFormatError(f"key name {name!r} must be non-empty, printable, without spaces or '+'")
+    if len(name) > MAX_KEY_NAME:
+        raise KeyFormatError(f"key name {name[:40]!r}… is longer than {MAX_KEY_NAME} characters")
     return name
 
 

@@ -26,7 +26,14 @@ import msgspec
 from ledger.admin import AdminRecord
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, MAX_SIGNATURES, Envelope
 from ledger.evidence.predicates import PREDICATE_TYPES, kind_name
-from ledger.evidence.statement import STATEMENT_TYPE_V1, Statement
+from ledger.evidence.statement import (
+    MAX_DIGEST_ALGORITHM,
+    MAX_DIGEST_VALUE,
+    MAX_NAME,
+    MAX_PREDICATE_TYPE,
+    STATEMENT_TYPE_V1,
+    Statement,
+)
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://evledger.dev/schemas"
@@ -37,9 +44,10 @@ ENVELOPE_FILE = f"dsse-envelope{SUFFIX}"
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 _NON_BLANK = {"pattern": r"\S"}  # at least one character that is not white space (`str.strip()` non-empty)
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME}
 _RELEASE_RULES = {
-    "/$defs/Release/properties/product": {"minLength": 1},  # statement.release_of
-    "/$defs/Release/properties/version": {"minLength": 1},
+    "/$defs/Release/properties/product": _NAME,  # statement.release_of
+    "/$defs/Release/properties/version": _NAME,
 }
 _COUNT = {"minimum": 0}
 # Checks made in code (predicates._check_values, statement.decode_statement and
@@ -61,10 +69,14 @@ _RULES: dict[str, dict[str, dict[str, Any]]] = {
     "release-seal": {"/properties/count": _COUNT, "/properties/head": {"pattern": "^[0-9a-f]{64}$"}},
     "statement": {
         "/properties/_type": {"const": STATEMENT_TYPE_V1},
-        "/properties/predicateType": {"minLength": 1},
+        "/properties/predicateType": {"minLength": 1, "maxLength": MAX_PREDICATE_TYPE},
         "/properties/subject": {"minItems": 1},
         "/$defs/ResourceDescriptor": {"required": ["digest"]},
-        "/$defs/ResourceDescriptor/properties/digest": {"minProperties": 1},
+        "/$defs/ResourceDescriptor/properties/digest": {
+            "minProperties": 1,
+            "propertyNames": {"maxLength": MAX_DIGEST_ALGORITHM},
+            "additionalProperties": {"type": "string", "maxLength": MAX_DIGEST_VALUE},
+        },
         "/properties/predicate": {
             "properties": {
                 "release": {  # release_of reads null as absent
@@ -73,8 +85,8 @@ _RULES: dict[str, dict[str, dict[str, Any]]] = {
                         {
                             "type": "object",
                             "properties": {
-                                "product": {"type": "string", "minLength": 1},
-                                "version": {"anyOf": [{"type": "string", "minLength": 1}, {"type": "null"}]},
+                                "product": _NAME,
+                                "version": {"anyOf": [_NAME, {"type": "null"}]},
                             },
                             "required": ["product"],
                         },

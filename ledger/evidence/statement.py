@@ -39,6 +39,13 @@ class Statement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 _decoder = msgspec.json.Decoder(Statement)
+# PostgreSQL indexes these as text (DESIGN.md §6). A btree index row holds at most 2,704 bytes and
+# a GIN entry about as much; at up to 4 UTF-8 bytes a character, these limits keep every row inside,
+# so that no admitted statement can fail its batch at commit.
+MAX_NAME = 256  # predicate.release product and version
+MAX_PREDICATE_TYPE = 512
+MAX_DIGEST_ALGORITHM = 64
+MAX_DIGEST_VALUE = 512
 
 
 def decode_statement(payload: bytes) -> Statement:
@@ -51,8 +58,17 @@ def decode_statement(payload: bytes) -> Statement:
         raise EncodingError(f"statement _type must be {STATEMENT_TYPE_V1}, got {statement.type!r}")
     if not statement.predicate_type:
         raise EncodingError("statement predicateType must not be empty")
+    if len(statement.predicate_type) > MAX_PREDICATE_TYPE:
+        raise EncodingError(f"statement predicateType is longer than {MAX_PREDICATE_TYPE} characters")
     if not statement.subject or any(not s.digest for s in statement.subject):
         raise EncodingError("statement needs at least one subject, each with a digest")
+    for subject in statement.subject:
+        for algorithm, value in subject.digest.items():
+            if len(algorithm) > MAX_DIGEST_ALGORITHM or len(value) > MAX_DIGEST_VALUE:
+                raise EncodingError(
+                    f"a subject digest has at most {MAX_DIGEST_ALGORITHM} characters of algorithm "
+                    f"and {MAX_DIGEST_VALUE} of value"
+                )
     return statement
 
 
@@ -71,10 +87,10 @@ def release_of(statement: Statement) -> tuple[str | None, str | None]:
     if not isinstance(release, dict):
         raise EncodingError("predicate.release must be an object with product and version")
     product, version = release.get("product"), release.get("version")
-    if not isinstance(product, str) or not product:
-        raise EncodingError("predicate.release.product must be a non-empty string")
-    if version is not None and (not isinstance(version, str) or not version):
-        raise EncodingError("predicate.release.version must be a non-empty string")
+    if not isinstance(product, str) or not 0 < len(product) <= MAX_NAME:
+        raise EncodingError(f"predicate.release.product must be a string of 1 to {MAX_NAME} characters")
+    if version is not None and (not isinstance(version, str) or not 0 < len(version) <= MAX_NAME):
+        raise EncodingError(f"predicate.release.version must be a string of 1 to {MAX_NAME} characters")
     return product, version
 
 

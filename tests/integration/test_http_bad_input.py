@@ -12,6 +12,7 @@ import asyncio
 import base64
 import itertools
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -343,6 +344,17 @@ CONTENT_BUILDERS: dict[str, Callable[[], tuple[str, bytes]]] = {
         INTOTO_PAYLOAD_TYPE,
         _statement_with(subject=[{"name": "a", "digest": {"sha256": "ab\x00"}}]),
     ),
+    # Past the limits that keep index rows under PostgreSQL's 2,704 bytes (statement.MAX_*).
+    "product_too_long": lambda: (INTOTO_PAYLOAD_TYPE, statement(product="p" * 257, n=next(_numbers))),
+    "version_too_long": lambda: (INTOTO_PAYLOAD_TYPE, statement(version="1" * 257, n=next(_numbers))),
+    "predicate_type_too_long": lambda: (
+        INTOTO_PAYLOAD_TYPE,
+        _statement_with(predicateType="https://x/" + "a" * 503),
+    ),
+    "digest_value_too_long": lambda: (
+        INTOTO_PAYLOAD_TYPE,
+        _statement_with(subject=[{"name": "a", "digest": {"sha256": secrets.token_hex(257)}}]),
+    ),
 }
 CONTENT_CASES = list(CONTENT_BUILDERS)
 
@@ -375,6 +387,27 @@ def test_envelope_refused_for_nul_does_not_fail_the_others_of_its_batch(api: Api
     bad = signed(api, INTOTO_PAYLOAD_TYPE, statement(product="\x00", n=next(_numbers)))
     api.refused_post("/v1/entries/batch", {"envelopes": [good(api), bad]}, 422)
     assert api.post("/v1/entries/batch", {"envelopes": [good(api), good(api)]}).status_code == 201
+
+
+def test_longest_names_the_ledger_admits_are_stored_and_indexed(api: Api) -> None:
+    """At the limits, in 4-byte characters, every index row still fits (btree: 2,704 bytes)."""
+    wide = "𝄞"
+    payload = msgspec.json.encode(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "a", "digest": {wide * 64: wide * 512}}],
+            "predicateType": "https://x/" + wide * 502,
+            "predicate": {"release": {"product": wide * 256, "version": wide * 256}},
+        }
+    )
+    before = api.size
+    response = api.post("/v1/entries", signed(api, INTOTO_PAYLOAD_TYPE, payload))
+    assert response.status_code == 201, response.text
+    assert api.size == before + 1
+    key = SignerKey.generate("k" * 256)
+    registered = api.post("/v1/entries", register(api.ledger.signer, key, ["appender"], ["prod"]))
+    assert registered.status_code == 201, registered.text
+    assert api.post("/v1/entries", evidence(key, product="prod", n=next(_numbers))).status_code == 201
 
 
 def test_attack_admin_record_registering_a_malformed_key_is_422(api: Api) -> None:

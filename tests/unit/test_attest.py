@@ -183,7 +183,7 @@ def test_check_statement_returns_the_bytes_unchanged():
         ("https://evledger.dev/release-seal/v1", {"release": {"product": "p"}, "count": 0, "head": "0" * 64},
          "release-seal predicate is invalid"),
         ("https://example.org/generic/v1", {"release": {"product": ""}},
-         "product must be a non-empty string"),
+         "product must be a string of 1 to 256 characters"),
     ],
 )  # fmt: skip
 def test_check_statement_refuses_what_admission_refuses(predicate_type, predicate, message):

@@ -146,7 +146,7 @@ def test_base64_part_with_plus_signs_parses() -> None:
     assert parse_verifier_key(verifier.format()) == verifier
 
 
-@pytest.mark.parametrize("name", ["a b", "a+b", "", "a\tb", "a\nb", " lead", "trail "])
+@pytest.mark.parametrize("name", ["a b", "a+b", "", "a\tb", "a\nb", " lead", "trail ", "a\x00b", "n" * 257])
 def test_bad_key_names_are_refused(name) -> None:
     with pytest.raises(KeyFormatError):
         check_key_name(name)
@@ -154,6 +154,10 @@ def test_bad_key_names_are_refused(name) -> None:
         SignerKey.from_seed(name, _seed("x"))
     with pytest.raises(KeyFormatError):
         VerifierKey.from_public_key(name, LEDGER.verifier().public_key)
+
+
+def test_key_name_of_256_characters_is_the_longest_accepted() -> None:
+    assert check_key_name("𝄞" * 256) == "𝄞" * 256
 
 
 @pytest.mark.parametrize("name", ["a b", "", "tab\there"])

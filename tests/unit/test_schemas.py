@@ -158,6 +158,8 @@ RELEASE = {"product": "ivd-analyzer", "version": "2.4.0"}
         _with("https://evledger.dev/release-seal/v1", head="6B86B273"),
         _with("https://evledger.dev/deployment/v1", release={**RELEASE, "product": ""}),
         _with("https://evledger.dev/deployment/v1", release={**RELEASE, "version": ""}),
+        _with("https://evledger.dev/deployment/v1", release={**RELEASE, "product": "p" * 257}),
+        _with("https://evledger.dev/deployment/v1", release={**RELEASE, "version": "1" * 257}),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )
@@ -186,6 +188,11 @@ def test_every_added_schema_rule_is_enforced_by_the_code(predicate_type, predica
         {"predicate": {"release": {"product": ""}}},
         {"predicate": {"release": {"product": "p", "version": ""}}},
         {"predicate": {"release": "ivd-analyzer 2.4.0"}},
+        {"predicate": {"release": {"product": "p" * 257}}},
+        {"predicate": {"release": {"product": "p", "version": "1" * 257}}},
+        {"predicateType": "https://example.org/" + "x" * 493},  # 513 characters
+        {"subject": [{"name": "a", "digest": {"a" * 65: "ab"}}]},
+        {"subject": [{"name": "a", "digest": {"sha256": "a" * 513}}]},
     ],
 )
 def test_statement_schema_rules_are_enforced_by_the_code(changes):
