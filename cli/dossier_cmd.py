@@ -19,7 +19,7 @@ from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import load_verifier_key, read_input
 from cli.settings import ServerOption, TokenOption
 from ledger.admin import PolicyPublished
-from ledger.core.encoding import b64decode_strict, hash_from_hex
+from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex
 from ledger.core.tlog_proof import format_tlog_proof, tlog_proofs
 from ledger.errors import VerificationError
 from ledger.evidence.compliance import evaluate_record, result_data
@@ -57,7 +57,7 @@ def load_and_verify(path: Path, key: Path) -> tuple[Dossier, DossierReport]:
     data = read_input(path, "dossier", MAX_DOSSIER_BYTES)
     try:
         dossier = _decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (*JSON_ERRORS, UnicodeDecodeError) as exc:
         raise VerificationError(f"{path} is not an intact dossier: {exc}") from exc
     return dossier, verify_dossier(dossier, verifier, recompute)
 

@@ -11,6 +11,7 @@ import re
 
 import msgspec
 
+from ledger.core.encoding import JSON_ERRORS
 from ledger.core.keys import parse_verifier_key
 from ledger.errors import EncodingError, InputError
 from ledger.evidence.policy import Policy, policy_digest
@@ -78,7 +79,7 @@ def decode_admin_record(payload: bytes) -> AdminRecord:
     """Parse an admin payload; unknown kinds, unknown fields and wrong types are refused."""
     try:
         record = _decoder.decode(payload)
-    except msgspec.DecodeError as exc:
+    except JSON_ERRORS as exc:
         raise EncodingError(f"admin record is invalid: {exc}") from exc
     if isinstance(record, KeyRegistered):
         try:

@@ -20,7 +20,7 @@ from ledger.core.dsse import (
     envelope_payload,
     verify_envelope,
 )
-from ledger.core.encoding import json_holds_nul
+from ledger.core.encoding import MAX_JSON_DEPTH, json_holds_nul, json_nests_deeper_than
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import (
     EncodingError,
@@ -83,6 +83,8 @@ def _inspect(envelope: Envelope) -> _Inspected:
         raise MalformedRequestError(str(exc)) from exc  # an envelope, not a statement, is malformed
     if json_holds_nul(payload):
         raise EncodingError("the payload holds U+0000 (NUL), which the ledger can neither store nor index")
+    if json_nests_deeper_than(payload, MAX_JSON_DEPTH):
+        raise EncodingError(f"the payload nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
     if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
         statement = decode_statement(payload)
         product, version = release_of(statement)

@@ -7,6 +7,8 @@ import binascii
 import re
 from datetime import UTC, datetime
 
+import msgspec
+
 from ledger.core.hashing import HASH_SIZE
 from ledger.errors import EncodingError
 
@@ -54,6 +56,11 @@ def b64decode_lenient(text: str, what: str = "value") -> bytes:
 
 
 _NUL_ESCAPE = b"\\u0000"
+# msgspec reports JSON nested past the interpreter's recursion limit as RecursionError, not DecodeError.
+JSON_ERRORS = (msgspec.DecodeError, RecursionError)
+MAX_JSON_DEPTH = 64  # how deep a payload may nest arrays and objects (DESIGN.md §3.5, admission)
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(rb"[\[\]{}]")
 
 
 def json_holds_nul(document: bytes) -> bool:
@@ -73,6 +80,22 @@ def json_holds_nul(document: bytes) -> bool:
         if (at - before) % 2 == 0:
             return True
         at = document.find(_NUL_ESCAPE, at + 1)
+    return False
+
+
+def json_nests_deeper_than(document: bytes, limit: int) -> bool:
+    """Whether a JSON text nests arrays and objects more than `limit` levels deep, strings skipped.
+
+    Precondition: `document` is well-formed JSON (an unbalanced text gives no useful answer).
+    A text with at most `limit` opening brackets cannot, which settles nearly every payload at C speed.
+    """
+    if document.count(b"[") + document.count(b"{") <= limit:
+        return False
+    depth = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub(b"", document)):
+        depth += 1 if bracket in b"[{" else -1
+        if depth > limit:
+            return True
     return False
 
 

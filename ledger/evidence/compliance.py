@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, InputError
 from ledger.evidence import predicates as p
 from ledger.evidence.compliance_facts import candidates, collect, parse_time, scoped_deployments
@@ -184,7 +185,7 @@ def decode_result(data: bytes) -> ComplianceResult:
     """Parse a result written by `encode_result`; EncodingError for anything else."""
     try:
         return _decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except JSON_ERRORS as exc:
         raise EncodingError(f"compliance result is invalid: {exc}") from exc
 
 

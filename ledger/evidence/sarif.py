@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 import msgspec
 
+from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError
 from ledger.evidence.predicates import Findings
 
@@ -119,7 +120,7 @@ def decode_sarif(data: bytes, what: str) -> Log:
     """A SARIF 2.1.0 log with at least one run, each with a results array; EncodingError naming `what`."""
     try:
         log = _decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except JSON_ERRORS as exc:
         raise EncodingError(f"{what} is not a SARIF log: {exc}") from None
     if log.version != SARIF_VERSION:
         raise EncodingError(f"{what} is SARIF version {log.version!r}; only {SARIF_VERSION} is read")

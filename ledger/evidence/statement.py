@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError
 
 STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
@@ -52,7 +53,7 @@ def decode_statement(payload: bytes) -> Statement:
     """Parse a Statement v1; it needs at least one subject with a digest and a predicate type."""
     try:
         statement = _decoder.decode(payload)
-    except msgspec.DecodeError as exc:
+    except JSON_ERRORS as exc:
         raise EncodingError(f"payload is not an in-toto Statement: {exc}") from exc
     if statement.type != STATEMENT_TYPE_V1:
         raise EncodingError(f"statement _type must be {STATEMENT_TYPE_V1}, got {statement.type!r}")

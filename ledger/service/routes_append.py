@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Request, post
 from litestar.params import HeaderParameter
 from litestar.response.base import ASGIResponse
@@ -20,6 +19,7 @@ from ledger.service.wire import (
     BatchRequest,
     Receipt,
     batch_decoder,
+    decode_body,
     documented,
     envelope_decoder,
     errors,
@@ -50,15 +50,6 @@ def _check_shape(envelope: Envelope, where: str) -> None:
         raise MalformedRequestError(str(exc)) from exc
     if not envelope.signatures:
         raise MalformedRequestError(f"{where}envelope has no signatures")
-
-
-def _decode(decoder: msgspec.json.Decoder[Any], body: bytes, what: str) -> object:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise MalformedRequestError(f"{what} does not have the expected shape: {exc}") from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise MalformedRequestError(f"{what} is not valid JSON: {exc}") from exc
 
 
 def _status(replayed: bool) -> int:
@@ -93,7 +84,7 @@ async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     svc: ServiceState = request.app.state.svc
     authorization, idempotency_key = _headers(request, b"authorization", b"idempotency-key")
     token = await svc.authenticate(authorization, APPEND_ROLES)
-    envelope = _decode(envelope_decoder, await request.body(), "the body")
+    envelope = decode_body(envelope_decoder, await request.body(), "the body")
     assert isinstance(envelope, Envelope)  # noqa: S101 - the decoder's type
     _check_shape(envelope, "")
     receipts, replayed = await svc.append([envelope], token, idempotency_key)
@@ -117,7 +108,7 @@ async def append_batch(
     """Append envelopes all or nothing; 201 with one receipt each, in order."""
     token = await svc.authenticate(authorization, APPEND_ROLES)
     body = await request.body()
-    batch = _decode(batch_decoder, body, "the body")
+    batch = decode_body(batch_decoder, body, "the body")
     envelopes: list[Envelope] = getattr(batch, "envelopes", [])
     if not 1 <= len(envelopes) <= MAX_BATCH:
         if len(envelopes) > MAX_BATCH:

@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 
 from ledger.core.dsse import Envelope
-from ledger.errors import InputError
+from ledger.errors import InputError, MalformedRequestError
 from ledger.receipts import Receipt
 
 
@@ -173,6 +173,21 @@ def documented(model: type[msgspec.Struct], status: int = 200) -> dict[int, Resp
     return {status: ResponseSpec(data_container=model, description=model.__doc__ or model.__name__)}
 
 
+def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes, what: str) -> object:
+    """A JSON request body decoded into its wire type; MalformedRequestError (400) for anything else.
+
+    Precondition: the type has no part typed `Any`. A typed decoder then stops at the first
+    value of the wrong type, so a body nested past the interpreter's recursion limit is refused
+    at once (Litestar's `data` parameter decodes untyped first, and would raise RecursionError).
+    """
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise MalformedRequestError(f"{what} does not have the expected shape: {exc}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MalformedRequestError(f"{what} is not valid JSON: {exc}") from exc
+
+
 def refuse_nul(text: str, what: str) -> None:
     """Refuse client text holding U+0000 (NUL) with a 400: PostgreSQL can neither store nor match it."""
     if "\x00" in text:
@@ -205,6 +220,9 @@ class GateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     product: str
     version: str
     environment: str
+
+
+gate_decoder = msgspec.json.Decoder(GateRequest)
 
 
 class GateResponse(msgspec.Struct, frozen=True):

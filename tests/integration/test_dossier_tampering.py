@@ -391,6 +391,18 @@ def test_a_dossier_file_with_a_byte_that_is_not_utf8_fails_with_exit_1(world: Wo
     assert "verification FAILED" in result.output
 
 
+def test_a_dossier_file_nested_past_the_recursion_limit_fails_with_exit_1(
+    world: World, tmp_path: Path
+) -> None:
+    """A hostile file, not a bug: msgspec's RecursionError is reported as a failed verification."""
+    deep = b"[" * 5000 + b"]" * 5000  # inside `compliance`, the one part typed Any
+    raw = world.final.replace(b'"compliance":{', b'"compliance":{"deep":' + deep + b",", 1)
+    assert raw != world.final
+    result = _cli_verify(world, tmp_path, raw)
+    assert result.exit_code == 1, result.output
+    assert "verification FAILED" in result.output
+
+
 # --- removed, reordered, swapped -------------------------------------------------------------------
 
 

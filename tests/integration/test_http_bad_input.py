@@ -389,6 +389,41 @@ def test_envelope_refused_for_nul_does_not_fail_the_others_of_its_batch(api: Api
     assert api.post("/v1/entries/batch", {"envelopes": [good(api), good(api)]}).status_code == 201
 
 
+def _nested(levels: int) -> bytes:
+    """A statement whose predicate nests arrays so that the whole payload is `levels` deep."""
+    body = statement_dict(next(_numbers))
+    deep: object = []
+    for _ in range(levels - 3):  # the statement and its predicate are two levels, the innermost list one
+        deep = [deep]
+    return msgspec.json.encode({**body, "predicate": {**body["predicate"], "notes": deep}})
+
+
+def test_payload_nested_64_deep_is_admitted_and_65_deep_is_422(api: Api) -> None:
+    assert api.post("/v1/entries", signed(api, INTOTO_PAYLOAD_TYPE, _nested(64))).status_code == 201
+    body = api.refused_post("/v1/entries", signed(api, INTOTO_PAYLOAD_TYPE, _nested(65)), 422)
+    assert "64 levels" in str(body["detail"])
+
+
+def test_attack_payload_nested_past_the_recursion_limit_is_422_not_500(api: Api) -> None:
+    payload = b'{"_type": "https://in-toto.io/Statement/v1", "predicate": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    api.refused_post("/v1/entries", signed(api, INTOTO_PAYLOAD_TYPE, payload), 422)
+    admin = b'{"kind": "key.revoked", "keyid": "k", "reason": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    api.refused_post("/v1/entries", sign_envelope(ADMIN_PAYLOAD_TYPE, admin, [api.ledger.signer]), 422)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/entries", b'{"payload": "e30=", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        ("/v1/entries/batch", b'{"envelopes": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+        ("/v1/gates/evaluate", b'{"product": ' + b"[" * 5000 + b"]" * 5000 + b"}"),
+    ],
+    ids=["entry", "batch", "gate"],
+)
+def test_attack_body_nested_past_the_recursion_limit_is_400_not_500(api: Api, path: str, body: bytes) -> None:
+    api.refused_post(path, body, 400)
+
+
 def test_longest_names_the_ledger_admits_are_stored_and_indexed(api: Api) -> None:
     """At the limits, in 4-byte characters, every index row still fits (btree: 2,704 bytes)."""
     wide = "𝄞"

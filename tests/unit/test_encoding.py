@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.core.encoding import b64decode_lenient, hash_from_hex, json_holds_nul
+from ledger.core.encoding import b64decode_lenient, hash_from_hex, json_holds_nul, json_nests_deeper_than
 from ledger.errors import EncodingError
 
 DIGEST = hashlib.sha256(b"x").digest()
@@ -86,3 +86,32 @@ def test_json_holds_nul_exactly_when_a_decoded_string_does(value: object):
 )
 def test_json_holds_nul_on_hand_written_escapes(document: bytes, holds: bool):
     assert json_holds_nul(document) is holds
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    return 0
+
+
+@given(
+    st.recursive(
+        st.text(alphabet='[]{}"\\ab'),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet='[]{}"\\ab'), inner),
+        max_leaves=40,
+    ),
+    st.integers(min_value=0, max_value=8),
+)
+def test_json_nests_deeper_than_agrees_with_the_decoded_depth(value: object, limit: int):
+    """Brackets inside strings (escaped quotes included) never count."""
+    document = msgspec.json.encode(value)
+    assert json_nests_deeper_than(document, limit) == (_depth(value) > limit)
+
+
+def test_json_nests_deeper_than_at_the_limit():
+    assert not json_nests_deeper_than(b"[" * 64 + b"]" * 64, 64)
+    assert json_nests_deeper_than(b"[" * 65 + b"]" * 65, 64)
+    assert not json_nests_deeper_than(b'["' + b"[" * 100 + b'"]', 64)  # in a string
+    assert not json_nests_deeper_than(b'[{"a": "\\"[[[["}]' + b"[]" * 100, 3)  # many, but side by side

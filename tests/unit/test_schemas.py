@@ -207,6 +207,14 @@ def test_statement_schema_rules_are_enforced_by_the_code(changes):
         release_of(decode_statement(msgspec.json.encode(statement)))
 
 
+def test_statement_nested_past_the_recursion_limit_is_refused_not_raised():
+    deep = b"[" * 5000 + b"]" * 5000  # in the predicate, which is typed Any: msgspec recurses
+    with pytest.raises(EncodingError, match="not an in-toto Statement"):
+        decode_statement(
+            b'{"_type": "' + STATEMENT_TYPE_V1.encode() + b'", "predicate": {"x": ' + deep + b"}}"
+        )
+
+
 @pytest.mark.parametrize(
     "record",
     [
