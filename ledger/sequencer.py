@@ -38,6 +38,7 @@ from ledger.storage.protocol import (
 )
 
 log = logging.getLogger(__name__)
+BATCH_FAILED = "the batch could not be committed (the server log has the cause); retry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +192,12 @@ class Sequencer:
                     await self._integrate(batch)
                 except LedgerError as exc:
                     self._fail(batch or self._take_batch(), exc)
-                except Exception as exc:
+                except Exception:
                     batch = batch or self._take_batch()  # empty: the head could not even be locked
                     log.exception("batch of %d requests failed", len(batch))
-                    self._fail(batch, UnavailableError(f"the batch could not be committed: {exc}"))
+                    # The cause goes to the log only: it may name tables and indexes, and it is the
+                    # same text for every client of the batch, whoever caused it.
+                    self._fail(batch, UnavailableError(BATCH_FAILED))
 
     @staticmethod
     def _fail(batch: list[_Waiting], exc: LedgerError) -> None:
