@@ -90,5 +90,13 @@ class UnavailableError(LedgerError):
         self.retry_after = retry_after
 
 
+class UnstorableError(EncodingError):
+    """The store refused a batch for a value it cannot hold (HTTP 422 once traced to one request).
+
+    Admission refuses every such value it knows of; this is what the storage raises for the
+    rest, so that the sequencer can isolate the request that carries it (ledger.sequencer).
+    """
+
+
 class MalformedRequestError(InputError):
     """A request body that is not the JSON or envelope shape it must be (HTTP 400)."""

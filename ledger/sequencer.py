@@ -5,7 +5,10 @@ to `max_batch` envelopes, or whatever arrived within `max_delay` of the first)
 and integrates them in one transaction under the row lock on the log head.
 Callers are answered only after that transaction commits; if it fails, every
 request of the batch fails and nothing of it is visible (no gap, no partial
-write). The queue is bounded: past `max_pending` envelopes, `append` raises
+write). One exception: when the store refuses a value of the batch itself
+(UnstorableError), the batch is split in halves, each retried alone, until the
+request that carries the value fails by itself and the others are appended.
+The queue is bounded: past `max_pending` envelopes, `append` raises
 UnavailableError at once instead of growing memory.
 
 It knows the storage Protocol only: no SQL, no HTTP.
@@ -26,7 +29,7 @@ from ledger.chains import Chains, is_key_event
 from ledger.core.append_proofs import appended_inclusion_paths
 from ledger.core.compact_range import CompactRange
 from ledger.core.keys import SignerKey
-from ledger.errors import LedgerError, UnavailableError
+from ledger.errors import LedgerError, UnavailableError, UnstorableError
 from ledger.registry import KeyRegistry
 from ledger.storage.protocol import (
     AppendTransaction,
@@ -114,6 +117,7 @@ class Sequencer:
         self._max_pending = max_pending
         self._clock = clock
         self._queue: deque[_Waiting] = deque()
+        self._halves: deque[list[_Waiting]] = deque()  # parts of a refused batch, each its own batch next
         self._pending = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -181,23 +185,37 @@ class Sequencer:
         return batch
 
     async def _run(self) -> None:
-        while not (self._stopping and not self._queue):
+        while not (self._stopping and not self._queue and not self._halves):
             await self._wakeup.wait()
             self._wakeup.clear()
             if self._max_delay > 0 and self._pending < self._max_batch:
                 await asyncio.sleep(self._max_delay)  # let concurrent requests join this batch
-            while self._queue:
+            while self._queue or self._halves:
                 batch: list[_Waiting] = []  # filled once the head is locked
                 try:
                     await self._integrate(batch)
+                except UnstorableError as exc:
+                    self._isolate(batch, exc)
                 except LedgerError as exc:
-                    self._fail(batch or self._take_batch(), exc)
+                    self._fail(batch or self._next_batch(), exc)
                 except Exception:
-                    batch = batch or self._take_batch()  # empty: the head could not even be locked
+                    batch = batch or self._next_batch()  # empty: the head could not even be locked
                     log.exception("batch of %d requests failed", len(batch))
                     # The cause goes to the log only: it may name tables and indexes, and it is the
                     # same text for every client of the batch, whoever caused it.
                     self._fail(batch, UnavailableError(BATCH_FAILED))
+
+    def _next_batch(self) -> list[_Waiting]:
+        """The next batch: the first half of a refused batch still to retry, else what is queued."""
+        return self._halves.popleft() if self._halves else self._take_batch()
+
+    def _isolate(self, batch: list[_Waiting], exc: UnstorableError) -> None:
+        """Retry the halves of a batch the store refused, each alone; a lone request fails (422)."""
+        if len(batch) <= 1:
+            self._fail(batch, exc)
+            return
+        half = len(batch) // 2
+        self._halves.extendleft([batch[half:], batch[:half]])  # the first half goes first
 
     @staticmethod
     def _fail(batch: list[_Waiting], exc: LedgerError) -> None:
@@ -212,7 +230,7 @@ class Sequencer:
         process held it join this transaction instead of waiting for the next one.
         """
         async with self._store.append_transaction() as txn:
-            batch.extend(self._take_batch())
+            batch.extend(self._next_batch())
             head = await txn.head()
             registry = self.registry
             if head.last_key_event > registry.applied_through:

@@ -9,6 +9,7 @@ batches across every service process on the database.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -17,6 +18,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from ledger.errors import UnstorableError
 from ledger.storage.entry_queries import (
     ARTIFACT_SQL,
     BUILD_KINDS,
@@ -42,6 +44,7 @@ from ledger.storage.protocol import (
     TokenRow,
 )
 
+log = logging.getLogger(__name__)
 APP_ROLE = "evledger_app"
 _Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 _ENTRY_COLUMNS = (
@@ -198,7 +201,19 @@ class PostgresAppendTransaction:
         return None if row is None else ChainHead(row[0], row[1], row[2], row[3])
 
     async def write(self, batch: BatchWrite) -> None:
-        """Write entries (COPY), key events, then tiles, checkpoint, idempotency keys and head at once."""
+        """Write entries (COPY), key events, then tiles, checkpoint, idempotency keys and head at once.
+
+        Raises UnstorableError when PostgreSQL refuses a value itself (SQLSTATE classes 22 and 54:
+        data exceptions, program limits such as an index row over 2,704 bytes).
+        """
+        try:
+            await self._write(batch)
+        except (asyncpg.exceptions.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
+            log.warning("PostgreSQL refused a batch of %d entries: %s", len(batch.entries), exc)
+            msg = f"the ledger's database cannot store this entry ({type(exc).__name__})"
+            raise UnstorableError(msg) from exc
+
+    async def _write(self, batch: BatchWrite) -> None:
         conn = self._conn
         await conn.copy_records_to_table(
             "entries",

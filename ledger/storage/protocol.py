@@ -158,7 +158,11 @@ class AppendTransaction(Protocol):
         ...
 
     async def write(self, batch: BatchWrite) -> None:
-        """Write the batch; it becomes visible when the transaction commits."""
+        """Write the batch; it becomes visible when the transaction commits.
+
+        Raises UnstorableError when the store refuses a value of the batch itself (not for a
+        failure of the store), so that the sequencer can find the request that carries it.
+        """
         ...
 
 

@@ -28,7 +28,13 @@ from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, 
 from ledger.core.entry import parse_entry, verify_chain
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
-from ledger.errors import LedgerError, PermissionDeniedError, SignatureError, UnavailableError
+from ledger.errors import (
+    LedgerError,
+    PermissionDeniedError,
+    SignatureError,
+    UnavailableError,
+    UnstorableError,
+)
 from ledger.registry import KeyRegistry
 from ledger.sequencer import Appended, Sequencer
 from ledger.storage.protocol import (
@@ -117,6 +123,9 @@ class FakeTransaction:
             self._store.fail_next_write = False
             msg = "injected failure: the disk is full"
             raise RuntimeError(msg)
+        if any(set(row.subjects) & self._store.unstorable for row in batch.entries):
+            msg = "a value this store cannot hold"
+            raise UnstorableError(msg)
         data = self.data
         first = data.head.tree_size
         # What a primary key and the head lock guarantee in PostgreSQL: no overwrite, no gap.
@@ -144,6 +153,7 @@ class FakeStore:
         self._lock = asyncio.Lock()
         self.fail_next_write = False
         self.fail_next_lock = False
+        self.unstorable: set[str] = set()  # subject digests whose entries `write` refuses
         self.writes = 0
         self.commits = 0
         self.before_commit: Callable[[], Awaitable[None]] | None = None
@@ -378,6 +388,33 @@ def test_failed_write_fails_every_request_of_the_batch_and_leaves_no_gap() -> No
         envelopes = [evidence(BOB, 100 + n) for n in range(5)]
         results = await asyncio.gather(*(sequencer.append(request(sequencer, e)) for e in envelopes))
         assert sorted(r.first_index for r in results) == list(range(size_before, size_before + 5))
+        check_log(store)
+        await sequencer.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("culprits", [[5], [0, 13], [7, 8, 9]], ids=["one", "two_apart", "three_adjacent"])
+def test_requests_the_store_cannot_hold_fail_alone_and_the_rest_of_their_batch_is_appended(
+    culprits: list[int],
+) -> None:
+    async def scenario() -> None:
+        store = FakeStore()
+        sequencer = await started(store, max_delay=0.05)
+        size_before = store.size
+        store.unstorable = {f"sha256:{n:064x}" for n in culprits}
+        requests = [request(sequencer, evidence(ALICE, n)) for n in range(16)]
+        outcomes = await asyncio.gather(*(sequencer.append(r) for r in requests), return_exceptions=True)
+        refused = [n for n, o in enumerate(outcomes) if isinstance(o, BaseException)]
+        assert refused == culprits, outcomes
+        assert all(isinstance(outcomes[n], UnstorableError) for n in culprits)
+        appended = [o for o in outcomes if isinstance(o, Appended)]
+        assert len(appended) == 16 - len(culprits)
+        # Gapless and in one piece: the others' indices fill the log from where it stood.
+        assert sorted(a.first_index for a in appended) == list(
+            range(size_before, size_before + len(appended))
+        )
+        assert store.size == size_before + len(appended)
         check_log(store)
         await sequencer.stop()
 
