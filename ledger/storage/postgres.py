@@ -10,8 +10,8 @@ batches across every service process on the database.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any, TypeAlias
 
@@ -160,6 +160,17 @@ async def _find_idempotency(
     return [_idempotency(r) for r in rows]
 
 
+@contextmanager
+def _refusing_values(count: int) -> Iterator[None]:
+    """Turn PostgreSQL's refusal of a value of a batch (SQLSTATE 22, 54) into UnstorableError."""
+    try:
+        yield
+    except (asyncpg.exceptions.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
+        log.warning("PostgreSQL refused a value of a batch of %d: %s", count, exc)
+        msg = f"the ledger's database cannot store this entry ({type(exc).__name__})"
+        raise UnstorableError(msg) from exc
+
+
 async def _keep_session(_: object) -> None:
     """Pool release without asyncpg's reset query (a round trip per request).
 
@@ -189,10 +200,13 @@ class PostgresAppendTransaction:
         return await _find_idempotency(self._conn, keys)
 
     async def release_heads(self, releases: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ChainHead]:
-        """The newest chained entry of each release: one index probe per release."""
+        """The newest chained entry of each release, one index probe each; UnstorableError as for write."""
         if not releases:
             return {}
-        rows = await self._conn.fetch(_RELEASE_HEADS_SQL, [r[0] for r in releases], [r[1] for r in releases])
+        with _refusing_values(len(releases)):
+            rows = await self._conn.fetch(
+                _RELEASE_HEADS_SQL, [r[0] for r in releases], [r[1] for r in releases]
+            )
         return {(r[0], r[1]): ChainHead(r[2], r[3], r[4], r[5]) for r in rows}
 
     async def key_head(self) -> ChainHead | None:
@@ -206,12 +220,8 @@ class PostgresAppendTransaction:
         Raises UnstorableError when PostgreSQL refuses a value itself (SQLSTATE classes 22 and 54:
         data exceptions, program limits such as an index row over 2,704 bytes).
         """
-        try:
+        with _refusing_values(len(batch.entries)):
             await self._write(batch)
-        except (asyncpg.exceptions.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
-            log.warning("PostgreSQL refused a batch of %d entries: %s", len(batch.entries), exc)
-            msg = f"the ledger's database cannot store this entry ({type(exc).__name__})"
-            raise UnstorableError(msg) from exc
 
     async def _write(self, batch: BatchWrite) -> None:
         conn = self._conn
