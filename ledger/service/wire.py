@@ -188,18 +188,25 @@ def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes, what: str) -> o
         raise MalformedRequestError(f"{what} is not valid JSON: {exc}") from exc
 
 
+def _nul_refused(what: str) -> InputError:
+    return InputError(f"{what} holds U+0000 (NUL), which the ledger can neither store nor match")
+
+
 def refuse_nul(text: str, what: str) -> None:
     """Refuse client text holding U+0000 (NUL) with a 400: PostgreSQL can neither store nor match it."""
     if "\x00" in text:
-        raise InputError(f"{what} holds U+0000 (NUL), which the ledger can neither store nor match")
+        raise _nul_refused(what)
 
 
 async def refuse_nul_in_target(request: Request[Any, Any, Any]) -> None:
-    """The app's `before_request` hook: no route takes U+0000 in its path or its query string."""
+    """The app's `before_request` hook: no route takes U+0000 in its path or its query string.
+
+    The query string is still percent-encoded here, so NUL is `%00` (or, raw, a byte no client sends).
+    """
     refuse_nul(request.scope["path"], "the path")
     query: bytes = request.scope["query_string"]
     if b"%00" in query or b"\x00" in query:
-        refuse_nul("\x00", "the query string")
+        raise _nul_refused("the query string")
 
 
 def errors(*statuses: int) -> dict[int, ResponseSpec]:
