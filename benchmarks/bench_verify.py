@@ -99,7 +99,15 @@ def _approvals_and_deployment(story: s.Story, reviewed: list[int]) -> list[Envel
     out = []
     for who, role in (("qa", "qa"), ("clinical", "clinical"), ("security", "security"),
                       ("release_manager", "release-manager")):  # fmt: skip
-        approval = p.Approval(story.release, role, "approval", "approved", story.artifact, reviewed)
+        approval = p.Approval(
+            story.release,
+            role,
+            "approval",
+            "approved",
+            story.artifact,
+            reviewed,
+            format_time(datetime.now(UTC)),
+        )
         out.append(_envelope(story, who, approval))
     now = datetime.now(UTC)
     deployment = p.Deployment(

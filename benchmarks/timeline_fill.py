@@ -100,7 +100,9 @@ def _predicate(kind: str, rel: _Release, n: int) -> tuple[str, Any]:  # noqa: PL
     if kind == "exception":
         return p.EXCEPTION, p.PolicyException(r, "scan-clean", "vendor fix pending (CVE triaged)", when, when)
     if kind == "approval":
-        return p.APPROVAL, p.Approval(r, "qa", "approval", "approved", f"sha256:{arts[0]}", [n], "reviewed")
+        return p.APPROVAL, p.Approval(
+            r, "qa", "approval", "approved", f"sha256:{arts[0]}", [n], when, "reviewed"
+        )
     if kind == "deployment":
         return p.DEPLOYMENT, p.Deployment(r, "prod-eu", f"sha256:{arts[0]}", when, when, "succeeded")
     return GENERIC_TYPES[n % 2], {"documentNamespace": f"https://sbom.example/{n}", "packages": 180 + n % 9}

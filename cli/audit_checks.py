@@ -8,9 +8,8 @@ stores), so the audit can report the first disagreement in plain words.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields
 
-from ledger.admin import KeyRegistered, KeyRevoked
+from ledger.admin import KeyRegistered
 from ledger.chains import KEY_CHAIN_EXTENSION
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.encoding import parse_time
@@ -18,7 +17,7 @@ from ledger.core.hashing import leaf_hash
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import EncodingError, RootMismatchError, VerificationError
 from ledger.replay import ReplayedEntry
-from ledger.storage.protocol import CheckpointRow, EntryRow, Head, KeyEventRow
+from ledger.storage.protocol import Beyond, CheckpointRow, EntryRow, Head
 
 
 def check_row_hash(row: EntryRow, index: int) -> None:
@@ -79,38 +78,6 @@ def check_row_columns(row: EntryRow, replayed: ReplayedEntry) -> None:
         )
 
 
-def expected_key_event(replayed: ReplayedEntry) -> KeyEventRow | None:
-    """The key_events row an entry implies (as the sequencer writes it), or None for other entries."""
-    record = replayed.admitted.admin
-    index = replayed.entry.index
-    seq = replayed.entry.keys.seq if replayed.entry.keys is not None else None
-    if isinstance(record, KeyRegistered):
-        keyid = parse_verifier_key(record.key).keyid
-        roles, products = tuple(record.roles), tuple(record.products)
-        return KeyEventRow(index, "key.registered", keyid, record.key, record.owner, roles, products, seq=seq)
-    if isinstance(record, KeyRevoked):
-        return KeyEventRow(index, "key.revoked", record.keyid, reason=record.reason, seq=seq)
-    return None
-
-
-def check_key_event(expected: KeyEventRow | None, stored: KeyEventRow | None, index: int) -> None:
-    """The key_events row at `index` (None: there is none) is exactly what entry `index` implies."""
-    if expected == stored:
-        return
-    if stored is None:
-        raise VerificationError(f"entry {index} is a key record but key_events has no row for it")
-    if expected is None:
-        raise VerificationError(f"key_events has a row at index {index}, whose entry is no key record")
-    for column in fields(KeyEventRow):
-        wanted, found = getattr(expected, column.name), getattr(stored, column.name)
-        if wanted != found:
-            raise VerificationError(
-                f"entry {index}: the {column.name} column of its key_events row differs from the key record",
-                expected=str(wanted),
-                calculated=str(found),
-            )
-
-
 def ledger_key_of(genesis: ReplayedEntry, trusted: VerifierKey | None) -> VerifierKey:
     """The ledger key entry 0 registers; VerificationError if it is not `trusted` (when given)."""
     record = genesis.admitted.admin
@@ -155,14 +122,18 @@ def check_checkpoint_row(row: CheckpointRow, root: bytes, key: VerifierKey, orig
 
 
 def check_head(
-    head: Head, compact: Sequence[bytes], last_leaf: bytes, last_time: str, last_event: int
+    head: Head, compact: Sequence[bytes], last_leaf: bytes, last_time: str, last_admin: tuple[int, int]
 ) -> None:
-    """The stored log head is the state the replayed entries end in."""
+    """The stored log head is the state the replayed entries end in.
+
+    `last_admin` is (newest key event, newest admin record) among them, -1 for none.
+    """
     fields: list[tuple[str, object, object]] = [
         ("compact_range", tuple(h.hex() for h in compact), tuple(h.hex() for h in head.compact_range)),
         ("last_leaf_hash", last_leaf.hex(), head.last_leaf_hash.hex()),
         ("last_time", last_time, head.last_time),
-        ("last_key_event", last_event, head.last_key_event),
+        ("last_key_event", last_admin[0], head.last_key_event),
+        ("last_admin_entry", last_admin[1], head.last_admin_entry),
     ]
     for name, expected, stored in fields:
         if expected != stored:
@@ -188,3 +159,22 @@ def check_key_chain_claim(checkpoint: Checkpoint, last_key_event: int) -> None:
                 expected=value,
                 calculated=str(last_key_event),
             )
+
+
+def check_nothing_beyond(beyond: Beyond, size: int) -> None:
+    """No entry, checkpoint or hash tile lies past a head of `size` (VerificationError naming the first).
+
+    Such rows were written around the sequencer: the database refuses them
+    (007_log_integrity.sql) unless a superuser forced them in, and they would wedge
+    or poison the next batch that reaches them.
+    """
+    found = [
+        f"entry {beyond.entry}" if beyond.entry is not None else "",
+        f"a checkpoint at size {beyond.checkpoint}" if beyond.checkpoint is not None else "",
+        f"hash tile {beyond.tile[0]}/{beyond.tile[1]} of width {beyond.tile[2]}" if beyond.tile else "",
+    ]
+    if any(found):
+        raise VerificationError(
+            f"the database holds rows beyond the log head (size {size}), written around the ledger: "
+            + ", ".join(f for f in found if f)
+        )

@@ -162,8 +162,9 @@ def approve(client: LedgerClient, story: Story, say: Say) -> None:
     reviewed = sorted(rc["index"] for name, rc in story.receipts.items() if name != "change")
     for who, role in (("qa", "qa"), ("clinical", "clinical"), ("security", "security"),
                       ("release_manager", "release-manager")):  # fmt: skip
+        signed_at = format_time(datetime.now(UTC))
         approval = p.Approval(story.release, role, "approval", "approved", story.artifact, reviewed,
-                              comment=f"{role} review of CHG-2041")  # fmt: skip
+                              signed_at, comment=f"{role} review of CHG-2041")  # fmt: skip
         _record(client, story, say, f"approval-{role}", who, approval)
 
 

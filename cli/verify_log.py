@@ -41,12 +41,12 @@ from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.dsse import check_now
 from ledger.core.entry import parse_entry
-from ledger.core.hashing import HASH_SIZE
+from ledger.core.hashing import HASH_SIZE, leaf_hash
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.core.proof import verify_consistency
 from ledger.core.tiles import TILE_WIDTH, Tile, decode_entry_bundle, tile_width
 from ledger.errors import EncodingError, InputError, LedgerError, RootMismatchError, VerificationError
-from ledger.replay import LogReplayer, ReplayedEntry
+from ledger.replay import LogReplayer, ReplayedEntry, latest_plausible_time
 
 MAX_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 
@@ -118,7 +118,9 @@ class LogWalk:
         self.verifier = verifier
         self.progress = progress
         self.signatures = signatures
-        self.replayer = LogReplayer(check_now if signatures is None else signatures)
+        self.replayer = LogReplayer(
+            check_now if signatures is None else signatures, not_after=latest_plausible_time()
+        )
         self.builder = TileBuilder()
         self.signature_count = 0
         self.last_key_event = -1  # index of the newest key registration or revocation seen
@@ -192,12 +194,14 @@ class LogWalk:
         for slot, data in enumerate(entries):
             if signatures is not None:
                 signatures.index = self.replayer.next_index
+            # Bytes that are not what the tile commits to are reported as altered before any
+            # check of what they say (a changed time, say, would otherwise read as a chain break).
+            served, calculated = hashes[slot * HASH_SIZE : (slot + 1) * HASH_SIZE], leaf_hash(data)
+            if served != calculated:
+                raise self._leaf_mismatch(tile, slot, entries, served, calculated)
             replayed = self.replayer.check(data)
             if replayed.entry.index == 0:
                 self._check_genesis(replayed)
-            served = hashes[slot * HASH_SIZE : (slot + 1) * HASH_SIZE]
-            if served != replayed.leaf_hash:
-                raise self._leaf_mismatch(tile, slot, entries, served, replayed.leaf_hash)
             self.signature_count += len(replayed.admitted.signers)
             if isinstance(replayed.admitted.admin, KeyRegistered | KeyRevoked):
                 self.last_key_event = replayed.entry.index

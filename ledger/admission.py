@@ -8,6 +8,7 @@ which costs no signature verification.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from ledger.admin import AdminRecord, KeyRegistered, decode_admin_record
@@ -18,6 +19,7 @@ from ledger.core.dsse import (
     SignatureCheck,
     check_now,
     envelope_payload,
+    pae,
     verify_envelope,
 )
 from ledger.core.encoding import MAX_JSON_DEPTH, json_holds_nul, json_nests_deeper_than
@@ -50,6 +52,10 @@ class Admitted:
     admin: AdminRecord | None
     signers: tuple[VerifierKey, ...]
     seal: tuple[int, str] | None = None
+    statement_hash: bytes = b""  # SHA-256 of PAE(payloadType, payload): the statement signed
+    # Set by the writer, never read from the envelope: the (count, head leaf hash) the release's
+    # chain must still have when this entry joins it (a gate decision evaluated on that chain).
+    expected_chain: tuple[int, str] | None = None
 
     @property
     def signer_keyid(self) -> str:
@@ -74,6 +80,10 @@ class _Inspected:
     seal: tuple[int, str] | None = None
     approval_role: str | None = None
     payload: bytes = b""
+
+    def statement_hash(self, payload_type: str) -> bytes:
+        """SHA-256 of the signed message, PAE(payloadType, payload): equal for the same statement."""
+        return hashlib.sha256(pae(payload_type, self.payload)).digest()
 
 
 def _inspect(envelope: Envelope) -> _Inspected:
@@ -135,13 +145,6 @@ def _authorise(
         ordered = (admin_key.verifier, *[s for s in signers if s != admin_key.verifier])
     else:
         allowed = [s for s in signers if registry.keys[s.keyid].allows_product(inspected.product)]
-        if inspected.approval_role is not None:
-            allowed = [s for s in allowed if inspected.approval_role in registry.keys[s.keyid].roles]
-            if not allowed:
-                raise PermissionDeniedError(
-                    f"an approval in role {inspected.approval_role!r} must be signed by a key "
-                    "registered with that role"
-                )
         if not allowed:
             raise PermissionDeniedError(
                 f"no signing key is registered for product {inspected.product!r}"
@@ -149,6 +152,15 @@ def _authorise(
                 else "the statement names no product (predicate.release.product), "
                 "and its signing key is limited to products"
             )
+        if inspected.approval_role is not None:
+            allowed = [s for s in allowed if inspected.approval_role in registry.keys[s.keyid].roles]
+            if not allowed:
+                raise PermissionDeniedError(
+                    f"an approval in role {inspected.approval_role!r} must be signed by a key "
+                    "registered with that role"
+                )
+        if inspected.seal is not None:
+            allowed = registry.sealers(allowed)
         ordered = tuple(allowed)
     return Admitted(
         envelope,
@@ -159,6 +171,7 @@ def _authorise(
         inspected.admin,
         ordered,
         inspected.seal,
+        inspected.statement_hash(envelope.payload_type),
     )
 
 
@@ -172,4 +185,7 @@ def admit_genesis(envelope: Envelope) -> Admitted:
     signers = verify_envelope(envelope, lambda keyid: key if keyid == key.keyid else None)
     if signers != [key]:
         raise SignatureError("entry 0 must be signed by the key it registers")
-    return Admitted(envelope, inspected.kind, None, None, (), record, (key,))
+    return Admitted(
+        envelope, inspected.kind, None, None, (), record, (key,),
+        statement_hash=inspected.statement_hash(envelope.payload_type),
+    )  # fmt: skip

@@ -6,15 +6,19 @@ batch completes, applies admin records to a copy of the key registry, and
 signs the new checkpoint. A request whose envelope is no longer acceptable at
 its exact index (its key was revoked meanwhile, say) is left out whole before
 any index is assigned to it, so a batch never leaves a gap.
+
+A signed statement is recorded once: a request whose statements are all
+recorded already (in the log, or earlier in the batch) is answered with the
+entries that record them, and one that mixes recorded and new statements, or
+repeats one, is refused whole (ConflictError).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.admission import Admitted
 from ledger.chains import Chains, key_chain_extension
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
@@ -24,7 +28,7 @@ from ledger.core.entry import encode_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey, VerifierKey
 from ledger.core.tiles import TILE_HEIGHT, TILE_WIDTH
-from ledger.errors import LedgerError, SignatureError
+from ledger.errors import ConflictError, LedgerError, SignatureError
 from ledger.registry import KeyRegistry
 from ledger.storage.protocol import (
     BatchWrite,
@@ -32,7 +36,6 @@ from ledger.storage.protocol import (
     EntryRow,
     Head,
     IdempotencyRow,
-    KeyEventRow,
     TileAppend,
 )
 
@@ -62,6 +65,7 @@ class BatchPlan:
     registry: KeyRegistry
     placed: dict[int, tuple[int, int]] = field(default_factory=dict)  # request → (first index, count)
     rejected: dict[int, LedgerError] = field(default_factory=dict)  # request → why
+    replayed: dict[int, tuple[int, ...]] = field(default_factory=dict)  # request → indices recording it
 
 
 @dataclass(slots=True)
@@ -71,7 +75,8 @@ class _State:
     registry: KeyRegistry
     chains: Chains
     entries: list[EntryRow] = field(default_factory=list)
-    key_events: list[KeyEventRow] = field(default_factory=list)
+    last_admin_entry: int = -1
+    last_key_event: int = -1
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)  # (tree level, node index, hash)
 
 
@@ -85,18 +90,27 @@ def _valid_signers(item: Admitted, registry: KeyRegistry, index: int) -> list[Ve
     return valid
 
 
-def _key_event(item: Admitted, state: _State, index: int) -> KeyEventRow | None:
-    record = item.admin
-    if isinstance(record, KeyRegistered):
-        key = state.registry.register(index, record)
-        return KeyEventRow(
-            index, "key.registered", key.keyid, record.key, record.owner,
-            tuple(record.roles), tuple(record.products),
-        )  # fmt: skip
-    if isinstance(record, KeyRevoked):
-        state.registry.revoke(index, record)
-        return KeyEventRow(index, "key.revoked", record.keyid, reason=record.reason)
-    return None
+def _recorded_indices(
+    request: PendingRequest, recorded: Mapping[bytes, int], batch: Mapping[bytes, int]
+) -> tuple[int, ...] | None:
+    """The entries recording the request's statements when all are recorded; None when none is.
+
+    ConflictError when the request repeats a statement, or mixes recorded ones with new ones
+    (a request is appended all or nothing, so it cannot be half a replay).
+    """
+    hashes = [item.statement_hash for item in request.submissions]
+    if len(set(hashes)) != len(hashes):
+        raise ConflictError("the request holds the same signed statement twice; each is recorded once")
+    found = [recorded.get(h, batch.get(h)) for h in hashes]
+    if all(i is None for i in found):
+        return None
+    if any(i is None for i in found):
+        old = ", ".join(f"envelopes[{n}] as entry {i}" for n, i in enumerate(found) if i is not None)
+        raise ConflictError(
+            f"some statements of this request are already recorded ({old}); a request is appended "
+            "all or nothing: send the others without them"
+        )
+    return tuple(i for i in found if i is not None)
 
 
 def _place(
@@ -111,7 +125,8 @@ def _place(
     has_admin = any(item.admin is not None for item in request.submissions)
     registry = state.registry.copy() if has_admin else state.registry
     trial = state if single and not has_admin else _State(
-        state.compact.copy(), state.prev, registry, state.chains.copy()
+        state.compact.copy(), state.prev, registry, state.chains.copy(),
+        last_admin_entry=state.last_admin_entry, last_key_event=state.last_key_event,
     )  # fmt: skip
     for item in request.submissions:
         index = trial.compact.size
@@ -119,12 +134,15 @@ def _place(
             valid = _valid_signers(item, trial.registry, index)
             if item.admin is not None:
                 trial.registry.require_admin(valid)  # a revoked co-signer's admin role does not count
+            if item.seal is not None:
+                trial.registry.sealers(valid)  # under the policy in force at this very index
         release = trial.chains.release_link(item)
         keys = trial.chains.key_link(item)
         data = encode_entry(index, trial.prev, stamp, item.envelope, release=release, keys=keys)
-        event = _key_event(item, trial, index)  # the last step that may fail; it changes only `registry`
-        if event is not None and keys is not None:
-            trial.key_events.append(replace(event, seq=keys.seq))
+        if item.admin is not None:
+            trial.registry.apply(index, item.admin)  # the last step that may fail; it changes only `registry`
+            trial.last_admin_entry = index
+            trial.last_key_event = index if keys is not None else trial.last_key_event
         digest = leaf_hash(data)
         trial.chains.advance(index, digest, release, keys, item.kind)
         for level, node in trial.compact.append(digest):
@@ -134,6 +152,7 @@ def _place(
             EntryRow(
                 index, digest, data, integrated_at, item.signer_keyid, item.envelope.payload_type,
                 item.kind, item.product, item.version, item.subjects, release.seq if release else None,
+                item.statement_hash,
             )
         )  # fmt: skip
         trial.prev = digest
@@ -142,9 +161,9 @@ def _place(
 
 def _merge(state: _State, trial: _State) -> None:
     state.compact, state.prev, state.registry = trial.compact, trial.prev, trial.registry
-    state.chains = trial.chains
+    state.chains, state.last_admin_entry = trial.chains, trial.last_admin_entry
+    state.last_key_event = trial.last_key_event
     state.entries.extend(trial.entries)
-    state.key_events.extend(trial.key_events)
     state.nodes.extend(trial.nodes)
 
 
@@ -163,28 +182,40 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
     now: datetime,
     *,
     chains: Chains | None = None,
+    recorded: Mapping[bytes, int] | None = None,
     genesis: bool = False,
 ) -> BatchPlan:
     """Plan one batch on top of the locked `head`; `registry` and `chains` are not modified.
 
-    Preconditions: `registry` reflects every key event up to `head.tree_size - 1`;
-    `chains` holds the head of every release the requests name and of the key
-    events (when a request holds a key event); `signer` is the ledger key;
+    Preconditions: `registry` reflects every admin record up to `head.tree_size - 1`
+    (and its `key_head` the newest key event); `chains` holds the head of every release
+    the requests name; `recorded` maps the statement hash of every request's statements
+    that the log already records to its index (the sequencer looks them up after a write
+    collided; without it the store's unique index refuses the batch); `now` is the time
+    to stamp (the database's clock, checked by the caller); `signer` is the ledger key;
     `genesis` only for entry 0 (registry empty).
     """
-    # Entry times never go backwards, even if this process's clock is behind another's.
+    # Entry times never go backwards: a clock a little behind the newest entry stamps its time.
     stamp = max(format_time(now), head.last_time)
+    base = chains or Chains()
     state = _State(
         CompactRange(head.tree_size, list(head.compact_range)),
         head.last_leaf_hash,
         registry,
-        chains or Chains(),
+        Chains(base.releases, base.keys or registry.key_head),
+        last_admin_entry=head.last_admin_entry,
+        last_key_event=head.last_key_event,
     )
     plan = BatchPlan(write=None, registry=registry)
     integrated_at = parse_time(stamp)
+    in_batch: dict[bytes, int] = {}
     for position, request in enumerate(requests):
         first, placed_before = state.compact.size, len(state.entries)
         try:
+            replay = _recorded_indices(request, recorded or {}, in_batch)
+            if replay is not None:
+                plan.replayed[position] = replay
+                continue
             trial = _place(request, state, stamp, integrated_at, genesis=genesis)
         except LedgerError as exc:
             plan.rejected[position] = exc
@@ -192,19 +223,30 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
         if trial is not state:
             _merge(state, trial)
         plan.placed[position] = (first, len(state.entries) - placed_before)
+        in_batch.update((e.statement_hash, e.index) for e in state.entries[placed_before:])
     if not state.entries:
         return plan
     size = state.compact.size
     root = state.compact.root()
-    last_key_event = state.key_events[-1].index if state.key_events else head.last_key_event
-    note = sign_checkpoint(Checkpoint(head.origin, size, root, key_chain_extension(last_key_event)), signer)
+    note = sign_checkpoint(
+        Checkpoint(head.origin, size, root, key_chain_extension(state.last_key_event)), signer
+    )
+    if state.last_key_event != head.last_key_event:
+        state.registry.key_head = state.chains.keys  # a copy: the batch placed an admin record
     plan.registry = state.registry
     plan.write = BatchWrite(
         entries=state.entries,
         tiles=_tile_appends(state.nodes),
         checkpoint=CheckpointRow(size, root, note),
-        head=Head(head.origin, size, tuple(state.compact.hashes), state.prev, stamp, last_key_event),
-        key_events=state.key_events,
+        head=Head(
+            head.origin,
+            size,
+            tuple(state.compact.hashes),
+            state.prev,
+            stamp,
+            state.last_key_event,
+            state.last_admin_entry,
+        ),
         idempotency=[
             IdempotencyRow(
                 r.idempotency.token_id, r.idempotency.key, r.idempotency.body_hash, first, count, size

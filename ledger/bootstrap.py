@@ -13,12 +13,13 @@ from ledger.admission import admit_genesis
 from ledger.batch import PendingRequest, plan_batch
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import parse_entry
-from ledger.core.keys import SignerKey
-from ledger.errors import ConflictError
+from ledger.core.keys import SignerKey, VerifierKey
+from ledger.errors import ConflictError, LogIntegrityError
 from ledger.registry import KeyRegistry
-from ledger.sequencer import apply_key_events
+from ledger.registry_follow import catch_up
 from ledger.storage.migrate import create_head, migrate
 from ledger.storage.postgres import PostgresStore
+from ledger.storage.protocol import LogStore
 
 
 def genesis_request(signer: SignerKey, owner: str) -> PendingRequest:
@@ -63,8 +64,14 @@ async def initialise(dsn: str, signer: SignerKey, *, origin: str | None = None, 
         await store.close()
 
 
-async def load_registry(store: PostgresStore) -> KeyRegistry:
-    """Replay every key event in the store into a fresh registry."""
-    registry = KeyRegistry()
-    apply_key_events(registry, await store.key_events_since(0))
-    return registry
+async def load_registry(store: LogStore, ledger_key: VerifierKey) -> KeyRegistry:
+    """The key registry the log proves, as of its newest checkpoint (see `ledger.log_state`).
+
+    Every admin entry is replayed with the verifiers' rules and the result held to the newest
+    checkpoint, which must verify with `ledger_key`. LogIntegrityError when the stored log
+    disagrees (appends must not start on it); an empty registry before entry 0.
+    """
+    head = await store.head()
+    if head is None:
+        raise LogIntegrityError("the ledger is not initialised (run `evledger init`)")
+    return await catch_up(store, KeyRegistry(), ledger_key, head.origin)

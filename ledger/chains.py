@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.admission import Admitted
 from ledger.core.entry import ChainLink, Entry, KeyLink, ReleaseLink
-from ledger.errors import ChainError, ConflictError
+from ledger.errors import ChainError, ConflictError, StaleEvaluationError
 from ledger.evidence.statement import RELEASE_SEAL_TYPE
 from ledger.storage.protocol import ChainHead
 
@@ -32,6 +32,15 @@ def key_chain_extension(last_key_event: int) -> tuple[str, ...]:
     has every registration and revocation: none can be left out of a dossier.
     """
     return (f"{KEY_CHAIN_EXTENSION} {last_key_event}",)
+
+
+def key_chain_head_of(extensions: tuple[str, ...]) -> int | None:
+    """The newest key event a checkpoint's extension lines name (`evledger-keys N`), if they name one."""
+    for line in extensions:
+        name, _, value = line.partition(" ")
+        if name == KEY_CHAIN_EXTENSION and (value.isdigit() or value == "-1"):
+            return int(value)
+    return None
 
 
 def _next(head: ChainHead | None) -> tuple[int, ChainLink | None]:
@@ -65,14 +74,18 @@ class Chains:
         if head is not None and head.kind == RELEASE_SEAL_TYPE:
             raise ConflictError(f"release {release[0]} {release[1]} is sealed (entry {head.index})")
         seq, prev = _next(head)
-        if item.seal is not None:
-            head_hex = head.leaf_hash.hex() if head is not None else ""
-            if item.seal != (seq, head_hex):
-                raise ConflictError(
-                    f"the seal of {release[0]} {release[1]} does not match its chain: the release has "
-                    f"{seq} entries ending in {head_hex or '-'}; "
-                    f"the seal says {item.seal[0]} ending in {item.seal[1]}"
-                )
+        head_hex = head.leaf_hash.hex() if head is not None else ""
+        if item.expected_chain is not None and item.expected_chain != (seq, head_hex):
+            raise StaleEvaluationError(
+                f"release {release[0]} {release[1]} gained entries while it was evaluated: it has {seq} "
+                f"entries ending in {head_hex or '-'}, the evaluation saw {item.expected_chain[0]}"
+            )
+        if item.seal is not None and item.seal != (seq, head_hex):
+            raise ConflictError(
+                f"the seal of {release[0]} {release[1]} does not match its chain: the release has "
+                f"{seq} entries ending in {head_hex or '-'}; "
+                f"the seal says {item.seal[0]} ending in {item.seal[1]}"
+            )
         return ReleaseLink(release[0], release[1], seq, prev)
 
     def key_link(self, item: Admitted) -> KeyLink | None:

@@ -23,7 +23,8 @@ async def append_direct(dsn: str, ledger_key: SignerKey, envelopes: Sequence[Env
     """Append envelopes all or nothing to the initialised ledger at `dsn`; return their receipts."""
     store = await PostgresStore.connect(dsn, min_size=1, max_size=2)
     try:
-        sequencer = Sequencer(store, ledger_key, await load_registry(store), max_delay=0)
+        registry = await load_registry(store, ledger_key.verifier())
+        sequencer = Sequencer(store, ledger_key, registry, max_delay=0)
         sequencer.start()
         try:
             admitted = [admit(envelope, sequencer.registry, AS_OF_NOW) for envelope in envelopes]

@@ -73,6 +73,18 @@ class ConflictError(LedgerError):
     """The request contradicts what is recorded (an idempotency key reused with another body)."""
 
 
+class DuplicateStatementError(ConflictError):
+    """A batch would record a signed statement the log already holds (its PAE hash is indexed unique).
+
+    The store raises it when the write collides; the sequencer then looks the statements up and
+    answers each such request with the entry that already records it.
+    """
+
+
+class StaleEvaluationError(ConflictError):
+    """A decision was evaluated on a release whose chain has moved on since (the gate re-evaluates)."""
+
+
 class PermissionDeniedError(LedgerError):
     """The caller is known but not allowed to do this (role, product scope)."""
 
@@ -88,6 +100,18 @@ class UnavailableError(LedgerError):
         """Keep the advised wait."""
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LogIntegrityError(UnavailableError):
+    """The stored log disagrees with what the ledger signed: appends stop until an operator acts.
+
+    Raised when the head's checkpoint does not verify with the ledger key, or the key registry
+    replayed from the entries contradicts the checkpoints; `evledger audit` names the cause.
+    """
+
+    def __init__(self, message: str) -> None:
+        """Advise a long wait: this does not heal by itself."""
+        super().__init__(message, retry_after=60)
 
 
 class UnstorableError(EncodingError):

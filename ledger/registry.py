@@ -1,18 +1,23 @@
 """The key registry, replayed from the log's admin records (DESIGN.md §3.5).
 
 A key registered by entry i may sign entries i+1 onwards; a key revoked by
-entry j may not sign entries j+1 onwards. The same class serves the sequencer
-(which extends it as it integrates) and the offline verifiers (which rebuild it
-from the entries they were given), so both apply exactly the same rules.
+entry j may not sign entries j+1 onwards. A published policy names the roles
+that may seal a release from the next entry on (`release-manager` until one
+does). The same class serves the sequencer (which extends it as it integrates)
+and the verifiers (which rebuild it from the entries they were given), so both
+apply exactly the same rules, through one `apply`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ledger.admin import ROLE_ADMIN, KeyRegistered, KeyRevoked
+from ledger.admin import ROLE_ADMIN, AdminRecord, KeyRegistered, KeyRevoked, PolicyPublished
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import EncodingError, PermissionDeniedError
+from ledger.storage.protocol import ChainHead
+
+DEFAULT_SEAL_ROLES = frozenset({"release-manager"})
 
 
 @dataclass(slots=True)
@@ -39,14 +44,40 @@ class RegisteredKey:
 
 @dataclass(slots=True)
 class KeyRegistry:
-    """Keys by keyid string; `applied_through` is the last log index whose records are applied."""
+    """Keys by keyid string, and the roles that may seal; as of log index `applied_through`.
+
+    `key_head` is the newest key event (the head of the key-event chain, ledger.chains),
+    kept by whoever replays or appends key events; None before entry 0.
+    """
 
     keys: dict[str, RegisteredKey] = field(default_factory=dict)
     applied_through: int = -1
+    seal_roles: frozenset[str] = DEFAULT_SEAL_ROLES
+    key_head: ChainHead | None = None
 
     def copy(self) -> KeyRegistry:
         """An independent copy: changes to it (registrations, revocations) leave this one as it is."""
-        return KeyRegistry({k: replace(v) for k, v in self.keys.items()}, self.applied_through)
+        return KeyRegistry(
+            {k: replace(v) for k, v in self.keys.items()},
+            self.applied_through,
+            self.seal_roles,
+            self.key_head,
+        )
+
+    def apply(self, index: int, record: AdminRecord) -> None:
+        """Apply the admin record of entry `index`: the one rule every writer and verifier follows.
+
+        Precondition: `index` is past `applied_through` and the record was admitted there
+        (signed by an admin key); EncodingError for a registration of a known key or a
+        revocation of an unknown or revoked one.
+        """
+        if isinstance(record, KeyRegistered):
+            self.register(index, record)
+        elif isinstance(record, KeyRevoked):
+            self.revoke(index, record)
+        elif isinstance(record, PolicyPublished):
+            self.seal_roles = frozenset(record.policy.sealing.roles)
+        self.applied_through = max(self.applied_through, index)
 
     def register(self, index: int, record: KeyRegistered) -> RegisteredKey:
         """Apply a key.registered record at `index`; a keyid may be registered only once."""
@@ -95,6 +126,16 @@ class KeyRegistry:
             else:
                 reasons.append(f"{keyid} did not produce a valid signature")
         return "; ".join(reasons) or "no signatures"
+
+    def sealers(self, signers: list[VerifierKey]) -> list[VerifierKey]:
+        """The signers whose keys hold a role that may seal; PermissionDeniedError if none does."""
+        allowed = [s for s in signers if self.keys[s.keyid].roles & self.seal_roles]
+        if not allowed:
+            raise PermissionDeniedError(
+                f"a release seal must be signed by a key with role {' or '.join(sorted(self.seal_roles))} "
+                "(the roles the policy in force names for sealing)"
+            )
+        return allowed
 
     def require_admin(self, signers: list[VerifierKey]) -> RegisteredKey:
         """Return the first signer holding role `admin`; PermissionDeniedError if none does."""

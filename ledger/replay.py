@@ -13,14 +13,24 @@ in the log's length apart from the key registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.admission import Admitted, admit, admit_genesis
 from ledger.chains import Chains
 from ledger.core.dsse import SignatureCheck, check_now
+from ledger.core.encoding import format_time
 from ledger.core.entry import ChainVerifier, Entry
 from ledger.errors import LedgerError, SignatureError, VerificationError
 from ledger.registry import KeyRegistry
+
+# How far ahead of a verifier's clock an entry may be stamped before it counts as from the future:
+# the ledger's own clock and the verifier's both drift a little.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def latest_plausible_time(now: datetime | None = None) -> str:
+    """The latest entry time a verifier running now accepts (`LogReplayer`'s `not_after`)."""
+    return format_time((now or datetime.now(UTC)) + FUTURE_TOLERANCE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +45,17 @@ class ReplayedEntry:
 class LogReplayer:
     """Checks entries one by one from index 0 (or from a trusted point with its registry)."""
 
-    def __init__(self, check: SignatureCheck = check_now) -> None:
+    def __init__(self, check: SignatureCheck = check_now, *, not_after: str = "") -> None:
         """Start at entry 0 with an empty registry and no chains; `check` verifies signatures.
 
         A `check` that defers verification (see `ledger.core.dsse.verify_envelope`) makes
         `check` below provisional: the caller must fail the entry if a deferred check fails.
         Entry 0 (the ledger key's self-registration) is always verified at once.
+        `not_after`, when given (`format_time` of the verifier's clock plus a tolerance,
+        see `latest_plausible_time`), refuses an entry stamped later: a time from the future.
         """
         self._check = check
+        self._not_after = not_after
         self.registry = KeyRegistry()
         self.chain = ChainVerifier()
         self.chains = Chains()
@@ -57,12 +70,14 @@ class LogReplayer:
         index = self.chain.next_index
         try:
             entry, leaf = self.chain.check(data)
+            self._check_time(entry)
             if index == 0:
                 admitted = admit_genesis(entry.envelope)
             else:
                 admitted = admit(entry.envelope, self.registry, index, self._check)
             self.chains.check(entry, admitted)
-            self._apply(index, admitted)
+            if admitted.admin is not None:
+                self.registry.apply(index, admitted.admin)
             self.chains.advance(index, leaf, entry.release, entry.keys, admitted.kind)
         except VerificationError as exc:
             raise type(exc)(
@@ -73,9 +88,10 @@ class LogReplayer:
             raise SignatureError(f"entry {index}: {exc}") from exc
         return ReplayedEntry(entry, leaf, admitted)
 
-    def _apply(self, index: int, admitted: Admitted) -> None:
-        record = admitted.admin
-        if isinstance(record, KeyRegistered):
-            self.registry.register(index, record)
-        elif isinstance(record, KeyRevoked):
-            self.registry.revoke(index, record)
+    def _check_time(self, entry: Entry) -> None:
+        if self._not_after and entry.time > self._not_after:
+            raise VerificationError(
+                "it is stamped in the future of this verifier's clock: the ledger's clock leapt ahead",
+                expected=f"{self._not_after} or earlier",
+                calculated=entry.time,
+            )

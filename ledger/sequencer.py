@@ -11,6 +11,16 @@ request that carries the value fails by itself and the others are appended.
 The queue is bounded: past `max_pending` envelopes, `append` raises
 UnavailableError at once instead of growing memory.
 
+Before it extends the log, a batch checks what it builds on (ledger.log_state):
+the locked head must be the tree of a checkpoint signed by the ledger key, and
+admin records another process appended are replayed from their entries, never
+taken from a derived table. Entry times come from one clock, the database's,
+read once the head is locked; a batch is refused (UnavailableError) when that
+clock and this process's own disagree by more than `max_clock_skew`, or when
+it has gone back that far behind the newest entry. A batch whose write collides
+with a statement already recorded is planned again with the recorded entries
+looked up, and those requests are answered with them (`Appended.statement_replay`).
+
 It knows the storage Protocol only: no SQL, no HTTP.
 """
 
@@ -21,27 +31,35 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.batch import BatchPlan, PendingRequest, plan_batch
-from ledger.chains import Chains, is_key_event
+from ledger.chains import Chains
 from ledger.core.append_proofs import appended_inclusion_paths
 from ledger.core.compact_range import CompactRange
-from ledger.core.keys import SignerKey
-from ledger.errors import LedgerError, UnavailableError, UnstorableError
+from ledger.core.encoding import parse_time
+from ledger.core.keys import SignerKey, VerifierKey
+from ledger.errors import (
+    DuplicateStatementError,
+    LedgerError,
+    LogIntegrityError,
+    UnavailableError,
+    UnstorableError,
+)
+from ledger.log_state import check_head, check_key_chain, replay_admin_entries, verified_checkpoint
 from ledger.registry import KeyRegistry
 from ledger.storage.protocol import (
     AppendTransaction,
     CheckpointRow,
     EntryRow,
+    Head,
     IdempotencyRow,
-    KeyEventRow,
     LogStore,
 )
 
 log = logging.getLogger(__name__)
 BATCH_FAILED = "the batch could not be committed (the server log has the cause); retry"
+DEFAULT_MAX_CLOCK_SKEW = 10.0  # seconds: NTP keeps hosts within milliseconds; more is an incident
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +68,9 @@ class Appended:
 
     `entries` holds the rows when they were just written, with their inclusion `paths`
     (computed from memory) and the batch's `time` (None / empty for an idempotent replay).
-    `replayed` is True when an earlier request with the same idempotency key appended them.
+    `replayed` is True when an earlier request with the same idempotency key appended them;
+    `statement_replay` holds the indices of the entries that already record the request's
+    statements (in order) when it was answered with them instead of appending anything.
     """
 
     first_index: int
@@ -62,6 +82,15 @@ class Appended:
     body_hash: bytes = b""
     paths: tuple[list[bytes], ...] | None = None
     time: str = ""
+    statement_replay: tuple[int, ...] | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The requests one transaction integrates; `lookup`: look their statements up before planning."""
+
+    waiting: list[_Waiting] = field(default_factory=list)
+    lookup: bool = False
 
 
 @dataclass(slots=True)
@@ -76,21 +105,6 @@ class _Waiting:
         return len(self.request.submissions)
 
 
-def apply_key_events(registry: KeyRegistry, events: list[KeyEventRow]) -> None:
-    """Bring a registry up to date with key events read from storage (in log order)."""
-    for event in events:
-        if event.index <= registry.applied_through:
-            continue
-        if event.kind == "key.registered" and event.verifier is not None:
-            registry.register(
-                event.index,
-                KeyRegistered(event.verifier, event.owner or "", list(event.roles), list(event.products)),
-            )
-        elif event.kind == "key.revoked":
-            registry.revoke(event.index, KeyRevoked(event.keyid, event.reason or ""))
-        registry.applied_through = event.index
-
-
 class Sequencer:
     """Batches appends into transactions; one instance per process, several processes per database."""
 
@@ -103,21 +117,28 @@ class Sequencer:
         max_batch: int = 1000,
         max_delay: float = 0.002,
         max_pending: int = 20_000,
+        max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """Sequence into `store`, signing checkpoints with the ledger key `signer`.
 
-        `registry` must reflect the log as stored; the sequencer keeps it current.
+        `registry` must reflect the log as stored, replayed and verified (ledger.bootstrap
+        `load_registry`); the sequencer keeps it current. `clock` is this process's own
+        clock, held against the database's (`max_clock_skew` seconds apart at most).
         """
         self._store = store
         self._signer = signer
+        self.ledger_key: VerifierKey = signer.verifier()
+        self.origin: str | None = None  # the log's, once a batch has read the head
         self.registry = registry
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._max_pending = max_pending
+        self._max_skew = timedelta(seconds=max_clock_skew)
         self._clock = clock
         self._queue: deque[_Waiting] = deque()
-        self._halves: deque[list[_Waiting]] = deque()  # parts of a refused batch, each its own batch next
+        self._retry: deque[_Batch] = deque()  # parts of a refused batch, or one to look up: next, in order
+        self._verified_head: Head | None = None  # the head this process last wrote or checked
         self._pending = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -185,37 +206,48 @@ class Sequencer:
         return batch
 
     async def _run(self) -> None:
-        while not (self._stopping and not self._queue and not self._halves):
+        while not (self._stopping and not self._queue and not self._retry):
             await self._wakeup.wait()
             self._wakeup.clear()
             if self._max_delay > 0 and self._pending < self._max_batch:
                 await asyncio.sleep(self._max_delay)  # let concurrent requests join this batch
-            while self._queue or self._halves:
-                batch: list[_Waiting] = []  # filled once the head is locked
+            while self._queue or self._retry:
+                batch = _Batch()  # filled once the head is locked
                 try:
                     await self._integrate(batch)
+                except DuplicateStatementError as exc:
+                    if batch.lookup:  # the statements were looked up under this very lock: not a race
+                        log.error("a batch collided with recorded statements it had looked up")  # noqa: TRY400 - no traceback: the error says it all
+                        self._fail(batch.waiting, UnavailableError(BATCH_FAILED))
+                    else:
+                        log.info("a batch repeats a recorded statement (%s); planning it again", exc)
+                        self._retry.appendleft(_Batch(batch.waiting, lookup=True))
                 except UnstorableError as exc:
                     self._isolate(batch, exc)
                 except LedgerError as exc:
-                    self._fail(batch or self._next_batch(), exc)
+                    if isinstance(exc, UnavailableError):
+                        log.error("batch refused: %s", exc)  # noqa: TRY400 - the cause is in the message
+                    self._fail(batch.waiting or self._next_batch().waiting, exc)
                 except Exception:
-                    batch = batch or self._next_batch()  # empty: the head could not even be locked
-                    log.exception("batch of %d requests failed", len(batch))
+                    waiting = batch.waiting or self._next_batch().waiting  # empty: the head was not locked
+                    log.exception("batch of %d requests failed", len(waiting))
                     # The cause goes to the log only: it may name tables and indexes, and it is the
                     # same text for every client of the batch, whoever caused it.
-                    self._fail(batch, UnavailableError(BATCH_FAILED))
+                    self._fail(waiting, UnavailableError(BATCH_FAILED))
 
-    def _next_batch(self) -> list[_Waiting]:
-        """The next batch: the first half of a refused batch still to retry, else what is queued."""
-        return self._halves.popleft() if self._halves else self._take_batch()
+    def _next_batch(self) -> _Batch:
+        """The next batch: a refused batch's part, or one to look up, still to retry; else what is queued."""
+        return self._retry.popleft() if self._retry else _Batch(self._take_batch())
 
-    def _isolate(self, batch: list[_Waiting], exc: UnstorableError) -> None:
+    def _isolate(self, batch: _Batch, exc: UnstorableError) -> None:
         """Retry the halves of a batch the store refused, each alone; a lone request fails (422)."""
-        if len(batch) <= 1:
-            self._fail(batch, exc)
+        waiting = batch.waiting
+        if len(waiting) <= 1:
+            self._fail(waiting, exc)
             return
-        half = len(batch) // 2
-        self._halves.extendleft([batch[half:], batch[:half]])  # the first half goes first
+        half = len(waiting) // 2
+        # The first half goes first.
+        self._retry.extendleft([_Batch(waiting[half:], batch.lookup), _Batch(waiting[:half], batch.lookup)])
 
     @staticmethod
     def _fail(batch: list[_Waiting], exc: LedgerError) -> None:
@@ -223,25 +255,33 @@ class Sequencer:
             if not waiting.future.done():
                 waiting.future.set_exception(exc)
 
-    async def _integrate(self, batch: list[_Waiting]) -> None:
+    async def _integrate(self, batch: _Batch) -> None:
         """Lock the head, then take into `batch` whatever is queued by then, and integrate it.
 
         Taking the batch once the lock is held lets requests that arrived while another
         process held it join this transaction instead of waiting for the next one.
         """
         async with self._store.append_transaction() as txn:
-            batch.extend(self._next_batch())
+            taken = self._next_batch()
+            batch.waiting.extend(taken.waiting)
+            batch.lookup = taken.lookup
             head = await txn.head()
+            await self._check_head(txn, head)
+            now = self._batch_time(await txn.now(), head)
             registry = self.registry
-            if head.last_key_event > registry.applied_through:
-                registry = registry.copy()
-                apply_key_events(registry, await txn.key_events_since(registry.applied_through + 1))
-            replays = await self._find_replays(txn, batch)
-            fresh = [w for w in batch if id(w) not in replays]
-            chains = await self._chains(txn, fresh)
+            if head.last_admin_entry > registry.applied_through:
+                rows = await txn.admin_entries_since(registry.applied_through + 1)
+                registry = replay_admin_entries(registry, rows, below=head.tree_size)
+            check_key_chain(registry, head.last_key_event, f"the log head at size {head.tree_size}")
+            replays = await self._find_replays(txn, batch.waiting)
+            fresh = [w for w in batch.waiting if id(w) not in replays]
+            recorded = await self._recorded(txn, fresh) if batch.lookup else None
+            releases = sorted({r for w in fresh for item in w.request.submissions if (r := item.release)})
+            chains = Chains(await txn.release_heads(releases) if releases else {})
             plan = plan_batch(
-                head, [w.request for w in fresh], registry, self._signer, self._clock(), chains=chains
-            )
+                head, [w.request for w in fresh], registry, self._signer, now,
+                chains=chains, recorded=recorded,
+            )  # fmt: skip
             if plan.write is not None:
                 await txn.write(plan.write)
         # Committed: only now may anyone learn of it.
@@ -249,20 +289,48 @@ class Sequencer:
         paths: list[list[bytes]] = []
         if plan.write is not None:
             self.last_checkpoint = plan.write.checkpoint
+            self._verified_head = plan.write.head
             old = CompactRange(head.tree_size, list(head.compact_range))
             paths = appended_inclusion_paths(old, [e.leaf_hash for e in plan.write.entries])
-        self._resolve(batch, fresh, plan, replays, paths)
+        self._resolve(batch.waiting, fresh, plan, replays, paths)
+
+    async def _check_head(self, txn: AppendTransaction, head: Head) -> None:
+        """The locked head is the tree of a checkpoint the ledger key signed (LogIntegrityError if not).
+
+        Skipped when it is the head this process last wrote or checked (the head only moves
+        forward, so an equal head is the same one); with several processes, one checkpoint
+        read and one signature check a batch after another's commit.
+        """
+        self.origin = head.origin
+        if head.tree_size == 0 or head == self._verified_head:
+            return  # before entry 0 (nothing signed yet), or the head this process wrote or checked
+        checkpoint = await txn.head_checkpoint()
+        if checkpoint is None:
+            raise LogIntegrityError(f"the log head at size {head.tree_size} has no checkpoint")
+        check_head(head, verified_checkpoint(checkpoint, self.ledger_key, head.origin))
+        self._verified_head = head
+
+    def _batch_time(self, database_now: datetime, head: Head) -> datetime:
+        """The time to stamp: the database's; UnavailableError when the clocks make it implausible."""
+        local = self._clock()
+        if abs(database_now - local) > self._max_skew:
+            raise UnavailableError(
+                f"the database's clock ({database_now.isoformat()}) and this server's "
+                f"({local.isoformat()}) differ by more than {self._max_skew.total_seconds():g} s: "
+                "appends stop until they agree, so no entry gets a wrong time"
+            )
+        if head.last_time and database_now < parse_time(head.last_time) - self._max_skew:
+            raise UnavailableError(
+                f"the database's clock ({database_now.isoformat()}) is behind the newest entry's time "
+                f"({head.last_time}) by more than {self._max_skew.total_seconds():g} s: appends stop "
+                "until it catches up, so entry times never go back"
+            )
+        return database_now
 
     @staticmethod
-    async def _chains(txn: AppendTransaction, waiting: list[_Waiting]) -> Chains:
-        """Read the heads of the chains these requests extend (one query each kind, only if needed)."""
-        items = [item for w in waiting for item in w.request.submissions]
-        releases = sorted({r for item in items if (r := item.release) is not None})
-        has_key_event = any(is_key_event(item) for item in items)
-        return Chains(
-            await txn.release_heads(releases) if releases else {},
-            await txn.key_head() if has_key_event else None,
-        )
+    async def _recorded(txn: AppendTransaction, waiting: list[_Waiting]) -> dict[bytes, int]:
+        hashes = {item.statement_hash for w in waiting for item in w.request.submissions}
+        return await txn.recorded_statements(sorted(hashes))
 
     @staticmethod
     async def _find_replays(txn: AppendTransaction, batch: list[_Waiting]) -> dict[int, IdempotencyRow]:
@@ -287,6 +355,10 @@ class Sequencer:
         for position, waiting in enumerate(fresh):
             if position in plan.rejected:
                 waiting.future.set_exception(plan.rejected[position])
+                continue
+            if position in plan.replayed:
+                indices = plan.replayed[position]
+                waiting.future.set_result(Appended(indices[0], len(indices), 0, "", statement_replay=indices))
                 continue
             assert write is not None  # noqa: S101 - a placed request implies a write
             first, count = plan.placed[position]

@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Protocol
 
 from ledger.admin import KeyRegistered, KeyRevoked, PolicyPublished
+from ledger.core.keys import VerifierKey
 from ledger.errors import InputError, NotFoundError
 from ledger.evidence.predicates import KIND_NAMES
 from ledger.evidence.statement import RELEASE_SEAL_TYPE
 from ledger.evidence.timeline import Decoded, EventRecord, SignerNames, chain_is_complete, decode_record
 from ledger.registry import KeyRegistry
-from ledger.sequencer import apply_key_events
+from ledger.registry_follow import catch_up
 from ledger.storage.protocol import EntryRow, LogStore
 
 MAX_PAGE = 1000
@@ -37,9 +38,11 @@ for _type, _short in KIND_NAMES.items():
 
 
 class RegistryHolder(Protocol):
-    """Whoever keeps the current key registry (the service's sequencer)."""
+    """Whoever keeps the current key registry (the service's sequencer), and the key that proves it."""
 
     registry: KeyRegistry
+    ledger_key: VerifierKey
+    origin: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +67,18 @@ class Page:
 
 
 async def current_registry(store: LogStore, holder: RegistryHolder, keyids: Iterable[str]) -> KeyRegistry:
-    """The holder's registry, caught up from stored key events first if it lacks any of `keyids`.
+    """The holder's registry, caught up with the stored log first if it lacks any of `keyids`.
 
-    The caught-up copy replaces the holder's registry (as admission does), so the
-    next request finds it current.
+    Caught up as the log proves it (`ledger.registry_follow.catch_up`: admin entries replayed
+    below the newest checkpoint the ledger key signed); the caught-up copy replaces the
+    holder's registry, so the next request finds it current.
     """
     registry = holder.registry
     if all(k in registry.keys for k in keyids):
         return registry
-    events = await store.key_events_since(registry.applied_through + 1)
-    if not events:
-        return registry
-    fresh = registry.copy()
-    apply_key_events(fresh, events)
-    holder.registry = fresh
+    fresh = await catch_up(store, registry, holder.ledger_key, holder.origin)
+    if fresh is not registry:
+        holder.registry = fresh
     return fresh
 
 

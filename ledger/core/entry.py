@@ -138,18 +138,23 @@ def _check_link(name: str, index: int, seq: int, prev: ChainLink | None) -> None
 
 
 class ChainVerifier:
-    """Checks a stream of entries, in log order, for gapless indices and unbroken `prev` links.
+    """Checks a stream of entries, in log order, for gapless indices, unbroken `prev` links and times.
 
-    Holds only the next expected index and the last leaf hash, so memory is
-    flat however long the log.
+    Entry times never go backwards in index order (the sequencer stamps every batch with
+    one clock and never earlier than the entry before), so a time earlier than its
+    predecessor's is a chain break. Holds only the next expected index, the last leaf hash
+    and the last time, so memory is flat however long the log.
     """
 
-    __slots__ = ("next_index", "prev_leaf_hash")
+    __slots__ = ("last_time", "next_index", "prev_leaf_hash")
 
-    def __init__(self, next_index: int = 0, prev_leaf_hash: bytes = GENESIS_PREV) -> None:
-        """Start at `next_index`, whose `prev` must be `prev_leaf_hash` (zeros for entry 0)."""
+    def __init__(
+        self, next_index: int = 0, prev_leaf_hash: bytes = GENESIS_PREV, last_time: str = ""
+    ) -> None:
+        """Start at `next_index`, whose `prev` must be `prev_leaf_hash` and time at least `last_time`."""
         self.next_index = next_index
         self.prev_leaf_hash = prev_leaf_hash
+        self.last_time = last_time
 
     def check(self, data: bytes) -> tuple[Entry, bytes]:
         """Parse the next entry, check its index and link; return it with its leaf hash."""
@@ -166,9 +171,17 @@ class ChainVerifier:
                 expected=self.prev_leaf_hash.hex(),
                 calculated=entry.prev,
             )
+        # The fixed-width format (format_time) orders as text exactly as in time.
+        if entry.time < self.last_time:
+            raise ChainError(
+                f"entry {entry.index} is stamped earlier than entry {entry.index - 1}: time went back",
+                expected=f"{self.last_time} or later",
+                calculated=entry.time,
+            )
         digest = leaf_hash(data)
         self.next_index += 1
         self.prev_leaf_hash = digest
+        self.last_time = entry.time
         return entry, digest
 
 

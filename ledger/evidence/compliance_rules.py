@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import msgspec
 
 from ledger.evidence import policy as pol
 from ledger.evidence import predicates as p
-from ledger.evidence.compliance_facts import Facts, Item
+from ledger.evidence.compliance_facts import Facts, Item, parse_time
 
 FindingStatus = Literal["fail", "missing", "waived"]
 COUNTED_MEANINGS = frozenset({"approval", "responsibility"})  # a `review` is not a release approval
@@ -53,23 +54,41 @@ class Context:
         return [b.index for b in self.facts.builds_of(digest)]
 
     def decisions(self, digest: str) -> list[Item[p.Approval]]:
-        """Approvals and rejections of `digest`, in index order (authorship signatures are not decisions)."""
-        return [
+        """Approvals and rejections of `digest`, in decision order (authorship signs no decision)."""
+        return in_decision_order(
             a
             for a in self.facts.approvals
             if a.pred.artifact_digest.lower() == digest and a.pred.meaning != "authorship"
-        ]
+        )
 
     def relevant_approvals(self) -> list[Item[p.Approval]]:
-        """Approving decisions of the candidates (of any artifact while no build names a candidate)."""
+        """Approving decisions of the candidates (any artifact while no build names one), decision order."""
         digests = {c.digest for c in self.candidates}
-        return [
+        return in_decision_order(
             a
             for a in self.facts.approvals
             if a.pred.decision == "approved"
             and a.pred.meaning != "authorship"
             and (not digests or a.pred.artifact_digest.lower() in digests)
-        ]
+        )
+
+
+def decided_at(approval: Item[p.Approval]) -> datetime:
+    """When a decision was made: when it was signed, but never later than when it was recorded.
+
+    A signature's own time may be claimed later than the truth, never earlier than it reached
+    the log; so a decision signed before another cannot be made to override it by recording it
+    late, nor by dating it ahead. Precondition: the predicate passed admission (RFC 3339 times).
+    """
+    recorded = parse_time(approval.event.time)
+    signed = parse_time(approval.pred.signed_at)
+    assert recorded is not None  # noqa: S101 - entry times are checked when the entry is read
+    return recorded if signed is None else min(signed, recorded)
+
+
+def in_decision_order(approvals: Iterable[Item[p.Approval]]) -> list[Item[p.Approval]]:
+    """Decisions ordered by when they were made, then by log index (the later decision comes last)."""
+    return sorted(approvals, key=lambda a: (decided_at(a), a.index))
 
 
 def _names(values: Iterable[str]) -> str:
@@ -139,17 +158,20 @@ def _by_role(decisions: Sequence[Item[p.Approval]]) -> dict[str, list[Item[p.App
 
 
 def _standing_approvals(decisions: Sequence[Item[p.Approval]]) -> list[Item[p.Approval]]:
-    """The approvals in one role that count: approving, of a counted meaning, after its last rejection."""
-    last_rejection = max((d.index for d in decisions if d.pred.decision == "rejected"), default=-1)
+    """The approvals in one role that count: approving, of a counted meaning, made after its last rejection.
+
+    Precondition: `decisions` are in decision order (`in_decision_order`).
+    """
+    last_rejection = max((n for n, d in enumerate(decisions) if d.pred.decision == "rejected"), default=-1)
     return [
         d
-        for d in decisions
-        if d.index > last_rejection and d.pred.decision == "approved" and d.pred.meaning in COUNTED_MEANINGS
+        for d in decisions[last_rejection + 1 :]
+        if d.pred.decision == "approved" and d.pred.meaning in COUNTED_MEANINGS
     ]
 
 
 def _rejection(decisions: Sequence[Item[p.Approval]]) -> Item[p.Approval] | None:
-    """The role's last decision when it is a rejection (it stands until a later approval)."""
+    """The role's last decision when it is a rejection (it stands until a later approval); decision order."""
     return decisions[-1] if decisions and decisions[-1].pred.decision == "rejected" else None
 
 
@@ -234,7 +256,7 @@ def check_after_evidence(ctx: Context) -> list[Finding]:
         return []
     out: list[Finding] = []
     facts = ctx.facts
-    # A later approval in the same role re-approves: only the latest per digest and role is checked.
+    # A later approval in the same role re-approves: only the latest made per digest and role is checked.
     latest = {(a.pred.artifact_digest.lower(), a.pred.role): a for a in ctx.relevant_approvals()}
     for approval in sorted(latest.values(), key=lambda a: a.index):
         digest = approval.pred.artifact_digest.lower()

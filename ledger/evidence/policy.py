@@ -144,6 +144,18 @@ class ApprovalRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     after_evidence: bool
 
 
+class Sealing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who may seal a release (close its record): a key holding one of these roles."""
+
+    roles: list[Role]
+
+    def __post_init__(self) -> None:
+        """At least one role, none twice: a policy nobody can seal under would leave every release open."""
+        if not self.roles:
+            raise ValueError("sealing.roles must name at least one role")
+        _no_duplicates(self.roles, "roles")
+
+
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A complete release policy (schemas/POLICY.md); every section and key is required."""
 
@@ -154,6 +166,7 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     exceptions: ExceptionRules
     continuity: Continuity
     approvals: ApprovalRules
+    sealing: Sealing
     description: str = ""
 
     def tier(self, risk_class: RiskClass) -> Tier:
@@ -272,6 +285,7 @@ def describe_policy(policy: Policy) -> list[str]:
         ),
         f"continuity: deployed digest checked in {', '.join(policy.continuity.environments) or '(none)'}",
         f"approvals after evidence: {_yes(policy.approvals.after_evidence)}",
+        f"sealing: by a key with role {' or '.join(policy.sealing.roles)}",
         "rules:",
         *(f"  {rule}: {text}" for rule, text in RULES.items()),
     ]

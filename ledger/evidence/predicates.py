@@ -146,7 +146,12 @@ class Validation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Approval(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A signed decision by the key's registered owner, in a role, with a meaning (21 CFR 11.50)."""
+    """A signed decision by the key's registered owner, in a role, with a meaning (21 CFR 11.50).
+
+    `signed_at` is when the person signed (11.50(a)(2): the date and time of signing), which
+    orders their decisions: a decision signed earlier never overrides a later one, however late
+    it reaches the log (a decision counts as made no later than it was recorded).
+    """
 
     release: Release
     role: str
@@ -154,6 +159,7 @@ class Approval(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     decision: Literal["approved", "rejected"]
     artifact_digest: Digest
     entries: list[int]
+    signed_at: Time
     comment: str | None = None
 
 
@@ -301,7 +307,7 @@ def decode_predicate(predicate_type: str, predicate: dict[str, Any]) -> Predicat
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _DIGEST_FIELDS = ("artifact_digest", "from_digest", "to_digest", "dependency_lock_digest", "report_digest")
-_TIME_FIELDS = ("expires", "review_due", "started", "finished", "time_verified")
+_TIME_FIELDS = ("expires", "review_due", "started", "finished", "time_verified", "signed_at")
 
 
 def _check_formats(value: Predicate) -> None:

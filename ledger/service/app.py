@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> Litestar:
             sequencer = Sequencer(
                 store,
                 settings.signer,
-                await load_registry(store),
+                await load_registry(store, settings.signer.verifier()),
                 max_batch=settings.max_batch,
                 max_delay=settings.max_delay,
                 max_pending=settings.max_pending,

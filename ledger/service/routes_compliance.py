@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery
 
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.encoding import format_time
-from ledger.errors import PermissionDeniedError
+from ledger.errors import PermissionDeniedError, StaleEvaluationError, UnavailableError
 from ledger.evidence import predicates as p
 from ledger.evidence.compliance import result_data
 from ledger.evidence.dossier import Dossier
@@ -21,8 +21,10 @@ from ledger.service.openapi import request_body
 from ledger.service.routes_append import Authorization
 from ledger.service.state import APPEND_ROLES, READ_ROLES, Svc
 from ledger.service.wire import GateRequest, GateResponse, decode_body, errors, gate_decoder, refuse_nul
+from ledger.storage.protocol import EntryRow
 
 GATE_BODY_LIMIT = 16 * 1024  # three short names; anything larger is not a gate request
+GATE_ATTEMPTS = 5  # evaluations of a release that keeps gaining entries, before asking for a retry
 
 
 def _now() -> str:
@@ -30,7 +32,14 @@ def _now() -> str:
 
 
 async def _latest_size(svc: Svc) -> int:
-    return (await svc.latest_checkpoint()).tree_size
+    """The newest tree size, read afresh: everything acknowledged before the request, on any worker."""
+    return (await svc.latest_checkpoint(fresh=True)).tree_size
+
+
+def _chain_state(rows: list[EntryRow]) -> tuple[int, str]:
+    """(count, head leaf hash) of the release chain among `rows`: what a decision on them saw."""
+    head = max((r for r in rows if r.release_seq is not None), key=lambda r: r.release_seq or 0)
+    return (head.release_seq or 0) + 1, head.leaf_hash.hex()
 
 
 @get(
@@ -78,7 +87,7 @@ async def dossier(
     status_code=201,
     summary="Gate decision, appended as a signed VSA",
     request_max_body_size=GATE_BODY_LIMIT,
-    responses=errors(400, 401, 403, 404, 413, 503),
+    responses=errors(400, 401, 403, 404, 409, 413, 503),
     opt=request_body(GateRequest),
 )
 async def evaluate_gate(
@@ -86,8 +95,12 @@ async def evaluate_gate(
 ) -> Response[GateResponse]:
     """Evaluate the release for `environment`; append the decision (signed by the ledger) and return it.
 
-    The body is decoded by hand, as on the append routes: a typed decoder refuses deep nesting
-    at once, where Litestar's untyped first pass would exhaust the interpreter's recursion limit.
+    The decision covers everything acknowledged before the request (the newest checkpoint,
+    read afresh) and is appended only if the release's chain is still what it evaluated: an
+    entry that joined meanwhile (a rejection, say) makes it evaluate again, so a decision
+    never lands after evidence it did not see. The body is decoded by hand, as on the
+    append routes: a typed decoder refuses deep nesting at once, where Litestar's untyped
+    first pass would exhaust the interpreter's recursion limit.
     """
     token = await svc.authenticate(authorization, APPEND_ROLES)
     data = decode_body(gate_decoder, await request.body(), "the body")
@@ -96,22 +109,27 @@ async def evaluate_gate(
         refuse_nul(getattr(data, name), name)
     if token.products and data.product not in token.products:
         raise PermissionDeniedError(f"this token may not act for product {data.product!r}")
-    now = _now()
-    result, rows = await evaluate_release(
-        svc.store, svc.sequencer, data.product, data.version,
-        environment=data.environment, now=now, before=await _latest_size(svc),
-    )  # fmt: skip
-    leaves = {r.index: r.leaf_hash.hex() for r in rows}
-    statement = gate_statement(
-        result,
-        p.Release(data.product, data.version),
-        environment=data.environment,
-        policy_ref=(result.policy.entry, result.policy.digest),
-        input_entries=[(i, leaves[i]) for i in result.entries if i in leaves],
-        verifier_id=svc.signer.name,
-        time=now,
-    )
-    envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, statement, [svc.signer])
-    receipts, _ = await svc.append([envelope], token, None)
-    body = GateResponse(decision_of(result), result_data(result), msgspec.structs.asdict(receipts[0]))
-    return Response(body, status_code=201)
+    for _ in range(GATE_ATTEMPTS):
+        now = _now()
+        result, rows = await evaluate_release(
+            svc.store, svc.sequencer, data.product, data.version,
+            environment=data.environment, now=now, before=await _latest_size(svc),
+        )  # fmt: skip
+        leaves = {r.index: r.leaf_hash.hex() for r in rows}
+        statement = gate_statement(
+            result,
+            p.Release(data.product, data.version),
+            environment=data.environment,
+            policy_ref=(result.policy.entry, result.policy.digest),
+            input_entries=[(i, leaves[i]) for i in result.entries if i in leaves],
+            verifier_id=svc.signer.name,
+            time=now,
+        )
+        envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, statement, [svc.signer])
+        try:
+            receipts, _ = await svc.append([envelope], token, None, expected_chain=_chain_state(rows))
+        except StaleEvaluationError:
+            continue  # the release gained an entry since the evaluation read it: evaluate again
+        body = GateResponse(decision_of(result), result_data(result), msgspec.structs.asdict(receipts[0]))
+        return Response(body, status_code=201)
+    raise UnavailableError(f"release {data.product} {data.version} kept changing while it was evaluated")

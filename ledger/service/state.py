@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from litestar.di import NamedDependency
 
@@ -25,6 +25,7 @@ from ledger.errors import (
     SignatureError,
     UnauthenticatedError,
 )
+from ledger.log_state import verified_checkpoint
 from ledger.proofs import ProofReader
 from ledger.receipts import Receipt, build_receipts
 from ledger.sequencer import Appended, Sequencer
@@ -53,13 +54,17 @@ class ServiceState:
     metrics: Metrics = field(default_factory=Metrics)
     _tokens: dict[bytes, tuple[TokenRow, float]] = field(default_factory=dict)
     _latest: tuple[CheckpointRow, float] | None = None
+    _verified_note: str = ""  # the newest checkpoint note this process checked (or signed)
 
     async def latest_checkpoint(self, at_least: int = 0, *, fresh: bool = False) -> CheckpointRow:
         """The newest checkpoint, read at most every CHECKPOINT_CACHE_SECONDS unless `fresh`.
 
         Proof routes use the cached one: other processes' commits only make it grow, so a
         value a few milliseconds old is still a signed, valid checkpoint, and a request
-        for a larger tree size reloads it first. `GET /checkpoint` always reads afresh.
+        for a larger tree size reloads it first. `GET /checkpoint`, compliance and gates
+        read afresh: they must see everything acknowledged before they were asked, on any
+        worker. A checkpoint is served only once its signature verifies with the ledger key
+        (LogIntegrityError otherwise: a row written around the ledger is never passed on).
         """
         cached = self._latest
         if (
@@ -72,12 +77,20 @@ class ServiceState:
         checkpoint = await self.store.latest_checkpoint()
         if checkpoint is None:
             raise NotFoundError("the ledger has no checkpoint yet")
+        if checkpoint.note != self._verified_note:
+            verified_checkpoint(checkpoint, self.sequencer.ledger_key, self.sequencer.origin)
+            self._verified_note = checkpoint.note
         self._remember(checkpoint)
         return checkpoint
 
     def _remember(self, checkpoint: CheckpointRow) -> None:
         if self._latest is None or checkpoint.tree_size >= self._latest[0].tree_size:
             self._latest = (checkpoint, time.monotonic() + CHECKPOINT_CACHE_SECONDS)
+
+    def _signed_here(self, checkpoint: CheckpointRow) -> None:
+        """Remember a checkpoint this process's sequencer signed: no need to verify it again."""
+        self._verified_note = checkpoint.note
+        self._remember(checkpoint)
 
     async def authenticate(self, authorization: str | None, roles: frozenset[str]) -> TokenRow:
         """The token's grants; 401 without a known bearer token, 403 without one of `roles`."""
@@ -123,9 +136,20 @@ class ServiceState:
         return await current_registry(self.store, self.sequencer, keyids) is not before
 
     async def append(
-        self, envelopes: Sequence[Envelope], token: TokenRow, idempotency_key: str | None
+        self,
+        envelopes: Sequence[Envelope],
+        token: TokenRow,
+        idempotency_key: str | None,
+        *,
+        expected_chain: tuple[int, str] | None = None,
     ) -> tuple[list[Receipt], bool]:
-        """Admit and append envelopes all or nothing; return their receipts and whether they replay."""
+        """Admit and append envelopes all or nothing; return their receipts and whether they replay.
+
+        A replay is a retry with a recorded idempotency key, or a request whose signed
+        statements are all recorded already: either way the receipts are the original
+        entries'. `expected_chain` (one envelope only) makes the append conditional on the
+        release chain's (count, head leaf hash): StaleEvaluationError when it moved on.
+        """
         idempotency = None
         if idempotency_key is not None:
             idempotency = self._idempotency(envelopes, token, idempotency_key)
@@ -133,14 +157,18 @@ class ServiceState:
             if replay is not None:
                 return replay, True
         admitted = [await self.admit(envelope, token) for envelope in envelopes]
+        if expected_chain is not None:
+            admitted = [replace(item, expected_chain=expected_chain) for item in admitted]
         appended = await self.sequencer.append(PendingRequest(admitted, idempotency))
         if appended.replayed:
             assert idempotency is not None  # noqa: S101 - only keyed requests replay
             self._check_same_body(appended.body_hash, idempotency)
             return await self.receipts(appended), True
+        if appended.statement_replay is not None:
+            return await self.receipts(appended), True
         self.metrics.appended(len(admitted))
         if self.sequencer.last_checkpoint is not None:
-            self._remember(self.sequencer.last_checkpoint)
+            self._signed_here(self.sequencer.last_checkpoint)
         return await self.receipts(appended), False
 
     @staticmethod

@@ -22,7 +22,7 @@ MAX_WINDOWS = 4
 # The columns `postgres._entry` reads by name (the same set as postgres._ENTRY_COLUMNS).
 _COLUMNS = (
     "idx, leaf_hash, data, integrated_at, signer_keyid, payload_type, kind, product, version, "
-    "subjects, release_seq"
+    "subjects, release_seq, statement_hash"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM entries"  # noqa: S608 - constant column list
 

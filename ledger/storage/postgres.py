@@ -18,7 +18,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from ledger.errors import UnstorableError
+from ledger.errors import DuplicateStatementError, LogIntegrityError, UnstorableError
 from ledger.storage.entry_queries import (
     ARTIFACT_SQL,
     BUILD_KINDS,
@@ -34,12 +34,12 @@ from ledger.storage.entry_queries import (
 from ledger.storage.protocol import (
     MAX_INDEX,
     BatchWrite,
+    Beyond,
     ChainHead,
     CheckpointRow,
     EntryRow,
     Head,
     IdempotencyRow,
-    KeyEventRow,
     TileRow,
     TokenRow,
 )
@@ -59,23 +59,35 @@ _ENTRY_COLUMNS = (
     "version",
     "subjects",
     "release_seq",
+    "statement_hash",
 )
-_HEAD_SQL = """SELECT origin, tree_size, compact_range, last_leaf_hash, last_time, last_key_event
+_SELECT_ENTRIES = f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries"  # noqa: S608 - constant column list
+_HEAD_SQL = """SELECT origin, tree_size, compact_range, last_leaf_hash, last_time, last_key_event,
+                      last_admin_entry
                FROM log_head WHERE id = 1"""
-_KEY_EVENTS_SQL = """SELECT idx, kind, keyid, verifier, owner, roles, products, reason, seq
-                     FROM key_events WHERE idx >= $1 ORDER BY idx"""
+# The head, locked, and the database's clock once the lock is held (the outer projection runs
+# after the CTE has locked the row), which is the one source of entry times. The head's checkpoint
+# is read by a statement of its own: this one's snapshot predates a wait for the lock, so a join
+# would miss the checkpoint of the very commit it waited for.
+_LOCK_HEAD_SQL = f"""WITH head AS ({_HEAD_SQL} FOR UPDATE)
+                     SELECT head.*, clock_timestamp() AS now FROM head"""  # noqa: S608
+_CHECKPOINT_SQL = "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size = $1"
+# The kinds of admin records (ledger.admin), as the kind column stores them: one (kind, idx) index
+# range each. Everything the key registry and the policy in force are replayed from.
+ADMIN_KINDS = ("key.registered", "key.revoked", "policy.published")
+KEY_KINDS = ADMIN_KINDS[:2]
+_ADMIN_ENTRIES_SQL = f"{_SELECT_ENTRIES} WHERE kind = ANY($1::text[]) AND idx >= $2 ORDER BY idx"
+_RECORDED_SQL = """SELECT statement_hash, idx FROM entries WHERE statement_hash = ANY($1::bytea[])"""
 _RELEASE_HEADS_SQL = """SELECT r.product, r.version, e.idx, e.leaf_hash, e.release_seq, e.kind
                         FROM unnest($1::text[], $2::text[]) AS r(product, version)
                         CROSS JOIN LATERAL (
                             SELECT idx, leaf_hash, release_seq, kind FROM entries
                             WHERE product = r.product AND version = r.version AND release_seq IS NOT NULL
                             ORDER BY release_seq DESC LIMIT 1) e"""  # one backward index probe per release
-_KEY_HEAD_SQL = """SELECT k.idx, e.leaf_hash, k.seq, k.kind
-                   FROM key_events k JOIN entries e ON e.idx = k.idx
-                   ORDER BY k.seq DESC LIMIT 1"""
-# Everything a batch writes after its entries, in one statement (one round trip inside the head lock):
-# the tile appends, the checkpoint, the idempotency keys and the new head. Triggers fire as for
-# separate statements (002_append_only.sql); the sub-statements touch different tables.
+# Everything a batch writes besides its entries, in one statement (one round trip inside the head
+# lock), before them: the head moves first, because the database accepts entries only below a head
+# moved past them (007_log_integrity.sql). The tile appends, the checkpoint and the idempotency keys
+# ride along; their triggers check them against the moved head when the transaction commits.
 _BATCH_TAIL_SQL = """
     WITH tiles AS (
         INSERT INTO tiles AS t (level, idx, width, hashes)
@@ -91,7 +103,7 @@ _BATCH_TAIL_SQL = """
                              $10::bigint[], $11::integer[], $12::bigint[])
     )
     UPDATE log_head SET tree_size = $13, compact_range = $14, last_leaf_hash = $15,
-                        last_time = $16, last_key_event = $17
+                        last_time = $16, last_key_event = $17, last_admin_entry = $18
     WHERE id = 1"""
 _IDEMPOTENCY_SQL = """SELECT i.token_id, i.key, i.body_hash, i.first_idx, i.count, i.checkpoint_size
                       FROM idempotency_keys i
@@ -107,6 +119,7 @@ def _head(row: asyncpg.Record) -> Head:
         last_leaf_hash=row["last_leaf_hash"],
         last_time=row["last_time"],
         last_key_event=row["last_key_event"],
+        last_admin_entry=row["last_admin_entry"],
     )
 
 
@@ -123,20 +136,7 @@ def _entry(row: asyncpg.Record) -> EntryRow:
         version=row["version"],
         subjects=tuple(row["subjects"]),
         release_seq=row["release_seq"],
-    )
-
-
-def _key_event(row: asyncpg.Record) -> KeyEventRow:
-    return KeyEventRow(
-        index=row["idx"],
-        kind=row["kind"],
-        keyid=row["keyid"],
-        verifier=row["verifier"],
-        owner=row["owner"],
-        roles=tuple(row["roles"]),
-        products=tuple(row["products"]),
-        reason=row["reason"],
-        seq=row["seq"],
+        statement_hash=row["statement_hash"],
     )
 
 
@@ -162,13 +162,32 @@ async def _find_idempotency(
 
 @contextmanager
 def _refusing_values(count: int) -> Iterator[None]:
-    """Turn PostgreSQL's refusal of a value of a batch (SQLSTATE 22, 54) into UnstorableError."""
+    """Turn PostgreSQL's refusal of a batch into the ledger's errors.
+
+    A value it cannot hold (SQLSTATE 22, 54) is UnstorableError; a statement hash already recorded
+    is DuplicateStatementError; any other integrity violation (a row beyond the head, written around
+    the sequencer, or a trigger of 007_log_integrity.sql) is LogIntegrityError.
+    """
     try:
         yield
     except (asyncpg.exceptions.DataError, asyncpg.exceptions.ProgramLimitExceededError) as exc:
         log.warning("PostgreSQL refused a value of a batch of %d: %s", count, exc)
         msg = f"the ledger's database cannot store this entry ({type(exc).__name__})"
         raise UnstorableError(msg) from exc
+    except asyncpg.exceptions.UniqueViolationError as exc:
+        if exc.constraint_name == "entries_statement":
+            raise DuplicateStatementError("a statement of this batch is already recorded") from exc
+        raise _integrity(exc) from exc
+    except asyncpg.exceptions.IntegrityConstraintViolationError as exc:
+        raise _integrity(exc) from exc
+
+
+def _integrity(exc: asyncpg.PostgresError) -> LogIntegrityError:
+    log.error("the ledger's database refused a batch as inconsistent with the log: %s", exc)
+    return LogIntegrityError(
+        "the ledger's database holds rows that do not follow the log (written around the ledger); "
+        "appends are stopped until an operator runs `evledger audit` and repairs it"
+    )
 
 
 async def _keep_session(_: object) -> None:
@@ -182,18 +201,32 @@ async def _keep_session(_: object) -> None:
 class PostgresAppendTransaction:
     """An open transaction that holds `SELECT ... FOR UPDATE` on the log head."""
 
-    def __init__(self, conn: _Connection, head: Head) -> None:
-        """Wrap a connection inside a transaction whose head row is already locked."""
+    def __init__(self, conn: _Connection, locked: asyncpg.Record) -> None:
+        """Wrap a connection inside a transaction whose head row is locked (`_LOCK_HEAD_SQL`'s row)."""
         self._conn = conn
-        self._head = head
+        self._head = _head(locked)
+        self._now: datetime = locked["now"]
 
     async def head(self) -> Head:
         """The head as locked at the start of the transaction."""
         return self._head
 
-    async def key_events_since(self, index: int) -> list[KeyEventRow]:
-        """Key events at log index >= `index`, in log order."""
-        return [_key_event(r) for r in await self._conn.fetch(_KEY_EVENTS_SQL, index)]
+    async def head_checkpoint(self) -> CheckpointRow | None:
+        """The stored checkpoint at the locked head's size (read now, after the lock)."""
+        row = await self._conn.fetchrow(_CHECKPOINT_SQL, self._head.tree_size)
+        return None if row is None else CheckpointRow(row[0], row[1], row[2])
+
+    async def now(self) -> datetime:
+        """The database's clock when the head was locked."""
+        return self._now
+
+    async def admin_entries_since(self, index: int) -> list[EntryRow]:
+        """Key registrations, revocations and policies at log index >= `index`, in log order."""
+        return [_entry(r) for r in await self._conn.fetch(_ADMIN_ENTRIES_SQL, list(ADMIN_KINDS), index)]
+
+    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """The index recording each of these statement hashes, for those recorded."""
+        return await _recorded(self._conn, statement_hashes)
 
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
         """Recorded uses of these (token id, key) pairs."""
@@ -209,61 +242,19 @@ class PostgresAppendTransaction:
             )
         return {(r[0], r[1]): ChainHead(r[2], r[3], r[4], r[5]) for r in rows}
 
-    async def key_head(self) -> ChainHead | None:
-        """The newest key event."""
-        row = await self._conn.fetchrow(_KEY_HEAD_SQL)
-        return None if row is None else ChainHead(row[0], row[1], row[2], row[3])
-
     async def write(self, batch: BatchWrite) -> None:
-        """Write entries (COPY), key events, then tiles, checkpoint, idempotency keys and head at once.
+        """Write the head, tiles, checkpoint and idempotency keys in one statement, then the entries (COPY).
 
-        Raises UnstorableError when PostgreSQL refuses a value itself (SQLSTATE classes 22 and 54:
-        data exceptions, program limits such as an index row over 2,704 bytes).
+        The head goes first: the database takes entries only below a head moved past them
+        (007_log_integrity.sql). Raises UnstorableError when PostgreSQL refuses a value itself
+        (SQLSTATE classes 22 and 54: data exceptions, program limits such as an index row over
+        2,704 bytes), DuplicateStatementError when a statement hash is already recorded.
         """
         with _refusing_values(len(batch.entries)):
             await self._write(batch)
 
     async def _write(self, batch: BatchWrite) -> None:
         conn = self._conn
-        await conn.copy_records_to_table(
-            "entries",
-            columns=_ENTRY_COLUMNS,
-            records=[
-                (
-                    e.index,
-                    e.leaf_hash,
-                    e.data,
-                    e.integrated_at,
-                    e.signer_keyid,
-                    e.payload_type,
-                    e.kind,
-                    e.product,
-                    e.version,
-                    list(e.subjects),
-                    e.release_seq,
-                )
-                for e in batch.entries
-            ],
-        )
-        if batch.key_events:
-            await conn.executemany(
-                """INSERT INTO key_events (idx, kind, keyid, verifier, owner, roles, products, reason, seq)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-                [
-                    (
-                        k.index,
-                        k.kind,
-                        k.keyid,
-                        k.verifier,
-                        k.owner,
-                        list(k.roles),
-                        list(k.products),
-                        k.reason,
-                        k.seq,
-                    )
-                    for k in batch.key_events
-                ],
-            )
         tiles, cp, head, idem = batch.tiles, batch.checkpoint, batch.head, batch.idempotency
         await conn.execute(
             _BATCH_TAIL_SQL,
@@ -284,7 +275,38 @@ class PostgresAppendTransaction:
             head.last_leaf_hash,
             head.last_time,
             head.last_key_event,
+            head.last_admin_entry,
         )
+        await conn.copy_records_to_table(
+            "entries",
+            columns=_ENTRY_COLUMNS,
+            records=[
+                (
+                    e.index,
+                    e.leaf_hash,
+                    e.data,
+                    e.integrated_at,
+                    e.signer_keyid,
+                    e.payload_type,
+                    e.kind,
+                    e.product,
+                    e.version,
+                    list(e.subjects),
+                    e.release_seq,
+                    e.statement_hash,
+                )
+                for e in batch.entries
+            ],
+        )
+
+
+async def _recorded(
+    conn: _Connection | asyncpg.Pool[Any], statement_hashes: Sequence[bytes]
+) -> dict[bytes, int]:
+    if not statement_hashes:
+        return {}
+    rows = await conn.fetch(_RECORDED_SQL, list(statement_hashes))
+    return {bytes(r[0]): int(r[1]) for r in rows}
 
 
 class PostgresStore:
@@ -315,13 +337,19 @@ class PostgresStore:
 
     @asynccontextmanager
     async def append_transaction(self) -> AsyncIterator[PostgresAppendTransaction]:
-        """Open a transaction, lock the head row; commit on normal exit, roll back on error."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(_HEAD_SQL + " FOR UPDATE")
-            if row is None:
-                msg = "the ledger is not initialised (run `evledger init`)"
-                raise RuntimeError(msg)
-            yield PostgresAppendTransaction(conn, _head(row))
+        """Open a transaction, lock the head row; commit on normal exit, roll back on error.
+
+        The commit runs the deferred checks of 007_log_integrity.sql; their refusal is raised
+        as LogIntegrityError (a duplicate statement, as DuplicateStatementError).
+        """
+        async with self._pool.acquire() as conn:
+            with _refusing_values(0):
+                async with conn.transaction():
+                    row = await conn.fetchrow(_LOCK_HEAD_SQL)
+                    if row is None:
+                        msg = "the ledger is not initialised (run `evledger init`)"
+                        raise RuntimeError(msg)
+                    yield PostgresAppendTransaction(conn, row)
 
     async def head(self) -> Head | None:
         """The current head without locking it (None before `init`)."""
@@ -337,9 +365,7 @@ class PostgresStore:
 
     async def checkpoint(self, tree_size: int) -> CheckpointRow | None:
         """The checkpoint issued at exactly this size, if one was."""
-        row = await self._pool.fetchrow(
-            "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size = $1", tree_size
-        )
+        row = await self._pool.fetchrow(_CHECKPOINT_SQL, tree_size)
         return None if row is None else CheckpointRow(row[0], row[1], row[2])
 
     async def entries(self, start: int, limit: int) -> list[EntryRow]:
@@ -348,8 +374,7 @@ class PostgresStore:
             return []
         limit = min(limit, MAX_INDEX - start)
         rows = await self._pool.fetch(
-            f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries "  # noqa: S608 - constant column list
-            "WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            f"{_SELECT_ENTRIES} WHERE idx >= $1 AND idx < $2 ORDER BY idx",
             start,
             start + limit,
         )
@@ -374,9 +399,22 @@ class PostgresStore:
         )
         return [TileRow(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def key_events_since(self, index: int) -> list[KeyEventRow]:
-        """Key events at log index >= `index`, in log order."""
-        return [_key_event(r) for r in await self._pool.fetch(_KEY_EVENTS_SQL, index)]
+    async def admin_entries_since(self, index: int) -> list[EntryRow]:
+        """Key registrations, revocations and policies at log index >= `index`, in log order."""
+        return [_entry(r) for r in await self._pool.fetch(_ADMIN_ENTRIES_SQL, list(ADMIN_KINDS), index)]
+
+    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """The index recording each of these statement hashes, for those recorded (a unique-index probe)."""
+        return await _recorded(self._pool, statement_hashes)
+
+    async def first_checkpoint_covering(self, index: int) -> CheckpointRow | None:
+        """The smallest checkpoint whose tree holds entry `index`: the one its batch issued."""
+        row = await self._pool.fetchrow(
+            """SELECT tree_size, root_hash, note FROM checkpoints
+               WHERE tree_size > $1 ORDER BY tree_size LIMIT 1""",
+            min(index, MAX_INDEX),
+        )
+        return None if row is None else CheckpointRow(row[0], row[1], row[2])
 
     async def token(self, token_hash: bytes) -> TokenRow | None:
         """The grants of the token whose SHA-256 is `token_hash`."""
@@ -388,6 +426,20 @@ class PostgresStore:
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
         """Recorded uses of these (token id, key) pairs."""
         return await _find_idempotency(self._pool, keys)
+
+    async def rows_beyond(self, tree_size: int) -> Beyond:
+        """What lies past a head of `tree_size` (two index probes and a scan of the few tile rows)."""
+        async with self._pool.acquire() as conn:
+            entry = await conn.fetchval("SELECT min(idx) FROM entries WHERE idx >= $1", tree_size)
+            checkpoint = await conn.fetchval(
+                "SELECT min(tree_size) FROM checkpoints WHERE tree_size > $1", tree_size
+            )
+            tile = await conn.fetchrow(
+                """SELECT level, idx, width FROM tiles
+                   WHERE idx * 256 + width > ($1::bigint >> (8 * level)) ORDER BY level, idx LIMIT 1""",
+                tree_size,
+            )
+        return Beyond(entry, checkpoint, None if tile is None else (tile[0], tile[1], tile[2]))
 
     async def checkpoints_from(self, tree_size: int, limit: int) -> list[CheckpointRow]:
         """Up to `limit` checkpoints of tree size >= `tree_size`, smallest first (a primary-key range scan).
@@ -502,22 +554,24 @@ class PostgresStore:
         if not wanted:
             return []
         rows = await self._pool.fetch(
-            f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries "  # noqa: S608 - constant column list
-            "WHERE idx = ANY($1::bigint[]) ORDER BY idx",
+            f"{_SELECT_ENTRIES} WHERE idx = ANY($1::bigint[]) ORDER BY idx",
             wanted,
         )
         return [_entry(r) for r in rows]
 
     async def key_event_indices(self, before: int) -> list[int]:
-        """The indices of every key registration and revocation below `before` (its primary key)."""
-        rows = await self._pool.fetch("SELECT idx FROM key_events WHERE idx < $1 ORDER BY idx", before)
+        """The indices of every key registration and revocation below `before` (the kind index)."""
+        rows = await self._pool.fetch(
+            "SELECT idx FROM entries WHERE kind = ANY($1::text[]) AND idx < $2 ORDER BY idx",
+            list(KEY_KINDS),
+            min(before, MAX_INDEX),
+        )
         return [int(r[0]) for r in rows]
 
     async def latest_entry_of_kind(self, kind: str, before: int) -> EntryRow | None:
         """The newest entry of `kind` below `before` (a backward scan of the (kind, idx) index)."""
         row = await self._pool.fetchrow(
-            f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries "  # noqa: S608 - constant column list
-            "WHERE kind = $1 AND idx < $2 ORDER BY idx DESC LIMIT 1",
+            f"{_SELECT_ENTRIES} WHERE kind = $1 AND idx < $2 ORDER BY idx DESC LIMIT 1",
             kind,
             min(before, MAX_INDEX),
         )

@@ -29,6 +29,7 @@ class Head:
     last_leaf_hash: bytes
     last_time: str
     last_key_event: int
+    last_admin_entry: int = -1  # the newest key registration, revocation or policy (-1: none yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class EntryRow:
     version: str | None
     subjects: tuple[str, ...]
     release_seq: int | None = None
+    statement_hash: bytes = b""  # SHA-256 of PAE(payloadType, payload): what the signatures sign
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +58,6 @@ class ChainHead:
     leaf_hash: bytes
     seq: int
     kind: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class KeyEventRow:
-    """A key registration or revocation, as recorded at log index `index`."""
-
-    index: int
-    kind: str
-    keyid: str
-    verifier: str | None = None
-    owner: str | None = None
-    roles: tuple[str, ...] = ()
-    products: tuple[str, ...] = ()
-    reason: str | None = None
-    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +109,15 @@ class TokenRow:
     products: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Beyond:
+    """The first rows found past a head (None where there is none): what only tampering leaves."""
+
+    entry: int | None = None  # the smallest entry index at or past the head's size
+    checkpoint: int | None = None  # the smallest checkpoint size past it
+    tile: tuple[int, int, int] | None = None  # (level, index, width) of a hash tile reaching past it
+
+
 @dataclass(slots=True)
 class BatchWrite:
     """Everything one integrated batch writes, in one transaction."""
@@ -130,7 +126,6 @@ class BatchWrite:
     tiles: list[TileAppend]
     checkpoint: CheckpointRow
     head: Head
-    key_events: list[KeyEventRow] = field(default_factory=list)
     idempotency: list[IdempotencyRow] = field(default_factory=list)
 
 
@@ -141,8 +136,20 @@ class AppendTransaction(Protocol):
         """The locked head (read once, at the start of the transaction)."""
         ...
 
-    async def key_events_since(self, index: int) -> list[KeyEventRow]:
-        """Key events at log index >= `index`, in log order."""
+    async def head_checkpoint(self) -> CheckpointRow | None:
+        """The stored checkpoint at the locked head's size (read after the lock was taken)."""
+        ...
+
+    async def now(self) -> datetime:
+        """The database's clock, read once the head was locked: the one source of entry times."""
+        ...
+
+    async def admin_entries_since(self, index: int) -> list[EntryRow]:
+        """Key registrations, revocations and policies at log index >= `index`, in log order."""
+        ...
+
+    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """The index of the entry recording each of these statement hashes, for those recorded."""
         ...
 
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
@@ -153,15 +160,12 @@ class AppendTransaction(Protocol):
         """The newest chained entry of each (product, version) that has one."""
         ...
 
-    async def key_head(self) -> ChainHead | None:
-        """The newest key event (None only before entry 0)."""
-        ...
-
     async def write(self, batch: BatchWrite) -> None:
         """Write the batch; it becomes visible when the transaction commits.
 
         Raises UnstorableError when the store refuses a value of the batch itself (not for a
-        failure of the store), so that the sequencer can find the request that carries it.
+        failure of the store), so that the sequencer can find the request that carries it, and
+        DuplicateStatementError when an entry's statement hash is already recorded.
         """
         ...
 
@@ -197,8 +201,16 @@ class LogStore(Protocol):
         """The stored tiles among these (level, index) pairs, at their current width."""
         ...
 
-    async def key_events_since(self, index: int) -> list[KeyEventRow]:
-        """Key events at log index >= `index`, in log order."""
+    async def admin_entries_since(self, index: int) -> list[EntryRow]:
+        """Key registrations, revocations and policies at log index >= `index`, in log order."""
+        ...
+
+    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """The index of the entry recording each of these statement hashes, for those recorded."""
+        ...
+
+    async def first_checkpoint_covering(self, index: int) -> CheckpointRow | None:
+        """The checkpoint of the batch that appended entry `index`: the smallest one above it."""
         ...
 
     async def token(self, token_hash: bytes) -> TokenRow | None:
@@ -207,6 +219,10 @@ class LogStore(Protocol):
 
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
         """Recorded uses of these (token id, key) pairs."""
+        ...
+
+    async def rows_beyond(self, tree_size: int) -> Beyond:
+        """What lies past a head of `tree_size`: entries, checkpoints, tiles (for audits; read-only)."""
         ...
 
     async def checkpoints_from(self, tree_size: int, limit: int) -> list[CheckpointRow]:

@@ -48,7 +48,6 @@ async def _snapshot(conn: Connection) -> tuple[Any, ...]:
     return (
         await conn.fetch("SELECT * FROM entries ORDER BY idx"),
         await conn.fetch("SELECT * FROM checkpoints ORDER BY tree_size"),
-        await conn.fetch("SELECT * FROM key_events ORDER BY idx"),
         await conn.fetch("SELECT * FROM tiles ORDER BY level, idx"),
         await conn.fetch("SELECT * FROM log_head"),
     )
@@ -143,9 +142,6 @@ OWNER_ATTACKS = {
     "rewrite_checkpoint_note": "UPDATE checkpoints SET note = note || 'x'",
     "delete_checkpoint": "DELETE FROM checkpoints WHERE tree_size = 1",
     "truncate_checkpoints": "TRUNCATE checkpoints",
-    "regrant_key_roles": "UPDATE key_events SET roles = '{admin}'",
-    "delete_key_event": "DELETE FROM key_events",
-    "truncate_key_events": "TRUNCATE key_events",
 }
 
 
@@ -238,8 +234,6 @@ SERVICE_ATTACKS = {
     "update_checkpoints": "UPDATE checkpoints SET note = ''",
     "delete_checkpoints": "DELETE FROM checkpoints",
     "truncate_checkpoints": "TRUNCATE checkpoints",
-    "update_key_events": "UPDATE key_events SET roles = '{admin}'",
-    "delete_key_events": "DELETE FROM key_events",
     "delete_tiles": "DELETE FROM tiles",
     "truncate_tiles": "TRUNCATE tiles",
     "delete_log_head": "DELETE FROM log_head",

@@ -226,13 +226,37 @@ def test_rewritten_release_column_is_named(ledger_dsn: str):
     assert "index 200 contradicts the checkpoint at size 302" in output
 
 
-def test_rewritten_key_event_is_named(ledger_dsn: str):
-    tamper(ledger_dsn, "key_events", "UPDATE key_events SET roles = '{admin}' WHERE idx = 1")
+@pytest.mark.parametrize(
+    ("table", "sql", "named"),
+    [
+        # A copy of entry 1 (a key registration) planted past the head: what a forged key would be.
+        (
+            "entries",
+            """INSERT INTO entries (idx, leaf_hash, data, integrated_at, signer_keyid, payload_type, kind,
+                                    product, version, subjects, release_seq, statement_hash)
+               SELECT 5000, sha256(leaf_hash), data, integrated_at, signer_keyid, payload_type, kind,
+                      product, version, subjects, release_seq, sha256(statement_hash)
+               FROM entries WHERE idx = 1""",
+            "entry 5000",
+        ),
+        (
+            "checkpoints",
+            "INSERT INTO checkpoints (tree_size, root_hash, note) VALUES (303, sha256('x'), 'bogus')",
+            "a checkpoint at size 303",
+        ),
+        (
+            "tiles",
+            "INSERT INTO tiles (level, idx, width, hashes) VALUES (0, 7, 1, sha256('x'))",
+            "hash tile 0/7",
+        ),
+    ],
+)
+def test_rows_beyond_the_head_are_named(ledger_dsn: str, table: str, sql: str, named: str):
+    tamper(ledger_dsn, table, sql)
     code, output = audit(ledger_dsn)
     assert code == 1, output
-    assert "index 1 contradicts the checkpoint at size 2" in output
-    assert "entry 1: the roles column of its key_events row differs from the key record" in output
-    assert "expected:   ('builder',)" in output
+    assert "the database holds rows beyond the log head (size 302), written around the ledger" in output
+    assert named in output
 
 
 def test_rewritten_head_is_named(ledger_dsn: str):

@@ -37,7 +37,9 @@ def service(fresh_dsn: str, tmp_path: Path):
     with TestClient(create_app(Settings(dsn=fresh_dsn, signer=ledger.signer, max_delay=0))) as client:
         pipeline = SignerKey.generate("ci.test/pipeline")
         response = client.post(
-            "/v1/entries", content=to_json(register(ledger.signer, pipeline, ["appender"])), headers=admin
+            "/v1/entries",
+            content=to_json(register(ledger.signer, pipeline, ["appender", "release-manager"])),
+            headers=admin,
         )
         assert response.status_code == 201, response.text
         yield client, admin, ledger, pipeline

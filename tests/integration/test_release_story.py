@@ -43,6 +43,12 @@ from ledger.core.tlog_proof import parse_tlog_proof, verify_tlog_proof
 from ledger.evidence import predicates as p
 
 VERSION = "2.4.1"
+
+
+def _now() -> str:
+    return format_time(datetime.now(UTC))
+
+
 APPROVERS = {"qa": "qa", "clinical": "clinical", "security": "security", "release_manager": "release-manager"}
 
 
@@ -316,7 +322,9 @@ def test_a_change_approved_by_its_own_author_is_non_compliant(world: World) -> N
 
     change = _append(world, signed(dana.key, p.CHANGE, _low_risk_change(release, dana.owner), digest))
     build = _build(world, release, digest)
-    approval = p.Approval(release, "qa", "approval", "approved", digest, [change, build], comment="LGTM")
+    approval = p.Approval(
+        release, "qa", "approval", "approved", digest, [change, build], _now(), comment="LGTM"
+    )
     approved = _append(world, signed(dana_qa, p.APPROVAL, approval, digest))
 
     result = _compliance(world, release.version)
@@ -344,7 +352,7 @@ def test_deploying_another_digest_than_the_approved_one_is_non_compliant(world: 
     scan = p.Scan(release, "grype", "0.80.1", p.Findings())
     scanned = _append(world, signed(people["pipeline"].key, p.SCAN, scan, approved_digest))
     reviewed = [change, build, *runs, scanned]
-    approval = p.Approval(release, "qa", "approval", "approved", approved_digest, reviewed)
+    approval = p.Approval(release, "qa", "approval", "approved", approved_digest, reviewed, _now())
     approved = _append(world, signed(people["qa"].key, p.APPROVAL, approval, approved_digest))
     before = _compliance(world, release.version)
     assert before["status"] == "compliant", before["findings"]

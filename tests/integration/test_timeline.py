@@ -78,7 +78,12 @@ def world(fresh_dsn: str, tmp_path: Path):
     ledger = init_ledger(fresh_dsn, tmp_path)
     admin = {"Authorization": f"Bearer {token(fresh_dsn, 'admin')}"}
     auditor = {"Authorization": f"Bearer {token(fresh_dsn, 'auditor')}"}
-    roles = {"pipeline": ["appender"], "tester": ["tester"], "qa": ["qa"], "clinical": ["clinical", "qa"]}
+    roles = {
+        "pipeline": ["appender", "release-manager"],
+        "tester": ["tester"],
+        "qa": ["qa"],
+        "clinical": ["clinical", "qa"],
+    }
     keys = {name: SignerKey.generate(f"keys.test/{name}") for name in roles}
     with TestClient(create_app(Settings(dsn=fresh_dsn, signer=ledger.signer, max_delay=0))) as client:
         for name, key_roles in roles.items():
@@ -100,7 +105,9 @@ def world(fresh_dsn: str, tmp_path: Path):
         scan = p.Scan(rel(), "grype", "0.80", p.Findings(high=1, low=4))
         w.post("scan", "pipeline", statement(p.SCAN, scan, ARTIFACT))
         entries = [w.receipts[n]["index"] for n in ("change", "build", "test-run", "scan")]
-        approval = p.Approval(rel(), "qa", "approval", "approved", f"sha256:{ARTIFACT}", entries, "ok")
+        approval = p.Approval(
+            rel(), "qa", "approval", "approved", f"sha256:{ARTIFACT}", entries, "2026-01-01T00:00:00Z", "ok"
+        )
         w.post("approval", "qa", statement(p.APPROVAL, approval, ARTIFACT))
         yield w
 
@@ -205,7 +212,7 @@ def test_search_filters_and_pagination(world: World) -> None:
     size = world.receipts["approval"]["index"] + 1
     assert [e["index"] for e in everything] == list(range(size))  # no duplicates, no gaps
     assert [e["kind"] for e in everything[:5]] == ["key.registered"] * 5
-    assert everything[1]["summary"]["roles"] == ["appender"]
+    assert everything[1]["summary"]["roles"] == ["appender", "release-manager"]
     changes = world.get("/v1/search", kind="change")["events"]
     assert [e["index"] for e in changes] == [world.receipts[n]["index"] for n in ("change", "other-change")]
     builds = _walk(world, kind="build", limit=1)

@@ -40,7 +40,7 @@ def ledger(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 async def _register_key(ledger: Ledger) -> None:
     store = await PostgresStore.connect(ledger.dsn)
     try:
-        sequencer = Sequencer(store, ledger.signer, await load_registry(store))
+        sequencer = Sequencer(store, ledger.signer, await load_registry(store, ledger.signer.verifier()))
         sequencer.start()
         admitted = admit(register(ledger.signer, KEY, ["appender"]), sequencer.registry, AS_OF_NOW)
         await sequencer.append(PendingRequest([admitted], None))
@@ -57,7 +57,9 @@ async def _append(ledger: Ledger, culprits: set[int], count: int) -> tuple[list[
     store = await PostgresStore.connect(ledger.dsn)
     try:
         before = (await store.head()).tree_size  # type: ignore[union-attr]
-        sequencer = Sequencer(store, ledger.signer, await load_registry(store), max_delay=0.05)
+        sequencer = Sequencer(
+            store, ledger.signer, await load_registry(store, ledger.signer.verifier()), max_delay=0.05
+        )
         sequencer.start()
         requests = []
         for n in range(count):

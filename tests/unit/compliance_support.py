@@ -36,6 +36,7 @@ D2 = "sha256:" + "b2" * 32
 COMMIT = "c0ffee" * 6 + "0000"
 BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 FIRST = 10
+SIGNED = "2026-01-01T00:00:00Z"  # before every entry: approvals are then in log order (decided_at)
 DANA, QUINN, CLEO, SAM, RITA, CI = "Dana Dev", "Quinn QA", "Cleo Clinic", "Sam Sec", "Rita Release", "ci"
 HIGH_SUITES = ("unit", "integration", "regression", "system", "security", "performance")
 TYPES = {cls: t for t, cls in p.PREDICATE_TYPES.items()}
@@ -89,7 +90,7 @@ def validation(digest: str = D1, result: str = "passed") -> Step:
 
 
 def approval(role: str, owner: str, digest: str = D1, decision: str = "approved") -> Step:
-    pred = p.Approval(REL, role, "approval", decision, digest, [FIRST, FIRST + 1])  # type: ignore[arg-type]
+    pred = p.Approval(REL, role, "approval", decision, digest, [FIRST, FIRST + 1], SIGNED)  # type: ignore[arg-type]
     return owner, pred, (digest,)
 
 

@@ -25,6 +25,7 @@ from compliance_support import (
     REL,
     RITA,
     SAM,
+    SIGNED,
     WEEK,
     approval,
     at,
@@ -160,7 +161,7 @@ def test_evidence_after_approval_needs_a_new_approval() -> None:
 
 def test_approval_listing_a_later_entry_is_non_compliant() -> None:
     role, owner = "release-manager", RITA
-    pred = p.Approval(REL, role, "approval", "approved", D1, [FIRST, FIRST + 40])
+    pred = p.Approval(REL, role, "approval", "approved", D1, [FIRST, FIRST + 40], SIGNED)
     steps = [*compliant_steps()[:-1], (owner, pred, (D1,))]
     result = run(steps)
     assert only(result, pol.APPROVALS_AFTER_EVIDENCE) == ("fail", [FIRST + len(steps) - 1, FIRST + 40])

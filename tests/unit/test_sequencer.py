@@ -29,6 +29,7 @@ from ledger.core.entry import parse_entry, verify_chain
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
 from ledger.errors import (
+    DuplicateStatementError,
     LedgerError,
     PermissionDeniedError,
     SignatureError,
@@ -44,7 +45,6 @@ from ledger.storage.protocol import (
     EntryRow,
     Head,
     IdempotencyRow,
-    KeyEventRow,
     LogStore,
     TileRow,
     TokenRow,
@@ -67,8 +67,8 @@ class _Data:
     entries: dict[int, EntryRow] = field(default_factory=dict)
     tiles: dict[tuple[int, int], bytes] = field(default_factory=dict)
     checkpoints: dict[int, CheckpointRow] = field(default_factory=dict)
-    key_events: list[KeyEventRow] = field(default_factory=list)
     idempotency: dict[tuple[int, str], IdempotencyRow] = field(default_factory=dict)
+    statements: dict[bytes, int] = field(default_factory=dict)  # the unique statement-hash index
 
     def copy(self) -> _Data:
         return _Data(
@@ -76,9 +76,13 @@ class _Data:
             dict(self.entries),
             dict(self.tiles),
             dict(self.checkpoints),
-            list(self.key_events),
             dict(self.idempotency),
+            dict(self.statements),
         )
+
+    def admin_entries_since(self, index: int) -> list[EntryRow]:
+        admin = {"key.registered", "key.revoked", "policy.published"}
+        return [self.entries[i] for i in sorted(self.entries) if i >= index and self.entries[i].kind in admin]
 
 
 class FakeTransaction:
@@ -91,8 +95,17 @@ class FakeTransaction:
     async def head(self) -> Head:
         return self.data.head
 
-    async def key_events_since(self, index: int) -> list[KeyEventRow]:
-        return [e for e in self.data.key_events if e.index >= index]
+    async def head_checkpoint(self) -> CheckpointRow | None:
+        return self.data.checkpoints.get(self.data.head.tree_size)
+
+    async def now(self) -> datetime:
+        return self._store.clock()
+
+    async def admin_entries_since(self, index: int) -> list[EntryRow]:
+        return self.data.admin_entries_since(index)
+
+    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return {h: self.data.statements[h] for h in statement_hashes if h in self.data.statements}
 
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
         return [self.data.idempotency[k] for k in keys if k in self.data.idempotency]
@@ -108,15 +121,6 @@ class FakeTransaction:
                 heads[release] = ChainHead(row.index, row.leaf_hash, seq, row.kind)
         return heads
 
-    async def key_head(self) -> ChainHead | None:
-        chained = [e for e in self.data.key_events if getattr(e, "seq", None) is not None]
-        if not chained:
-            return None
-        newest = max(chained, key=lambda e: e.seq or 0)
-        return ChainHead(
-            newest.index, self.data.entries[newest.index].leaf_hash, newest.seq or 0, newest.kind
-        )
-
     async def write(self, batch: BatchWrite) -> None:
         self._store.writes += 1
         if self._store.fail_next_write:
@@ -131,13 +135,16 @@ class FakeTransaction:
         # What a primary key and the head lock guarantee in PostgreSQL: no overwrite, no gap.
         assert [e.index for e in batch.entries] == list(range(first, first + len(batch.entries)))
         for row in batch.entries:
+            if row.statement_hash in data.statements:  # what the unique index refuses
+                msg = "a statement of this batch is already recorded"
+                raise DuplicateStatementError(msg)
+            data.statements[row.statement_hash] = row.index
             data.entries[row.index] = row
         for tile in batch.tiles:
             key = (tile.level, tile.index)
             data.tiles[key] = data.tiles.get(key, b"") + tile.hashes
         assert batch.checkpoint.tree_size not in data.checkpoints
         data.checkpoints[batch.checkpoint.tree_size] = batch.checkpoint
-        data.key_events.extend(batch.key_events)
         for row in batch.idempotency:
             key = (row.token_id, row.key)
             assert key not in data.idempotency
@@ -150,6 +157,7 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.data = _Data(Head(ORIGIN, 0, (), bytes(32), "", -1))
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # the database's clock
         self._lock = asyncio.Lock()
         self.fail_next_write = False
         self.fail_next_lock = False
@@ -198,8 +206,15 @@ class FakeStore:
         found = [(c, self.data.tiles[c]) for c in coords if c in self.data.tiles]
         return [TileRow(level, index, len(h) // 32, h) for (level, index), h in found]
 
-    async def key_events_since(self, index: int) -> list[KeyEventRow]:
-        return [e for e in self.data.key_events if e.index >= index]
+    async def admin_entries_since(self, index: int) -> list[EntryRow]:
+        return self.data.admin_entries_since(index)
+
+    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return {h: self.data.statements[h] for h in statement_hashes if h in self.data.statements}
+
+    async def first_checkpoint_covering(self, index: int) -> CheckpointRow | None:
+        sizes = [s for s in self.data.checkpoints if s > index]
+        return self.data.checkpoints[min(sizes)] if sizes else None
 
     async def token(self, token_hash: bytes) -> TokenRow | None:
         del token_hash

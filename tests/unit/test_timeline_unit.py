@@ -38,7 +38,7 @@ PREDICATES: list[tuple[str, Any]] = [
     (p.TEST_RUN, p.TestRun(REL, "unit", "pytest", "c0ffee", "ci", 10, 1, 0, "failed")),
     (p.SCAN, p.Scan(REL, "grype", "1", p.Findings(critical=2))),
     (p.VALIDATION, p.Validation(REL, "sens", p.Dataset("gold", "3", DIGEST), "passed", ["D-1"])),
-    (p.APPROVAL, p.Approval(REL, "admin", "review", "rejected", DIGEST, [2, 3], "no")),
+    (p.APPROVAL, p.Approval(REL, "admin", "review", "rejected", DIGEST, [2, 3], WHEN, "no")),
     (p.EXCEPTION, p.PolicyException(REL, "scan-clean", "vendor fix pending", WHEN, WHEN)),
     (p.EXCEPTION_REVIEW, p.ExceptionReview(REL, 7, "accepted", "fixed")),
     (p.DEPLOYMENT, p.Deployment(REL, "prod-eu", DIGEST, WHEN, WHEN, "succeeded")),

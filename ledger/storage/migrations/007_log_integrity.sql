@@ -1,0 +1,138 @@
+-- The database refuses rows that are not the next of the log (issue #9), and the derived key
+-- registry table goes: the service replays the registry from the entries themselves, which the
+-- signed checkpoints commit to (ledger/log_state.py), so no table but `entries` can grant a key.
+--
+-- Rows of the log may only be added in a transaction that moves the head past them:
+--   * the head moves first (ledger/storage/postgres.py writes it before the entries);
+--   * entries must be a contiguous run right after the entries already stored, and below the
+--     head (a statement-level check: one aggregate per COPY, not a trigger per row);
+--   * at commit, the head's last entry exists, nothing lies beyond it, and its checkpoint exists;
+--   * checkpoints, tiles and idempotency keys are checked against the head at commit.
+-- So a row written beside the sequencer (by the service's own role, say) is refused instead of
+-- wedging every later batch, and a head moved without its entries and checkpoint cannot commit.
+-- What the database cannot check is a signature: a head moved together with forged entries and a
+-- forged checkpoint row commits, and the sequencer then refuses to extend it (it verifies the
+-- head's checkpoint with the ledger key) and `evledger audit` names it.
+
+CREATE FUNCTION evledger_entries_follow_head() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    low bigint;
+    high bigint;
+    added_count bigint;
+    size bigint;
+BEGIN
+    SELECT min(idx), max(idx), count(*) INTO low, high, added_count FROM added;
+    IF added_count = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT tree_size INTO size FROM log_head WHERE id = 1;
+    IF size IS NULL OR high >= size THEN
+        RAISE EXCEPTION 'evidence-ledger: entries % to % lie at or beyond the log head (size %): '
+                        'entries are added only with the head moved past them', low, high, size
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF high - low + 1 <> added_count
+       OR (low > 0 AND NOT EXISTS (SELECT 1 FROM entries WHERE idx = low - 1)) THEN
+        RAISE EXCEPTION 'evidence-ledger: entries % to % are not the next in sequence', low, high
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER entries_follow_head AFTER INSERT ON entries
+    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION evledger_entries_follow_head();
+
+-- At commit of a transaction that moved the head: its entries and checkpoint are all there.
+CREATE FUNCTION evledger_head_is_whole() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    size bigint;
+BEGIN
+    SELECT tree_size INTO size FROM log_head WHERE id = 1;
+    IF NOT EXISTS (SELECT 1 FROM entries WHERE idx = size - 1)
+       OR EXISTS (SELECT 1 FROM entries WHERE idx >= size) THEN
+        RAISE EXCEPTION 'evidence-ledger: the log head (size %) does not end at the last entry', size
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM checkpoints WHERE tree_size = size)
+       OR EXISTS (SELECT 1 FROM checkpoints WHERE tree_size > size) THEN
+        RAISE EXCEPTION 'evidence-ledger: the log head (size %) has no checkpoint of its own size', size
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE CONSTRAINT TRIGGER log_head_is_whole AFTER UPDATE ON log_head
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION evledger_head_is_whole();
+
+-- A checkpoint is issued only at the head it signs, in the transaction that moves the head there.
+CREATE FUNCTION evledger_checkpoint_at_head() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.tree_size <> (SELECT tree_size FROM log_head WHERE id = 1) THEN
+        RAISE EXCEPTION 'evidence-ledger: a checkpoint at size % is not at the log head', NEW.tree_size
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE CONSTRAINT TRIGGER checkpoints_at_head AFTER INSERT ON checkpoints
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION evledger_checkpoint_at_head();
+
+-- A hash tile holds nodes of the tree the head describes, and no more: tile (level L, index i) of
+-- width w holds nodes [256·i, 256·i + w) of tree level 8·L, of which there are size >> 8·L.
+CREATE FUNCTION evledger_tile_within_head() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.idx * 256 + NEW.width > ((SELECT tree_size FROM log_head WHERE id = 1) >> (8 * NEW.level)) THEN
+        RAISE EXCEPTION 'evidence-ledger: tile %/% of width % reaches beyond the log head',
+                        NEW.level, NEW.idx, NEW.width
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE CONSTRAINT TRIGGER tiles_within_head AFTER INSERT OR UPDATE ON tiles
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION evledger_tile_within_head();
+
+-- An idempotency key is recorded with the batch that appended its entries, under that batch's head.
+CREATE FUNCTION evledger_idempotency_at_head() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.checkpoint_size <> (SELECT tree_size FROM log_head WHERE id = 1)
+       OR NEW.first_idx < 0 OR NEW.first_idx + NEW.count > NEW.checkpoint_size THEN
+        RAISE EXCEPTION 'evidence-ledger: idempotency key % does not name entries of this batch', NEW.key
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+CREATE CONSTRAINT TRIGGER idempotency_at_head AFTER INSERT ON idempotency_keys
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION evledger_idempotency_at_head();
+
+-- The newest admin record (key registration, revocation or policy) under the head, so a sequencer
+-- knows in one read whether another process changed who may sign what (ledger/log_state.py).
+ALTER TABLE log_head ADD COLUMN last_admin_entry bigint NOT NULL DEFAULT -1;
+
+-- The derived key table: gone (see above). The registry is replayed from the entries' kind index.
+DROP TABLE key_events;
+
+-- The same signed statement is recorded once (issue #9): the SHA-256 of its DSSE pre-authentication
+-- encoding, PAE(payloadType, payload), the bytes its signatures sign (ledger/core/dsse.py).
+ALTER TABLE entries ADD COLUMN statement_hash bytea CHECK (length(statement_hash) = 32);
+
+-- For entries written before this migration only: their statement hash, from the entry bytes (the
+-- payload in standard or URL-safe base64, as DSSE allows). New entries get it from the sequencer.
+CREATE FUNCTION pg_temp.evledger_statement_hash(data bytea) RETURNS bytea LANGUAGE plpgsql AS $$
+DECLARE
+    envelope jsonb := convert_from(data, 'UTF8')::jsonb -> 'envelope';
+    payload_type bytea := convert_to(envelope ->> 'payloadType', 'UTF8');
+    payload text := rtrim(translate(envelope ->> 'payload', '-_', '+/'), '=');
+    body bytea;
+BEGIN
+    body := decode(rpad(payload, ((length(payload) + 3) / 4) * 4, '='), 'base64');
+    RETURN sha256(convert_to('DSSEv1 ' || length(payload_type) || ' ', 'UTF8') || payload_type
+                  || convert_to(' ' || length(body) || ' ', 'UTF8') || body);
+END;
+$$;
+ALTER TABLE entries DISABLE TRIGGER entries_no_update_delete;
+UPDATE entries SET statement_hash = pg_temp.evledger_statement_hash(data);
+ALTER TABLE entries ENABLE TRIGGER entries_no_update_delete;
+ALTER TABLE entries ALTER COLUMN statement_hash SET NOT NULL;
+CREATE UNIQUE INDEX entries_statement ON entries (statement_hash);
