@@ -28,7 +28,7 @@ from ledger.core.entry import encode_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey, VerifierKey
 from ledger.core.tiles import TILE_HEIGHT, TILE_WIDTH
-from ledger.errors import ConflictError, LedgerError, SignatureError
+from ledger.errors import ConflictError, EncodingError, LedgerError, SignatureError
 from ledger.registry import KeyRegistry
 from ledger.storage.protocol import (
     BatchWrite,
@@ -90,17 +90,29 @@ def _valid_signers(item: Admitted, registry: KeyRegistry, index: int) -> list[Ve
     return valid
 
 
+def refuse_repeated_statements(submissions: Sequence[Admitted]) -> None:
+    """EncodingError (invalid content) when one signed statement appears twice among `submissions`."""
+    seen: dict[bytes, int] = {}
+    for position, item in enumerate(submissions):
+        if item.statement_hash in seen:
+            raise EncodingError(
+                f"the request holds the same signed statement twice (envelopes {seen[item.statement_hash]} "
+                f"and {position}); each is recorded once"
+            )
+        seen[item.statement_hash] = position
+
+
 def _recorded_indices(
     request: PendingRequest, recorded: Mapping[bytes, int], batch: Mapping[bytes, int]
 ) -> tuple[int, ...] | None:
     """The entries recording the request's statements when all are recorded; None when none is.
 
-    ConflictError when the request repeats a statement, or mixes recorded ones with new ones
-    (a request is appended all or nothing, so it cannot be half a replay).
+    EncodingError when the request repeats a statement (`refuse_repeated_statements`);
+    ConflictError when it mixes recorded ones with new ones (a request is appended all or
+    nothing, so it cannot be half a replay).
     """
+    refuse_repeated_statements(request.submissions)
     hashes = [item.statement_hash for item in request.submissions]
-    if len(set(hashes)) != len(hashes):
-        raise ConflictError("the request holds the same signed statement twice; each is recorded once")
     found = [recorded.get(h, batch.get(h)) for h in hashes]
     if all(i is None for i in found):
         return None

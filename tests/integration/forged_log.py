@@ -6,12 +6,15 @@ a sequencer bug). `ForgedLog` writes such histories with the product's own
 pieces (entry encoding, release and key back-links, RFC 9162 hashing, signed
 checkpoints with the key-chain extension) and exports them as dossiers whose
 every inclusion proof, chain link and compliance result is consistent, so the
-only thing wrong with them is the history itself. Pure; no database.
+only thing wrong with them is the history itself; or, when a test forges one
+back-link (`append(..., back_link=...)`), that one link. Pure; no database.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+
+import msgspec
 
 from ledger.admin import KeyRegistered, PolicyPublished, decode_admin_record, encode_admin_record
 from ledger.admission import Admitted
@@ -19,7 +22,7 @@ from ledger.chains import Chains, key_chain_extension
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, Envelope, envelope_payload, sign_envelope
 from ledger.core.encoding import b64encode, format_time
-from ledger.core.entry import GENESIS_PREV, encode_entry, parse_entry
+from ledger.core.entry import GENESIS_PREV, ChainLink, encode_entry, parse_entry
 from ledger.core.hashing import largest_power_of_two_below, leaf_hash, node_hash
 from ledger.core.keys import SignerKey, VerifierKey, parse_verifier_key
 from ledger.evidence.dossier import DOSSIER_FORMAT, Dossier, ProvenEntry, Recompute
@@ -79,12 +82,20 @@ class ForgedLog:
         """Append an admin record signed by the ledger key."""
         return self.append(envelope, self.ledger.verifier())
 
-    def append(self, envelope: Envelope, signer: VerifierKey) -> int:
-        """Append `envelope` (signed by `signer`) at the next index; return the index."""
+    def append(self, envelope: Envelope, signer: VerifierKey, *, back_link: ChainLink | None = None) -> int:
+        """Append `envelope` (signed by `signer`) at the next index; return the index.
+
+        `back_link`, when given, replaces the `prev` of the entry's release link (or, for
+        a key event, of its key link); its `seq` stays the one the chain gives.
+        """
         item = _admitted(envelope, signer)
         index = len(self.entries)
         prev = leaf_hash(self.entries[-1]) if self.entries else GENESIS_PREV
         release, keys = self.chains.release_link(item), self.chains.key_link(item)
+        if back_link is not None and release is not None:
+            release = msgspec.structs.replace(release, prev=back_link)
+        elif back_link is not None and keys is not None:
+            keys = msgspec.structs.replace(keys, prev=back_link)
         stamp = format_time(START + timedelta(seconds=index))
         data = encode_entry(index, prev, stamp, envelope, release=release, keys=keys)
         self.chains.advance(index, leaf_hash(data), release, keys, item.kind)

@@ -56,7 +56,7 @@ class Api:
 
     def get(self, path: str, tok: str | None = None) -> httpx.Response:
         response = self.client.get(path, headers=bearer(tok or self.auditor))
-        assert response.status_code != 500, response.text
+        assert response.status_code == 200, (path, response.status_code, response.text)
         return response
 
     def checkpoint(self) -> Checkpoint:

@@ -129,13 +129,34 @@ def test_author_approving_own_change_is_non_compliant() -> None:
     assert only(result, pol.SOD_NOT_AUTHOR) == ("fail", [FIRST, index_of(steps, approval("qa", DANA))])
 
 
-def test_one_person_filling_two_required_roles_is_non_compliant() -> None:
-    steps = [approval("clinical", QUINN) if s == APPROVERS[1] else s for s in compliant_steps()]
+@pytest.mark.parametrize(
+    ("author", "approver"),
+    [(DANA, " dana  DEV"), (" dana  DEV", DANA), (DANA, "DANA\tDev"), ("Dana Dev", "dana dev ")],
+)
+def test_author_is_recognised_whatever_the_case_and_spacing_of_the_names(author: str, approver: str) -> None:
+    # A name is compared as a person: case and runs of whitespace do not make another person.
+    steps = [change(author=author) if s == change() else s for s in compliant_steps()]
+    steps = [approval("qa", approver) if s == APPROVERS[0] else s for s in steps]
+    result = run(steps)
+    assert result.status == "non-compliant"
+    assert only(result, pol.SOD_NOT_AUTHOR) == ("fail", [FIRST, index_of(steps, approval("qa", approver))])
+
+
+def test_a_similar_name_is_another_person() -> None:
+    steps = [approval("qa", "Dana Devlin") if s == APPROVERS[0] else s for s in compliant_steps()]
+    result = run(steps)
+    assert pol.SOD_NOT_AUTHOR not in rules(result)
+    assert result.status == "compliant"
+
+
+@pytest.mark.parametrize("second_name", [QUINN, " quinn  QA"])
+def test_one_person_filling_two_required_roles_is_non_compliant(second_name: str) -> None:
+    steps = [approval("clinical", second_name) if s == APPROVERS[1] else s for s in compliant_steps()]
     result = run(steps)
     assert result.status == "non-compliant"
     assert only(result, pol.SOD_ONE_ROLE) == (
         "fail",
-        [index_of(steps, APPROVERS[0]), index_of(steps, approval("clinical", QUINN))],
+        [index_of(steps, APPROVERS[0]), index_of(steps, approval("clinical", second_name))],
     )
 
 

@@ -28,7 +28,7 @@ from ledger.core.tiles import (
     tiles_changed,
     tiles_for_size,
 )
-from ledger.errors import EncodingError, InputError, LedgerError, TooLargeError
+from ledger.errors import EncodingError, InputError, TooLargeError
 
 # 1100 leaves: four full level-0 tiles, a partial one, and a level-1 tile of width 4.
 TREE_SIZE = 1100
@@ -360,5 +360,5 @@ def test_entry_bundle_with_the_wrong_count_is_refused(wrong) -> None:
 
 
 def test_bundle_length_prefix_pointing_past_the_end_is_refused() -> None:
-    with pytest.raises(LedgerError):
+    with pytest.raises(EncodingError, match=r"^entry bundle truncated in entry 0$"):
         decode_entry_bundle(struct.pack(">H", 10) + b"short")
