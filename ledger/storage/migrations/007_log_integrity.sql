@@ -7,7 +7,8 @@
 --   * entries must be a contiguous run right after the entries already stored, and below the
 --     head (a statement-level check: one aggregate per COPY, not a trigger per row);
 --   * at commit, the head's last entry exists, nothing lies beyond it, and its checkpoint exists;
---   * checkpoints, tiles and idempotency keys are checked against the head at commit.
+--   * checkpoints, tiles and idempotency keys are written only in the transaction that moves the
+--     head, and are checked against it at commit.
 -- So a row written beside the sequencer (by the service's own role, say) is refused instead of
 -- wedging every later batch, and a head moved without its entries and checkpoint cannot commit.
 -- What the database cannot check is a signature: a head moved together with forged entries and a
@@ -42,6 +43,12 @@ $$;
 CREATE TRIGGER entries_follow_head AFTER INSERT ON entries
     REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION evledger_entries_follow_head();
 
+-- Whether this transaction moved the head (its row version is this transaction's). The sequencer
+-- writes in one top-level transaction, without savepoints, so the row's xmin is its own id.
+CREATE FUNCTION evledger_head_moved_here() RETURNS boolean LANGUAGE sql STABLE AS $$
+    SELECT xmin = pg_current_xact_id()::xid FROM log_head WHERE id = 1
+$$;
+
 -- At commit of a transaction that moved the head: its entries and checkpoint are all there.
 CREATE FUNCTION evledger_head_is_whole() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -67,8 +74,8 @@ CREATE CONSTRAINT TRIGGER log_head_is_whole AFTER UPDATE ON log_head
 -- A checkpoint is issued only at the head it signs, in the transaction that moves the head there.
 CREATE FUNCTION evledger_checkpoint_at_head() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.tree_size <> (SELECT tree_size FROM log_head WHERE id = 1) THEN
-        RAISE EXCEPTION 'evidence-ledger: a checkpoint at size % is not at the log head', NEW.tree_size
+    IF NEW.tree_size <> (SELECT tree_size FROM log_head WHERE id = 1) OR NOT evledger_head_moved_here() THEN
+        RAISE EXCEPTION 'evidence-ledger: a checkpoint at size % is not issued with the log head', NEW.tree_size
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     RETURN NULL;
@@ -78,11 +85,13 @@ CREATE CONSTRAINT TRIGGER checkpoints_at_head AFTER INSERT ON checkpoints
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION evledger_checkpoint_at_head();
 
 -- A hash tile holds nodes of the tree the head describes, and no more: tile (level L, index i) of
--- width w holds nodes [256·i, 256·i + w) of tree level 8·L, of which there are size >> 8·L.
+-- width w holds nodes [256·i, 256·i + w) of tree level 8·L, of which there are size >> 8·L. It grows
+-- only with the head.
 CREATE FUNCTION evledger_tile_within_head() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.idx * 256 + NEW.width > ((SELECT tree_size FROM log_head WHERE id = 1) >> (8 * NEW.level)) THEN
-        RAISE EXCEPTION 'evidence-ledger: tile %/% of width % reaches beyond the log head',
+    IF NEW.idx * 256 + NEW.width > ((SELECT tree_size FROM log_head WHERE id = 1) >> (8 * NEW.level))
+       OR NOT evledger_head_moved_here() THEN
+        RAISE EXCEPTION 'evidence-ledger: tile %/% of width % is not written with the log head',
                         NEW.level, NEW.idx, NEW.width
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
@@ -95,7 +104,7 @@ CREATE CONSTRAINT TRIGGER tiles_within_head AFTER INSERT OR UPDATE ON tiles
 -- An idempotency key is recorded with the batch that appended its entries, under that batch's head.
 CREATE FUNCTION evledger_idempotency_at_head() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.checkpoint_size <> (SELECT tree_size FROM log_head WHERE id = 1)
+    IF NEW.checkpoint_size <> (SELECT tree_size FROM log_head WHERE id = 1) OR NOT evledger_head_moved_here()
        OR NEW.first_idx < 0 OR NEW.first_idx + NEW.count > NEW.checkpoint_size THEN
         RAISE EXCEPTION 'evidence-ledger: idempotency key % does not name entries of this batch', NEW.key
             USING ERRCODE = 'integrity_constraint_violation';
