@@ -400,3 +400,29 @@ def test_consistency_without_proof_source_is_a_usage_error(
     old, _, new = write_checkpoints(served, tmp_path)
     code, output = run_cli("verify-consistency", old, new, "--key", served.ledger.pub_path)
     assert code == 2, output
+
+
+def _restamp(moment: str) -> Callable[[bytes], bytes]:
+    def replace(entry: bytes) -> bytes:
+        start = entry.index(b'"time":"') + len(b'"time":"')
+        return entry[:start] + moment.encode() + entry[start + len(moment) :]
+
+    return replace
+
+
+@pytest.mark.parametrize(
+    ("moment", "wanted"),
+    [
+        ("2000-01-01T00:00:00.000Z", "entry 301 is stamped earlier than entry 300: time went back"),
+        ("2036-01-01T00:00:00.000Z", "entry 301: it is stamped in the future of this verifier's clock"),
+    ],
+    ids=["back", "future"],
+)
+def test_a_time_going_back_or_from_the_future_is_caught_under_a_resealed_tree(
+    served: ServedLedger, copy: Path, moment: str, wanted: str
+):
+    # Everything hashes and is signed by the ledger key: only the time itself tells.
+    reseal(served, copy, 301, _restamp(moment))
+    code, output = verify_tiles(served, copy)
+    assert code == 1, output
+    assert wanted in output

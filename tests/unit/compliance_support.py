@@ -89,8 +89,10 @@ def validation(digest: str = D1, result: str = "passed") -> Step:
     return CI, p.Validation(REL, "borderline rounding", dataset, result), (digest,)  # type: ignore[arg-type]
 
 
-def approval(role: str, owner: str, digest: str = D1, decision: str = "approved") -> Step:
-    pred = p.Approval(REL, role, "approval", decision, digest, [FIRST, FIRST + 1], SIGNED)  # type: ignore[arg-type]
+def approval(
+    role: str, owner: str, digest: str = D1, decision: str = "approved", signed_at: str = SIGNED
+) -> Step:
+    pred = p.Approval(REL, role, "approval", decision, digest, [FIRST, FIRST + 1], signed_at)  # type: ignore[arg-type]
     return owner, pred, (digest,)
 
 

@@ -234,6 +234,28 @@ def test_rejected_approval_is_non_compliant_until_approved_again() -> None:
     assert run([*steps, approval("security", SAM)]).status == "compliant"
 
 
+def test_an_approval_signed_before_a_rejection_but_recorded_after_it_does_not_undo_it() -> None:
+    steps = compliant_steps()
+    n = len(steps)  # the next entry is recorded at at(n)
+    rejection = approval("security", SAM, decision="rejected", signed_at=at(n))
+    held_back = approval("security", SAM, signed_at=at(n - 1))  # signed a minute before the rejection
+    steps = [*steps, rejection, held_back]
+    result = run(steps)
+    assert result.status == "non-compliant"
+    assert only(result, pol.APPROVALS_REJECTED) == ("fail", [index_of(steps, rejection)])
+    assert run([*steps, approval("security", SAM, signed_at=at(n + 2))]).status == "compliant"
+
+
+def test_an_approval_dated_ahead_counts_from_when_it_was_recorded() -> None:
+    steps = compliant_steps()
+    n = len(steps)
+    dated_ahead = approval("security", SAM, signed_at=at(n + 100))  # recorded at at(n), claims a later time
+    rejection = approval("security", SAM, decision="rejected", signed_at=at(n + 1))
+    result = run([*steps, dated_ahead, rejection])
+    assert result.status == "non-compliant"
+    assert pol.APPROVALS_REJECTED in rules(result)
+
+
 def test_missing_role_is_incomplete() -> None:
     result = run(compliant_steps()[:-1])
     assert result.status == "incomplete"

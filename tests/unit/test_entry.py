@@ -365,3 +365,28 @@ def test_wrong_index_is_caught_with_both_values() -> None:
     with pytest.raises(ChainError) as caught:
         chain.check(CHAIN[2])
     assert (caught.value.expected, caught.value.calculated) == ("1", "2")
+
+
+def _timed_chain(times: list[datetime]) -> list[bytes]:
+    """Well-linked entries stamped with `times`, in order."""
+    entries, prev = [], GENESIS_PREV
+    for index, moment in enumerate(times):
+        envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, b'{"t":%d}' % index, [SIGNER])
+        data = encode_entry(index, prev, moment, envelope)
+        entries.append(data)
+        prev = leaf_hash(data)
+    return entries
+
+
+def test_a_time_going_back_is_a_chain_break_naming_the_entry() -> None:
+    # Linked and hashed correctly, but entry 2 is stamped a millisecond before entry 1.
+    chain = _timed_chain([START, START + timedelta(seconds=1), START + timedelta(milliseconds=999)])
+    with pytest.raises(ChainError, match="entry 2 is stamped earlier than entry 1") as caught:
+        verify_chain(chain)
+    assert caught.value.calculated == "2024-05-06T07:08:10.122Z"  # START + 0.999 s, in milliseconds
+
+
+def test_equal_times_are_in_order() -> None:
+    # One batch stamps all its entries with one time, and a clock a little behind repeats it.
+    chain = _timed_chain([START, START, START])
+    assert verify_chain(chain) == leaf_hash(chain[-1])
