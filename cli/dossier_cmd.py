@@ -57,7 +57,7 @@ def load_and_verify(path: Path, key: Path) -> tuple[Dossier, DossierReport]:
     data = read_input(path, "dossier", MAX_DOSSIER_BYTES)
     try:
         dossier = _decoder.decode(data)
-    except (*JSON_ERRORS, UnicodeDecodeError) as exc:
+    except JSON_ERRORS as exc:
         raise VerificationError(f"{path} is not an intact dossier: {exc}") from exc
     return dossier, verify_dossier(dossier, verifier, recompute)
 

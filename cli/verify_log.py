@@ -40,6 +40,7 @@ from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.dsse import check_now
+from ledger.core.encoding import JSON_ERRORS
 from ledger.core.entry import parse_entry
 from ledger.core.hashing import HASH_SIZE
 from ledger.core.keys import VerifierKey, parse_verifier_key
@@ -323,7 +324,7 @@ def fetch_consistency_proof(client: LedgerClient, first: int, second: int) -> li
         settle("tree size", first, "the old checkpoint", served.first, "the server's proof")
         settle("tree size", second, "the new checkpoint", served.second, "the server's proof")
         return parse_hashes(served.hashes, "server proof hash")
-    except (msgspec.DecodeError, EncodingError) as exc:
+    except (*JSON_ERRORS, EncodingError) as exc:
         raise VerificationError(f"the server's consistency proof is malformed: {exc}") from exc
 
 

@@ -406,6 +406,44 @@ def test_payload_nested_64_deep_is_admitted_and_65_deep_is_422(api: Api) -> None
     assert "64 levels" in str(body["detail"])
 
 
+def _not_utf8(document: bytes, byte_string: bytes = b"\xff") -> bytes:
+    """`document` with its string "MARK" spelled in bytes that are not UTF-8: valid JSON syntax otherwise."""
+    assert document.count(b"MARK") == 1
+    return document.replace(b"MARK", byte_string)
+
+
+# Well-formed JSON around a string that is not UTF-8 (RFC 8259 §8.1): msgspec raises UnicodeDecodeError.
+# The signed ones would be admitted but for that string; the unsigned ones fail before any signature check.
+NOT_UTF8_PAYLOADS: dict[str, Callable[[Api], Envelope]] = {
+    "in_toto_signed": lambda api: signed(
+        api, INTOTO_PAYLOAD_TYPE, _not_utf8(statement(n=next(_numbers), note="MARK"))
+    ),
+    "in_toto_truncated_sequence": lambda api: signed(
+        api, INTOTO_PAYLOAD_TYPE, _not_utf8(statement(n=next(_numbers), note="MARK"), b"ok\xc3")
+    ),
+    "in_toto_unsigned": lambda api: signed(
+        api, INTOTO_PAYLOAD_TYPE, _not_utf8(statement(n=next(_numbers), note="MARK")), signer="stranger"
+    ),
+    "admin_signed": lambda api: sign_envelope(
+        ADMIN_PAYLOAD_TYPE,
+        _not_utf8(encode_admin_record(KeyRevoked(api.keys["revoked"].keyid, "MARK")), b"\xed\xa0\x80"),
+        [api.ledger.signer],
+    ),
+    "admin_unsigned": lambda api: signed(
+        api, ADMIN_PAYLOAD_TYPE, _not_utf8(b'{"kind": "MARK"}'), signer="stranger"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NOT_UTF8_PAYLOADS)
+def test_attack_payload_with_a_string_that_is_not_utf8_is_422_not_500(api: Api, case: str) -> None:
+    envelope = NOT_UTF8_PAYLOADS[case](api)
+    body = api.refused_post("/v1/entries", envelope, 422)
+    assert "utf-8" in str(body["detail"]).lower()
+    body = api.refused_post("/v1/entries/batch", {"envelopes": [good(api), envelope, good(api)]}, 422)
+    assert "utf-8" in str(body["detail"]).lower()
+
+
 def test_attack_payload_nested_past_the_recursion_limit_is_422_not_500(api: Api) -> None:
     payload = b'{"_type": "https://in-toto.io/Statement/v1", "predicate": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     api.refused_post("/v1/entries", signed(api, INTOTO_PAYLOAD_TYPE, payload), 422)
