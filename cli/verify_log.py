@@ -159,6 +159,7 @@ class LogWalk:
                 f"the {size} entries rebuild a tree whose root is not the checkpoint's",
                 expected=checkpoint.root_hash.hex(),
                 calculated=root.hex(),
+                labels=("checkpoint root", "computed root"),
             )
         with failure_context("checkpoint"):
             check_key_chain_claim(checkpoint, self.last_key_event)
@@ -184,6 +185,7 @@ class LogWalk:
                 f"not {tile.width} hashes",
                 expected=str(tile.width * HASH_SIZE),
                 calculated=str(len(hashes)),
+                labels=("bytes needed", "bytes served"),
             )
         return entries
 
@@ -221,6 +223,7 @@ class LogWalk:
                 "entry 0 registers another ledger key than the trusted one",
                 expected=self.verifier.format(),
                 calculated=registered,
+                labels=("trusted ledger key", "entry 0 registers"),
             )
 
     def _leaf_mismatch(
@@ -248,7 +251,12 @@ class LogWalk:
             )
         else:
             message = f"entry {index} in {bundle} does not hash to slot {slot} of hash tile {hash_tile}"
-        return VerificationError(message, expected=served.hex(), calculated=calculated.hex())
+        return VerificationError(
+            message,
+            expected=served.hex(),
+            calculated=calculated.hex(),
+            labels=("hash tile holds", "entry hashes to"),
+        )
 
 
 def verify_log(

@@ -65,9 +65,7 @@ class LogReplayer:
             self._apply(index, admitted)
             self.chains.advance(index, leaf, entry.release, entry.keys, admitted.kind)
         except VerificationError as exc:
-            raise type(exc)(
-                f"entry {index}: {exc.args[0]}", expected=exc.expected, calculated=exc.calculated
-            ) from exc
+            raise exc.restated(f"entry {index}: {exc.args[0]}") from exc
         except LedgerError as exc:
             # An entry the ledger should never have accepted: a verification failure, not bad input.
             raise SignatureError(f"entry {index}: {exc}") from exc

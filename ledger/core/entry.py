@@ -159,12 +159,14 @@ class ChainVerifier:
                 "entry names the wrong index",
                 expected=str(self.next_index),
                 calculated=str(entry.index),
+                labels=("next index", "entry names"),
             )
         if entry.prev != self.prev_leaf_hash.hex():
             raise ChainError(
                 f"entry {entry.index} does not link to the leaf hash of entry {entry.index - 1}",
                 expected=self.prev_leaf_hash.hex(),
                 calculated=entry.prev,
+                labels=("previous leaf hash", "entry's prev"),
             )
         digest = leaf_hash(data)
         self.next_index += 1

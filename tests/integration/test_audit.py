@@ -232,7 +232,7 @@ def test_rewritten_key_event_is_named(ledger_dsn: str):
     assert code == 1, output
     assert "index 1 contradicts the checkpoint at size 2" in output
     assert "entry 1: the roles column of its key_events row differs from the key record" in output
-    assert "expected:   ('builder',)" in output
+    assert "  the key record says: ('builder',)\n  the row holds:       ('admin',)" in output
 
 
 def test_rewritten_head_is_named(ledger_dsn: str):

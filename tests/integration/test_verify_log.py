@@ -197,8 +197,8 @@ def test_altered_unsigned_time_names_the_entry_not_its_successor(served: ServedL
     assert code == 1, output
     assert "entry 300 in" in output
     assert "was altered" in output
-    assert "expected:" in output
-    assert "calculated:" in output
+    assert "  hash tile holds: " in output
+    assert "  entry hashes to: " in output
 
 
 def test_flipped_byte_in_level0_hash_tile_names_the_tile(served: ServedLedger, copy: Path):
