@@ -9,6 +9,8 @@ request (the server URL points at a closed port).
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,8 @@ def _args(case: str, path: Path, key: Path, pub: Path) -> list[str]:
         "key to register": ["key", "register", str(path), "--owner", "o", "--role", "appender", *append],
         "statement": ["attest", "statement", str(path), *append],
         "SARIF report": ["attest", "sarif", str(path), *subject, *append],
+        "JUnit report": ["attest", "junit", str(path), *subject, "--suite", "unit", "--command", "pytest",
+                         "--commit", "c0ffee", "--environment", "ci", *append],
         "policy": ["policy", "check", str(path)],
     }[case]  # fmt: skip
 
@@ -63,6 +67,10 @@ NOT_UTF8 = {
     "statement": (STATEMENT.replace(b"MARK", b"\xc3("), "payload is not an in-toto Statement"),
     "SARIF report": (SARIF.replace(b"MARK", b"\xed\xa0\x80"), "SARIF report is not a SARIF log"),
     "policy": (b'[tiers]\nname = "\xff"\n', "policy file"),
+    "JUnit report": (
+        b'<testsuite><testcase name="\xff"/></testsuite>',
+        "JUnit XML report is not well-formed XML",
+    ),
 }
 NESTED = {
     "receipt": (b'{"deep": ' + DEEP + b', "index": 0}', "receipt"),
@@ -106,3 +114,34 @@ def test_a_dossier_file_that_cannot_be_read_fails_verification(
     result = runner.invoke(app, ["verify", str(path), "--key", str(keys[1])])
     assert result.exit_code == 1, result.output
     assert f"verification FAILED: {path} is not an intact dossier" in result.output
+
+
+class _Serves(BaseHTTPRequestHandler):
+    """Answers every GET with 200 and a body that is JSON but for a byte that is not UTF-8."""
+
+    def do_GET(self) -> None:
+        body = b'{"format": "\xff"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        """Quiet."""
+
+
+def test_a_dossier_the_server_sends_that_is_not_json_fails_verification(tmp_path: Path) -> None:
+    server = HTTPServer(("127.0.0.1", 0), _Serves)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        out = tmp_path / "d.dossier.json"
+        result = runner.invoke(app, ["dossier", "p", "1", "-o", str(out), "--server", url, "--token", "t"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    assert "verification FAILED: the server's dossier is malformed" in result.output
+    assert not out.exists()
