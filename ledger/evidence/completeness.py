@@ -72,9 +72,9 @@ class Completeness:
             )
         last = self.last
         return (
-            f"OPEN (not sealed): completeness is proven only up to the last event shown, entry {last.index} "
-            f"(place {last.seq} in the release chain, recorded {last.time}). Later events of this release "
-            f"under {checkpoint} may exist and are not proven absent."
+            "OPEN (not sealed): completeness is proven only up to the last event shown, "
+            f"entry {last.index} (event {last.seq} of the release, counted from 0, recorded {last.time}). "
+            f"Later events of this release under {checkpoint} may exist and are not proven absent."
         )
 
     def as_json(self) -> dict[str, Any]:

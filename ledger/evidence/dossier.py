@@ -223,6 +223,10 @@ def _completeness(release: list[_Proven], admitted: dict[int, Admitted], tree_si
     return Completeness(seal.index, last, len(release), tree_size)
 
 
+_ABSENT = object()
+_SHOWN = 240  # characters of a differing compliance field shown on each side
+
+
 def _first_difference(claimed: dict[str, Any], computed: dict[str, Any]) -> tuple[str, str, str]:
     """The first field where a compliance claim and its re-evaluation differ: (field, claimed, computed).
 
@@ -232,10 +236,6 @@ def _first_difference(claimed: dict[str, Any], computed: dict[str, Any]) -> tupl
     names = ["status", *sorted((claimed.keys() | computed.keys()) - {"status"})]
     name = next(n for n in names if claimed.get(n, _ABSENT) != computed.get(n, _ABSENT))
     return name, _shown(claimed.get(name, _ABSENT)), _shown(computed.get(name, _ABSENT))
-
-
-_ABSENT = object()
-_SHOWN = 240
 
 
 def _shown(value: object) -> str:
@@ -258,7 +258,7 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
             f"not a {DOSSIER_FORMAT} dossier",
             expected=DOSSIER_FORMAT,
             calculated=dossier.format,
-            labels=("format read", "dossier's format"),
+            labels=("format this verifier reads", "dossier's format"),
         )
     try:
         checkpoint = open_checkpoint(dossier.checkpoint, verifier)

@@ -94,8 +94,9 @@ def _verify(tmp_path: Path, story: Story, data: Data | bytes, *extra: str) -> An
 def _open_statement(index: int, seq: int, time: str, size: int) -> str:
     return (
         f"OPEN (not sealed): completeness is proven only up to the last event shown, entry {index} "
-        f"(place {seq} in the release chain, recorded {time}). Later events of this release under the "
-        f"checkpoint of {size:,} entries may exist and are not proven absent."
+        f"(event {seq} of the release, counted from 0, recorded {time}). "
+        f"Later events of this release under the checkpoint of {size:,} entries may exist "
+        "and are not proven absent."
     )
 
 

@@ -124,7 +124,7 @@ def test_the_record_of_an_open_release_says_how_far_it_is_proven() -> None:
     page = _record([], Completeness(None, LastEvent(41, 11, WHEN), 12, 57))
     statement = (
         "OPEN (not sealed): completeness is proven only up to the last event shown, entry 41 "
-        f"(place 11 in the release chain, recorded {WHEN}). Later events of this release under the "
+        f"(event 11 of the release, counted from 0, recorded {WHEN}). Later events of this release under the "
         "checkpoint of 57 entries may exist and are not proven absent."
     )
     assert page.count(f'<p class="open"><b>Completeness:</b> {html.escape(statement)}</p>') == 2
