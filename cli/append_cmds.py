@@ -17,7 +17,7 @@ import typer
 
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
-from cli.files import read_input
+from cli.files import load_verifier_key, read_input
 from cli.settings import (
     DEFAULT_DATA_DIR,
     LEDGER_KEY_FILE,
@@ -31,7 +31,6 @@ from cli.settings import (
 )
 from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
-from ledger.core.keys import parse_verifier_key
 from ledger.evidence.statement import decode_statement
 
 key_app = typer.Typer(help="Register and revoke the keys that may sign evidence.", no_args_is_help=True)
@@ -103,7 +102,7 @@ def key_register(
 ) -> None:
     """Register a key (an admin record signed with an admin key given by --key)."""
     with command_errors(json_output=json_output):
-        verifier = parse_verifier_key(read_input(pubfile, "verifier key").decode())
+        verifier = load_verifier_key(pubfile)
         record = KeyRegistered(verifier.format(), owner, list(role), list(product or []))
         receipt = append_admin_record(
             encode_admin_record(record),

@@ -174,6 +174,7 @@ class LogAudit:
                 f"{row.index}: the entry or the tile was altered",
                 expected=served.hex(),
                 calculated=row.leaf_hash.hex(),
+                labels=("hash tile holds", "entry's leaf_hash"),
             )
 
     def _check_entry(self, row: EntryRow, index: int) -> ReplayedEntry:
@@ -239,6 +240,7 @@ class LogAudit:
                 f"log_head is at size {size}, but no checkpoint was issued at that size",
                 expected=str(size),
                 calculated=str(self.last_checked),
+                labels=("log_head size", "last checkpoint size"),
             )
         leaf = self.replayer.chain.prev_leaf_hash
         check_head(

@@ -27,6 +27,7 @@ def check_row_hash(row: EntryRow, index: int) -> None:
             f"entry {index} is missing: the next stored entry is {row.index}",
             expected=str(index),
             calculated=str(row.index),
+            labels=("missing index", "next stored index"),
         )
     calculated = leaf_hash(row.data)
     if row.leaf_hash != calculated:
@@ -34,6 +35,7 @@ def check_row_hash(row: EntryRow, index: int) -> None:
             f"entry {index}: the leaf hash of its data is not its stored leaf_hash",
             expected=row.leaf_hash.hex(),
             calculated=calculated.hex(),
+            labels=("stored leaf_hash", "hash of its data"),
         )
 
 
@@ -68,6 +70,7 @@ def check_row_columns(row: EntryRow, replayed: ReplayedEntry) -> None:
                 f"entry {row.index}: its {column} column does not match the entry",
                 expected=str(value),
                 calculated=str(stored[column]),
+                labels=("the entry says", "the column holds"),
             )
     signers = [signer.keyid for signer in admitted.signers]
     if row.signer_keyid not in signers:
@@ -75,6 +78,7 @@ def check_row_columns(row: EntryRow, replayed: ReplayedEntry) -> None:
             f"entry {row.index}: its signer_keyid column names no key that signed it",
             expected=", ".join(signers),
             calculated=row.signer_keyid,
+            labels=("signed by", "signer_keyid column"),
         )
 
 
@@ -87,6 +91,7 @@ def ledger_key_of(genesis: ReplayedEntry, trusted: VerifierKey | None) -> Verifi
             "entry 0 does not register the trusted ledger key",
             expected=trusted.format() if trusted is not None else "a key registration",
             calculated=registered.format() if registered is not None else "-",
+            labels=("trusted ledger key", "entry 0 registers"),
         )
     return registered
 
@@ -105,18 +110,21 @@ def check_checkpoint_row(row: CheckpointRow, root: bytes, key: VerifierKey, orig
             "its signed note states another tree size than its tree_size column",
             expected=str(signed.size),
             calculated=str(row.tree_size),
+            labels=("signed note", "tree_size column"),
         )
     if signed.root_hash != row.root_hash:
         raise VerificationError(
             "its root_hash column is not the root its signed note states",
             expected=signed.root_hash.hex(),
             calculated=row.root_hash.hex(),
+            labels=("signed note", "root_hash column"),
         )
     if root != signed.root_hash:
         raise RootMismatchError(
             f"the entries 0..{row.tree_size - 1} rebuild another root than the signed checkpoint",
             expected=signed.root_hash.hex(),
             calculated=root.hex(),
+            labels=("checkpoint root", "computed root"),
         )
     return signed
 
@@ -141,6 +149,7 @@ def check_head(
                 f"log_head: its {name} is not what the {head.tree_size} entries imply",
                 expected=str(expected),
                 calculated=str(stored),
+                labels=("the entries imply", "log_head holds"),
             )
 
 
@@ -158,6 +167,7 @@ def check_key_chain_claim(checkpoint: Checkpoint, last_key_event: int) -> None:
                 f"its {KEY_CHAIN_EXTENSION} line names another newest key event than its entries hold",
                 expected=value,
                 calculated=str(last_key_event),
+                labels=("checkpoint names", "newest key record"),
             )
 
 

@@ -25,7 +25,8 @@ from ledger.errors import VerificationError
 from ledger.evidence.compliance import evaluate_record, result_data
 from ledger.evidence.dossier import Dossier, DossierReport, verify_dossier
 from ledger.evidence.events import ReleaseEvent
-from ledger.evidence.report import render_report
+from ledger.evidence.predicates import Approval
+from ledger.evidence.report import manifestation, render_report
 
 MAX_DOSSIER_BYTES = 256 * 1024 * 1024
 KeyOption = Annotated[
@@ -57,7 +58,7 @@ def load_and_verify(path: Path, key: Path) -> tuple[Dossier, DossierReport]:
     data = read_input(path, "dossier", MAX_DOSSIER_BYTES)
     try:
         dossier = _decoder.decode(data)
-    except (*JSON_ERRORS, UnicodeDecodeError) as exc:
+    except JSON_ERRORS as exc:
         raise VerificationError(f"{path} is not an intact dossier: {exc}") from exc
     return dossier, verify_dossier(dossier, verifier, recompute)
 
@@ -84,7 +85,10 @@ def dossier(
     """Export a release's dossier: checkpoint, every entry with its proof, keys, policy, compliance."""
     with command_errors(json_output=json_output):
         data = _fetch(server, token, product, version, environment)
-        parsed = _decoder.decode(data)
+        try:
+            parsed = _decoder.decode(data)
+        except JSON_ERRORS as exc:
+            raise VerificationError(f"the server's dossier is malformed: {exc}") from exc
         out.write_bytes(data)
         written = [str(out)]
         if tlog_proofs_dir is not None:
@@ -118,15 +122,59 @@ def dossier(
         )
 
 
+def _signature_view(event: ReleaseEvent) -> dict[str, Any] | None:
+    text = manifestation(event)
+    if text is None:
+        return None
+    pred = event.predicate
+    approval = pred if isinstance(pred, Approval) else None
+    return {
+        "index": event.index,
+        "kind": event.kind,
+        "signer": event.signer.owner,
+        "keyid": event.signer.keyid,
+        "time": event.time,
+        "decision": approval.decision if approval else None,
+        "role": approval.role if approval else None,
+        "meaning": approval.meaning if approval else None,
+        "text": text,
+    }
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+RequireSealedOption = Annotated[
+    bool,
+    typer.Option(
+        "--require-sealed",
+        help="Fail (exit 1) unless the dossier proves a seal that closes the release, "
+        "so that the record is proven complete, not only up to its last event.",
+    ),
+]
+
+
 def verify(
     path: Annotated[Path, typer.Argument(metavar="DOSSIER")],
     key: KeyOption,
+    require_sealed: RequireSealedOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Verify a dossier offline: checkpoint, proofs, signatures, key chain, release chain, compliance."""
+    """Verify a dossier offline: checkpoint, proofs, signatures, key chain, release chain, compliance.
+
+    It then says how complete the release is proven: "sealed at entry N: complete"
+    when the dossier ends in a seal that holds; for an open release, only up to
+    the last event it shows (later events may exist and are not proven absent).
+    """
     with command_errors(json_output=json_output):
         parsed, report = load_and_verify(path, key)
+        completeness = report.completeness
+        if require_sealed and not completeness.complete:
+            refusal = "--require-sealed: the dossier proves no seal that closes the release."
+            raise VerificationError(f"{refusal} {completeness.statement()}")
         status = report.compliance.get("status")
+        signatures = [view for event in report.events if (view := _signature_view(event)) is not None]
         emit_success(
             json_output=json_output,
             fields={
@@ -135,13 +183,18 @@ def verify(
                 "tree_size": report.checkpoint.size,
                 "entries": len(parsed.entries),
                 "sealed": report.sealed,
+                "completeness": completeness.as_json(),
                 "compliance": status,
+                "signatures": signatures,
                 "checks": report.checks,
             },
             lines=[
-                f"dossier of {parsed.product} {parsed.version}: VERIFIED",
+                f"dossier of {parsed.product} {parsed.version}: VERIFIED, {completeness.headline()}",
                 *[f"  ok  {check}" for check in report.checks],
-                f"compliance: {status} ({len(report.compliance.get('findings', []))} findings)",
+                "signed decisions (printed name, meaning, date and time; 21 CFR 11.50):",
+                *([f"  entry {s['index']}: {s['text']}" for s in signatures] or ["  none"]),
+                f"compliance: {status} ({_count(len(report.compliance.get('findings', [])), 'finding')})",
+                completeness.statement(),
             ],
         )
 

@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from ledger.errors import (
+    DEFAULT_LABELS,
     ChainError,
     ConflictError,
     EncodingError,
@@ -104,10 +105,19 @@ def _detail(exc: BaseException) -> str:
 
 
 def _report_failure(exc: BaseException, *, json_output: bool) -> None:
+    """Print a failure: its kind and detail, then the two sides of a failed comparison, each labelled.
+
+    JSON keeps the sides under "expected" and "calculated" (what scripts read) and
+    names them for people under "labels": {"expected": ..., "calculated": ...}
+    (null when the error has no sides). Text prints each side after its label,
+    in that order.
+    """
     kind = error_kind(exc)
     detail = _detail(exc)
     expected = getattr(exc, "expected", "") or None
     calculated = getattr(exc, "calculated", "") or None
+    labels: tuple[str, str] = getattr(exc, "labels", DEFAULT_LABELS)
+    sides = expected is not None or calculated is not None
     if json_output:
         report = {
             "ok": False,
@@ -115,6 +125,7 @@ def _report_failure(exc: BaseException, *, json_output: bool) -> None:
             "detail": detail,
             "expected": expected,
             "calculated": calculated,
+            "labels": {"expected": labels[0], "calculated": labels[1]} if sides else None,
         }
         print(json.dumps(report))
         return
@@ -126,8 +137,12 @@ def _report_failure(exc: BaseException, *, json_output: bool) -> None:
         ]
     else:
         lines = [f"evledger: error: {detail}"]
-    if expected is not None or calculated is not None:
-        lines += [f"  expected:   {expected or '-'}", f"  calculated: {calculated or '-'}"]
+    if sides:
+        width = max(len(label) for label in labels) + 1
+        values = (expected, calculated)
+        lines += [
+            f"  {label + ':':<{width}} {value or '-'}" for label, value in zip(labels, values, strict=True)
+        ]
     print("\n".join(lines), file=sys.stderr)
 
 

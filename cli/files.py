@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 
 from cli.errors import failure_context
-from ledger.core.encoding import hash_from_hex
+from ledger.core.encoding import JSON_ERRORS, hash_from_hex
 from ledger.core.keys import SIGNER_PREFIX, VerifierKey, parse_verifier_key
 from ledger.errors import EncodingError, InputError, KeyFormatError, TooLargeError
 
@@ -93,7 +93,7 @@ def load_proof_file(path: Path) -> ProofFile:
         return ProofFile(hashes=[line.strip() for line in text.splitlines() if line.strip()])
     try:
         return _proof_decoder.decode(text)
-    except msgspec.DecodeError as exc:
+    except JSON_ERRORS as exc:
         raise EncodingError(f"proof file {path} is not a proof object: {exc}") from exc
 
 
@@ -111,7 +111,7 @@ def load_receipt(path: Path) -> tuple[Receipt, list[bytes]]:
     """An append receipt (JSON) with its decoded inclusion proof; its leaf hash is checked to be hex."""
     try:
         receipt = _receipt_decoder.decode(read_input(path, "receipt"))
-    except msgspec.DecodeError as exc:
+    except JSON_ERRORS as exc:
         raise EncodingError(f"receipt {path} is not a receipt object: {exc}") from exc
     hash_from_hex(receipt.leaf_hash, f"receipt {path} leaf_hash")
     return receipt, parse_hashes(receipt.inclusion_proof, f"receipt {path} inclusion_proof hash")

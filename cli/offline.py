@@ -61,6 +61,7 @@ def settle(what: str, given: T | None, given_by: str, claimed: T | None, claimed
             f"{claimed_by} is about another {what} than {given_by}",
             expected=str(given),
             calculated=str(claimed),
+            labels=(given_by, claimed_by),
         )
     return given if given is not None else claimed
 

@@ -10,13 +10,14 @@ checkpoint commits to but the source does not have is a failed verification
 from __future__ import annotations
 
 import os
+import stat
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, Self
+from typing import BinaryIO, Protocol, Self
 
 from cli.client import LedgerClient
 from ledger.core.tiles import MAX_ENTRY_SIZE, TILE_WIDTH
-from ledger.errors import NotFoundError, TooLargeError, VerificationError
+from ledger.errors import InputError, NotFoundError, TooLargeError, VerificationError
 
 MAX_CHECKPOINT_BYTES = 1 << 16
 MAX_BUNDLE_BYTES = TILE_WIDTH * (2 + MAX_ENTRY_SIZE)
@@ -55,7 +56,12 @@ class HttpTiles:
 
 
 class DirectoryTiles:
-    """Tiles from a directory holding the same layout as the HTTP paths."""
+    """Tiles from a directory holding the same layout as the HTTP paths.
+
+    Only regular files are read, and never more than the limit plus one byte: a
+    FIFO, a device or a socket planted in the copy (or a symlink to one, such as
+    `/dev/zero`) is an input error naming the file, never a hang or an endless read.
+    """
 
     def __init__(self, root: Path) -> None:
         """Read below `root`."""
@@ -66,19 +72,62 @@ class DirectoryTiles:
         return str(self._root / path)
 
     def read(self, path: str, limit: int) -> bytes:
-        """The bytes of `root/path`; NotFoundError when there is no such file."""
+        """The bytes of `root/path`, each refusal naming the file.
+
+        NotFoundError when there is no such file, InputError when it is not a regular
+        file (after following symlinks), TooLargeError when it is over `limit` bytes.
+        """
         file = self._root / path
         try:
-            with file.open("rb") as stream:
-                # Sized first: read(limit + 1) would allocate the whole limit (16 MiB for a bundle) each time.
-                if os.fstat(stream.fileno()).st_size > limit:
-                    raise TooLargeError(f"{file} is over {limit} bytes")
-                data = stream.read()
+            # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+            descriptor = os.open(file, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise NotFoundError(f"{file} does not exist") from exc
+        except OSError as exc:
+            raise InputError(f"cannot read {file}: {exc.strerror or exc}") from exc
+        # Checked after opening, so that what is checked is what is read (no swap in between).
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            os.close(descriptor)
+            raise InputError(
+                f"{file} is {_file_kind(status.st_mode)}, not a regular file: "
+                "a tile directory holds only regular files"
+            )
+        with os.fdopen(descriptor, "rb", buffering=0) as stream:
+            data = _read_at_most(stream, limit, status.st_size)
         if len(data) > limit:
             raise TooLargeError(f"{file} is over {limit} bytes")
         return data
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+    )  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
+_CHUNK = 1 << 20
+
+
+def _read_at_most(stream: BinaryIO, limit: int, size: int) -> bytes:
+    """Read to the end, but never more than `limit + 1` bytes (a file may grow after fstat).
+
+    The first read asks for the size fstat gave, plus one: a whole tile in one call,
+    without allocating the whole limit (16 MiB for a bundle) for an 8 KiB tile.
+    """
+    parts: list[bytes] = []
+    total = 0
+    want = min(size, limit) + 1
+    while total <= limit:
+        chunk = stream.read(want)
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+        want = min(_CHUNK, limit + 1 - total)
+    return b"".join(parts)
 
 
 def read_committed(source: TileSource, path: str, limit: int) -> bytes:

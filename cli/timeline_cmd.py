@@ -3,7 +3,8 @@
 It reads `GET /v1/releases/{product}/{version}/timeline` with an auditor (or
 any read) token and prints one row per event: index, time, kind, the signer's
 registered owner and roles, and the facts an auditor reads for that kind; then
-a footer with the chain's count and head, and whether it is sealed and complete.
+a footer with the chain's count and head, whether it is unbroken, and whether
+a seal closes it (an open release may still get events).
 `--json` prints the route's response as the command's JSON object.
 """
 
@@ -19,6 +20,7 @@ from cli.append_cmds import DEFAULT_SERVER
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.settings import ServerOption, TokenOption
+from ledger.evidence.report import approval_manifestation
 
 _HEADERS = ("index", "time", "kind", "signer", "facts")
 Facts = Callable[[dict[str, Any]], str]
@@ -66,9 +68,11 @@ def _validation(s: dict[str, Any]) -> str:
     return text + (f"; defects {', '.join(s['defects'])}" if s["defects"] else "")
 
 
-def _approval(s: dict[str, Any]) -> str:
-    text = f"{s['decision']} by {s['approver']} as {s['role']} ({s['meaning']})"
-    text += f" of {_short(s['artifact_digest'])}"
+def _approval(s: dict[str, Any], time: str) -> str:
+    text = approval_manifestation(
+        decision=s["decision"], name=s["approver"], role=s["role"], meaning=s["meaning"], time=time
+    )
+    text += f"; of {_short(s['artifact_digest'])}"
     text += f", entries {s['entries']}" if s["entries"] else ""
     return text + (f": {s['comment']}" if s.get("comment") else "")
 
@@ -90,7 +94,6 @@ _FACTS: dict[str, Facts] = {
     "test-run": _test_run,
     "scan": _scan,
     "validation": _validation,
-    "approval": _approval,
     "exception": lambda s: f"rule {s['rule']}: {s['justification']} (expires {s['expires']})",
     "exception-review": lambda s: f"of entry {s['exception_entry']}: {s['outcome']}: {s['comment']}",
     "deployment": _deployment,
@@ -108,7 +111,10 @@ def facts(event: dict[str, Any]) -> str:
     render = _FACTS.get(event["kind"])
     summary = event["summary"]
     try:
-        text = render(summary) if render is not None else _generic(summary)
+        if event["kind"] == "approval":  # the one kind whose line needs the time: 21 CFR 11.50
+            text = _approval(summary, event["time"])
+        else:
+            text = render(summary) if render is not None else _generic(summary)
     except (KeyError, TypeError, AttributeError):
         text = _generic(summary)  # a summary of another shape (a newer server): still show something
     if event["release_seq"] is None:
@@ -134,10 +140,12 @@ def render_table(timeline: dict[str, Any]) -> list[str]:
         return "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
 
     head = timeline["head"]
+    # "complete" on the wire means the chain has no gap; only a seal closes it (issue #9).
+    unbroken = "yes" if timeline["complete"] else "NO (it has a gap)"
+    sealed = "yes (closed)" if timeline["sealed"] else "no (open: later events may be recorded)"
     footer = (
         f"{len(rows)} events; chain of {timeline['count']} entries, head {head['index']} "
-        f"(leaf {head['leaf_hash'][:16]}…); sealed: {'yes' if timeline['sealed'] else 'no'}; "
-        f"complete: {'yes' if timeline['complete'] else 'NO (the chain has a gap)'}"
+        f"(leaf {head['leaf_hash'][:16]}…); unbroken: {unbroken}; sealed: {sealed}"
     )
     return [
         f"release {timeline['product']} {timeline['version']}",

@@ -108,6 +108,7 @@ def compare_tile(built: BuiltTile, served: bytes, source: str) -> None:
             f"hash tile {tile.path()} from {source} is {len(served)} bytes, not {width} hashes",
             expected=str(len(built.hashes)),
             calculated=str(len(served)),
+            labels=("bytes rebuilt", "bytes served"),
         )
     slot = next(
         k
@@ -119,6 +120,7 @@ def compare_tile(built: BuiltTile, served: bytes, source: str) -> None:
         f"hash tile {tile.path()} from {source}, {describe_slot(tile, slot)}, is not {what}",
         expected=served[slot * HASH_SIZE : (slot + 1) * HASH_SIZE].hex(),
         calculated=built.hashes[slot * HASH_SIZE : (slot + 1) * HASH_SIZE].hex(),
+        labels=("served hash", "rebuilt hash"),
     )
 
 

@@ -40,6 +40,7 @@ from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
 from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.dsse import check_now
+from ledger.core.encoding import JSON_ERRORS
 from ledger.core.entry import parse_entry
 from ledger.core.hashing import HASH_SIZE, leaf_hash
 from ledger.core.keys import VerifierKey, parse_verifier_key
@@ -160,6 +161,7 @@ class LogWalk:
                 f"the {size} entries rebuild a tree whose root is not the checkpoint's",
                 expected=checkpoint.root_hash.hex(),
                 calculated=root.hex(),
+                labels=("checkpoint root", "computed root"),
             )
         with failure_context("checkpoint"):
             check_key_chain_claim(checkpoint, self.last_key_event)
@@ -185,6 +187,7 @@ class LogWalk:
                 f"not {tile.width} hashes",
                 expected=str(tile.width * HASH_SIZE),
                 calculated=str(len(hashes)),
+                labels=("bytes needed", "bytes served"),
             )
         return entries
 
@@ -224,6 +227,7 @@ class LogWalk:
                 "entry 0 registers another ledger key than the trusted one",
                 expected=self.verifier.format(),
                 calculated=registered,
+                labels=("trusted ledger key", "entry 0 registers"),
             )
 
     def _leaf_mismatch(
@@ -251,7 +255,12 @@ class LogWalk:
             )
         else:
             message = f"entry {index} in {bundle} does not hash to slot {slot} of hash tile {hash_tile}"
-        return VerificationError(message, expected=served.hex(), calculated=calculated.hex())
+        return VerificationError(
+            message,
+            expected=served.hex(),
+            calculated=calculated.hex(),
+            labels=("hash tile holds", "entry hashes to"),
+        )
 
 
 def verify_log(
@@ -327,7 +336,7 @@ def fetch_consistency_proof(client: LedgerClient, first: int, second: int) -> li
         settle("tree size", first, "the old checkpoint", served.first, "the server's proof")
         settle("tree size", second, "the new checkpoint", served.second, "the server's proof")
         return parse_hashes(served.hashes, "server proof hash")
-    except (msgspec.DecodeError, EncodingError) as exc:
+    except (*JSON_ERRORS, EncodingError) as exc:
         raise VerificationError(f"the server's consistency proof is malformed: {exc}") from exc
 
 

@@ -115,6 +115,7 @@ class Chains:
                 f"entry {entry.index}: release back-link is wrong",
                 expected=str(expected_release),
                 calculated=str(entry.release),
+                labels=("chain implies", "entry carries"),
             )
         expected_keys = self.key_link(item)
         if entry.keys != expected_keys:
@@ -122,4 +123,5 @@ class Chains:
                 f"entry {entry.index}: key-event back-link is wrong",
                 expected=str(expected_keys),
                 calculated=str(entry.keys),
+                labels=("chain implies", "entry carries"),
             )

@@ -24,24 +24,43 @@ class TooLargeError(InputError):
     """An entry or body over its size limit (65,535 bytes for an entry)."""
 
 
+DEFAULT_LABELS = ("expected", "calculated")
+
+
 class VerificationError(LedgerError):
     """A check failed: the data is not what it claims to be.
 
-    `expected` and `calculated` say what the verifier was given and what it
-    computed, in a printable form (lowercase hex for hashes), when both exist.
+    `expected` and `calculated` are the two sides of the failed comparison, in a
+    printable form (lowercase hex for hashes), when both exist. `labels` names
+    each side for people: what it is, not which attribute holds it ("dossier
+    claims" / "re-evaluated", "trusted key" / "signed by"). Without labels the
+    sides are "expected" (what the verifier was given or trusts) and
+    "calculated" (what it computed or found).
     """
 
-    def __init__(self, message: str, *, expected: str = "", calculated: str = "") -> None:
-        """Keep the message and the two sides of the failed comparison."""
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: str = "",
+        calculated: str = "",
+        labels: tuple[str, str] = DEFAULT_LABELS,
+    ) -> None:
+        """Keep the message, the two sides of the failed comparison and their labels."""
         super().__init__(message)
         self.expected = expected
         self.calculated = calculated
+        self.labels = labels
+
+    def restated(self, message: str) -> VerificationError:
+        """The same failure (type, sides, labels) told with another message, to add context to it."""
+        return type(self)(message, expected=self.expected, calculated=self.calculated, labels=self.labels)
 
     def __str__(self) -> str:
-        """The message, then the two values when they were given."""
+        """The message, then the two values, each after its label, when they were given."""
         text = super().__str__()
         if self.expected or self.calculated:
-            text += f" (expected {self.expected}, calculated {self.calculated})"
+            text += f" ({self.labels[0]} {self.expected}, {self.labels[1]} {self.calculated})"
         return text
 
 

@@ -80,9 +80,7 @@ class LogReplayer:
                 self.registry.apply(index, admitted.admin)
             self.chains.advance(index, leaf, entry.release, entry.keys, admitted.kind)
         except VerificationError as exc:
-            raise type(exc)(
-                f"entry {index}: {exc.args[0]}", expected=exc.expected, calculated=exc.calculated
-            ) from exc
+            raise exc.restated(f"entry {index}: {exc.args[0]}") from exc
         except LedgerError as exc:
             # An entry the ledger should never have accepted: a verification failure, not bad input.
             raise SignatureError(f"entry {index}: {exc}") from exc
@@ -92,6 +90,7 @@ class LogReplayer:
         if self._not_after and entry.time > self._not_after:
             raise VerificationError(
                 "it is stamped in the future of this verifier's clock: the ledger's clock leapt ahead",
-                expected=f"{self._not_after} or earlier",
+                expected=self._not_after,
                 calculated=entry.time,
+                labels=("latest plausible time", "entry stamped"),
             )

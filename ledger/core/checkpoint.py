@@ -68,6 +68,9 @@ def open_checkpoint(note: str | bytes, verifier: VerifierKey, origin: str | None
     checkpoint = parse_checkpoint_text(parsed.text)
     if origin is not None and checkpoint.origin != origin:
         raise VerificationError(
-            "checkpoint is for another log", expected=origin, calculated=checkpoint.origin
+            "checkpoint is for another log",
+            expected=origin,
+            calculated=checkpoint.origin,
+            labels=("trusted origin", "checkpoint origin"),
         )
     return checkpoint

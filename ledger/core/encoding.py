@@ -56,8 +56,10 @@ def b64decode_lenient(text: str, what: str = "value") -> bytes:
 
 
 _NUL_ESCAPE = b"\\u0000"
-# msgspec reports JSON nested past the interpreter's recursion limit as RecursionError, not DecodeError.
-JSON_ERRORS = (msgspec.DecodeError, RecursionError)
+# What msgspec raises for JSON it cannot read: besides DecodeError, RecursionError for a text nested
+# past the interpreter's recursion limit, and UnicodeDecodeError for a string that is not UTF-8
+# (RFC 8259 §8.1). Every decoder of untrusted JSON catches all three.
+JSON_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 MAX_JSON_DEPTH = 64  # how deep a payload may nest arrays and objects (DESIGN.md §3.5, admission)
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKET = re.compile(rb"[\[\]{}]")

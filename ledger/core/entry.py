@@ -164,19 +164,22 @@ class ChainVerifier:
                 "entry names the wrong index",
                 expected=str(self.next_index),
                 calculated=str(entry.index),
+                labels=("next index", "entry names"),
             )
         if entry.prev != self.prev_leaf_hash.hex():
             raise ChainError(
                 f"entry {entry.index} does not link to the leaf hash of entry {entry.index - 1}",
                 expected=self.prev_leaf_hash.hex(),
                 calculated=entry.prev,
+                labels=("previous leaf hash", "entry's prev"),
             )
         # The fixed-width format (format_time) orders as text exactly as in time.
         if entry.time < self.last_time:
             raise ChainError(
                 f"entry {entry.index} is stamped earlier than entry {entry.index - 1}: time went back",
-                expected=f"{self.last_time} or later",
+                expected=self.last_time,
                 calculated=entry.time,
+                labels=("entry before stamped", "this entry stamped"),
             )
         digest = leaf_hash(data)
         self.next_index += 1

@@ -123,5 +123,10 @@ def open_note(note: str | bytes, verifiers: Iterable[VerifierKey]) -> Note:
     if not verified:
         names = ", ".join(f"{s.name}+{s.key_id:08x}" for s in parsed.signatures)
         trusted = ", ".join(v.keyid for v in known.values())
-        raise SignatureError("note is not signed by any trusted key", expected=trusted, calculated=names)
+        raise SignatureError(
+            "note is not signed by any trusted key",
+            expected=trusted,
+            calculated=names,
+            labels=("trusted key", "signed by"),
+        )
     return Note(parsed.text, parsed.signatures, tuple(verified.values()))

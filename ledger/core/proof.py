@@ -203,6 +203,7 @@ def root_from_inclusion_proof(index: int, size: int, leaf_hash: bytes, proof: Se
             f"inclusion proof for index {index} in size {size} has wrong length",
             expected=str(inner + border),
             calculated=str(len(proof)),
+            labels=("hashes needed", "hashes given"),
         )
     seed = _chain_inner(leaf_hash, proof[:inner], index)
     return _chain_border_right(seed, proof[inner:])
@@ -218,6 +219,7 @@ def verify_inclusion(index: int, size: int, leaf_hash: bytes, proof: Sequence[by
             f"inclusion proof for index {index} in size {size} does not lead to the root",
             expected=root.hex(),
             calculated=calculated.hex(),
+            labels=("checkpoint root", "computed root"),
         )
 
 
@@ -226,7 +228,10 @@ def _verify_equal_sizes(size: int, proof: Sequence[bytes], root1: bytes, root2: 
         raise VerificationError(f"sizes are equal ({size}) but the proof is not empty")
     if root1 != root2:
         raise RootMismatchError(
-            f"sizes are equal ({size}) but the roots differ", expected=root1.hex(), calculated=root2.hex()
+            f"sizes are equal ({size}) but the roots differ",
+            expected=root1.hex(),
+            calculated=root2.hex(),
+            labels=("first root", "second root"),
         )
 
 
@@ -261,6 +266,7 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
             f"consistency proof from {size1} to {size2} has wrong length",
             expected=str(inner + border + len(proof) - len(rest)),
             calculated=str(len(proof)),
+            labels=("hashes needed", "hashes given"),
         )
     mask = (size1 - 1) >> shift
     hash1 = _chain_border_right(_chain_inner_right(seed, rest[:inner], mask), rest[inner:])
@@ -269,6 +275,7 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
             f"consistency proof does not lead to the root of size {size1}",
             expected=root1.hex(),
             calculated=hash1.hex(),
+            labels=(f"root of size {size1}", "computed root"),
         )
     hash2 = _chain_border_right(_chain_inner(seed, rest[:inner], mask), rest[inner:])
     if hash2 != root2:
@@ -276,4 +283,5 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
             f"consistency proof does not lead to the root of size {size2}",
             expected=root2.hex(),
             calculated=hash2.hex(),
+            labels=(f"root of size {size2}", "computed root"),
         )

@@ -61,25 +61,66 @@ def encode_index(n: int) -> str:
     return "/".join(reversed(groups))
 
 
-_INDEX_PATH = re.compile(r"((?:x[0-9]{3}/)*)([0-9]{3})(?:\.p/([0-9]{1,3}))?")
+MAX_INDEX = (1 << 64) - 1  # C2SP tlog-tiles: N is a uint64
+# 2^64 - 1 has 20 digits: 7 groups of 3. More groups name no tile; refused before int() ever sees
+# them (Python refuses to convert a string of more than 4,300 digits, which would be an internal error).
+MAX_INDEX_GROUPS = len(str(MAX_INDEX)) // 3 + 1
+MAX_TILE_LEVEL = 8  # tile level L holds tree level 8·L: level 8 holds the root of 2^64 leaves
+_INDEX_PATH = re.compile(
+    rf"((?:x[0-9]{{3}}/){{0,{MAX_INDEX_GROUPS - 1}}})([0-9]{{3}})(?:\.p/([0-9]{{1,3}}))?"
+)
+_LEVEL = re.compile(r"0|[1-9][0-9]{0,2}")
+_SHOWN = 48  # characters of a refused path quoted in the message
+
+
+def _shown(path: str) -> str:
+    """A refused path as a message quotes it: whole when short, else its start and its length."""
+    if len(path) <= _SHOWN:
+        return repr(path)
+    return f"{path[:_SHOWN]!r}… ({len(path):,} characters)"
 
 
 def parse_index_path(path: str) -> tuple[int, int]:
-    """Parse `<N>[.p/<W>]` back into (index, width); refuse non-canonical spellings."""
+    """Parse `<N>[.p/<W>]` back into (index, width); refuse non-canonical spellings (EncodingError).
+
+    C2SP tlog-tiles: N in 3-digit groups, all but the last prefixed with `x`, no
+    leading zero group; W from 1 to 255. N is a uint64, so at most 7 groups and
+    at most 2^64 - 1: anything longer is refused unread, whatever its digits.
+    """
     match = _INDEX_PATH.fullmatch(path)
     if not match:
-        raise EncodingError(f"{path!r} is not a tile index path")
+        raise EncodingError(
+            f"{_shown(path)} is not a tile index path (1 to {MAX_INDEX_GROUPS} groups of 3 digits, "
+            "all but the last prefixed with x, then optionally .p/<width>)"
+        )
     groups = [g[1:] for g in match.group(1).split("/") if g] + [match.group(2)]
     if len(groups) > 1 and groups[0] == "000":
-        raise EncodingError(f"{path!r} has a leading zero group")
+        raise EncodingError(f"{_shown(path)} has a leading zero group")
     index = int("".join(groups))
+    if index > MAX_INDEX:
+        raise EncodingError(f"{_shown(path)} names a tile index past 2^64 - 1")
     width_text = match.group(3)
     if width_text is None:
         return index, TILE_WIDTH
     width = int(width_text)
     if width_text != str(width) or not 0 < width < TILE_WIDTH:
-        raise EncodingError(f"{path!r} has a partial width outside 1..255")
+        raise EncodingError(f"{_shown(path)} has a partial width outside 1..255")
     return index, width
+
+
+def parse_tile_path(path: str) -> tuple[int | None, int, int]:
+    """Parse what follows `tile/` in a C2SP tlog-tiles URL: (level, index, width).
+
+    `<L>/<N>[.p/<W>]` is a hash tile of level L (0 to 8, no leading zeros);
+    `entries/<N>[.p/<W>]` an entry bundle, whose level is None. EncodingError
+    for anything else, before any number in it is converted.
+    """
+    head, _, rest = path.partition("/")
+    if head == "entries":
+        return (None, *parse_index_path(rest))
+    if not _LEVEL.fullmatch(head) or int(head) > MAX_TILE_LEVEL:
+        raise EncodingError(f"tile level {_shown(head)} is not a level from 0 to {MAX_TILE_LEVEL}")
+    return (int(head), *parse_index_path(rest))
 
 
 def tile_width(level: int, index: int, tree_size: int) -> int:

@@ -7,6 +7,10 @@ revocation can be left out), and the policy entry in force; plus the
 compliance result the ledger computed. `verify_dossier` trusts only the
 ledger's public key and re-derives everything, failing with a precise
 VerificationError at the first thing that does not hold.
+
+The release chain proves that no event is missing before the newest one
+shown, not that none came after it: a dossier is complete only when its chain
+ends in a seal that holds (`ledger.evidence.completeness` says which, in words).
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ from ledger.core.hashing import leaf_hash
 from ledger.core.keys import VerifierKey
 from ledger.core.proof import verify_inclusion
 from ledger.errors import ChainError, LedgerError, VerificationError
+from ledger.evidence.completeness import Completeness, LastEvent
 from ledger.evidence.events import ReleaseEvent, event_from_entry
-from ledger.evidence.predicates import RELEASE_SEAL
 from ledger.registry import KeyRegistry
 
 DOSSIER_FORMAT = "evledger-dossier/v1"
@@ -71,10 +75,14 @@ class DossierReport:
     checkpoint: Checkpoint
     events: list[ReleaseEvent]
     keys: int
-    chain_length: int
-    sealed: bool
+    completeness: Completeness
     compliance: dict[str, Any]
     checks: list[str] = field(default_factory=list)
+
+    @property
+    def sealed(self) -> bool:
+        """Whether the dossier proves a seal that closes the release (then it is complete)."""
+        return self.completeness.complete
 
 
 @dataclass(slots=True)
@@ -96,11 +104,9 @@ def _prove(item: ProvenEntry, checkpoint: Checkpoint, what: str) -> _Proven:
     try:
         verify_inclusion(item.index, checkpoint.size, leaf_hash(data), proof, checkpoint.root_hash)
     except VerificationError as exc:
-        raise VerificationError(
+        raise exc.restated(
             f"{what} {item.index} is not in the tree of the dossier's checkpoint (size {checkpoint.size}): "
-            f"{exc.args[0]}",
-            expected=exc.expected,
-            calculated=exc.calculated,
+            f"{exc.args[0]}"
         ) from exc
     return _Proven(item.index, data, entry)
 
@@ -128,6 +134,7 @@ def _replay_keys(keys: list[_Proven], head: int) -> KeyRegistry:
             "the dossier's key events do not end at the checkpoint's newest key event",
             expected=str(head),
             calculated=str(keys[-1].index if keys else None),
+            labels=("checkpoint's newest key event", "dossier's last key event"),
         )
     registry = KeyRegistry()
     previous: _Proven | None = None
@@ -140,6 +147,7 @@ def _replay_keys(keys: list[_Proven], head: int) -> KeyRegistry:
                 f"key event {proven.index} does not follow the key event before it: one is missing",
                 expected=str(expected),
                 calculated=str(actual),
+                labels=("link to the key event before", "entry's link"),
             )
         admitted = _admit(proven, registry)
         record = admitted.admin
@@ -162,8 +170,8 @@ def _admit(proven: _Proven, registry: KeyRegistry) -> Admitted:
         ) from exc
 
 
-def _check_release_chain(release: list[_Proven], product: str, version: str) -> tuple[int, bool]:
-    """The release's chain must run from seq 0 with every back-link matching; return (length, sealed)."""
+def _check_release_chain(release: list[_Proven], product: str, version: str) -> None:
+    """The release's chain must run from seq 0 with every back-link matching (ChainError if not)."""
     previous: _Proven | None = None
     for position, proven in enumerate(release):
         link = proven.entry.release
@@ -181,24 +189,76 @@ def _check_release_chain(release: list[_Proven], product: str, version: str) -> 
                     f"entry {proven.index} does not link to the release event before it",
                     expected=str(expected),
                     calculated=str(actual),
+                    labels=("link to the event before", "entry's link"),
                 )
         previous = proven
-    sealed = bool(release) and _kind(release[-1]) == RELEASE_SEAL
-    if any(_kind(p) == RELEASE_SEAL for p in release[:-1]):
-        raise ChainError("a release seal is followed by more release events")
-    return len(release), sealed
 
 
-def _kind(proven: _Proven) -> str:
-    payload = msgspec.json.decode(b64decode_strict(proven.entry.envelope.payload))
-    return str(payload.get("predicateType", "")) if isinstance(payload, dict) else ""
+def _completeness(release: list[_Proven], admitted: dict[int, Admitted], tree_size: int) -> Completeness:
+    """What the checked chain proves: complete when it ends in a seal that holds, else only up to its head.
+
+    A seal proves completeness only if it is the chain's head (nothing follows it)
+    and commits to exactly the chain before it: its count is its own place in the
+    chain and its head the leaf hash of the event before it. Precondition: the
+    chain passed `_check_release_chain`; `admitted` holds what admission returned
+    for each of its entries.
+    """
+    seals = [p for p in release if admitted[p.index].seal is not None]
+    if any(p is not release[-1] for p in seals):
+        raise ChainError(f"the release seal at entry {seals[0].index} is followed by more release events")
+    last = LastEvent(release[-1].index, len(release) - 1, release[-1].entry.time) if release else None
+    if not seals:
+        return Completeness(None, last, len(release), tree_size)
+    seal = release[-1]
+    before = release[-2] if len(release) > 1 else None
+    chain = (len(release) - 1, leaf_hash(before.data).hex() if before is not None else "")
+    claimed = admitted[seal.index].seal
+    if claimed != chain:
+        raise ChainError(
+            f"the release seal at entry {seal.index} does not commit to the release chain before it",
+            expected=f"count {chain[0]}, head {chain[1] or '-'}",
+            calculated=f"count {claimed[0]}, head {claimed[1]}" if claimed else "-",
+            labels=("the chain holds", "the seal says"),
+        )
+    return Completeness(seal.index, last, len(release), tree_size)
+
+
+_ABSENT = object()
+_SHOWN = 240  # characters of a differing compliance field shown on each side
+
+
+def _first_difference(claimed: dict[str, Any], computed: dict[str, Any]) -> tuple[str, str, str]:
+    """The first field where a compliance claim and its re-evaluation differ: (field, claimed, computed).
+
+    `status` first, then the other fields by name. Values are compact JSON, cut
+    short when long; a field one side lacks is shown as `(absent)`.
+    """
+    names = ["status", *sorted((claimed.keys() | computed.keys()) - {"status"})]
+    name = next(n for n in names if claimed.get(n, _ABSENT) != computed.get(n, _ABSENT))
+    return name, _shown(claimed.get(name, _ABSENT)), _shown(computed.get(name, _ABSENT))
+
+
+def _shown(value: object) -> str:
+    if value is _ABSENT:
+        return "(absent)"
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = msgspec.json.encode(value, order="sorted").decode()
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
 
 
 def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute) -> DossierReport:
     """Verify a dossier offline, trusting only `verifier` (the ledger key); raise at the first failure."""
     if dossier.format != DOSSIER_FORMAT:
         raise VerificationError(
-            f"not a {DOSSIER_FORMAT} dossier", expected=DOSSIER_FORMAT, calculated=dossier.format
+            f"not a {DOSSIER_FORMAT} dossier",
+            expected=DOSSIER_FORMAT,
+            calculated=dossier.format,
+            labels=("format this verifier reads", "dossier's format"),
         )
     try:
         checkpoint = open_checkpoint(dossier.checkpoint, verifier)
@@ -221,14 +281,15 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
         policy_record, policy_index = record, proven_policy.index
         checks.append(f"policy entry {policy_index}: included and signed by an admin key")
     entries = [_prove(item, checkpoint, "release entry") for item in dossier.entries]
-    signers = {proven.index: _admit(proven, registry).signer_keyid for proven in entries}
+    admitted = {proven.index: _admit(proven, registry) for proven in entries}
     checks.append(f"{len(entries)} entries: included, signed by keys registered and unrevoked at their index")
     chained = [p for p in entries if p.entry.release is not None]
-    length, sealed = _check_release_chain(chained, dossier.product, dossier.version)
-    checks.append(
-        f"release chain of {length} events unbroken"
-        + (" and sealed: complete" if sealed else " (not sealed)")
-    )
+    _check_release_chain(chained, dossier.product, dossier.version)
+    completeness = _completeness(chained, admitted, checkpoint.size)
+    checks.append(f"release chain of {len(chained)} events unbroken from its first event")
+    if completeness.sealed_at is not None:
+        checks.append(f"release seal at entry {completeness.sealed_at} commits to the chain before it")
+    signers = {index: item.signer_keyid for index, item in admitted.items()}
     events = [e for p in entries if (e := event_from_entry(p.data, registry, signers[p.index])) is not None]
     try:
         computed = recompute(events, policy_record, policy_index, dossier.evaluated_at, dossier.environment)
@@ -237,10 +298,13 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
     except LedgerError as exc:
         raise VerificationError(f"the dossier's compliance inputs are malformed: {exc}") from exc
     if computed != dossier.compliance:
+        differing, claimed, recomputed = _first_difference(dossier.compliance, computed)
         raise VerificationError(
-            "the dossier's compliance result does not follow from its evidence and policy",
-            expected=str(computed.get("status")),
-            calculated=str(dossier.compliance.get("status")),
+            "the dossier's compliance result does not follow from its evidence and policy: "
+            f"its {differing} differs",
+            expected=claimed,
+            calculated=recomputed,
+            labels=("dossier claims", "re-evaluated"),
         )
     checks.append(f"compliance re-evaluated: {computed.get('status')}")
-    return DossierReport(checkpoint, events, len(keys), length, sealed, computed, checks)
+    return DossierReport(checkpoint, events, len(keys), completeness, computed, checks)

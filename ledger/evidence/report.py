@@ -3,7 +3,8 @@
 It is rendered from a dossier that has just been verified offline, so
 everything it shows was checked against the ledger key: the change summary,
 the timeline, every signature's printed name, date/time and meaning (21 CFR
-11.50), the compliance findings, and the verification status.
+11.50), the compliance findings, the verification status, and how far the
+release is proven complete (sealed, or only up to the last event shown).
 """
 
 from __future__ import annotations
@@ -24,15 +25,38 @@ table { border-collapse: collapse; width: 100%; } th, td { border: 1px solid #bb
 vertical-align: top; text-align: left; font-size: 0.95em; } th { background: #eee; }
 .ok { color: #0a6b2a; font-weight: bold; } .bad { color: #a40000; font-weight: bold; }
 .muted { color: #555; } code { font-size: 0.9em; word-break: break-all; }
+.complete { border: 2px solid #0a6b2a; padding: 0.5em; } .open { border: 3px solid #a40000; padding: 0.5em; }
 @media print { body { margin: 0; max-width: none; } h2 { page-break-after: avoid; }
   tr { page-break-inside: avoid; } }
 """
-_MEANING = {
-    "review": "reviewed",
-    "approval": "approved",
-    "responsibility": "takes responsibility for",
-    "authorship": "is the author of",
-}
+
+
+def approval_manifestation(*, decision: str, name: str, role: str, meaning: str, time: str) -> str:
+    """How a signed approval reads for people (21 CFR 11.50): decision, printed name, role, meaning, time.
+
+    The decision comes first, in capitals, so that a rejection can never read as an
+    approval; the meaning of the signature (review, approval, responsibility,
+    authorship) is named as such. Every place that shows an approval to people
+    (the release record, `evledger timeline`, `evledger verify`) prints this.
+    """
+    return f"{decision.upper()} by {name} as {role} (meaning of signature: {meaning}), recorded {time}"
+
+
+def manifestation(event: ReleaseEvent) -> str | None:
+    """The printed manifestation of a signed decision (approval, exception, seal); None for other events.
+
+    The printed name is the signing key's registered owner, the time the one the ledger recorded.
+    """
+    pred, name, time = event.predicate, event.signer.owner, event.time
+    if isinstance(pred, p.Approval):
+        return approval_manifestation(
+            decision=pred.decision, name=name, role=pred.role, meaning=pred.meaning, time=time
+        )
+    if isinstance(pred, p.PolicyException):
+        return f"EXCEPTION to rule {pred.rule} GRANTED by {name}, recorded {time}"
+    if isinstance(pred, p.Seal):
+        return f"RELEASE RECORD SEALED by {name}, recorded {time}"
+    return None
 
 
 def _cell(value: object) -> str:
@@ -63,20 +87,17 @@ def _rows(events: Iterable[ReleaseEvent]) -> str:
 def _signatures(events: Iterable[ReleaseEvent]) -> str:
     rows = []
     for event in events:
-        pred = event.predicate
-        if isinstance(pred, p.Approval):
-            meaning = f"{_MEANING[pred.meaning]} ({pred.decision}) as {pred.role}"
-        elif isinstance(pred, p.PolicyException):
-            meaning = f"granted an exception to {pred.rule}"
-        elif isinstance(pred, p.Seal):
-            meaning = "sealed the release record"
-        else:
+        text = manifestation(event)
+        if text is None:
             continue
+        pred = event.predicate
+        decision = pred.decision.upper() if isinstance(pred, p.Approval) else "-"
+        meaning = pred.meaning if isinstance(pred, p.Approval) else "-"
         rows.append(
-            "<tr>" + _cell(event.signer.owner) + _cell(event.time) + _cell(meaning)
-            + _cell(event.signer.keyid) + _cell(f"entry {event.index}") + "</tr>"
+            "<tr>" + _cell(text) + _cell(event.signer.owner) + _cell(event.time) + _cell(decision)
+            + _cell(meaning) + _cell(event.signer.keyid) + _cell(f"entry {event.index}") + "</tr>"
         )  # fmt: skip
-    return "\n".join(rows) or '<tr><td colspan="5" class="muted">no signed decisions</td></tr>'
+    return "\n".join(rows) or '<tr><td colspan="7" class="muted">no signed decisions</td></tr>'
 
 
 def _change(events: Iterable[ReleaseEvent]) -> str:
@@ -116,7 +137,8 @@ def render_report(dossier: Dossier, report: DossierReport, *, ledger_key: str) -
     """The release record as one HTML page; `report` is the result of verifying `dossier`."""
     status = str(report.compliance.get("status", "unknown"))
     status_class = "ok" if status == "compliant" else "bad"
-    sealed = "sealed: the record is complete" if report.sealed else "not sealed: later events may follow"
+    completeness = report.completeness
+    box = "complete" if completeness.complete else "open"
     checks = "".join(f"<li>{escape(c)}</li>" for c in report.checks)
     title = f"Release record: {dossier.product} {dossier.version}"
     return f"""<!DOCTYPE html>
@@ -129,11 +151,13 @@ at checkpoint size {report.checkpoint.size} (root <code>{report.checkpoint.root_
 <p>Compliance: <span class="{status_class}">{escape(status)}</span>
 (policy entry {escape(str(report.compliance.get("policy", {}).get("entry", "-")))},
 evaluated at {escape(dossier.evaluated_at)}).
-Release chain: {report.chain_length} events, {escape(sealed)}.</p>
+Release chain: {completeness.chain_length} events.</p>
+<p class="{box}"><b>Completeness:</b> {escape(completeness.statement())}</p>
 <h2>Change</h2>
 {_change(report.events)}
 <h2>Signatures (printed name, date and time, meaning)</h2>
-<table><tr><th>Printed name</th><th>Date and time (UTC)</th><th>Meaning</th><th>Key</th><th>Record</th></tr>
+<table><tr><th>Signed decision</th><th>Printed name</th><th>Date and time (UTC)</th><th>Decision</th>
+<th>Meaning of signature</th><th>Key</th><th>Record</th></tr>
 {_signatures(report.events)}
 </table>
 <h2>Timeline</h2>
@@ -145,5 +169,6 @@ Release chain: {report.chain_length} events, {escape(sealed)}.</p>
 <h2>Verification</h2>
 <p class="ok">Verified offline: every check below passed.</p>
 <ul>{checks}</ul>
+<p class="{box}"><b>Completeness:</b> {escape(completeness.statement())}</p>
 </body></html>
 """

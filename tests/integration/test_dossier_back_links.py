@@ -155,7 +155,7 @@ def test_the_histories_without_a_forged_link_verify(tmp_path: Path, which: Histo
     assert which.at == HONEST.at  # the swap keeps every index
     report = verify_dossier(which.dossier(), LEDGER.verifier(), recompute)
     assert [e.index for e in report.events] == [which.at[n] for n in ("change", "run", "scan")]
-    assert (report.chain_length, report.keys) == (3, 3)
+    assert (report.completeness.chain_length, report.keys) == (3, 3)
     assert _cli_verify(tmp_path, which.dossier())[0] == 0
 
 

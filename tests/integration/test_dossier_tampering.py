@@ -14,6 +14,7 @@ with the ledger key (forged_log.py). The untouched dossiers are the controls.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -305,30 +306,69 @@ def test_a_flipped_byte_in_the_policy_entry(world: World, tmp_path: Path) -> Non
     rejected(world, tmp_path, data, f"policy entry {index} is not in the tree")
 
 
+# (which dossier, the edit, the field of the result that then differs first)
 COMPLIANCE_EDITS: dict[str, tuple[str, Callable[[Data], None], str]] = {
-    "non-compliant made compliant": (
-        "early",
-        lambda d: d["compliance"].update(status="compliant"),
-        "non-compliant",
-    ),
-    "failing finding removed": ("early", lambda d: d["compliance"].update(findings=[]), "non-compliant"),
+    "non-compliant made compliant": ("early", lambda d: d["compliance"].update(status="compliant"), "status"),
+    "failing finding removed": ("early", lambda d: d["compliance"].update(findings=[]), "findings"),
     "waived finding made to pass": (
         "final",
         lambda d: d["compliance"]["findings"][0].update(status="fail"),
-        "compliant",
+        "findings",
     ),
-    "an evaluated entry removed": ("final", lambda d: d["compliance"]["entries"].pop(), "compliant"),
-    "policy entry renamed": ("final", lambda d: d["compliance"]["policy"].update(entry=1), "compliant"),
+    "an evaluated entry removed": ("final", lambda d: d["compliance"]["entries"].pop(), "entries"),
+    "policy entry renamed": ("final", lambda d: d["compliance"]["policy"].update(entry=1), "policy"),
 }
+
+
+def _compact(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _starts(shown: str, value: object) -> bool:
+    """Whether a side of the error is `value` as compact JSON (cut short, with an ellipsis, when long)."""
+    full = _compact(value)
+    return shown == full or (shown.endswith("…") and full.startswith(shown[:-1]))
 
 
 @pytest.mark.parametrize("edit", COMPLIANCE_EDITS)
 def test_a_changed_compliance_result(world: World, tmp_path: Path, edit: str) -> None:
-    which, change, status = COMPLIANCE_EDITS[edit]
+    """The error names the field that differs: the dossier's claim, then the re-evaluation.
+
+    Before, "expected" held the re-evaluation and "calculated" the claim, and only their statuses.
+    """
+    which, change, differing = COMPLIANCE_EDITS[edit]
     data = json.loads(getattr(world, which))
+    original = copy.deepcopy(
+        data["compliance"][differing]
+    )  # the untouched dossier verifies: the re-evaluation
     change(data)
-    error = rejected(world, tmp_path, data, "compliance result does not follow from its evidence and policy")
-    assert error.expected == status
+    error = rejected(world, tmp_path, data, "compliance result does not follow from its evidence and policy",
+                     f"its {differing} differs")  # fmt: skip
+    assert error.labels == ("dossier claims", "re-evaluated")
+    assert _starts(error.expected, data["compliance"][differing])
+    assert _starts(error.calculated, original)
+    assert error.expected != error.calculated
+
+
+def test_an_edited_compliance_claim_prints_the_claim_then_the_re_evaluation(
+    world: World, tmp_path: Path
+) -> None:
+    data = json.loads(world.early)
+    data["compliance"]["status"] = "compliant"  # the evidence makes it non-compliant
+    result = _cli_verify(world, tmp_path, _encode(data))
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines() == [
+        (
+            "evledger: verification FAILED: the dossier's compliance result does not follow from its "
+            "evidence and policy: its status differs"
+        ),
+        "  dossier claims: compliant",
+        "  re-evaluated:   non-compliant",
+    ]
+    path = tmp_path / "tampered.dossier.json"
+    report = json.loads(evledger("verify", str(path), "--key", world.pub, "--json").output)
+    assert (report["expected"], report["calculated"]) == ("compliant", "non-compliant")
+    assert report["labels"] == {"expected": "dossier claims", "calculated": "re-evaluated"}
 
 
 @pytest.mark.parametrize(
@@ -488,9 +528,13 @@ def test_a_checkpoint_signed_by_another_key(world: World, tmp_path: Path, name: 
     data["checkpoint"] = sign_note(parse_note(data["checkpoint"]).text, [other])
     error = rejected(world, tmp_path, data, "not signed by any trusted key", error=SignatureError)
     assert (error.expected, error.calculated) == (world.verifier.keyid, other.keyid)
+    assert error.labels == ("trusted key", "signed by")
     result = _cli_verify(world, tmp_path, _encode(data))
-    assert world.verifier.keyid in result.output
-    assert other.keyid in result.output
+    assert result.output.splitlines() == [
+        "evledger: verification FAILED: note is not signed by any trusted key",
+        f"  trusted key: {world.verifier.keyid}",
+        f"  signed by:   {other.keyid}",
+    ]
 
 
 # --- forged histories: signatures the sequencer would never have accepted --------------------------

@@ -406,6 +406,44 @@ def test_payload_nested_64_deep_is_admitted_and_65_deep_is_422(api: Api) -> None
     assert "64 levels" in str(body["detail"])
 
 
+def _not_utf8(document: bytes, byte_string: bytes = b"\xff") -> bytes:
+    """`document` with its string "MARK" spelled in bytes that are not UTF-8: valid JSON syntax otherwise."""
+    assert document.count(b"MARK") == 1
+    return document.replace(b"MARK", byte_string)
+
+
+# Well-formed JSON around a string that is not UTF-8 (RFC 8259 §8.1): msgspec raises UnicodeDecodeError.
+# The signed ones would be admitted but for that string; the unsigned ones fail before any signature check.
+NOT_UTF8_PAYLOADS: dict[str, Callable[[Api], Envelope]] = {
+    "in_toto_signed": lambda api: signed(
+        api, INTOTO_PAYLOAD_TYPE, _not_utf8(statement(n=next(_numbers), note="MARK"))
+    ),
+    "in_toto_truncated_sequence": lambda api: signed(
+        api, INTOTO_PAYLOAD_TYPE, _not_utf8(statement(n=next(_numbers), note="MARK"), b"ok\xc3")
+    ),
+    "in_toto_unsigned": lambda api: signed(
+        api, INTOTO_PAYLOAD_TYPE, _not_utf8(statement(n=next(_numbers), note="MARK")), signer="stranger"
+    ),
+    "admin_signed": lambda api: sign_envelope(
+        ADMIN_PAYLOAD_TYPE,
+        _not_utf8(encode_admin_record(KeyRevoked(api.keys["revoked"].keyid, "MARK")), b"\xed\xa0\x80"),
+        [api.ledger.signer],
+    ),
+    "admin_unsigned": lambda api: signed(
+        api, ADMIN_PAYLOAD_TYPE, _not_utf8(b'{"kind": "MARK"}'), signer="stranger"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NOT_UTF8_PAYLOADS)
+def test_attack_payload_with_a_string_that_is_not_utf8_is_422_not_500(api: Api, case: str) -> None:
+    envelope = NOT_UTF8_PAYLOADS[case](api)
+    body = api.refused_post("/v1/entries", envelope, 422)
+    assert "utf-8" in str(body["detail"]).lower()
+    body = api.refused_post("/v1/entries/batch", {"envelopes": [good(api), envelope, good(api)]}, 422)
+    assert "utf-8" in str(body["detail"]).lower()
+
+
 def test_attack_payload_nested_past_the_recursion_limit_is_422_not_500(api: Api) -> None:
     payload = b'{"_type": "https://in-toto.io/Statement/v1", "predicate": ' + b"[" * 5000 + b"]" * 5000 + b"}"
     api.refused_post("/v1/entries", signed(api, INTOTO_PAYLOAD_TYPE, payload), 422)
@@ -734,6 +772,17 @@ BAD_TILES = {
     "missing_index": ("/tile/0", 400),
     "entries_missing_index": ("/tile/entries", 400),
     "entries_leading_zero_group": ("/tile/entries/x000/001", 400),
+    # N is a uint64 (C2SP tlog-tiles): 7 groups at most; 6,000 digits are past what Python converts.
+    "index_6000_digits": ("/tile/0/" + "x001/" * 2000 + "000", 400),
+    "index_6000_digits_partial": ("/tile/0/" + "x001/" * 2000 + "000.p/5", 400),
+    "entries_index_6000_digits": ("/tile/entries/" + "x001/" * 2000 + "000", 400),
+    "entries_index_6000_digits_partial": ("/tile/entries/" + "x001/" * 2000 + "000.p/5", 400),
+    "index_8_groups": ("/tile/0/x001/x000/x000/x000/x000/x000/x000/000", 400),
+    "index_2_to_the_64": ("/tile/0/x018/x446/x744/x073/x709/x551/616", 400),
+    "entries_index_2_to_the_64": ("/tile/entries/x018/x446/x744/x073/x709/x551/616.p/1", 400),
+    "level_6000_digits": ("/tile/" + "1" * 6000 + "/000", 400),
+    "largest_uint64_index": ("/tile/0/x018/x446/x744/x073/x709/x551/615", 404),
+    "entries_largest_uint64_index": ("/tile/entries/x018/x446/x744/x073/x709/x551/615.p/1", 404),
     "nonexistent_full_tile": ("/tile/0/000", 404),
     "nonexistent_tile_index": ("/tile/0/005", 404),
     "nonexistent_level": ("/tile/1/000.p/1", 404),
@@ -752,13 +801,15 @@ def test_attack_bad_tile_path(api: Api, path: str, status: int) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "/tile/0/x999/x999/x999/x999/x999/x999/999",
-        "/tile/entries/x999/x999/x999/x999/x999/x999/999",
-        "/tile/entries/x036/x028/x797/x018/x963/x968/000",
+        "/tile/0/x018/x446/x744/x073/x709/x551/615",  # 2^64 - 1, the largest tile index there is
+        "/tile/entries/x018/x446/x744/x073/x709/x551/615",
+        "/tile/entries/x036/x028/x797/x018/x963/968",  # 2^55: its first leaf, 2^63, is past int64
     ],
     ids=["hash_tile", "entry_bundle", "entry_bundle_first_leaf_past_int64"],
 )
 def test_attack_tile_index_beyond_int64_is_404_not_500(api: Api, path: str) -> None:
+    # A tile index up to 2^64 - 1 names a tile no log reaches (404); past it, no tile at all (400,
+    # test_attack_bad_tile_path).
     api.refused("GET", path, 404, as_="auditor")
 
 

@@ -229,13 +229,15 @@ def test_exported_dossier_verifies_offline(world: World) -> None:
     pub = str(world.live.ledger.pub_path)
     text = evledger("verify", str(world.dossier_path), "--key", pub)
     assert text.exit_code == 0, text.output
-    assert f"dossier of {s.PRODUCT} {VERSION}: VERIFIED" in text.stdout
+    assert f"dossier of {s.PRODUCT} {VERSION}: VERIFIED, sealed at entry " in text.stdout
     result = evledger("verify", str(world.dossier_path), "--key", pub, "--json")
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
     assert (answer["ok"], answer["sealed"], answer["compliance"]) == (True, True, "compliant")
     assert answer["entries"] == len(world.dossier["entries"])
-    assert any("release chain of" in check and "sealed: complete" in check for check in answer["checks"])
+    assert answer["completeness"]["complete"] is True
+    seal = answer["completeness"]["sealed_at"]
+    assert f"release seal at entry {seal} commits to the chain before it" in answer["checks"]
 
 
 def test_report_prints_names_meanings_change_summary_and_verification(world: World) -> None:
@@ -249,9 +251,10 @@ def test_report_prints_names_meanings_change_summary_and_verification(world: Wor
     for person, role in APPROVERS.items():
         owner = world.story.people[person].owner
         assert html.escape(owner) in page, owner
-        assert html.escape(f"approved (approved) as {role}") in page, role
-    assert html.escape("granted an exception to findings.max-open") in page
-    assert html.escape("sealed the release record") in page
+        assert html.escape(f"APPROVED by {owner} as {role} (meaning of signature: approval)") in page, role
+    assert "EXCEPTION to rule findings.max-open GRANTED by " in page
+    assert "RELEASE RECORD SEALED by " in page
+    assert '<p class="complete"><b>Completeness:</b> sealed at entry ' in page
     summary = p.ChangeSummary(
         what="Correct rounding of borderline potassium results",
         why="Results at 5.45 mmol/L were rounded down, hiding hyperkalaemia flags",

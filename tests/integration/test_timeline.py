@@ -333,11 +333,15 @@ def test_cli_timeline_table_and_json(world: World) -> None:
     assert lines[1].split() == ["index", "time", "kind", "signer", "facts"]
     approval = next(line for line in lines if " approval " in line)
     assert "owner of keys.test/qa (qa)" in approval
-    assert "approved by owner of keys.test/qa as qa (approval)" in approval
+    recorded = world.receipts["approval"]["time"]
+    assert (
+        f"APPROVED by owner of keys.test/qa as qa (meaning of signature: approval), recorded {recorded}"
+        in approval
+    )
     assert any("CHG-1.0 risk high: new cut-off" in line for line in lines)
     assert any(f"[{GENERIC}, linked by subject] format=spdx, packages=42" in line for line in lines)
     assert lines[-1].startswith("7 events; chain of 5 entries, head ")
-    assert lines[-1].endswith("sealed: no; complete: yes")
+    assert lines[-1].endswith("unbroken: yes; sealed: no (open: later events may be recorded)")
 
     assert as_json.exit_code == 0, as_json.output
     report = json.loads(as_json.output)

@@ -8,8 +8,12 @@ tiles and must fail with exit 1 and a message naming the entry or tile.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,9 +32,9 @@ from ledger_harness import ORIGIN
 from cli.client import LedgerClient
 from cli.tree_check import TileBuilder
 from ledger.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
-from ledger.core.hashing import leaf_hash
+from ledger.core.hashing import HASH_SIZE, leaf_hash
 from ledger.core.keys import SignerKey
-from ledger.core.tiles import decode_entry_bundle, encode_entry_bundle
+from ledger.core.tiles import TILE_WIDTH, decode_entry_bundle, encode_entry_bundle
 
 BUNDLE_1 = "tile/entries/001.p/46"
 HASH_TILE_1 = "tile/0/001.p/46"
@@ -193,8 +197,8 @@ def test_altered_unsigned_time_names_the_entry_not_its_successor(served: ServedL
     assert code == 1, output
     assert "entry 300 in" in output
     assert "was altered" in output
-    assert "expected:" in output
-    assert "calculated:" in output
+    assert "  hash tile holds: " in output
+    assert "  entry hashes to: " in output
 
 
 def test_flipped_byte_in_level0_hash_tile_names_the_tile(served: ServedLedger, copy: Path):
@@ -248,6 +252,81 @@ def test_missing_checkpoint_is_an_input_error(served: ServedLedger, copy: Path):
     code, output = verify_tiles(served, copy)
     assert code == 2, output
     assert f"{copy / 'checkpoint'} does not exist" in output
+
+
+def verify_tiles_in_child(served: ServedLedger, directory: Path) -> tuple[int, str]:
+    """`verify-log --tiles` in a process stopped after 60 s and 1 GiB: a hang or an endless read fails."""
+    limit = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({1 << 30}, {1 << 30}))"
+    command = [sys.executable, "-c", f"{limit}; from cli.main import main; main()"]
+    arguments = ["verify-log", "--tiles", str(directory), "--key", str(served.ledger.pub_path), "--jobs", "0"]
+    try:
+        done = subprocess.run(  # noqa: S603 - our own interpreter running our own CLI
+            [*command, *arguments], capture_output=True, text=True, timeout=60, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("verify-log did not finish within 60 s")
+    return done.returncode, done.stdout + done.stderr
+
+
+def _dev_zero(path: Path) -> str:
+    path.symlink_to("/dev/zero")
+    return "a character device"
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return "a FIFO"
+
+
+# Each plants a special file at a path and says what the error must call it.
+SPECIAL_FILES: dict[str, Callable[[Path], str]] = {"symlink to /dev/zero": _dev_zero, "FIFO": _fifo}
+
+
+@pytest.mark.parametrize("special", SPECIAL_FILES)
+@pytest.mark.parametrize("where", [BUNDLE_1, "tile/0/000", "checkpoint"])
+def test_a_special_file_in_the_copy_is_an_input_error_naming_it(
+    served: ServedLedger, copy: Path, where: str, special: str
+):
+    (copy / where).unlink()
+    kind = SPECIAL_FILES[special](copy / where)
+    code, output = verify_tiles_in_child(served, copy)
+    assert code == 2, output
+    assert f"evledger: error: {copy / where} is {kind}, not a regular file" in output, output
+
+
+def test_an_oversized_tile_in_the_copy_fails_naming_it(served: ServedLedger, copy: Path):
+    path = copy / HASH_TILE_1
+    path.write_bytes(path.read_bytes() + bytes(TILE_WIDTH * HASH_SIZE))
+    code, output = verify_tiles_in_child(served, copy)
+    assert code == 1, output
+    assert f"covers {HASH_TILE_1}, but {path} is over {TILE_WIDTH * HASH_SIZE} bytes" in output
+
+
+def test_an_oversized_checkpoint_file_is_an_input_error(served: ServedLedger, copy: Path):
+    (copy / "checkpoint").write_bytes(bytes(1 << 17))
+    code, output = verify_tiles(served, copy)
+    assert code == 2, output
+    assert f"{copy / 'checkpoint'} is over" in output
+
+
+def _payload_not_utf8(entry: bytes) -> bytes:
+    """The entry with one string of its statement spelled in a byte that is not UTF-8 (JSON syntax intact)."""
+    start = entry.index(b'"payload":"') + len(b'"payload":"')
+    end = entry.index(b'"', start)
+    payload = base64.b64decode(entry[start:end])
+    name = payload.index(b'"artifact-') + 1
+    bad = payload[:name] + b"\xff" + payload[name + 1 :]
+    return entry[:start] + base64.b64encode(bad) + entry[end:]
+
+
+def test_a_payload_that_is_not_utf8_under_a_resealed_tree_fails_naming_the_entry(
+    served: ServedLedger, copy: Path
+):
+    reseal(served, copy, 301, _payload_not_utf8)
+    code, output = verify_tiles(served, copy, "--jobs", "0")
+    assert code == 1, output
+    assert "verification FAILED" in output
+    assert "entry 301: payload is not an in-toto Statement: 'utf-8' codec can't decode" in output
 
 
 def test_checkpoint_signed_by_another_key_fails(served: ServedLedger, copy: Path):

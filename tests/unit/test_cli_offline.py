@@ -378,9 +378,12 @@ def test_inclusion_flipped_proof_hash_fails_with_both_roots(log):
     assert report["error"] == "root_mismatch"
     assert report["expected"] == root_from_leaf_hashes(LEAVES[:13]).hex()
     assert report["calculated"] not in {None, report["expected"]}
+    assert report["labels"] == {"expected": "checkpoint root", "calculated": "computed root"}
     text_result = invoke(*args)
-    assert "expected:" in text_result.stderr
-    assert "calculated:" in text_result.stderr
+    assert text_result.stderr.splitlines()[1:] == [
+        f"  checkpoint root: {report['expected']}",
+        f"  computed root:   {report['calculated']}",
+    ]
 
 
 @pytest.mark.parametrize("index", [2, 4, 13])

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 
 import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.admin import decode_admin_record
 from ledger.core.encoding import b64decode_lenient, hash_from_hex, json_holds_nul, json_nests_deeper_than
+from ledger.core.entry import parse_entry
 from ledger.errors import EncodingError
+from ledger.evidence.compliance import decode_result
+from ledger.evidence.sarif import decode_sarif
+from ledger.evidence.statement import decode_statement
 
 DIGEST = hashlib.sha256(b"x").digest()
 
@@ -115,3 +121,32 @@ def test_json_nests_deeper_than_at_the_limit():
     assert json_nests_deeper_than(b"[" * 65 + b"]" * 65, 64)
     assert not json_nests_deeper_than(b'["' + b"[" * 100 + b'"]', 64)  # in a string
     assert not json_nests_deeper_than(b'[{"a": "\\"[[[["}]' + b"[]" * 100, 3)  # many, but side by side
+
+
+NOT_UTF8_STRINGS = {
+    "invalid start byte": b"\xff",
+    "truncated sequence": b"ok\xc3",
+    "surrogate": b"\xed\xa0\x80",
+    "overlong": b"\xc0\xaf",
+}
+# Each reader of untrusted JSON, with a document that is valid but for its string "MARK".
+JSON_READERS = {
+    "statement": (decode_statement, b'{"_type": "MARK", "subject": [], "predicateType": "t"}'),
+    "admin record": (decode_admin_record, b'{"kind": "key.revoked", "keyid": "k", "reason": "MARK"}'),
+    "SARIF log": (lambda data: decode_sarif(data, "report"), b'{"version": "MARK", "runs": []}'),
+    "compliance result": (decode_result, b'{"status": "MARK"}'),
+    "entry": (parse_entry, b'{"index": 0, "prev": "MARK"}'),
+}
+
+
+@pytest.mark.parametrize("string", NOT_UTF8_STRINGS.values(), ids=NOT_UTF8_STRINGS.keys())
+@pytest.mark.parametrize("reader", JSON_READERS.values(), ids=JSON_READERS.keys())
+def test_a_json_string_that_is_not_utf8_is_an_encoding_error(
+    reader: tuple[Callable[[bytes], object], bytes], string: bytes
+) -> None:
+    """RFC 8259 §8.1: JSON text is UTF-8. msgspec raises UnicodeDecodeError, which must not escape."""
+    read, document = reader
+    with pytest.raises(UnicodeDecodeError):
+        msgspec.json.decode(document.replace(b"MARK", string))
+    with pytest.raises(EncodingError, match=r"(?i)utf-8"):
+        read(document.replace(b"MARK", string))

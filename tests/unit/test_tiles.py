@@ -12,6 +12,8 @@ from reference_tree import ReferenceTree, rfc_leaf_hash
 from ledger.core.proof import NodeID
 from ledger.core.tiles import (
     MAX_ENTRY_SIZE,
+    MAX_INDEX,
+    MAX_INDEX_GROUPS,
     TILE_HEIGHT,
     TILE_WIDTH,
     Tile,
@@ -21,6 +23,7 @@ from ledger.core.tiles import (
     locate_node,
     node_from_tile,
     parse_index_path,
+    parse_tile_path,
     split_tile,
     subtree_hash,
     tile_levels,
@@ -160,6 +163,57 @@ def test_non_ascii_digits_in_index_path_are_refused(path) -> None:
     # Python's \d and int() accept any Unicode digit: "\u0661\u0662\u0663" must not alias tile 123.
     with pytest.raises(EncodingError):
         parse_index_path(path)
+
+
+def test_the_largest_64_bit_index_is_the_longest_path() -> None:
+    largest = "x018/x446/x744/x073/x709/x551/615"
+    assert encode_index(MAX_INDEX) == largest
+    assert parse_index_path(largest) == (MAX_INDEX, TILE_WIDTH)
+    assert parse_index_path(largest + ".p/255") == (MAX_INDEX, 255)
+    assert MAX_INDEX_GROUPS == largest.count("/") + 1 == 7
+    assert parse_index_path("x999/x999/x999/x999/x999/999") == (10**18 - 1, TILE_WIDTH)  # 6 groups
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "x018/x446/x744/x073/x709/x551/616",  # 2^64: one past a uint64
+        "x999/x999/x999/x999/x999/x999/999",  # 7 groups, past a uint64
+        "x001/x000/x000/x000/x000/x000/x000/000",  # 8 groups: no uint64 needs them
+        "x001/" * 2000 + "000",  # 6,003 digits: past the 4,300 Python converts
+        "x001/" * 2000 + "000.p/1",
+        "x" + "1" * 6000 + "/000",
+    ],
+    ids=["2^64", "7 groups past 2^64", "8 groups", "6003 digits", "6003 digits partial", "one long group"],
+)
+def test_an_index_path_no_uint64_needs_is_refused_without_converting_it(path: str) -> None:
+    with pytest.raises(EncodingError) as caught:
+        parse_index_path(path)
+    assert len(str(caught.value)) < 300  # the message quotes the start of a long path, not all of it
+
+
+@pytest.mark.parametrize(
+    ("path", "parsed"),
+    [
+        ("0/000", (0, 0, TILE_WIDTH)),
+        ("8/x001/234.p/5", (8, 1234, 5)),
+        ("entries/x018/x446/x744/x073/x709/x551/615", (None, MAX_INDEX, TILE_WIDTH)),
+        ("entries/000.p/1", (None, 0, 1)),
+    ],
+)
+def test_tile_paths_parse_into_level_index_and_width(path: str, parsed: tuple[int | None, int, int]) -> None:
+    assert parse_tile_path(path) == parsed
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["9/000", "00/000", "01/000", "-1/000", "+1/000", "\u0661/000", "1" * 6000 + "/000", "/000", "entries",
+     "entries/", "Entries/000", "0", "0/", "0/x001/" + "x001/" * 7 + "000"],
+)  # fmt: skip
+def test_a_tile_path_with_a_bad_level_or_index_is_refused(path: str) -> None:
+    with pytest.raises(EncodingError) as caught:
+        parse_tile_path(path)
+    assert len(str(caught.value)) < 300
 
 
 # ---- which tiles exist, which change
