@@ -47,12 +47,14 @@ class KeyRegistry:
     """Keys by keyid string, and the roles that may seal; as of log index `applied_through`.
 
     `key_head` is the newest key event (the head of the key-event chain, ledger.chains),
-    kept by whoever replays or appends key events; None before entry 0.
+    kept by whoever replays or appends key events; None before entry 0. `seal_roles` is
+    None only for a verifier that holds the key events but not the policy in force at the
+    entries it checks (a dossier's entries before its policy): it cannot judge a sealer.
     """
 
     keys: dict[str, RegisteredKey] = field(default_factory=dict)
     applied_through: int = -1
-    seal_roles: frozenset[str] = DEFAULT_SEAL_ROLES
+    seal_roles: frozenset[str] | None = DEFAULT_SEAL_ROLES
     key_head: ChainHead | None = None
 
     def copy(self) -> KeyRegistry:
@@ -128,7 +130,12 @@ class KeyRegistry:
         return "; ".join(reasons) or "no signatures"
 
     def sealers(self, signers: list[VerifierKey]) -> list[VerifierKey]:
-        """The signers whose keys hold a role that may seal; PermissionDeniedError if none does."""
+        """The signers whose keys hold a role that may seal; PermissionDeniedError if none does.
+
+        With `seal_roles` unknown (None) every signer is returned: the caller cannot judge.
+        """
+        if self.seal_roles is None:
+            return signers
         allowed = [s for s in signers if self.keys[s.keyid].roles & self.seal_roles]
         if not allowed:
             raise PermissionDeniedError(

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from ledger.admin import KeyRegistered, KeyRevoked, PolicyPublished
+from ledger.admin import PolicyPublished
 from ledger.admission import Admitted, admit, admit_genesis
 from ledger.chains import KEY_CHAIN_EXTENSION
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
@@ -149,14 +149,28 @@ def _replay_keys(keys: list[_Proven], head: int) -> KeyRegistry:
                 calculated=str(actual),
                 labels=("link to the key event before", "entry's link"),
             )
-        admitted = _admit(proven, registry)
-        record = admitted.admin
-        if isinstance(record, KeyRegistered):
-            registry.register(proven.index, record)
-        elif isinstance(record, KeyRevoked):
-            registry.revoke(proven.index, record)
+        record = _admit(proven, registry).admin
+        if record is not None:
+            registry.apply(proven.index, record)
         previous = proven
     return registry
+
+
+def _as_of(
+    registry: KeyRegistry, policy: PolicyPublished | None, policy_index: int | None, index: int
+) -> KeyRegistry:
+    """The registry to judge entry `index` by: with the sealing roles of the policy in force there.
+
+    The dossier's policy is the newest before its checkpoint, so it was in force at every
+    entry after it; at entries before it the policy in force is not in the dossier, and a
+    seal's signer there is left to the whole-log verifiers (`verify-log`, `audit`).
+    """
+    judged = registry.copy()
+    if policy is not None and policy_index is not None and index > policy_index:
+        judged.apply(policy_index, policy)
+    else:
+        judged.seal_roles = None
+    return judged
 
 
 def _admit(proven: _Proven, registry: KeyRegistry) -> Admitted:
@@ -281,7 +295,8 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
         policy_record, policy_index = record, proven_policy.index
         checks.append(f"policy entry {policy_index}: included and signed by an admin key")
     entries = [_prove(item, checkpoint, "release entry") for item in dossier.entries]
-    admitted = {proven.index: _admit(proven, registry) for proven in entries}
+    admitted = {proven.index: _admit(proven, _as_of(registry, policy_record, policy_index, proven.index))
+                for proven in entries}  # fmt: skip
     checks.append(f"{len(entries)} entries: included, signed by keys registered and unrevoked at their index")
     chained = [p for p in entries if p.entry.release is not None]
     _check_release_chain(chained, dossier.product, dossier.version)

@@ -36,7 +36,7 @@ from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import ChainLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
-from ledger.errors import ChainError
+from ledger.errors import ChainError, VerificationError
 from ledger.evidence import predicates as p
 from ledger.evidence.dossier import Dossier, verify_dossier
 from ledger.evidence.policy import encode_policy_record, load_policy_toml
@@ -210,7 +210,7 @@ class LaxChains(Chains):
 
 
 def _forged(
-    story: Story, seal: tuple[int, str] | None, *, after_seal: bool
+    story: Story, seal: tuple[int, str] | None, *, after_seal: bool, may_seal: bool = True
 ) -> tuple[Dossier, int, tuple[int, str]]:
     """A release of two changes, then a seal claiming `seal` (None: the truth), and a third change if asked.
 
@@ -221,7 +221,8 @@ def _forged(
     policy = encode_policy_record(load_policy_toml(POLICY_FILE.read_text(encoding="utf-8")))
     log.admin(sign_envelope(ADMIN_PAYLOAD_TYPE, policy, [ledger]))
     alice = SignerKey.from_seed("people.test/alice", bytes(range(32)))  # the same log each time
-    log.admin(register(ledger, alice, ["developer", "release-manager"], [s.PRODUCT]))  # she may seal
+    roles = ["developer", "release-manager"] if may_seal else ["developer"]
+    log.admin(register(ledger, alice, roles, [s.PRODUCT]))
     log.chains = LaxChains(dict(log.chains.releases), log.chains.keys)
     release = p.Release(s.PRODUCT, "forged")
     summary = p.ChangeSummary("Forged", "To test", "None", "None")
@@ -239,6 +240,13 @@ def _forged(
     if after_seal:
         change(3)
     return log.dossier(s.PRODUCT, "forged", "2026-03-02T10:00:00.000Z", recompute), sealed_at, truth
+
+
+def test_a_seal_signed_without_a_sealing_role_is_refused(story: Story) -> None:
+    # The policy (published before the seal, so in force at it) lets only release-manager seal.
+    dossier, sealed_at, _ = _forged(story, None, after_seal=False, may_seal=False)
+    with pytest.raises(VerificationError, match=f"entry {sealed_at}: .*role release-manager"):
+        verify_dossier(dossier, story.live.ledger.signer.verifier(), recompute)
 
 
 def test_the_forger_writes_a_seal_that_verifies(story: Story) -> None:
