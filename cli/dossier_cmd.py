@@ -137,6 +137,7 @@ def _signature_view(event: ReleaseEvent) -> dict[str, Any] | None:
         "decision": approval.decision if approval else None,
         "role": approval.role if approval else None,
         "meaning": approval.meaning if approval else None,
+        "signed_at": approval.signed_at if approval else None,
         "text": text,
     }
 

@@ -31,15 +31,21 @@ vertical-align: top; text-align: left; font-size: 0.95em; } th { background: #ee
 """
 
 
-def approval_manifestation(*, decision: str, name: str, role: str, meaning: str, time: str) -> str:
-    """How a signed approval reads for people (21 CFR 11.50): decision, printed name, role, meaning, time.
+def approval_manifestation(  # noqa: PLR0913 - the parts of 21 CFR 11.50's manifestation, one each
+    *, decision: str, name: str, role: str, meaning: str, signed: str, time: str
+) -> str:
+    """How a signed approval reads for people (21 CFR 11.50): decision, printed name, role, meaning, times.
 
     The decision comes first, in capitals, so that a rejection can never read as an
     approval; the meaning of the signature (review, approval, responsibility,
-    authorship) is named as such. Every place that shows an approval to people
-    (the release record, `evledger timeline`, `evledger verify`) prints this.
+    authorship) is named as such; the time of signing (11.50(a)(2)) and the time the
+    ledger recorded it follow. Every place that shows an approval to people (the
+    release record, `evledger timeline`, `evledger verify`) prints this.
     """
-    return f"{decision.upper()} by {name} as {role} (meaning of signature: {meaning}), recorded {time}"
+    return (
+        f"{decision.upper()} by {name} as {role} (meaning of signature: {meaning}), "
+        f"signed {signed}, recorded {time}"
+    )
 
 
 def manifestation(event: ReleaseEvent) -> str | None:
@@ -50,7 +56,12 @@ def manifestation(event: ReleaseEvent) -> str | None:
     pred, name, time = event.predicate, event.signer.owner, event.time
     if isinstance(pred, p.Approval):
         return approval_manifestation(
-            decision=pred.decision, name=name, role=pred.role, meaning=pred.meaning, time=time
+            decision=pred.decision,
+            name=name,
+            role=pred.role,
+            meaning=pred.meaning,
+            signed=pred.signed_at,
+            time=time,
         )
     if isinstance(pred, p.PolicyException):
         return f"EXCEPTION to rule {pred.rule} GRANTED by {name}, recorded {time}"

@@ -56,7 +56,7 @@ def _validation(v: p.Validation, _: str) -> Summary:
 def _approval(v: p.Approval, approver: str) -> Summary:
     return {
         "role": v.role, "meaning": v.meaning, "decision": v.decision, "artifact_digest": v.artifact_digest,
-        "entries": v.entries, "comment": v.comment, "approver": approver,
+        "entries": v.entries, "comment": v.comment, "approver": approver, "signed_at": v.signed_at,
     }  # fmt: skip
 
 

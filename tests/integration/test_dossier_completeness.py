@@ -188,7 +188,7 @@ def test_verify_prints_each_signed_decision_with_its_decision_and_meaning(
     for approval in approvals:
         expected = (
             f"APPROVED by {approval['signer']} as {approval['role']} (meaning of signature: "
-            f"{approval['meaning']}), recorded {approval['time']}"
+            f"{approval['meaning']}), signed {approval['signed_at']}, recorded {approval['time']}"
         )
         assert approval["text"] == expected
         assert f"  entry {approval['index']}: {expected}" in text

@@ -335,9 +335,9 @@ def test_cli_timeline_table_and_json(world: World) -> None:
     assert "owner of keys.test/qa (qa)" in approval
     recorded = world.receipts["approval"]["time"]
     assert (
-        f"APPROVED by owner of keys.test/qa as qa (meaning of signature: approval), recorded {recorded}"
-        in approval
-    )
+        "APPROVED by owner of keys.test/qa as qa (meaning of signature: approval), "
+        f"signed 2026-01-01T00:00:00Z, recorded {recorded}"
+    ) in approval
     assert any("CHG-1.0 risk high: new cut-off" in line for line in lines)
     assert any(f"[{GENERIC}, linked by subject] format=spdx, packages=42" in line for line in lines)
     assert lines[-1].startswith("7 events; chain of 5 entries, head ")

@@ -88,7 +88,10 @@ OPEN = Completeness(None, LastEvent(7, 0, WHEN), 1, 9)
 def test_an_approval_reads_decision_first_then_the_meaning_of_the_signature(
     decision: str, meaning: str
 ) -> None:
-    expected = f"{decision.upper()} by Dana Dev as qa (meaning of signature: {meaning}), recorded {WHEN}"
+    expected = (
+        f"{decision.upper()} by Dana Dev as qa (meaning of signature: {meaning}), "
+        f"signed 2026-01-05T09:00:00Z, recorded {WHEN}"
+    )
     data = _approval(decision, meaning)
     event = _event(data)
     assert manifestation(event) == expected
