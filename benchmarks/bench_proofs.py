@@ -3,10 +3,11 @@
 1. Fill: a scratch ledger is filled to `--entries` (default 1,000,000) in-process,
    through the product's own sequencer (`ledger.sequencer.Sequencer`, the code
    the service runs: head lock, plan_batch, COPY of entries, tiles, checkpoint),
-   FILL_BATCH entries per transaction, no HTTP. Envelopes are signed once per
-   release (one envelope per RELEASE_EVENTS consecutive entries, as a release's
-   pipeline would append them) and admitted (signature verified) once each;
-   entries still differ by index, prev, time and chain link. The fill time is
+   FILL_BATCH entries per transaction, no HTTP. Every entry is its own signed
+   statement (the ledger records a statement once), RELEASE_EVENTS consecutive
+   ones per release as a release's pipeline would append them, signed a
+   transaction's worth at a time and admitted without verifying the signatures
+   this process just made. The fill time is
    printed, then `VACUUM (ANALYZE)` brings visibility map and statistics up to
    date, as autovacuum would after a bulk load.
 2. Proofs over HTTP: `evledger serve --workers N` (N = 1 and 2) with the
@@ -66,9 +67,9 @@ from bench_core import cpu_model, fmt, load, print_table
 from loadgen import LoadResult, run_load
 from service_harness import (
     BenchLedger,
-    admit_now,
+    UniqueEvidence,
+    admit_own,
     database_dsn,
-    evidence,
     execute_on,
     local_sequencers,
     prepare_ledger,
@@ -100,18 +101,21 @@ SEED = 3
 
 
 async def _fill(ledger: BenchLedger, target: int) -> tuple[int, float, list[float]]:
-    """Append until the log holds `target` entries; return (entries written, seconds, per-txn seconds)."""
+    """Append until the log holds `target` entries; return (entries written, seconds, per-txn seconds).
+
+    Every entry is its own signed statement (the ledger records a statement once), signed
+    here a transaction's worth at a time; RELEASE_EVENTS consecutive ones per release.
+    """
     start_size = await tree_size(ledger.dsn)
-    releases = math.ceil(target / RELEASE_EVENTS)
-    envelopes = [evidence(ledger.appender, k, version=f"fill.{k}") for k in range(releases)]
+    source = UniqueEvidence(ledger.appender)
     began = time.perf_counter()
     per_txn: list[float] = []
     async with local_sequencers(ledger.dsn, ledger.ledger_key, max_batch=FILL_BATCH) as (sequencer,):
-        admitted = [admit_now(sequencer, e) for e in envelopes]
         index = start_size
         while index < target:
             count = min(FILL_BATCH, target - index)
-            submissions = [admitted[(index + j) // RELEASE_EVENTS] for j in range(count)]
+            envelopes = source.envelopes(count, version="fill", group=RELEASE_EVENTS)
+            submissions = [admit_own(sequencer, e) for e in envelopes]
             t0 = time.perf_counter()
             await sequencer.append(PendingRequest(submissions))
             per_txn.append(time.perf_counter() - t0)
@@ -131,7 +135,7 @@ async def _vacuum(dsn: str) -> float:
     began = time.perf_counter()
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("VACUUM (ANALYZE) entries, tiles, checkpoints, key_events")
+        await conn.execute("VACUUM (ANALYZE) entries, tiles, checkpoints")
     finally:
         await conn.close()
     return time.perf_counter() - began

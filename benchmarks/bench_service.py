@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import base64
 import dataclasses
+import math
 import os
 import platform
 import shlex
@@ -59,10 +60,9 @@ import uvloop
 from bench_core import cpu_model, fmt, load, print_table, repeat_batch, timed_rate
 from loadgen import LoadResult, run_load, wrk_binary
 from service_harness import (
-    RELEASES,
     BenchLedger,
+    UniqueEvidence,
     admit_now,
-    evidence,
     local_sequencers,
     prepare_ledger,
     running_server,
@@ -105,42 +105,67 @@ class Figure:
         return " ".join(fmt(r.rate * scale) for r in self.rounds)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Workload:
-    """Request bodies and what the baselines need, made once per run."""
+    """Fresh request bodies for every round, and the raw verify baseline.
 
-    single: Path  # RELEASES bodies, one per line, taken in turn
-    batch: Path
-    envelopes: list[Envelope]
+    The ledger records a signed statement once and answers a repeat with its original
+    entry, so no body is ever sent twice: each round gets bodies numbered afresh, as
+    many as its rate could use (`need`). Envelope n is evidence about artifact n of
+    release 1.<n % RELEASES>, so every release's chain grows evenly.
+    """
+
+    directory: Path
+    evidence: UniqueEvidence
     single_bytes: int
     batch_bytes: int
     verify: Callable[[], int]
+    files: int = 0
+
+    def _file(self, lines: list[bytes]) -> Path:
+        self.files += 1
+        path = self.directory / f"bodies-{self.files}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        return path
+
+    def single(self, count: int) -> Path:
+        """A body file of `count` single-envelope bodies never sent before (one per line)."""
+        return self._file(self.evidence.bodies(count))
+
+    def batch(self, requests: int) -> Path:
+        """A body file of `requests` batches of BATCH_SIZE envelopes never sent before (one per line)."""
+        bodies = self.evidence.bodies(requests * BATCH_SIZE)
+        return self._file(
+            [
+                b'{"envelopes":[' + b",".join(bodies[n : n + BATCH_SIZE]) + b"]}"
+                for n in range(0, len(bodies), BATCH_SIZE)
+            ]
+        )
+
+    def envelopes(self, count: int) -> list[Envelope]:
+        """`count` envelopes never sent before, for the in-process naive baseline."""
+        return self.evidence.envelopes(count)
+
+
+def need(rate: float, seconds: float, clients: int) -> int:
+    """Bodies a round of `seconds` may send: twice the best rate seen, plus one in flight per client."""
+    return math.ceil(2 * rate * seconds) + 2 * clients
 
 
 def make_workload(ledger: BenchLedger, directory: Path) -> Workload:
-    """RELEASES single-envelope bodies (one per release) and a batch body of BATCH_SIZE envelopes.
-
-    Envelope n is evidence about artifact n of release 1.<n % RELEASES>, so
-    every release's chain grows evenly, as with many pipelines at once.
-    """
-    envelopes = [evidence(ledger.appender, n) for n in range(RELEASES)]
-    single = directory / "single.jsonl"
-    single.write_bytes(b"\n".join(msgspec.json.encode(e) for e in envelopes) + b"\n")
-    batch = directory / "batch.json"
-    batch.write_bytes(
-        msgspec.json.encode({"envelopes": [evidence(ledger.appender, n) for n in range(BATCH_SIZE)]})
-    )
-    envelope = envelopes[0]
-    message = pae(envelope.payload_type, base64.b64decode(envelope.payload))
-    signature = base64.b64decode(envelope.signatures[0].sig)
+    """The body source of the run, and the raw verify rate of one of its envelopes."""
+    evidence = UniqueEvidence(ledger.appender)
+    sample = evidence.envelopes(1)[0]
+    message = pae(sample.payload_type, base64.b64decode(sample.payload))
+    signature = base64.b64decode(sample.signatures[0].sig)
     key = nacl.signing.VerifyKey(ledger.appender.verifier().public_key)
     key.verify(message, signature)
+    single = len(msgspec.json.encode(sample))
     return Workload(
+        directory,
+        evidence,
         single,
-        batch,
-        envelopes,
-        len(msgspec.json.encode(envelope)),
-        batch.stat().st_size,
+        len(b'{"envelopes":[]}') + BATCH_SIZE * (single + 1),
         repeat_batch(lambda: key.verify(message, signature), VERIFY_BATCH),
     )
 
@@ -166,7 +191,7 @@ async def _naive(
         async def caller(sequencer: Sequencer, turn: int) -> None:
             while time.perf_counter() < deadline:
                 began = time.perf_counter()
-                envelope = envelopes[turn % len(envelopes)]
+                envelope = envelopes[turn % len(envelopes)]  # `envelopes` outnumber the appends
                 await sequencer.append(PendingRequest([admit_now(sequencer, envelope)]))
                 latencies.append(time.perf_counter() - began)
                 turn += 1
@@ -240,19 +265,30 @@ def measure_server(  # noqa: PLR0913 - the run's inputs, each distinct
             figure.rounds.append(http(path, body, clients, secs))
             figure.appended.append(asyncio.run(settled_size(ledger.dsn)) - before)
 
-        http("/_bench/echo", work.single, args.clients, 1)
-        http("/v1/entries", work.single, args.clients, 2)
-        http("/v1/entries/batch", work.batch, args.batch_clients, 3)
+        # Warm-up, with bodies for generous rates; each round then gets twice its best rate's worth.
+        http("/_bench/echo", work.single(100), args.clients, 1)
+        single_rate = http("/v1/entries", work.single(need(10_000, 2, args.clients)), args.clients, 2).rate
+        batch_rate = http(
+            "/v1/entries/batch", work.batch(need(25, 3, args.batch_clients)), args.batch_clients, 3
+        ).rate
         asyncio.run(settled_size(ledger.dsn))
-        naive_round(naive_ledger, work.envelopes, 1, args.clients, args.naive_pool)
+        naive_rate = naive_round(
+            naive_ledger, work.envelopes(need(2_000, 1, args.clients)), 1, args.clients, args.naive_pool
+        ).rate
         for _ in range(REPETITIONS):
-            run.echo.rounds.append(http("/_bench/echo", work.single, args.clients, seconds))
-            appended("/v1/entries", work.single, args.clients, seconds, run.append)
+            run.echo.rounds.append(http("/_bench/echo", work.single(100), args.clients, seconds))
+            single_rate = max([single_rate, *(r.rate for r in run.append.rounds)])
+            body = work.single(need(single_rate, seconds, args.clients))
+            appended("/v1/entries", body, args.clients, seconds, run.append)
+            naive_rate = max([naive_rate, *(r.rate for r in run.naive.rounds)])
+            envelopes = work.envelopes(need(naive_rate, seconds, args.clients))
             run.naive.rounds.append(
-                naive_round(naive_ledger, work.envelopes, seconds, args.clients, args.naive_pool)
+                naive_round(naive_ledger, envelopes, seconds, args.clients, args.naive_pool)
             )
             run.verify.append(timed_rate(work.verify, 1.0))
-            appended("/v1/entries/batch", work.batch, args.batch_clients, seconds * 1.5, run.batch)
+            batch_rate = max([batch_rate, *(r.rate for r in run.batch.rounds)])
+            body = work.batch(need(batch_rate, seconds * 1.5, args.batch_clients))
+            appended("/v1/entries/batch", body, args.batch_clients, seconds * 1.5, run.batch)
     return run
 
 

@@ -44,7 +44,7 @@ from service_harness import BenchLedger, running_server
 from timeline_fill import EVENTS_PER_RELEASE, fill, scratch_database, sealed_versions
 
 from ledger.bootstrap import initialise, load_registry
-from ledger.core.keys import SignerKey, parse_signer_key
+from ledger.core.keys import SignerKey, VerifierKey, parse_signer_key
 from ledger.registry import KeyRegistry
 from ledger.storage.entry_queries import RELEASE_CHAIN_SQL, UNCHAINED_ABOUT_BUILDS_SQL
 from ledger.storage.migrate import create_token, migrate
@@ -67,9 +67,11 @@ class Round:
 
 @dataclass
 class _Holder:
-    """What `release_timeline` needs of the sequencer: the key registry."""
+    """What `release_timeline` needs of the sequencer: the key registry and the key that proves it."""
 
     registry: KeyRegistry
+    ledger_key: VerifierKey
+    origin: str | None = None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -166,11 +168,13 @@ async def _probe(dsn: str) -> dict[str, str | int]:
         await conn.close()
 
 
-async def time_in_process(dsn: str, releases: list[tuple[str, str]], rounds: int) -> dict[str, list[float]]:
+async def time_in_process(
+    dsn: str, ledger_key: VerifierKey, releases: list[tuple[str, str]], rounds: int
+) -> dict[str, list[float]]:
     """The route's work without HTTP: its queries alone, and `release_timeline` (queries and decoding)."""
     store = await PostgresStore.connect(dsn, min_size=1, max_size=2)
     try:
-        holder = _Holder(await load_registry(store))
+        holder = _Holder(await load_registry(store, ledger_key), ledger_key)
         out: dict[str, list[float]] = {"timeline queries": [], "release_timeline()": []}
         for turn in range(rounds):
             product, version = releases[turn % len(releases)]
@@ -224,7 +228,7 @@ def run(dsn: str, ledger_key: SignerKey, key_path: Path, args: argparse.Namespac
         checked = check_timelines(server.url, token, PRODUCT, versions)
         rounds = time_wrk(server.url, token, PRODUCT, versions, args)
         queries = time_queries(server.url, token, dsn, args.query_rounds)
-    split = asyncio.run(time_in_process(dsn, releases, 300))
+    split = asyncio.run(time_in_process(dsn, ledger_key.verifier(), releases, 300))
     print("\nGET /v1/releases/{p}/{v}/timeline under wrk, one connection (sequential requests), loopback")
     print(f"round  {'timeline p50/p90/p99/max ms':>30}  {'req/s':>6}  {'floor p50/p99 ms':>17}  load")
     for number, r in enumerate(rounds, 1):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import asyncpg
 from bench_core import load, print_table
-from bench_service import BATCH_SIZE, make_workload
+from bench_service import BATCH_SIZE, make_workload, need
 from loadgen import LoadResult, run_load
 from service_harness import prepare_ledger, running_server, scratch_database, tree_size
 
@@ -156,10 +156,18 @@ def main() -> None:
         directory = Path(tmp)
         ledger = prepare_ledger(dsn, directory)
         work = make_workload(ledger, directory)
-        body = work.batch if batch else work.single
+
+        def bodies(seconds: float) -> Path:
+            """Fresh bodies for a run of `seconds` (a repeated statement would be a replay, not an append)."""
+            if batch:
+                return work.batch(need(25, seconds, clients))
+            return work.single(need(10_000, seconds, clients))
+
         with running_server(ledger, args.workers, env) as server:
             url = server.url + path
-            run_load(url, method="POST", body_file=body, token=ledger.token, connections=clients, seconds=3)
+            warm = bodies(3)
+            run_load(url, method="POST", body_file=warm, token=ledger.token, connections=clients, seconds=3)
+            body = bodies(args.seconds)
             workers = child_pids(server.pid)
             backends = asyncio.run(backend_pids(dsn))
             spies = []

@@ -28,12 +28,11 @@ from service_harness import database_dsn, execute_on, server_dsn
 from ledger.admin import KeyRegistered, encode_admin_record
 from ledger.admission import Admitted, admit
 from ledger.batch import PendingRequest, plan_batch
+from ledger.bootstrap import load_registry
 from ledger.chains import Chains
-from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, sign_envelope
+from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, pae, sign_envelope
 from ledger.core.keys import SignerKey
 from ledger.evidence import predicates as p
-from ledger.registry import KeyRegistry
-from ledger.sequencer import apply_key_events
 from ledger.storage.postgres import PostgresStore
 from ledger.storage.protocol import ChainHead
 
@@ -47,7 +46,13 @@ SCRIPT = (
     + ["validation"] * 5 + ["exception"] + ["approval"] * 3 + ["deployment"] * 2
 )  # fmt: skip
 EVENTS_PER_RELEASE = len(SCRIPT) + 1  # + the seal
-ROLES = {"pipeline": ["appender"], "tester": ["tester"], "qa": ["qa"], "clinical": ["clinical"]}
+# The pipeline also seals the releases it fills (a seal needs a sealing role, release-manager by default).
+ROLES = {
+    "pipeline": ["appender", "release-manager"],
+    "tester": ["tester"],
+    "qa": ["qa"],
+    "clinical": ["clinical"],
+}
 _SIGNER_OF = {"test-run": "tester", "validation": "clinical", "approval": "qa"}
 
 
@@ -108,11 +113,12 @@ def _predicate(kind: str, rel: _Release, n: int) -> tuple[str, Any]:  # noqa: PL
     return GENERIC_TYPES[n % 2], {"documentNamespace": f"https://sbom.example/{n}", "packages": 180 + n % 9}
 
 
-def _statement(predicate_type: str, predicate: object, subject: str) -> bytes:
+def _statement(predicate_type: str, predicate: object, subject: str, n: int) -> bytes:
+    """A statement about `subject`; its subject's name carries `n`, so no two are the same statement."""
     return msgspec.json.encode(
         {
             "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"name": "analyzer.tar", "digest": {"sha256": subject}}],
+            "subject": [{"name": f"analyzer-{n}.tar", "digest": {"sha256": subject}}],
             "predicateType": predicate_type,
             "predicate": msgspec.to_builtins(predicate),
         }
@@ -137,9 +143,8 @@ class _Filler:
         generic = kind == "generic"
         subject = rel.artifacts()[self.made % 3]
         signer = self.keys[_SIGNER_OF.get(kind, "pipeline")]
-        envelope = sign_envelope(
-            INTOTO_PAYLOAD_TYPE, _statement(predicate_type, predicate, subject), [signer]
-        )
+        payload = _statement(predicate_type, predicate, subject, self.made)
+        envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, [signer])
         product, version = (None, None) if generic else (rel.release.product, rel.release.version)
         return Admitted(
             envelope,
@@ -150,6 +155,7 @@ class _Filler:
             None,
             (signer.verifier(),),
             seal,
+            hashlib.sha256(pae(INTOTO_PAYLOAD_TYPE, payload)).digest(),
         )
 
     def batch(self, chains: Chains, size: int) -> list[Admitted]:
@@ -179,8 +185,7 @@ async def fill(dsn: str, ledger_key: SignerKey, count: int) -> int:
     store = await PostgresStore.connect(dsn, min_size=1, max_size=2)
     keys = {name: SignerKey.generate(f"{name}.bench/timeline") for name in ROLES}
     try:
-        registry = KeyRegistry()
-        apply_key_events(registry, await store.key_events_since(0))
+        registry = await load_registry(store, ledger_key.verifier())
         chains = Chains()
         records = [
             KeyRegistered(k.verifier().format(), f"{n} (bench)", ROLES[n], []) for n, k in keys.items()
@@ -195,7 +200,6 @@ async def fill(dsn: str, ledger_key: SignerKey, count: int) -> int:
         while True:
             async with store.append_transaction() as txn:
                 head = await txn.head()
-                chains.keys = chains.keys or await txn.key_head()
                 plan = plan_batch(
                     head, [PendingRequest(pending)], registry, ledger_key, datetime.now(UTC), chains=chains
                 )
