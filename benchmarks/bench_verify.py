@@ -205,7 +205,7 @@ def main() -> None:
         with running_server(ledger, workers=1) as server:
             dossier, pub = build_dossier(ledger, server.url, directory)
         parsed, verified = load_and_verify(dossier, pub)
-        events = verified.chain_length
+        events = verified.completeness.chain_length
         if events != EVENTS or not verified.sealed:
             raise SystemExit(
                 f"expected a sealed {EVENTS}-event release, got {events} (sealed {verified.sealed})"
