@@ -51,6 +51,7 @@ class ServiceState:
     proofs: ProofReader
     signer: SignerKey
     metrics: Metrics = field(default_factory=Metrics)
+    public_log: bool = False  # `serve --public-log`: /checkpoint and /tile/* need no token
     _tokens: dict[bytes, tuple[TokenRow, float]] = field(default_factory=dict)
     _latest: tuple[CheckpointRow, float] | None = None
 
@@ -97,6 +98,16 @@ class ServiceState:
         if row.role not in roles:
             raise PermissionDeniedError(f"a token with role {row.role!r} may not do this")
         return row
+
+    async def authenticate_log_read(self, authorization: str | None) -> TokenRow | None:
+        """Who reads a C2SP log route (`/checkpoint`, `/tile/*`): anyone under `public_log`, else a reader.
+
+        Tile clients send no credentials, so a public log lets them in without one; a
+        credential that *is* sent is still checked, so a bad or revoked token is a 401.
+        """
+        if authorization is None and self.public_log:
+            return None
+        return await self.authenticate(authorization, READ_ROLES)
 
     async def admit(self, envelope: Envelope, token: TokenRow) -> Admitted:
         """Admit an envelope for this token: signature, key role and product scope."""
