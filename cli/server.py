@@ -1,4 +1,4 @@
-"""Database-side commands: `init`, `serve`, `token create` (DESIGN.md §5)."""
+"""Database-side commands: `init` and `serve` (DESIGN.md §5); tokens are in `cli.token_cmd`."""
 
 from __future__ import annotations
 
@@ -23,11 +23,8 @@ from cli.settings import (
 )
 from ledger.bootstrap import initialise
 from ledger.core.keys import SignerKey, parse_signer_key
-from ledger.errors import InputError
 from ledger.storage.migrate import create_token
 
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
-ROLES = ("appender", "auditor", "admin")
 DEFAULT_ORIGIN = "evledger.local/ledger"
 
 
@@ -117,25 +114,3 @@ def _first_admin_token(url: str, data_dir: Path) -> None:
         token = asyncio.run(create_token(url, "admin", []))
         create_exclusive(path, token + "\n", private=True)
     typer.echo(f"evledger: admin token in {path}")
-
-
-@token_app.command("create")
-def token_create(
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
-    product: Annotated[list[str] | None, typer.Option(help="Limit to a product; repeat. None: all.")] = None,
-    dsn: DsnOption = None,
-    data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    json_output: JsonOption = False,
-) -> None:
-    """Create an API token; it is printed once, as the last word of the last line."""
-    with command_errors(json_output=json_output):
-        if role not in ROLES:
-            raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        with database(dsn, data_dir) as url:
-            token = asyncio.run(create_token(url, role, list(product or [])))
-        scope = ", ".join(product or []) or "all products"
-        emit_success(
-            json_output=json_output,
-            fields={"role": role, "products": list(product or []), "token": token},
-            lines=[f"token for role {role} ({scope}): {token}"],
-        )

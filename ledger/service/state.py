@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from litestar.di import NamedDependency
 
@@ -37,7 +38,7 @@ from ledger.timeline import current_registry
 ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = "appender", "auditor", "admin"
 APPEND_ROLES = frozenset({ROLE_APPENDER, ROLE_ADMIN})
 READ_ROLES = frozenset({ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN})
-TOKEN_CACHE_SECONDS = 30.0
+TOKEN_CACHE_SECONDS = 1.0  # how late a revocation may take effect (see `authenticate`)
 CHECKPOINT_CACHE_SECONDS = 0.2
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -81,20 +82,32 @@ class ServiceState:
             self._latest = (checkpoint, time.monotonic() + CHECKPOINT_CACHE_SECONDS)
 
     async def authenticate(self, authorization: str | None, roles: frozenset[str]) -> TokenRow:
-        """The token's grants; 401 without a known bearer token, 403 without one of `roles`."""
+        """The token's grants; 401 without a known, live bearer token; 403 without one of `roles`.
+
+        A token's row is cached for TOKEN_CACHE_SECONDS, so a revocation reaches every
+        worker of every service process within that time (one indexed read per token,
+        worker and period); the expiry is checked against the clock on every request.
+        """
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthenticatedError("send Authorization: Bearer <token>")
         digest = hash_token(token.strip())
+        now = time.monotonic()
         cached = self._tokens.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
+        if cached is not None and cached[1] > now:
             row = cached[0]
         else:
+            # The deadline counts from before the read: a row read before a revocation committed
+            # is served no later than TOKEN_CACHE_SECONDS after that commit.
             found = await self.store.token(digest)
             if found is None:
                 raise UnauthenticatedError("unknown token")
             row = found
-            self._tokens[digest] = (row, time.monotonic() + TOKEN_CACHE_SECONDS)
+            self._tokens[digest] = (row, now + TOKEN_CACHE_SECONDS)
+        if row.expires_at is not None or row.revoked_at is not None:
+            refusal = row.refusal(datetime.now(UTC))
+            if refusal is not None:
+                raise UnauthenticatedError(f"{refusal}; ask the ledger's operator for a new one")
         if row.role not in roles:
             raise PermissionDeniedError(f"a token with role {row.role!r} may not do this")
         return row
