@@ -54,11 +54,34 @@ async def initialise(dsn: str, signer: SignerKey, *, origin: str | None = None, 
                     raise plan.rejected[0]
                 await txn.write(plan.write)
                 return plan.write.head.tree_size
-        first = (await store.entries(0, 1))[0]
-        registered = parse_entry(first.data).envelope.signatures[0].keyid
-        if registered != signer.keyid:
-            raise ConflictError(f"this database's entry 0 registers {registered}, not {signer.keyid}")
+        await _check_entry_zero(store, signer)
         return head.tree_size
+    finally:
+        await store.close()
+
+
+async def _check_entry_zero(store: PostgresStore, signer: SignerKey) -> None:
+    """ConflictError unless entry 0 registers `signer`: a ledger signs with the key it began with."""
+    first = await store.entries(0, 1)
+    if not first:
+        raise ConflictError("this database holds no ledger yet: run `evledger init` first")
+    registered = parse_entry(first[0].data).envelope.signatures[0].keyid
+    if registered != signer.keyid:
+        raise ConflictError(
+            f"this database's entry 0 registers the ledger key {registered}, not {signer.keyid}: "
+            "use the key file this ledger was initialised with"
+        )
+
+
+async def check_ledger_key(dsn: str, signer: SignerKey) -> None:
+    """Without migrating or writing anything, ConflictError unless the ledger at `dsn` is `signer`'s.
+
+    For `serve --skip-init`, whose role may only read and append: a service that signed
+    checkpoints with another key would leave unverifiable checkpoints in the log for good.
+    """
+    store = await PostgresStore.connect(dsn, min_size=1, max_size=1)
+    try:
+        await _check_entry_zero(store, signer)
     finally:
         await store.close()
 
