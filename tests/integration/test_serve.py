@@ -295,6 +295,12 @@ def test_serve_public_log_opens_checkpoint_and_tiles_only(
         assert httpx.get(url + "/metrics", timeout=10).status_code == 401
         bad = {"Authorization": "Bearer evl_not-a-token"}
         assert httpx.get(url + "/checkpoint", headers=bad, timeout=10).status_code == 401
+        # A tile client with no token audits the whole log.
+        audit = subprocess.run(  # noqa: S603 - our own CLI
+            [CLI, "verify-log", "--server", url, "--key", str(ledger.pub_path)],
+            env=CLEAN_ENV, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
 def test_serve_keeps_the_log_private_by_default(ledger: Ledger) -> None:
