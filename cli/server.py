@@ -126,8 +126,7 @@ def serve(
 ) -> None:
     """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory.
 
-    It refuses to start on a port something already listens on, and, without a DSN,
-    on a data directory another `serve` is using. /healthz and /readyz need no token.
+    It refuses a busy port, and a data directory another `serve` uses. /healthz and /readyz need no token.
     """
     from granian import Granian  # noqa: PLC0415 - only this command needs the server
     from granian.constants import Interfaces, Loops  # noqa: PLC0415
