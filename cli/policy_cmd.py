@@ -70,7 +70,7 @@ def _replace(path: Path, text: str) -> None:
 
 @policy_app.command("init")
 def init(
-    file: Annotated[Path, typer.Argument(help="Where to write it.")] = DEFAULT_POLICY_FILE,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write it.")] = DEFAULT_POLICY_FILE,
     force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
     json_output: JsonOption = False,
 ) -> None:
