@@ -27,6 +27,7 @@ import typer
 from cli import story as s
 from cli.client import LedgerClient
 from cli.errors import command_errors
+from cli.policy_cmd import EXAMPLE_POLICY
 from cli.server import ledger_key
 from cli.settings import database
 from ledger.bootstrap import initialise
@@ -38,7 +39,7 @@ from ledger.errors import InputError, UnavailableError
 from ledger.storage.migrate import create_token
 
 DEMO_ORIGIN = "evledger.demo/ledger"
-POLICY_FILE = Path(__file__).resolve().parents[1] / "schemas" / "policy.example.toml"
+POLICY_FILE = EXAMPLE_POLICY  # package data: the demo runs from any directory, clone or not
 
 
 def _say(step: str) -> None:
@@ -103,7 +104,7 @@ def demo(
     """Run the whole story on an embedded PostgreSQL in DATA_DIR."""
     with command_errors(json_output=False):
         if not POLICY_FILE.is_file():
-            raise InputError(f"the demo needs {POLICY_FILE} (run it from a clone of the project)")
+            raise InputError(f"this installation lacks {POLICY_FILE}: reinstall evidence-ledger")
         _say("1. Embedded PostgreSQL, ledger key, entry 0")
         signer, key_path = ledger_key(None, data_dir, DEMO_ORIGIN)
         with database(os.environ.get("EVLEDGER_DSN"), data_dir) as url:

@@ -26,6 +26,7 @@ from ledger.errors import (
     InputError,
     KeyFormatError,
     LedgerError,
+    LogIntegrityError,
     NotFoundError,
     PermissionDeniedError,
     RootMismatchError,
@@ -59,6 +60,7 @@ _ERROR_KINDS: tuple[tuple[type[BaseException], str], ...] = (
     (ConflictError, "conflict"),
     (PermissionDeniedError, "permission_denied"),
     (UnauthenticatedError, "unauthenticated"),
+    (LogIntegrityError, "log_integrity"),
     (UnavailableError, "unavailable"),
     (LedgerError, "error"),
     (OSError, "file"),
@@ -74,8 +76,9 @@ def error_kind(exc: BaseException) -> str:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The exit code for an error: 1 for a failed verification, 2 for everything else."""
-    return EXIT_VERIFICATION_FAILED if isinstance(exc, VerificationError) else EXIT_USAGE
+    """The exit code: 1 for a failed verification (a log failing the ledger's own checks too), else 2."""
+    failed = isinstance(exc, VerificationError | LogIntegrityError)
+    return EXIT_VERIFICATION_FAILED if failed else EXIT_USAGE
 
 
 @contextmanager
@@ -129,7 +132,7 @@ def _report_failure(exc: BaseException, *, json_output: bool) -> None:
         }
         print(json.dumps(report))
         return
-    if isinstance(exc, VerificationError):
+    if isinstance(exc, VerificationError | LogIntegrityError):
         lines = [f"evledger: verification FAILED: {detail}"]
     elif kind == "internal":
         lines = [

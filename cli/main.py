@@ -20,6 +20,7 @@ from cli import (
     policy_cmd,
     server,
     timeline_cmd,
+    token_cmd,
     verify_log,
 )
 
@@ -39,7 +40,7 @@ app.command("verify-note")(offline.verify_note)
 app.add_typer(offline.verify_proof_app, name="verify-proof")
 app.command("init")(server.init)
 app.command("serve")(server.serve)
-app.add_typer(server.token_app, name="token")
+app.add_typer(token_cmd.token_app, name="token")
 app.add_typer(append_cmds.key_app, name="key")
 app.add_typer(policy_cmd.policy_app, name="policy")
 app.command("submit")(append_cmds.submit)

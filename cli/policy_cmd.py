@@ -1,13 +1,18 @@
-"""`evledger policy check` and `evledger policy publish` (DESIGN.md §5, schemas/POLICY.md).
+"""`evledger policy init | check | publish` (DESIGN.md §5, schemas/POLICY.md).
 
-`check` validates a policy file offline and prints its rules; `publish`
-validates it, signs the `policy.published` admin record with an admin key and
-appends it (over HTTP with `--token`, else directly into the database), then
-prints the entry index and the policy digest that results will name.
+`init` writes the example policy to start from; `check` validates a policy file
+offline and prints its rules; `publish` validates it, signs the `policy.published`
+admin record with an admin key and appends it (over HTTP with `--token`, else
+directly into the database), then prints the entry index and the policy digest
+that results will name. The example and POLICY.md are package data
+(`ledger.schemas`), read with importlib.resources, never from the current directory.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +21,7 @@ import typer
 
 from cli.append_cmds import DEFAULT_SERVER, LedgerKeyOption, append_admin_record
 from cli.errors import JsonOption, command_errors, emit_success, failure_context
-from cli.files import read_text
+from cli.files import create_exclusive, read_text
 from cli.settings import (
     DEFAULT_DATA_DIR,
     DataDirOption,
@@ -25,6 +30,7 @@ from cli.settings import (
     SignerKeyOption,
     TokenOption,
 )
+from ledger.errors import InputError
 from ledger.evidence.policy import (
     Policy,
     describe_policy,
@@ -33,14 +39,62 @@ from ledger.evidence.policy import (
     policy_digest,
 )
 
-policy_app = typer.Typer(help="Check and publish release policies (TOML).", no_args_is_help=True)
-PolicyFile = Annotated[Path, typer.Argument(help="The policy file (TOML, see schemas/policy.example.toml).")]
+policy_app = typer.Typer(help="Write, check and publish release policies (TOML).", no_args_is_help=True)
+PolicyFile = Annotated[
+    Path, typer.Argument(help="The policy file (TOML; `evledger policy init` writes one).")
+]
+CONTRACT = resources.files("ledger.schemas")  # the schemas/ folder, installed as package data
+EXAMPLE_POLICY = CONTRACT / "policy.example.toml"
+POLICY_GUIDE = CONTRACT / "POLICY.md"
+DEFAULT_POLICY_FILE = Path("policy.toml")
 
 
 def _load(file: Path) -> Policy:
     """Read and validate a policy file; errors name the file and the offending key."""
     with failure_context(f"policy file {file}"):
         return load_policy_toml(read_text(file, "policy file"))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder, so no reader sees half of it."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        Path(temporary).chmod(0o644)
+        Path(temporary).replace(path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@policy_app.command("init")
+def init(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Where to write it.")] = DEFAULT_POLICY_FILE,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Write the example release policy to FILE (default policy.toml), to edit, check and publish."""
+    with command_errors(json_output=json_output):
+        text = EXAMPLE_POLICY.read_text(encoding="utf-8")
+        if force:
+            _replace(file, text)
+        elif file.exists() or file.is_symlink():
+            raise InputError(f"{file} already exists; refusing to overwrite it (--force replaces it)")
+        else:
+            create_exclusive(file, text, private=False)
+        emit_success(
+            json_output=json_output,
+            fields={"file": str(file), "guide": str(POLICY_GUIDE)},
+            lines=[
+                f"wrote the example release policy to {file}",
+                "next:",
+                "  1. edit its name, risk tiers, required test suites, approval roles and limits;",
+                f"     every key is explained in {POLICY_GUIDE}",
+                f"  2. check it:   evledger policy check {file}",
+                f"  3. publish it: evledger policy publish {file} --key ADMIN.key --token ADMIN_TOKEN",
+            ],
+        )
 
 
 @policy_app.command("check")

@@ -1,9 +1,10 @@
-"""Database-side commands: `init`, `serve`, `token create` (DESIGN.md §5)."""
+"""Database-side commands: `init` and `serve` (DESIGN.md §5); tokens are in `cli.token_cmd`."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import create_exclusive
+from cli.serve_guard import data_dir_lock, refuse_busy_port
 from cli.settings import (
     ADMIN_TOKEN_FILE,
     DEFAULT_DATA_DIR,
@@ -21,20 +23,35 @@ from cli.settings import (
     database,
     load_signer,
 )
-from ledger.bootstrap import initialise
+from ledger.bootstrap import check_ledger_key, initialise
 from ledger.core.keys import SignerKey, parse_signer_key
-from ledger.errors import InputError
+from ledger.errors import ConflictError, InputError
 from ledger.storage.migrate import create_token
 
-token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
-ROLES = ("appender", "auditor", "admin")
 DEFAULT_ORIGIN = "evledger.local/ledger"
+# What `ledger.service.app.settings_from_env` reads in each worker (not imported: it would load
+# the whole web stack into every CLI command).
+ENV_PUBLIC_LOG = "EVLEDGER_PUBLIC_LOG"
 
 
-def ledger_key(key: Path | None, data_dir: Path, origin: str | None) -> tuple[SignerKey, Path]:
-    """The ledger key: the given file, else `DATA_DIR/ledger.key`, created on first use."""
+def ledger_key(
+    key: Path | None, data_dir: Path, origin: str | None, *, dsn: str | None = None
+) -> tuple[SignerKey, Path]:
+    """The ledger key: the given file, or without a DSN `DATA_DIR/ledger.key`, made on first use.
+
+    With a DSN the key must be given (InputError with guidance, nothing written): the
+    database names its key in entry 0, and a key made up in the current directory
+    would either start a ledger nobody can find the key of, or not fit the database.
+    """
     if key is not None:
         return load_signer(key, "ledger key"), key
+    if dsn:
+        raise InputError(
+            "with --dsn, give the ledger's key with --key FILE (or EVLEDGER_KEY=FILE). For a new "
+            "ledger, make one with `evledger keygen NAME` (it writes NAME.key and NAME.pub); for an "
+            "existing one, use the .key file it was initialised with (a ledger first served without "
+            f"--dsn keeps it in its data directory, as {LEDGER_KEY_FILE})"
+        )
     path = data_dir / LEDGER_KEY_FILE
     if path.exists():
         return parse_signer_key(path.read_text(encoding="utf-8")), path
@@ -43,6 +60,23 @@ def ledger_key(key: Path | None, data_dir: Path, origin: str | None) -> tuple[Si
     create_exclusive(path, signer.format() + "\n", private=True)
     create_exclusive(path.with_suffix(".pub"), signer.verifier().format() + "\n", private=False)
     return signer, path
+
+
+def _initialise(
+    url: str, signer: SignerKey, key_path: Path, origin: str | None = None, *, check_only: bool = False
+) -> int:
+    """Migrate and write entry 0 (or, `check_only`, only check the key); a mismatch names the key file.
+
+    Either way the log must then verify as the service will hold it (`check_ledger_key`):
+    a log changed around the ledger stops here, with exit 1, not in the server's workers.
+    """
+    try:
+        size = 0 if check_only else asyncio.run(initialise(url, signer, origin=origin))
+        asyncio.run(check_ledger_key(url, signer))
+    except ConflictError as exc:
+        exc.add_note(f"ledger key file {key_path.resolve()} ({signer.keyid})")
+        raise
+    return size
 
 
 def init(
@@ -56,9 +90,9 @@ def init(
 ) -> None:
     """Migrate the database and write entry 0 (the ledger key's registration). Idempotent."""
     with command_errors(json_output=json_output):
-        signer, key_path = ledger_key(key, data_dir, origin)
+        signer, key_path = ledger_key(key, data_dir, origin, dsn=dsn)
         with database(dsn, data_dir) as url:
-            size = asyncio.run(initialise(url, signer, origin=origin))
+            size = _initialise(url, signer, key_path, origin)
         emit_success(
             json_output=json_output,
             fields={"tree_size": size, "ledger_key": signer.verifier().format(), "key_file": str(key_path)},
@@ -74,7 +108,7 @@ def serve(
     dsn: DsnOption = None,
     key: SignerKeyOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on; it must be free.")] = 8000,
     workers: Annotated[
         int | None,
         typer.Option(min=1, help="Server worker processes (default: one per core; they share the log)."),
@@ -84,20 +118,43 @@ def serve(
         bool,
         typer.Option(help="The owner already ran `evledger init`: the DSN's user need not own the schema."),
     ] = False,
+    public_log: Annotated[
+        bool,
+        typer.Option(
+            envvar=ENV_PUBLIC_LOG,
+            help="Serve GET /checkpoint and /tile/* without a token (C2SP tile clients, witnesses, "
+            "monitors). Everything else still needs one.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory."""
+    """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory.
+
+    It refuses a busy port, and a data directory another `serve` uses. /healthz and /readyz need no token.
+    """
     from granian import Granian  # noqa: PLC0415 - only this command needs the server
     from granian.constants import Interfaces, Loops  # noqa: PLC0415
 
-    with command_errors(json_output=False):
-        signer, key_path = ledger_key(key, data_dir, None)
+    with command_errors(json_output=False), ExitStack() as owned:
+        if not dsn:
+            owned.enter_context(data_dir_lock(data_dir))
+        refuse_busy_port(host, port)
+        signer, key_path = ledger_key(key, data_dir, None, dsn=dsn)
         with database(dsn, data_dir) as url:
-            if not skip_init:
-                asyncio.run(initialise(url, signer))
+            _initialise(url, signer, key_path, check_only=skip_init)
             if not dsn:
                 _first_admin_token(url, data_dir)
-            os.environ.update({"EVLEDGER_DSN": url, "EVLEDGER_KEY": str(key_path.resolve())})
-            typer.echo(f"evledger: serving {signer.name} on http://{host}:{port} (ledger key {signer.keyid})")
+            os.environ.update(
+                {
+                    "EVLEDGER_DSN": url,
+                    "EVLEDGER_KEY": str(key_path.resolve()),
+                    ENV_PUBLIC_LOG: "1" if public_log else "0",
+                }
+            )
+            refuse_busy_port(host, port)  # again: starting the database may have taken seconds
+            access = "public log reads, " if public_log else ""
+            typer.echo(
+                f"evledger: serving {signer.name} on http://{host}:{port} ({access}ledger key {signer.keyid})"
+            )
             Granian(
                 "ledger.service.app:app_from_env",
                 address=host,
@@ -117,25 +174,3 @@ def _first_admin_token(url: str, data_dir: Path) -> None:
         token = asyncio.run(create_token(url, "admin", []))
         create_exclusive(path, token + "\n", private=True)
     typer.echo(f"evledger: admin token in {path}")
-
-
-@token_app.command("create")
-def token_create(
-    role: Annotated[str, typer.Option(help=f"One of {', '.join(ROLES)}.")],
-    product: Annotated[list[str] | None, typer.Option(help="Limit to a product; repeat. None: all.")] = None,
-    dsn: DsnOption = None,
-    data_dir: DataDirOption = DEFAULT_DATA_DIR,
-    json_output: JsonOption = False,
-) -> None:
-    """Create an API token; it is printed once, as the last word of the last line."""
-    with command_errors(json_output=json_output):
-        if role not in ROLES:
-            raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        with database(dsn, data_dir) as url:
-            token = asyncio.run(create_token(url, role, list(product or [])))
-        scope = ", ".join(product or []) or "all products"
-        emit_success(
-            json_output=json_output,
-            fields={"role": role, "products": list(product or []), "token": token},
-            lines=[f"token for role {role} ({scope}): {token}"],
-        )

@@ -6,8 +6,6 @@ checks that entry 0 registers the same ledger key.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from ledger.admin import KeyRegistered, encode_admin_record
 from ledger.admission import admit_genesis
 from ledger.batch import PendingRequest, plan_batch
@@ -48,18 +46,44 @@ async def initialise(dsn: str, signer: SignerKey, *, origin: str | None = None, 
                     [genesis_request(signer, owner)],
                     KeyRegistry(),
                     signer,
-                    datetime.now(UTC),
+                    await txn.now(),  # the database's clock, as for every entry
                     genesis=True,
                 )
                 if plan.write is None:
                     raise plan.rejected[0]
                 await txn.write(plan.write)
                 return plan.write.head.tree_size
-        first = (await store.entries(0, 1))[0]
-        registered = parse_entry(first.data).envelope.signatures[0].keyid
-        if registered != signer.keyid:
-            raise ConflictError(f"this database's entry 0 registers {registered}, not {signer.keyid}")
+        await _check_entry_zero(store, signer)
         return head.tree_size
+    finally:
+        await store.close()
+
+
+async def _check_entry_zero(store: PostgresStore, signer: SignerKey) -> None:
+    """ConflictError unless entry 0 registers `signer`: a ledger signs with the key it began with."""
+    first = await store.entries(0, 1)
+    if not first:
+        raise ConflictError("this database holds no ledger yet: run `evledger init` first")
+    registered = parse_entry(first[0].data).envelope.signatures[0].keyid
+    if registered != signer.keyid:
+        raise ConflictError(
+            f"this database's entry 0 registers the ledger key {registered}, not {signer.keyid}: "
+            "use the key file this ledger was initialised with"
+        )
+
+
+async def check_ledger_key(dsn: str, signer: SignerKey) -> None:
+    """Without migrating or writing anything: the ledger at `dsn` is `signer`'s, and its log verifies.
+
+    ConflictError unless entry 0 registers `signer` (a service that signed checkpoints with
+    another key would leave unverifiable checkpoints in the log for good); LogIntegrityError
+    when the newest checkpoint or the admin records do not verify (`load_registry`), so that
+    `serve` refuses to start on a log changed around the ledger instead of failing in its workers.
+    """
+    store = await PostgresStore.connect(dsn, min_size=1, max_size=1)
+    try:
+        await _check_entry_zero(store, signer)
+        await load_registry(store, signer.verifier())
     finally:
         await store.close()
 

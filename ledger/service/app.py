@@ -33,12 +33,13 @@ from ledger.service import (
     routes_tiles,
 )
 from ledger.service.errors import EXCEPTION_HANDLERS
-from ledger.service.openapi import document_request_bodies
+from ledger.service.openapi import document_request_bodies, document_security
 from ledger.service.state import ServiceState
 from ledger.service.wire import refuse_nul_in_target
 from ledger.storage.postgres import PostgresStore
 
 ENV_DSN, ENV_KEY = "EVLEDGER_DSN", "EVLEDGER_KEY"
+ENV_PUBLIC_LOG = "EVLEDGER_PUBLIC_LOG"  # "1": `serve --public-log`
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class Settings:
     max_delay: float = 0.002
     max_pending: int = 20_000
     bench_routes: bool = False
+    public_log: bool = False  # /checkpoint and /tile/* answer without a token (C2SP tile clients send none)
 
 
 def settings_from_env() -> Settings:
@@ -67,6 +69,7 @@ def settings_from_env() -> Settings:
         max_batch=int(os.environ.get("EVLEDGER_MAX_BATCH", "1000")),
         max_delay=float(os.environ.get("EVLEDGER_MAX_DELAY", "0.002")),
         bench_routes=os.environ.get("EVLEDGER_BENCH_ROUTES") == "1",
+        public_log=os.environ.get(ENV_PUBLIC_LOG) == "1",
     )
 
 
@@ -90,7 +93,9 @@ def create_app(settings: Settings) -> Litestar:
                 max_pending=settings.max_pending,
             )
             sequencer.start()
-            app.state.svc = ServiceState(store, sequencer, ProofReader(store), settings.signer)
+            app.state.svc = ServiceState(
+                store, sequencer, ProofReader(store), settings.signer, public_log=settings.public_log
+            )
             # Everything built so far lives as long as the process: keep it out of the collector's
             # generations, so full collections (tens of ms at p99) stay short.
             gc.freeze()
@@ -115,6 +120,7 @@ def create_app(settings: Settings) -> Litestar:
             routes_compliance.evaluate_gate,
             routes_append.append_batch,
             routes_read.latest_checkpoint,
+            routes_read.tlog_checkpoint,
             routes_read.entry,
             routes_read.entries,
             routes_read.inclusion_proof,
@@ -135,6 +141,7 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
     )
     document_request_bodies(app)
+    document_security(app, public_log=settings.public_log)
     return app
 
 

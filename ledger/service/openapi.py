@@ -5,6 +5,11 @@ sees no `data` parameter and would document no request body. Such a route names
 its body model in its `opt` (`opt=request_body(Envelope)`); `document_request_bodies`
 adds the body, with the model's JSON Schema from msgspec (the same structs that
 decode it), to the document once, when the app is built.
+
+Likewise for authentication: every route needs a bearer token except those whose
+`opt` says otherwise (`NO_AUTH`: the probes; `PUBLIC_LOG`: the C2SP log routes,
+open when the operator serves the log publicly). `document_security` writes the
+bearer scheme and each route's requirement into the document for the app's mode.
 """
 
 from __future__ import annotations
@@ -14,9 +19,22 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Reference, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIType,
+    Reference,
+    RequestBody,
+    Schema,
+    SecurityScheme,
+)
 
 _REQUEST_BODY = "request_body"
+_AUTH = "auth"
+BEARER = "bearer"
+NO_AUTH = {_AUTH: "none"}
+"""The `opt` of a route that reads no credential at all (liveness and readiness probes)."""
+PUBLIC_LOG = {_AUTH: "public-log"}
+"""The `opt` of a C2SP log route: open without a token when the log is served publicly."""
 _REF_TEMPLATE = "#/components/schemas/{name}"
 # JSON Schema keywords msgspec emits, as the fields of Litestar's `Schema`.
 _SCALARS = {
@@ -104,3 +122,31 @@ def document_request_bodies(app: Litestar) -> None:
         operation.request_body = RequestBody(
             content={"application/json": OpenAPIMediaType(schema=spec_schema(ref))}, required=True
         )
+
+
+def document_security(app: Litestar, *, public_log: bool) -> None:
+    """Declare the bearer scheme for the whole API and each route's exception to it (OpenAPI 3.1 §4.8.30).
+
+    A probe requires nothing (`security: []`); a log route under `public_log` takes a
+    token or none (`[{}, {"bearer": []}]`); every other route inherits the document's
+    requirement, a bearer token.
+    """
+    document = app.openapi_schema
+    document.components.security_schemes = {
+        BEARER: SecurityScheme(
+            type="http",
+            scheme="bearer",
+            description="An API token from `evledger token create`: `Authorization: Bearer <token>`.",
+        )
+    }
+    document.security = [{BEARER: []}]
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            auth = handler.opt.get(_AUTH) if isinstance(handler, HTTPRouteHandler) else None
+            if auth is None or (auth == PUBLIC_LOG[_AUTH] and not public_log):
+                continue
+            item = document.paths.get(route.path_format or "/") if document.paths else None
+            for method in handler.http_methods:
+                operation = getattr(item, method.lower(), None)
+                if operation is not None:
+                    operation.security = [] if auth == NO_AUTH[_AUTH] else [{}, {BEARER: []}]

@@ -11,6 +11,7 @@ from litestar.response.base import ASGIResponse
 from ledger.core.encoding import b64encode, hash_from_hex
 from ledger.core.proof import NodeID
 from ledger.errors import EncodingError, InputError, NotFoundError
+from ledger.service.openapi import PUBLIC_LOG
 from ledger.service.routes_append import Authorization
 from ledger.service.state import READ_ROLES, Svc
 from ledger.service.wire import (
@@ -27,7 +28,8 @@ MAX_PAGE = 1000
 # Documented bounds only (`schema_extra`): the handlers check them with their own messages.
 Index = Annotated[int | None, QueryParameter(schema_extra={"minimum": 0})]
 TreeSize = Annotated[int | None, QueryParameter(schema_extra={"minimum": 1})]
-TEXT = "text/plain; charset=utf-8"
+# Litestar appends `; charset=utf-8` to every text/* type itself; naming it here too would send it twice.
+TEXT = "text/plain"
 
 
 async def _latest_size(svc: Svc, at_least: int = 0) -> tuple[int, str]:
@@ -35,17 +37,32 @@ async def _latest_size(svc: Svc, at_least: int = 0) -> tuple[int, str]:
     return checkpoint.tree_size, checkpoint.note
 
 
-@get(
-    ["/v1/checkpoint", "/checkpoint"],
-    media_type=TEXT,
-    summary="The latest signed checkpoint",
-    responses=errors(400, 401, 404),
-)
-async def latest_checkpoint(svc: Svc, authorization: Authorization) -> Response[str]:
+async def _checkpoint_note(svc: Svc) -> Response[str]:
     """The newest checkpoint as a C2SP signed note (never cached: it changes with every batch)."""
-    await svc.authenticate(authorization, READ_ROLES)
     checkpoint = await svc.latest_checkpoint(fresh=True)
     return Response(checkpoint.note, media_type=TEXT, headers={"Cache-Control": "no-store"})
+
+
+@get(
+    "/v1/checkpoint", media_type=TEXT, summary="The latest signed checkpoint", responses=errors(400, 401, 404)
+)
+async def latest_checkpoint(svc: Svc, authorization: Authorization) -> Response[str]:
+    """The newest checkpoint as a C2SP signed note; needs a reader's token."""
+    await svc.authenticate(authorization, READ_ROLES)
+    return await _checkpoint_note(svc)
+
+
+@get(
+    "/checkpoint",
+    media_type=TEXT,
+    summary="The latest signed checkpoint (C2SP tlog-tiles; open to all under serve --public-log)",
+    responses=errors(400, 401, 404),
+    opt=PUBLIC_LOG,
+)
+async def tlog_checkpoint(svc: Svc, authorization: Authorization) -> Response[str]:
+    """The same note at the C2SP tlog-tiles path; without a token only when the log is public."""
+    await svc.authenticate_log_read(authorization)
+    return await _checkpoint_note(svc)
 
 
 @get("/v1/entries/{index:int}", summary="One entry's exact bytes", responses=errors(400, 401, 404))

@@ -10,6 +10,7 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from litestar.di import NamedDependency
 
@@ -38,7 +39,7 @@ from ledger.timeline import current_registry
 ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = "appender", "auditor", "admin"
 APPEND_ROLES = frozenset({ROLE_APPENDER, ROLE_ADMIN})
 READ_ROLES = frozenset({ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN})
-TOKEN_CACHE_SECONDS = 30.0
+TOKEN_CACHE_SECONDS = 1.0  # how late a revocation may take effect (see `authenticate`)
 CHECKPOINT_CACHE_SECONDS = 0.2
 MAX_IDEMPOTENCY_KEY = 200
 
@@ -52,6 +53,7 @@ class ServiceState:
     proofs: ProofReader
     signer: SignerKey
     metrics: Metrics = field(default_factory=Metrics)
+    public_log: bool = False  # `serve --public-log`: /checkpoint and /tile/* need no token
     _tokens: dict[bytes, tuple[TokenRow, float]] = field(default_factory=dict)
     _latest: tuple[CheckpointRow, float] | None = None
     _verified_note: str = ""  # the newest checkpoint note this process checked (or signed)
@@ -93,23 +95,45 @@ class ServiceState:
         self._remember(checkpoint)
 
     async def authenticate(self, authorization: str | None, roles: frozenset[str]) -> TokenRow:
-        """The token's grants; 401 without a known bearer token, 403 without one of `roles`."""
+        """The token's grants; 401 without a known, live bearer token; 403 without one of `roles`.
+
+        A token's row is cached for TOKEN_CACHE_SECONDS, so a revocation reaches every
+        worker of every service process within that time (one indexed read per token,
+        worker and period); the expiry is checked against the clock on every request.
+        """
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise UnauthenticatedError("send Authorization: Bearer <token>")
         digest = hash_token(token.strip())
+        now = time.monotonic()
         cached = self._tokens.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
+        if cached is not None and cached[1] > now:
             row = cached[0]
         else:
+            # The deadline counts from before the read: a row read before a revocation committed
+            # is served no later than TOKEN_CACHE_SECONDS after that commit.
             found = await self.store.token(digest)
             if found is None:
                 raise UnauthenticatedError("unknown token")
             row = found
-            self._tokens[digest] = (row, time.monotonic() + TOKEN_CACHE_SECONDS)
+            self._tokens[digest] = (row, now + TOKEN_CACHE_SECONDS)
+        if row.expires_at is not None or row.revoked_at is not None:
+            refusal = row.refusal(datetime.now(UTC))
+            if refusal is not None:
+                raise UnauthenticatedError(f"{refusal}; ask the ledger's operator for a new one")
         if row.role not in roles:
             raise PermissionDeniedError(f"a token with role {row.role!r} may not do this")
         return row
+
+    async def authenticate_log_read(self, authorization: str | None) -> TokenRow | None:
+        """Who reads a C2SP log route (`/checkpoint`, `/tile/*`): anyone under `public_log`, else a reader.
+
+        Tile clients send no credentials, so a public log lets them in without one; a
+        credential that *is* sent is still checked, so a bad or revoked token is a 401.
+        """
+        if authorization is None and self.public_log:
+            return None
+        return await self.authenticate(authorization, READ_ROLES)
 
     async def admit(self, envelope: Envelope, token: TokenRow) -> Admitted:
         """Admit an envelope for this token: signature, key role and product scope."""

@@ -417,11 +417,12 @@ class PostgresStore:
         return None if row is None else CheckpointRow(row[0], row[1], row[2])
 
     async def token(self, token_hash: bytes) -> TokenRow | None:
-        """The grants of the token whose SHA-256 is `token_hash`."""
+        """The grants, expiry and revocation of the token whose SHA-256 is `token_hash` (a unique index)."""
         row = await self._pool.fetchrow(
-            "SELECT id, role, products FROM api_tokens WHERE token_hash = $1", token_hash
+            "SELECT id, role, products, expires_at, revoked_at FROM api_tokens WHERE token_hash = $1",
+            token_hash,
         )
-        return None if row is None else TokenRow(row[0], row[1], tuple(row[2]))
+        return None if row is None else TokenRow(row[0], row[1], tuple(row[2]), row[3], row[4])
 
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:
         """Recorded uses of these (token id, key) pairs."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ledger.core.encoding import format_time
+
 # No log reaches 2^62 entries: an index at or past it (from a URL, say) names nothing, and
 # implementations may answer "none" without asking their database (whose integers may overflow).
 MAX_INDEX = 1 << 62
@@ -102,11 +104,21 @@ class IdempotencyRow:
 
 @dataclass(frozen=True, slots=True)
 class TokenRow:
-    """An API token's grants (the token itself is never stored)."""
+    """An API token's grants and how long they last (the token itself is never stored)."""
 
     token_id: int
     role: str
     products: tuple[str, ...]
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why the token grants nothing at `now` (revoked, or at or past its expiry); None while valid."""
+        if self.revoked_at is not None:
+            return f"this token was revoked at {format_time(self.revoked_at)}"
+        if self.expires_at is not None and self.expires_at <= now:
+            return f"this token expired at {format_time(self.expires_at)}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +226,7 @@ class LogStore(Protocol):
         ...
 
     async def token(self, token_hash: bytes) -> TokenRow | None:
-        """The grants of the token whose SHA-256 is `token_hash`."""
+        """The grants, expiry and revocation of the token whose SHA-256 is `token_hash`."""
         ...
 
     async def find_idempotency(self, keys: Sequence[tuple[int, str]]) -> list[IdempotencyRow]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import asyncpg
 import msgspec
 import pytest
 from audit_support import run_cli
-from ledger_harness import Ledger, evidence, init_ledger, register, to_json, token
+from ledger_harness import Ledger, evidence, free_port, init_ledger, register, to_json, token
 from service_support import bearer, check_error, service
 
 from ledger.admin import KeyRegistered, encode_admin_record
@@ -231,3 +233,16 @@ def test_statements_signed_by_a_known_key_still_append_after_a_refused_plant(wor
             assert client.post("/v1/entries", content=body, headers=world.appender).status_code == 201
     code, output = run_cli("audit", "--dsn", world.ledger.dsn)
     assert code == 0, output
+
+
+def test_serve_refuses_to_start_on_a_log_changed_around_the_ledger(world: World) -> None:
+    forge_key_grant(world)
+    command = [str(Path(sys.executable).with_name("evledger")), "serve", "--dsn", world.ledger.dsn]
+    command += ["--key", str(world.ledger.key_path), "--port", str(free_port())]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "evledger: verification FAILED: the stored checkpoint at size 4 is not signed by the ledger key"
+        in (done.stderr)
+    )
+    assert "Traceback" not in done.stdout + done.stderr
