@@ -8,8 +8,9 @@ request of the batch fails and nothing of it is visible (no gap, no partial
 write). One exception: when the store refuses a value of the batch itself
 (UnstorableError), the batch is split in halves, each retried alone, until the
 request that carries the value fails by itself and the others are appended.
-The queue is bounded: past `max_pending` envelopes, `append` raises
-UnavailableError at once instead of growing memory.
+The queue is bounded: past `max_pending` envelopes or `max_pending_bytes` bytes of
+them, `append` raises UnavailableError at once instead of growing memory (a request
+larger than the byte bound alone is still taken when the queue is empty).
 
 It knows the storage Protocol only: no SQL, no HTTP.
 """
@@ -64,9 +65,20 @@ class Appended:
     time: str = ""
 
 
+def request_bytes(request: PendingRequest) -> int:
+    """What a request's envelopes weigh in the queue: their text (the entries they become are as big)."""
+    return sum(
+        len(a.envelope.payload)
+        + len(a.envelope.payload_type)
+        + sum(len(s.keyid) + len(s.sig) for s in a.envelope.signatures)
+        for a in request.submissions
+    )
+
+
 @dataclass(slots=True)
 class _Waiting:
     request: PendingRequest
+    nbytes: int = 0
     future: asyncio.Future[Appended] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -103,6 +115,7 @@ class Sequencer:
         max_batch: int = 1000,
         max_delay: float = 0.002,
         max_pending: int = 20_000,
+        max_pending_bytes: int = 64 << 20,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """Sequence into `store`, signing checkpoints with the ledger key `signer`.
@@ -115,10 +128,12 @@ class Sequencer:
         self._max_batch = max_batch
         self._max_delay = max_delay
         self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
         self._clock = clock
         self._queue: deque[_Waiting] = deque()
         self._halves: deque[list[_Waiting]] = deque()  # parts of a refused batch, each its own batch next
         self._pending = 0
+        self._pending_bytes = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -136,6 +151,11 @@ class Sequencer:
         """Envelopes waiting to be integrated."""
         return self._pending
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the envelopes waiting to be integrated (see `request_bytes`)."""
+        return self._pending_bytes
+
     def start(self) -> None:
         """Start the integration loop on the running event loop."""
         if self._task is None:
@@ -152,22 +172,26 @@ class Sequencer:
     async def append(self, request: PendingRequest) -> Appended:
         """Queue a request and wait until its entries are durable; raise why it was refused.
 
-        Raises UnavailableError immediately when the queue is full.
+        Raises UnavailableError immediately when the queue is full, by count or by bytes.
         """
         if self._task is None or self._stopping:
             raise UnavailableError("the sequencer is not running")
-        if self._pending + len(request.submissions) > self._max_pending:
+        nbytes = request_bytes(request)
+        if self._pending + len(request.submissions) > self._max_pending or (
+            self._pending_bytes and self._pending_bytes + nbytes > self._max_pending_bytes
+        ):
             raise UnavailableError("the append queue is full; retry shortly", retry_after=1)
-        waiting = _Waiting(request)
+        waiting = _Waiting(request, nbytes)
         self._queue.append(waiting)
         self._pending += waiting.size
+        self._pending_bytes += nbytes
         self._wakeup.set()
         return await waiting.future
 
     def _take_batch(self) -> list[_Waiting]:
         """Dequeue up to `max_batch` envelopes' worth of requests; a larger first request goes alone."""
         batch: list[_Waiting] = []
-        taken = 0
+        taken = taken_bytes = 0
         keys: set[tuple[int, str]] = set()
         deferred: list[_Waiting] = []
         while self._queue and (not batch or taken + self._queue[0].size <= self._max_batch):
@@ -180,8 +204,10 @@ class Sequencer:
                 keys.add((idem.token_id, idem.key))
             batch.append(waiting)
             taken += waiting.size
+            taken_bytes += waiting.nbytes
         self._queue.extendleft(reversed(deferred))
         self._pending -= taken
+        self._pending_bytes -= taken_bytes
         return batch
 
     async def _run(self) -> None:
@@ -204,6 +230,9 @@ class Sequencer:
                     # The cause goes to the log only: it may name tables and indexes, and it is the
                     # same text for every client of the batch, whoever caused it.
                     self._fail(batch, UnavailableError(BATCH_FAILED))
+                # Drop the last batch now: while the loop waits for work, this reference would keep its
+                # envelopes and entries (up to a whole batch's bytes) alive after their requests end.
+                del batch
 
     def _next_batch(self) -> list[_Waiting]:
         """The next batch: the first half of a refused batch still to retry, else what is queued."""
