@@ -24,6 +24,7 @@ from cli.settings import (
 from ledger.bootstrap import initialise
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.errors import InputError
+from ledger.service.limits import server_options
 from ledger.storage.migrate import create_token
 
 token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -87,7 +88,6 @@ def serve(
 ) -> None:
     """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory."""
     from granian import Granian  # noqa: PLC0415 - only this command needs the server
-    from granian.constants import Interfaces, Loops  # noqa: PLC0415
 
     with command_errors(json_output=False):
         signer, key_path = ledger_key(key, data_dir, None)
@@ -98,16 +98,7 @@ def serve(
                 _first_admin_token(url, data_dir)
             os.environ.update({"EVLEDGER_DSN": url, "EVLEDGER_KEY": str(key_path.resolve())})
             typer.echo(f"evledger: serving {signer.name} on http://{host}:{port} (ledger key {signer.keyid})")
-            Granian(
-                "ledger.service.app:app_from_env",
-                address=host,
-                port=port,
-                interface=Interfaces.ASGI,
-                workers=workers or os.cpu_count() or 1,
-                loop=Loops.uvloop,
-                factory=True,
-                log_access=False,
-            ).serve()
+            Granian(**server_options(host=host, port=port, workers=workers or os.cpu_count() or 1)).serve()
 
 
 def _first_admin_token(url: str, data_dir: Path) -> None:

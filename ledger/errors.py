@@ -82,12 +82,19 @@ class UnauthenticatedError(LedgerError):
 
 
 class UnavailableError(LedgerError):
-    """The ledger cannot take the request now (queue full); retry after `retry_after` seconds."""
+    """The ledger cannot take the request now; retry after `retry_after` seconds.
+
+    Its queue or body budget is full, or its database is unreachable (ledger.storage.outage).
+    """
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         """Keep the advised wait."""
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RequestTimeoutError(LedgerError):
+    """The client did not send its request body in the time the server allows (HTTP 408)."""
 
 
 class UnstorableError(EncodingError):

@@ -22,6 +22,7 @@ from ledger.errors import (
     MalformedRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RequestTimeoutError,
     TooLargeError,
     UnauthenticatedError,
     UnavailableError,
@@ -42,6 +43,7 @@ _STATUSES: tuple[tuple[type[LedgerError], int, str], ...] = (
     (PermissionDeniedError, 403, "forbidden"),
     (NotFoundError, 404, "not found"),
     (ConflictError, 409, "conflict"),
+    (RequestTimeoutError, 408, "request timeout"),
     (UnavailableError, 503, "unavailable"),
 )
 
@@ -61,9 +63,16 @@ def _response(
 
 
 def ledger_error_handler(_: Request[Any, Any, Any], exc: LedgerError) -> Response[ErrorBody]:
-    """Map a LedgerError to its status; 503s carry Retry-After."""
+    """Map a LedgerError to its status; 503s carry Retry-After.
+
+    A 408 also closes the connection: the rest of a late body must not be read as the next request.
+    """
     status, error = status_of(exc)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, UnavailableError) else None
+    headers = None
+    if isinstance(exc, UnavailableError):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, RequestTimeoutError):
+        headers = {"Connection": "close"}
     return _response(status, error, str(exc), headers)
 
 
