@@ -1,0 +1,109 @@
+"""Database outages, told apart from every other failure, and raised as UnavailableError.
+
+When PostgreSQL restarts, fails over, is cut off from the service or runs out of
+connections, every call the store makes fails at the connection level. None of that
+is the request's fault and all of it passes: the service answers 503 with Retry-After
+(DESIGN.md §4), never 500, and the pool replaces the broken connections by itself on
+later calls. `is_outage` names those failures; `unavailable_on_outage` wraps a store
+class so that each of its public coroutines and async context managers raises them as
+UnavailableError (the cause stays chained, and logged once, for the operator).
+
+Anything else (a constraint, a bug, a value PostgreSQL refuses) passes through
+unchanged: a failure that would recur on retry must not be disguised as an outage.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from typing import ParamSpec, TypeVar
+
+import asyncpg
+
+from ledger.errors import UnavailableError
+
+log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
+C = TypeVar("C", bound=type)
+
+OUTAGE_RETRY_AFTER = 2  # seconds: a restart or failover takes a few; the pool reconnects on the next call
+CONNECT_TIMEOUT = 5.0  # seconds to open a connection; asyncpg's 60 s default would hang requests that long
+COMMAND_TIMEOUT = 60.0  # seconds a statement may take before the connection is presumed lost
+OUTAGE_DETAIL = "the ledger's database is unreachable; retry shortly"
+
+# Connection-level SQLSTATE classes: 08 connection exception, 53 insufficient resources
+# (too many connections, out of memory, disk full), 57 operator intervention
+# (admin shutdown, crash shutdown, cannot connect now, query cancelled, database dropped).
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable, and TimeoutError (connect, command and pool timeouts)
+    asyncpg.PostgresConnectionError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+)
+# asyncpg's InterfaceError is mostly misuse (a bug), except on a connection or pool that is gone.
+_GONE = ("connection is closed", "connection was closed", "pool is closing", "pool is closed")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or cannot serve now (not what was asked of it)."""
+    if isinstance(exc, _OUTAGE_ERRORS):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and any(text in str(exc) for text in _GONE)
+
+
+@contextmanager
+def outages_as_unavailable(what: str) -> Iterator[None]:
+    """Raise an outage inside the block as UnavailableError; let every other exception through."""
+    try:
+        yield
+    except UnavailableError:
+        raise
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        log.warning("database unavailable during %s: %s: %s", what, type(exc).__name__, exc)
+        raise UnavailableError(OUTAGE_DETAIL, retry_after=OUTAGE_RETRY_AFTER) from exc
+
+
+def _coroutine(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    @functools.wraps(method)
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        with outages_as_unavailable(method.__qualname__):
+            return await method(*args, **kwargs)
+
+    return guarded
+
+
+def _context(
+    method: Callable[P, AbstractAsyncContextManager[R]],
+) -> Callable[P, AbstractAsyncContextManager[R]]:
+    @functools.wraps(method)
+    @asynccontextmanager
+    async def guarded(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
+        # Entering (acquire, BEGIN) and leaving (COMMIT, ROLLBACK, release) are guarded; an
+        # error of the block itself passes through, translated only if it is an outage.
+        with outages_as_unavailable(method.__qualname__):
+            async with method(*args, **kwargs) as value:
+                yield value
+
+    return guarded
+
+
+def unavailable_on_outage(cls: C) -> C:
+    """Class decorator: every public coroutine method and async context manager of `cls` is guarded.
+
+    Precondition: the class's async context managers are `contextlib.asynccontextmanager`
+    functions (recognised through their wrapped async generator).
+    """
+    for name, attribute in list(vars(cls).items()):
+        if name.startswith("_") or not callable(attribute):
+            continue
+        if inspect.iscoroutinefunction(attribute):
+            setattr(cls, name, _coroutine(attribute))
+        elif inspect.isasyncgenfunction(inspect.unwrap(attribute)):
+            setattr(cls, name, _context(attribute))
+    return cls
