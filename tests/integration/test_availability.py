@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from availability_support import Server, appender, peak_rss_mib, serving, worker_pids
 from ledger_harness import Ledger, init_ledger, statement, token
-from service_support import bearer, check_error, written
+from service_support import bearer, check_error, service, written
 
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.keys import SignerKey
@@ -189,3 +189,59 @@ def test_concurrent_big_batches_stay_within_the_body_budget_and_the_rest_get_503
     # the body budget (a body, the envelopes decoded from it and the entries built from them are alive
     # at once; 2.8 times measured here). Without the budget all eight are taken: about 10 times.
     assert peak - idle <= 3.5 * budget / MIB, (idle, peak)
+
+
+@pytest.mark.parametrize(("who", "status"), [("nobody", 401), ("auditor", 403)])
+def test_a_slow_body_without_an_appenders_token_is_refused_at_once_and_reserves_nothing(
+    ledger: Ledger, who: str, status: int
+) -> None:
+    with limited(ledger, body_timeout="2", body_budget="100000") as server:
+        headers = {} if who == "nobody" else bearer(token(ledger.dsn, who))
+
+        async def slow_body() -> tuple[int, float]:
+            started = time.monotonic()
+            length = 60_000
+
+            async def trickle() -> AsyncIterator[bytes]:
+                for _ in range(length // 1000):
+                    yield b" " * 1000
+                    await asyncio.sleep(0.1)
+
+            async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+                request = client.build_request(
+                    "POST",
+                    "/v1/entries",
+                    content=trickle(),
+                    headers={**headers, "Content-Length": str(length)},
+                )
+                with contextlib.suppress(httpx.TransportError):  # the server closes before the body ends
+                    response = await client.send(request)
+                    return response.status_code, time.monotonic() - started
+            return 0, time.monotonic() - started
+
+        answered, elapsed = asyncio.run(slow_body())
+        assert answered in {status, 0}
+        assert elapsed < 1.5  # refused before the body: not after the 2 s deadline, not after 6 s of it
+        appender_token, key = appender(server.url, ledger)
+        big = padded(key, 2, 40_000)
+        response = httpx.post(server.url + "/v1/entries", content=big, headers=bearer(appender_token))
+        assert response.status_code == 201, response.text  # nothing of the budget was kept
+
+
+def test_openapi_lists_the_outage_503_with_retry_after_and_the_408_of_late_bodies(ledger: Ledger) -> None:
+    with service(ledger) as api:
+        document = api.get("/schema/openapi.json").json()
+    operations = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if path not in {"/healthz", "/readyz"}
+    ]
+    assert len(operations) >= 15
+    for path, method, operation in operations:
+        unavailable = operation["responses"]["503"]
+        assert unavailable["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+        assert unavailable["headers"]["Retry-After"]["schema"] == {"type": "integer"}, (method, path)
+        assert ("408" in operation["responses"]) == (method == "post"), (method, path)
