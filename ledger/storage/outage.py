@@ -4,7 +4,8 @@ When PostgreSQL restarts, fails over, is cut off from the service or runs out of
 connections, every call the store makes fails at the connection level. None of that
 is the request's fault and all of it passes: the service answers 503 with Retry-After
 (DESIGN.md §4), never 500, and the pool replaces the broken connections by itself on
-later calls. `is_outage` names those failures; `unavailable_on_outage` wraps a store
+later calls (through `open_connection`, for which any failure to connect is an outage).
+`is_outage` names those failures; `unavailable_on_outage` wraps a store
 class so that each of its public coroutines and async context managers raises them as
 UnavailableError (the cause stays chained, and logged once, for the operator).
 
@@ -19,7 +20,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -39,13 +40,32 @@ OUTAGE_DETAIL = "the ledger's database is unreachable; retry shortly"
 # (too many connections, out of memory, disk full), 57 operator intervention
 # (admin shutdown, crash shutdown, cannot connect now, query cancelled, database dropped).
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, unreachable, and TimeoutError (connect, command and pool timeouts)
+    OSError,  # refused, reset, unreachable, CannotConnectError, TimeoutError (connect, command, pool)
     asyncpg.PostgresConnectionError,
     asyncpg.InsufficientResourcesError,
     asyncpg.OperatorInterventionError,
 )
 # asyncpg's InterfaceError is mostly misuse (a bug), except on a connection or pool that is gone.
 _GONE = ("connection is closed", "connection was closed", "pool is closing", "pool is closed")
+
+
+class CannotConnectError(OSError):
+    """The pool could not open a connection to the database (the reason is the message and the cause)."""
+
+
+async def open_connection(*args: object, **kwargs: object) -> asyncpg.Connection[Any]:
+    """`asyncpg.connect` for the pool: whatever stops a new connection is an outage.
+
+    Refused, unreachable, timed out, but also a database that takes no connections now
+    (SQLSTATE 55000 while an operator has set ALLOW_CONNECTIONS false), a server starting
+    up, or credentials it no longer accepts: the service cannot serve until that passes.
+    The message keeps the reason for the operator (a CLI prints it; the HTTP service logs it).
+    """
+    try:
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(*args, **kwargs)  # type: ignore[call-overload]  # the pool passes connect's own arguments
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise CannotConnectError(f"cannot connect to the ledger's database: {exc}") from exc
+    return connection
 
 
 def is_outage(exc: BaseException) -> bool:

@@ -31,7 +31,7 @@ from ledger.storage.entry_queries import (
     is_combination,
     search_sql,
 )
-from ledger.storage.outage import COMMAND_TIMEOUT, CONNECT_TIMEOUT, unavailable_on_outage
+from ledger.storage.outage import COMMAND_TIMEOUT, CONNECT_TIMEOUT, open_connection, unavailable_on_outage
 from ledger.storage.protocol import (
     MAX_INDEX,
     BatchWrite,
@@ -309,6 +309,7 @@ class PostgresStore:
             max_size=max_size,
             server_settings={"role": APP_ROLE},
             reset=_keep_session,
+            connect=open_connection,
             timeout=CONNECT_TIMEOUT,
             command_timeout=COMMAND_TIMEOUT,
         )

@@ -3,7 +3,8 @@
 A real `evledger serve` reaches PostgreSQL through a TCP proxy the test owns. The test
 cuts the proxy (new connections refused, open ones reset: the database host is gone),
 restores it, then terminates the service's sessions with `pg_terminate_backend` (what a
-PostgreSQL restart or failover does to them). Appenders keep appending throughout.
+PostgreSQL restart or failover does to them), then has the database refuse connections
+for a while (ALLOW_CONNECTIONS false). Appenders keep appending throughout.
 Every route must answer 503 with Retry-After while the database is unreachable (or
 serve what it holds in memory), /readyz must say "not ready", everything must work again
 on its own once the database is back, and every acknowledged append must be in the log.
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -100,16 +102,32 @@ async def _wait_until_ready(client: httpx.AsyncClient) -> None:
     pytest.fail(f"not ready {RECOVERY_TIMEOUT:.0f} s after the database came back")
 
 
+def _maintenance(dsn: str) -> tuple[str, str]:
+    """The server's maintenance database (to act on the ledger's from outside it), and the ledger's name."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
+
+
 async def _terminate_sessions(dsn: str) -> int:
-    """pg_terminate_backend on every session of the ledger's database but this one."""
-    conn = await asyncpg.connect(dsn)
+    """pg_terminate_backend on every session of the ledger's database."""
+    maintenance, name = _maintenance(dsn)
+    conn = await asyncpg.connect(maintenance)
     try:
         return int(
             await conn.fetchval(
-                """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                   WHERE datname = current_database() AND pid <> pg_backend_pid()"""
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1", name
             )
         )
+    finally:
+        await conn.close()
+
+
+async def _alter_connections(dsn: str, *, allow: bool) -> None:
+    """ALTER DATABASE ... ALLOW_CONNECTIONS for the ledger's database."""
+    maintenance, name = _maintenance(dsn)
+    conn = await asyncpg.connect(maintenance)
+    try:
+        await conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
     finally:
         await conn.close()
 
@@ -165,6 +183,24 @@ class Outage:
             assert response.status_code == 200, (path, response.status_code, response.text)
         assert 201 in self.load.statuses[terminated_at:], self.load.statuses[terminated_at:]
 
+    async def refuse_connections(self) -> None:
+        """The database takes no connections for a while (as while it restarts), then takes them again."""
+        await _alter_connections(self.ledger.dsn, allow=False)
+        try:
+            assert await _terminate_sessions(self.ledger.dsn) >= 1
+            refused_at = len(self.load.statuses)
+            await asyncio.sleep(0.5)
+            for path in READS:
+                _check_outage_answer(await self.client.get(path), path)
+            assert (await self.client.get("/readyz")).status_code == 503
+            assert set(self.load.statuses[refused_at:][-10:]) == {503}
+        finally:
+            await _alter_connections(self.ledger.dsn, allow=True)
+        await _wait_until_ready(self.client)
+        taken_at = len(self.load.statuses)
+        await asyncio.sleep(1.0)
+        assert 201 in self.load.statuses[taken_at:], self.load.statuses[taken_at:]
+
 
 @pytest.fixture
 def proxied(fresh_dsn: str, tmp_path: Path) -> Iterator[tuple[Ledger, TcpProxy, str]]:
@@ -212,6 +248,7 @@ def test_database_outage_gives_503_with_retry_after_never_500_and_the_service_re
             await outage.cut()
             await outage.restore()
             await outage.terminate_sessions()
+            await outage.refuse_connections()
             load.stopping.set()
             await appending
 

@@ -7,6 +7,7 @@ connection, terminated sessions) is tests/integration/test_outage.py.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,13 @@ import asyncpg
 import pytest
 
 from ledger.errors import UnavailableError, UnstorableError
-from ledger.storage.outage import OUTAGE_RETRY_AFTER, is_outage, unavailable_on_outage
+from ledger.storage.outage import (
+    OUTAGE_RETRY_AFTER,
+    CannotConnectError,
+    is_outage,
+    open_connection,
+    unavailable_on_outage,
+)
 
 OUTAGES = [
     ConnectionRefusedError(111, "Connection refused"),
@@ -126,3 +133,14 @@ def test_a_guarded_transaction_raises_outages_on_entry_and_inside_and_lets_the_r
 def test_private_helpers_are_left_alone() -> None:
     with pytest.raises(ConnectionResetError):
         asyncio.run(_Store()._private())
+
+
+def test_any_failure_to_open_a_pool_connection_is_an_outage_that_keeps_its_reason() -> None:
+    with socket.socket() as s:  # a port nothing listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(CannotConnectError) as refused:
+        asyncio.run(open_connection(f"postgresql://nobody@127.0.0.1:{port}/none", timeout=2))
+    assert is_outage(refused.value)
+    assert "cannot connect to the ledger's database" in str(refused.value)
+    assert isinstance(refused.value.__cause__, OSError)  # the reason stays, for the operator's log
