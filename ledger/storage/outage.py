@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -35,6 +36,7 @@ OUTAGE_RETRY_AFTER = 2  # seconds: a restart or failover takes a few; the pool r
 CONNECT_TIMEOUT = 5.0  # seconds to open a connection; asyncpg's 60 s default would hang requests that long
 COMMAND_TIMEOUT = 60.0  # seconds a statement may take before the connection is presumed lost
 OUTAGE_DETAIL = "the ledger's database is unreachable; retry shortly"
+LOG_INTERVAL = 1.0  # seconds between two log lines about failures of an outage
 
 # Connection-level SQLSTATE classes: 08 connection exception, 53 insufficient resources
 # (too many connections, out of memory, disk full), 57 operator intervention
@@ -45,8 +47,17 @@ _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InsufficientResourcesError,
     asyncpg.OperatorInterventionError,
 )
-# asyncpg's InterfaceError is mostly misuse (a bug), except on a connection or pool that is gone.
-_GONE = ("connection is closed", "connection was closed", "pool is closing", "pool is closed")
+# asyncpg's InterfaceError is mostly misuse and its InternalClientError mostly a bug, except when
+# they say a connection is gone: used after it closed, or, when the server ended the session between
+# two queries (pg_terminate_backend, a restart), the next query on it ("cannot switch to state 12;
+# another operation (2) is in progress", seen with asyncpg 0.32).
+_GONE: tuple[tuple[type[Exception], tuple[str, ...]], ...] = (
+    (
+        asyncpg.InterfaceError,
+        ("connection is closed", "connection was closed", "pool is closing", "pool is closed"),
+    ),
+    (asyncpg.InternalClientError, ("cannot switch to state",)),
+)
 
 
 class CannotConnectError(OSError):
@@ -72,7 +83,27 @@ def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot be reached or cannot serve now (not what was asked of it)."""
     if isinstance(exc, _OUTAGE_ERRORS):
         return True
-    return isinstance(exc, asyncpg.InterfaceError) and any(text in str(exc) for text in _GONE)
+    return any(isinstance(exc, cls) and any(t in str(exc) for t in texts) for cls, texts in _GONE)
+
+
+class _Warnings:
+    """At most one log line a second about an outage, however many requests meet it."""
+
+    def __init__(self) -> None:
+        self.last = -LOG_INTERVAL
+        self.quiet = 0
+
+    def note(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.last < LOG_INTERVAL:
+            self.quiet += 1
+            return
+        more = f" (and {self.quiet} more since the last report)" if self.quiet else ""
+        log.warning("database unavailable during %s: %s: %s%s", what, type(exc).__name__, exc, more)
+        self.last, self.quiet = now, 0
+
+
+_warnings = _Warnings()
 
 
 @contextmanager
@@ -85,7 +116,7 @@ def outages_as_unavailable(what: str) -> Iterator[None]:
     except Exception as exc:
         if not is_outage(exc):
             raise
-        log.warning("database unavailable during %s: %s: %s", what, type(exc).__name__, exc)
+        _warnings.note(what, exc)
         raise UnavailableError(OUTAGE_DETAIL, retry_after=OUTAGE_RETRY_AFTER) from exc
 
 

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from ledger.errors import UnavailableError, UnstorableError
+from ledger.storage import outage
 from ledger.storage.outage import (
     OUTAGE_RETRY_AFTER,
     CannotConnectError,
@@ -36,6 +37,8 @@ OUTAGES = [
     asyncpg.TooManyConnectionsError("sorry, too many clients already"),
     asyncpg.InterfaceError("connection is closed"),
     asyncpg.InterfaceError("pool is closing"),
+    # The next query on a session the server ended while it was idle (asyncpg 0.32).
+    asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
 ]
 NOT_OUTAGES = [
     asyncpg.UniqueViolationError("duplicate key value violates unique constraint"),
@@ -43,6 +46,7 @@ NOT_OUTAGES = [
     asyncpg.UndefinedTableError('relation "entries" does not exist'),
     asyncpg.InsufficientPrivilegeError("permission denied for table entries"),
     asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+    asyncpg.InternalClientError("unexpected codec type: 42"),
     RuntimeError("the ledger is not initialised"),
     ValueError("a bug"),
     UnstorableError("a value the store cannot hold"),
@@ -144,3 +148,22 @@ def test_any_failure_to_open_a_pool_connection_is_an_outage_that_keeps_its_reaso
     assert is_outage(refused.value)
     assert "cannot connect to the ledger's database" in str(refused.value)
     assert isinstance(refused.value.__cause__, OSError)  # the reason stays, for the operator's log
+
+
+def test_an_outage_is_logged_at_most_once_a_second_however_many_requests_meet_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _Store()
+    store.failure = ConnectionRefusedError(111, "Connection refused")
+
+    async def many() -> None:
+        for _ in range(50):
+            with pytest.raises(UnavailableError):
+                await store.read()
+
+    with caplog.at_level("WARNING", logger="ledger.storage.outage"):
+        outage._warnings.last = -outage.LOG_INTERVAL  # as after a quiet second
+        asyncio.run(many())
+    lines = [r for r in caplog.records if r.name == "ledger.storage.outage"]
+    assert len(lines) == 1
+    assert "Connection refused" in lines[0].getMessage()
