@@ -33,7 +33,7 @@ from ledger.service import (
     routes_releases,
     routes_tiles,
 )
-from ledger.service.availability import BodyBudget, BodyGuard, document_availability
+from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch, document_availability
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.limits import Limits, return_freed_memory
 from ledger.service.openapi import document_request_bodies
@@ -111,7 +111,8 @@ def create_app(settings: Settings) -> Litestar:
         service: ServiceState = state.svc
         return service
 
-    budget = BodyBudget(settings.limits.body_budget)  # this worker's, shared by every route
+    # This worker's, shared by every route.
+    budget, watch = BodyBudget(settings.limits.body_budget), BodyWatch(settings.limits.body_timeout)
     bench = [routes_bench.bench_echo, routes_bench.bench_ping] if settings.bench_routes else []
     app = Litestar(
         route_handlers=[
@@ -137,7 +138,7 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"svc": Provide(provide_state, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         before_request=refuse_nul_in_target,
-        middleware=[DefineMiddleware(BodyGuard, budget=budget, timeout=settings.limits.body_timeout)],
+        middleware=[DefineMiddleware(BodyGuard, budget=budget, watch=watch)],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="evidence-ledger", version="1", path="/schema"),
         debug=False,

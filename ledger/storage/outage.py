@@ -106,25 +106,35 @@ class _Warnings:
 _warnings = _Warnings()
 
 
+def _raise_if_outage(what: str, exc: Exception) -> None:
+    """Raise UnavailableError from `exc` if it is an outage (logged, rate-limited); else return."""
+    if isinstance(exc, UnavailableError) or not is_outage(exc):
+        return
+    _warnings.note(what, exc)
+    raise UnavailableError(OUTAGE_DETAIL, retry_after=OUTAGE_RETRY_AFTER) from exc
+
+
 @contextmanager
 def outages_as_unavailable(what: str) -> Iterator[None]:
     """Raise an outage inside the block as UnavailableError; let every other exception through."""
     try:
         yield
-    except UnavailableError:
-        raise
     except Exception as exc:
-        if not is_outage(exc):
-            raise
-        _warnings.note(what, exc)
-        raise UnavailableError(OUTAGE_DETAIL, retry_after=OUTAGE_RETRY_AFTER) from exc
+        _raise_if_outage(what, exc)
+        raise
 
 
 def _coroutine(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    what = method.__qualname__
+
     @functools.wraps(method)
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        with outages_as_unavailable(method.__qualname__):
+        # A plain try (free when nothing is raised): this wraps every query of the hot read paths.
+        try:
             return await method(*args, **kwargs)
+        except Exception as exc:
+            _raise_if_outage(what, exc)
+            raise
 
     return guarded
 

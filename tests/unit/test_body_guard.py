@@ -15,7 +15,7 @@ import pytest
 
 from ledger.errors import RequestTimeoutError, TooLargeError, UnavailableError
 from ledger.service import availability
-from ledger.service.availability import BodyBudget, BodyGuard
+from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch
 
 Message = dict[str, Any]
 
@@ -64,7 +64,7 @@ class Route:
 
 
 def guarded(route: Route, budget: BodyBudget, timeout: float) -> BodyGuard:
-    return BodyGuard(route, budget=budget, timeout=timeout)
+    return BodyGuard(route, budget=budget, watch=BodyWatch(timeout))
 
 
 async def _no_send(message: Any) -> None:
@@ -211,7 +211,7 @@ def test_requests_without_a_body_pass_untouched() -> None:
             calls.append(receive)
 
         client = Client(method="GET", length=100)
-        await BodyGuard(route, budget=budget, timeout=0.01)(client.scope, client.receive, _no_send)
+        await BodyGuard(route, budget=budget, watch=BodyWatch(0.01))(client.scope, client.receive, _no_send)
         assert calls == [client.receive]  # the server's own receive, no budget, no deadline
         assert budget.in_use == 0
 
