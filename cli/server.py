@@ -86,7 +86,12 @@ def serve(
         typer.Option(help="The owner already ran `evledger init`: the DSN's user need not own the schema."),
     ] = False,
 ) -> None:
-    """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory."""
+    """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory.
+
+    Each worker's limits come from environment variables (see docs/deployment.md):
+    EVLEDGER_MAX_CONNECTIONS, EVLEDGER_BACKLOG, EVLEDGER_HEADER_TIMEOUT,
+    EVLEDGER_BODY_TIMEOUT, EVLEDGER_BODY_BUDGET and EVLEDGER_QUEUE_BYTES.
+    """
     from granian import Granian  # noqa: PLC0415 - only this command needs the server
 
     with command_errors(json_output=False):
