@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +22,7 @@ import httpx
 import msgspec
 import pytest
 from availability_support import Server, appender, peak_rss_mib, serving, worker_pids
-from ledger_harness import Ledger, init_ledger, statement, token
+from ledger_harness import Ledger, free_port, init_ledger, statement, token
 from service_support import bearer, check_error, service, written
 
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
@@ -245,3 +249,30 @@ def test_openapi_lists_the_outage_503_with_retry_after_and_the_408_of_late_bodie
         }
         assert unavailable["headers"]["Retry-After"]["schema"] == {"type": "integer"}, (method, path)
         assert ("408" in operation["responses"]) == (method == "post"), (method, path)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("EVLEDGER_BODY_BUDGET", "lots"), ("EVLEDGER_HEADER_TIMEOUT", "0"), ("EVLEDGER_MAX_CONNECTIONS", "-5")],
+)
+def test_serve_refuses_a_wrong_limit_with_exit_2_naming_it(ledger: Ledger, name: str, value: str) -> None:
+    cli = Path(sys.executable).with_name("evledger")
+    command = [str(cli), "serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--skip-init"]
+    command += ["--port", str(free_port())]
+    process = subprocess.Popen(  # noqa: S603 - our own CLI
+        command,
+        env={**os.environ, name: value},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the server this test started, and its workers
+        process.communicate()
+        pytest.fail(f"serve started with {name}={value}")
+    assert process.returncode == 2, output
+    assert name in output
+    assert "Traceback" not in output
