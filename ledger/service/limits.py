@@ -155,4 +155,7 @@ def server_options(
         "backlog": limits.backlog,
         "backpressure": allow_open_files(limits.max_connections),
         "http1_settings": HTTP1Settings(header_read_timeout=round(limits.header_timeout * 1000)),
+        # A worker that dies (killed for its memory, a crash) is replaced; the others go on serving.
+        # Granian still stops when one dies twice within a few seconds (a crash loop).
+        "respawn_failed_workers": True,
     }

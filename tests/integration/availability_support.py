@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import IO, Self
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
@@ -37,18 +37,21 @@ START_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class Server:
-    """A running `evledger serve`: its base URL and the process id of granian's main process."""
+    """A running `evledger serve`: its base URL, granian's main process id, and its output so far."""
 
     url: str
     pid: int
+    log: IO[bytes]
+
+    def output(self) -> str:
+        """What the server has printed so far."""
+        return _output(self.log)
 
 
-def _output(log: object) -> str:
-    seek, read = getattr(log, "seek", None), getattr(log, "read", None)
-    if seek is None or read is None:
-        return ""
-    seek(0)
-    return bytes(read()).decode(errors="replace")[-3000:]
+def _output(log: IO[bytes]) -> str:
+    """The server's output so far (pread: the server writes at the file's shared offset)."""
+    fd = log.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
 
 @contextlib.contextmanager
@@ -73,16 +76,18 @@ def serving(
             deadline = time.monotonic() + START_TIMEOUT
             while True:
                 if process.poll() is not None:
-                    msg = f"evledger serve exited with {process.returncode}:\n{_output(log)}"
+                    msg = f"evledger serve exited with {process.returncode}:\n{_output(log)[-3000:]}"
                     raise RuntimeError(msg)
                 with contextlib.suppress(httpx.TransportError):
                     if httpx.get(url + "/healthz", timeout=1).status_code in {200, 401}:
                         break
                 if time.monotonic() > deadline:
-                    msg = f"evledger serve did not start within {START_TIMEOUT:.0f} s:\n{_output(log)}"
+                    msg = (
+                        f"evledger serve did not start within {START_TIMEOUT:.0f} s:\n{_output(log)[-3000:]}"
+                    )
                     raise RuntimeError(msg)
                 time.sleep(0.1)
-            yield Server(url, process.pid)
+            yield Server(url, process.pid, log)
         finally:
             process.terminate()
             try:

@@ -276,3 +276,25 @@ def test_serve_refuses_a_wrong_limit_with_exit_2_naming_it(ledger: Ledger, name:
     assert process.returncode == 2, output
     assert name in output
     assert "Traceback" not in output
+
+
+def test_a_worker_that_dies_is_replaced_and_the_others_keep_serving(ledger: Ledger) -> None:
+    reader = token(ledger.dsn, "auditor")
+    with serving(ledger, workers=2) as server:
+        before = worker_pids(server.pid)
+        assert len(before) == 2
+        os.kill(before[0], signal.SIGKILL)  # as the kernel's OOM killer would
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = worker_pids(server.pid)
+            if len(now) == 2 and before[0] not in now:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"workers {worker_pids(server.pid)} after killing {before[0]} of {before}")
+        assert before[1] in worker_pids(server.pid)  # the other worker was not restarted
+        # Until the new worker has started, granian 2.8.9 would not stop on SIGTERM: wait for it.
+        while server.output().count("Started worker") < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        latencies = asyncio.run(_probe(server.url, reader, 20))
+        assert len(latencies) == 20

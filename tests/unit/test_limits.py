@@ -81,6 +81,7 @@ def test_server_options_serve_http1_with_the_limits() -> None:
     assert isinstance(settings, HTTP1Settings)
     assert settings.header_read_timeout == 3000
     assert settings.keep_alive
+    assert options["respawn_failed_workers"] is True
 
 
 def test_server_options_refuse_a_wrong_limit_before_anything_starts() -> None:
