@@ -2,7 +2,9 @@
 
 Bad input is always a 4xx with `{"status", "error", "detail"}`; an unexpected
 failure is a 500 whose body says nothing about the internals (the traceback
-goes to the server log only).
+goes to the server log only). A full queue or body budget, and a database that
+cannot be reached (ledger.storage.outage raises it as UnavailableError), are a
+503 with Retry-After, never a 500; a body that arrives too slowly is a 408.
 """
 
 from __future__ import annotations
