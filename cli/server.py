@@ -26,6 +26,7 @@ from cli.settings import (
 from ledger.bootstrap import check_ledger_key, initialise
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.errors import ConflictError, InputError
+from ledger.service.limits import server_options
 from ledger.storage.migrate import create_token
 
 DEFAULT_ORIGIN = "evledger.local/ledger"
@@ -130,14 +131,18 @@ def serve(
     """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory.
 
     It refuses a busy port, and a data directory another `serve` uses. /healthz and /readyz need no token.
+    Each worker's limits come from environment variables (see docs/deployment.md):
+    EVLEDGER_MAX_CONNECTIONS, EVLEDGER_BACKLOG, EVLEDGER_HEADER_TIMEOUT,
+    EVLEDGER_BODY_TIMEOUT, EVLEDGER_BODY_BUDGET and EVLEDGER_QUEUE_BYTES.
     """
     from granian import Granian  # noqa: PLC0415 - only this command needs the server
-    from granian.constants import Interfaces, Loops  # noqa: PLC0415
 
     with command_errors(json_output=False), ExitStack() as owned:
         if not dsn:
             owned.enter_context(data_dir_lock(data_dir))
         refuse_busy_port(host, port)
+        # The limits are checked before anything starts: a wrong EVLEDGER_* value is exit 2.
+        options = server_options(host=host, port=port, workers=workers or os.cpu_count() or 1)
         signer, key_path = ledger_key(key, data_dir, None, dsn=dsn)
         with database(dsn, data_dir) as url:
             _initialise(url, signer, key_path, check_only=skip_init)
@@ -155,16 +160,7 @@ def serve(
             typer.echo(
                 f"evledger: serving {signer.name} on http://{host}:{port} ({access}ledger key {signer.keyid})"
             )
-            Granian(
-                "ledger.service.app:app_from_env",
-                address=host,
-                port=port,
-                interface=Interfaces.ASGI,
-                workers=workers or os.cpu_count() or 1,
-                loop=Loops.uvloop,
-                factory=True,
-                log_access=False,
-            ).serve()
+            Granian(**options).serve()
 
 
 def _first_admin_token(url: str, data_dir: Path) -> None:

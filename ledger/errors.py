@@ -113,7 +113,10 @@ class UnauthenticatedError(LedgerError):
 
 
 class UnavailableError(LedgerError):
-    """The ledger cannot take the request now (queue full); retry after `retry_after` seconds."""
+    """The ledger cannot take the request now; retry after `retry_after` seconds.
+
+    Its queue or body budget is full, or its database is unreachable (ledger.storage.outage).
+    """
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         """Keep the advised wait."""
@@ -131,6 +134,10 @@ class LogIntegrityError(UnavailableError):
     def __init__(self, message: str) -> None:
         """Advise a long wait: this does not heal by itself."""
         super().__init__(message, retry_after=60)
+
+
+class RequestTimeoutError(LedgerError):
+    """The client did not send its request body in the time the server allows (HTTP 408)."""
 
 
 class UnstorableError(EncodingError):

@@ -8,8 +8,9 @@ request of the batch fails and nothing of it is visible (no gap, no partial
 write). One exception: when the store refuses a value of the batch itself
 (UnstorableError), the batch is split in halves, each retried alone, until the
 request that carries the value fails by itself and the others are appended.
-The queue is bounded: past `max_pending` envelopes, `append` raises
-UnavailableError at once instead of growing memory.
+The queue is bounded: past `max_pending` envelopes or `max_pending_bytes` bytes of
+them, `append` raises UnavailableError at once instead of growing memory (a request
+larger than the byte bound alone is still taken when the queue is empty).
 
 Before it extends the log, a batch checks what it builds on (ledger.log_state):
 the locked head must be the tree of a checkpoint signed by the ledger key, and
@@ -93,9 +94,20 @@ class _Batch:
     lookup: bool = False
 
 
+def request_bytes(request: PendingRequest) -> int:
+    """What a request's envelopes weigh in the queue: their text (the entries they become are as big)."""
+    return sum(
+        len(a.envelope.payload)
+        + len(a.envelope.payload_type)
+        + sum(len(s.keyid) + len(s.sig) for s in a.envelope.signatures)
+        for a in request.submissions
+    )
+
+
 @dataclass(slots=True)
 class _Waiting:
     request: PendingRequest
+    nbytes: int = 0
     future: asyncio.Future[Appended] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -118,6 +130,7 @@ class Sequencer:
         max_delay: float = 0.002,
         max_pending: int = 20_000,
         max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW,
+        max_pending_bytes: int = 64 << 20,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """Sequence into `store`, signing checkpoints with the ledger key `signer`.
@@ -135,11 +148,13 @@ class Sequencer:
         self._max_delay = max_delay
         self._max_pending = max_pending
         self._max_skew = timedelta(seconds=max_clock_skew)
+        self._max_pending_bytes = max_pending_bytes
         self._clock = clock
         self._queue: deque[_Waiting] = deque()
         self._retry: deque[_Batch] = deque()  # parts of a refused batch, or one to look up: next, in order
         self._verified_head: Head | None = None  # the head this process last wrote or checked
         self._pending = 0
+        self._pending_bytes = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -157,6 +172,11 @@ class Sequencer:
         """Envelopes waiting to be integrated."""
         return self._pending
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of the envelopes waiting to be integrated (see `request_bytes`)."""
+        return self._pending_bytes
+
     def start(self) -> None:
         """Start the integration loop on the running event loop."""
         if self._task is None:
@@ -173,22 +193,26 @@ class Sequencer:
     async def append(self, request: PendingRequest) -> Appended:
         """Queue a request and wait until its entries are durable; raise why it was refused.
 
-        Raises UnavailableError immediately when the queue is full.
+        Raises UnavailableError immediately when the queue is full, by count or by bytes.
         """
         if self._task is None or self._stopping:
             raise UnavailableError("the sequencer is not running")
-        if self._pending + len(request.submissions) > self._max_pending:
+        nbytes = request_bytes(request)
+        if self._pending + len(request.submissions) > self._max_pending or (
+            self._pending_bytes and self._pending_bytes + nbytes > self._max_pending_bytes
+        ):
             raise UnavailableError("the append queue is full; retry shortly", retry_after=1)
-        waiting = _Waiting(request)
+        waiting = _Waiting(request, nbytes)
         self._queue.append(waiting)
         self._pending += waiting.size
+        self._pending_bytes += nbytes
         self._wakeup.set()
         return await waiting.future
 
     def _take_batch(self) -> list[_Waiting]:
         """Dequeue up to `max_batch` envelopes' worth of requests; a larger first request goes alone."""
         batch: list[_Waiting] = []
-        taken = 0
+        taken = taken_bytes = 0
         keys: set[tuple[int, str]] = set()
         deferred: list[_Waiting] = []
         while self._queue and (not batch or taken + self._queue[0].size <= self._max_batch):
@@ -201,8 +225,10 @@ class Sequencer:
                 keys.add((idem.token_id, idem.key))
             batch.append(waiting)
             taken += waiting.size
+            taken_bytes += waiting.nbytes
         self._queue.extendleft(reversed(deferred))
         self._pending -= taken
+        self._pending_bytes -= taken_bytes
         return batch
 
     async def _run(self) -> None:
@@ -229,11 +255,14 @@ class Sequencer:
                         log.error("batch refused: %s", exc)  # noqa: TRY400 - the cause is in the message
                     self._fail(batch.waiting or self._next_batch().waiting, exc)
                 except Exception:
-                    waiting = batch.waiting or self._next_batch().waiting  # empty: the head was not locked
-                    log.exception("batch of %d requests failed", len(waiting))
+                    batch.waiting = batch.waiting or self._next_batch().waiting  # empty: head not locked
+                    log.exception("batch of %d requests failed", len(batch.waiting))
                     # The cause goes to the log only: it may name tables and indexes, and it is the
                     # same text for every client of the batch, whoever caused it.
-                    self._fail(waiting, UnavailableError(BATCH_FAILED))
+                    self._fail(batch.waiting, UnavailableError(BATCH_FAILED))
+                # Drop the last batch now: while the loop waits for work, this reference would keep its
+                # envelopes and entries (up to a whole batch's bytes) alive after their requests end.
+                del batch
 
     def _next_batch(self) -> _Batch:
         """The next batch: a refused batch's part, or one to look up, still to retry; else what is queued."""

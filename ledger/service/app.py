@@ -11,12 +11,13 @@ import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from ledger.bootstrap import load_registry
@@ -32,7 +33,9 @@ from ledger.service import (
     routes_releases,
     routes_tiles,
 )
+from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch, document_availability
 from ledger.service.errors import EXCEPTION_HANDLERS
+from ledger.service.limits import Limits, return_freed_memory
 from ledger.service.openapi import document_request_bodies, document_security
 from ledger.service.state import ServiceState
 from ledger.service.wire import refuse_nul_in_target
@@ -54,6 +57,7 @@ class Settings:
     max_pending: int = 20_000
     bench_routes: bool = False
     public_log: bool = False  # /checkpoint and /tile/* answer without a token (C2SP tile clients send none)
+    limits: Limits = field(default_factory=Limits)  # body budget, body deadline, queue bytes
 
 
 def settings_from_env() -> Settings:
@@ -70,6 +74,7 @@ def settings_from_env() -> Settings:
         max_delay=float(os.environ.get("EVLEDGER_MAX_DELAY", "0.002")),
         bench_routes=os.environ.get("EVLEDGER_BENCH_ROUTES") == "1",
         public_log=os.environ.get(ENV_PUBLIC_LOG) == "1",
+        limits=Limits.from_env(os.environ),
     )
 
 
@@ -91,6 +96,7 @@ def create_app(settings: Settings) -> Litestar:
                 max_batch=settings.max_batch,
                 max_delay=settings.max_delay,
                 max_pending=settings.max_pending,
+                max_pending_bytes=settings.limits.queue_bytes,
             )
             sequencer.start()
             app.state.svc = ServiceState(
@@ -110,6 +116,8 @@ def create_app(settings: Settings) -> Litestar:
         service: ServiceState = state.svc
         return service
 
+    # This worker's, shared by every route.
+    budget, watch = BodyBudget(settings.limits.body_budget), BodyWatch(settings.limits.body_timeout)
     bench = [routes_bench.bench_echo, routes_bench.bench_ping] if settings.bench_routes else []
     app = Litestar(
         route_handlers=[
@@ -136,15 +144,18 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={"svc": Provide(provide_state, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         before_request=refuse_nul_in_target,
+        middleware=[DefineMiddleware(BodyGuard, budget=budget, watch=watch)],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(title="evidence-ledger", version="1", path="/schema"),
         debug=False,
     )
     document_request_bodies(app)
     document_security(app, public_log=settings.public_log)
+    document_availability(app)
     return app
 
 
 def app_from_env() -> Litestar:
     """ASGI factory for the server's worker processes."""
+    return_freed_memory()  # the worker's memory falls back after a burst of big bodies
     return create_app(settings_from_env())

@@ -2,7 +2,9 @@
 
 Bad input is always a 4xx with `{"status", "error", "detail"}`; an unexpected
 failure is a 500 whose body says nothing about the internals (the traceback
-goes to the server log only).
+goes to the server log only). A full queue or body budget, and a database that
+cannot be reached (ledger.storage.outage raises it as UnavailableError), are a
+503 with Retry-After, never a 500; a body that arrives too slowly is a 408.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ledger.errors import (
     MalformedRequestError,
     NotFoundError,
     PermissionDeniedError,
+    RequestTimeoutError,
     TooLargeError,
     UnauthenticatedError,
     UnavailableError,
@@ -42,6 +45,7 @@ _STATUSES: tuple[tuple[type[LedgerError], int, str], ...] = (
     (PermissionDeniedError, 403, "forbidden"),
     (NotFoundError, 404, "not found"),
     (ConflictError, 409, "conflict"),
+    (RequestTimeoutError, 408, "request timeout"),
     (UnavailableError, 503, "unavailable"),
 )
 
@@ -61,9 +65,16 @@ def _response(
 
 
 def ledger_error_handler(_: Request[Any, Any, Any], exc: LedgerError) -> Response[ErrorBody]:
-    """Map a LedgerError to its status; 503s carry Retry-After."""
+    """Map a LedgerError to its status; 503s carry Retry-After.
+
+    A 408 also closes the connection: the rest of a late body must not be read as the next request.
+    """
     status, error = status_of(exc)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, UnavailableError) else None
+    headers = None
+    if isinstance(exc, UnavailableError):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, RequestTimeoutError):
+        headers = {"Connection": "close"}
     return _response(status, error, str(exc), headers)
 
 

@@ -6,11 +6,13 @@ reveal nothing); the metrics need a reader's token like the rest of the API.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
+from ledger.errors import UnavailableError
 from ledger.service.openapi import NO_AUTH
 from ledger.service.routes_append import Authorization
 from ledger.service.state import READ_ROLES, Svc
@@ -19,6 +21,9 @@ from ledger.service.wire import errors
 # The Prometheus text format 0.0.4; Litestar appends `; charset=utf-8` to every text/* type itself,
 # and a second charset parameter makes strict parsers (Go's mime, Prometheus 3) refuse the response.
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"
+# Seconds /readyz waits for the database: a database that hangs reads as "not ready" (503) within
+# a probe's usual timeout of a few seconds, instead of holding the probe until its connection times out.
+READY_TIMEOUT = 2.0
 
 
 @get("/healthz", summary="Liveness (no token needed)", responses=errors(400), opt=NO_AUTH)
@@ -35,13 +40,19 @@ async def healthz() -> dict[str, str]:
         **errors(400),
         503: ResponseSpec(
             data_container=dict[str, Any],
-            description="Not ready: the ledger is not initialised or the sequencer is not running",
+            description="Not ready: the database does not answer, the ledger is not initialised "
+            "or the sequencer is not running",
         ),
     },
 )
 async def readyz(svc: Svc) -> Response[dict[str, object]]:
-    """The database answers and the sequencer runs; 503 otherwise."""
-    head = await svc.store.head()
+    """The database answers and the sequencer runs; 503 otherwise (with Retry-After while it is down)."""
+    try:
+        head = await asyncio.wait_for(svc.store.head(), READY_TIMEOUT)
+    except (UnavailableError, TimeoutError) as exc:
+        retry = str(exc.retry_after if isinstance(exc, UnavailableError) else 1)
+        down: dict[str, object] = {"status": "not ready", "detail": "the database does not answer"}
+        return Response(down, status_code=503, headers={"Retry-After": retry})
     ready = head is not None and svc.sequencer.running
     body: dict[str, object] = {
         "status": "ready" if ready else "not ready",

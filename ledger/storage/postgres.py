@@ -31,6 +31,7 @@ from ledger.storage.entry_queries import (
     is_combination,
     search_sql,
 )
+from ledger.storage.outage import COMMAND_TIMEOUT, CONNECT_TIMEOUT, open_connection, unavailable_on_outage
 from ledger.storage.protocol import (
     MAX_INDEX,
     BatchWrite,
@@ -198,6 +199,7 @@ async def _keep_session(_: object) -> None:
     """
 
 
+@unavailable_on_outage
 class PostgresAppendTransaction:
     """An open transaction that holds `SELECT ... FOR UPDATE` on the log head."""
 
@@ -309,6 +311,7 @@ async def _recorded(
     return {bytes(r[0]): int(r[1]) for r in rows}
 
 
+@unavailable_on_outage  # a lost connection is a 503 with Retry-After, not a 500
 class PostgresStore:
     """The ledger's data in one PostgreSQL database, through an asyncpg pool."""
 
@@ -328,6 +331,9 @@ class PostgresStore:
             max_size=max_size,
             server_settings={"role": APP_ROLE},
             reset=_keep_session,
+            connect=open_connection,
+            timeout=CONNECT_TIMEOUT,
+            command_timeout=COMMAND_TIMEOUT,
         )
         return cls(pool)
 
