@@ -111,6 +111,10 @@ def _recorded_indices(
     ConflictError when it mixes recorded ones with new ones (a request is appended all or
     nothing, so it cannot be half a replay).
     """
+    if len(request.submissions) == 1:  # the common case, without the lists below
+        digest = request.submissions[0].statement_hash
+        one = recorded.get(digest, batch.get(digest))
+        return None if one is None else (one,)
     refuse_repeated_statements(request.submissions)
     hashes = [item.statement_hash for item in request.submissions]
     found = [recorded.get(h, batch.get(h)) for h in hashes]

@@ -66,12 +66,14 @@ _SELECT_ENTRIES = f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries"  # noqa: S6
 _HEAD_SQL = """SELECT origin, tree_size, compact_range, last_leaf_hash, last_time, last_key_event,
                       last_admin_entry
                FROM log_head WHERE id = 1"""
-# The head, locked, and the database's clock once the lock is held (the outer projection runs
-# after the CTE has locked the row), which is the one source of entry times. The head's checkpoint
-# is read by a statement of its own: this one's snapshot predates a wait for the lock, so a join
-# would miss the checkpoint of the very commit it waited for.
+# The head, locked; its checkpoint; and the database's clock once the lock is held (the outer query
+# runs after the CTE has locked the row), which is the one source of entry times. The checkpoint is
+# read by a volatile function (007_log_integrity.sql), with a snapshot of its own: this statement's
+# snapshot predates a wait for the lock, so a plain join would miss the checkpoint of the very
+# commit it waited for. One round trip for all three.
 _LOCK_HEAD_SQL = f"""WITH head AS ({_HEAD_SQL} FOR UPDATE)
-                     SELECT head.*, clock_timestamp() AS now FROM head"""  # noqa: S608
+                     SELECT head.*, clock_timestamp() AS now, c.root_hash AS cp_root, c.note AS cp_note
+                     FROM head CROSS JOIN LATERAL evledger_checkpoint_at(head.tree_size) AS c"""  # noqa: S608
 _CHECKPOINT_SQL = "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size = $1"
 # The kinds of admin records (ledger.admin), as the kind column stores them: one (kind, idx) index
 # range each. Everything the key registry and the policy in force are replayed from.
@@ -208,15 +210,18 @@ class PostgresAppendTransaction:
         self._conn = conn
         self._head = _head(locked)
         self._now: datetime = locked["now"]
+        note = locked["cp_note"]
+        self._checkpoint = (
+            None if note is None else CheckpointRow(self._head.tree_size, locked["cp_root"], note)
+        )
 
     async def head(self) -> Head:
         """The head as locked at the start of the transaction."""
         return self._head
 
     async def head_checkpoint(self) -> CheckpointRow | None:
-        """The stored checkpoint at the locked head's size (read now, after the lock)."""
-        row = await self._conn.fetchrow(_CHECKPOINT_SQL, self._head.tree_size)
-        return None if row is None else CheckpointRow(row[0], row[1], row[2])
+        """The stored checkpoint at the locked head's size (read once the lock was held)."""
+        return self._checkpoint
 
     async def now(self) -> datetime:
         """The database's clock when the head was locked."""

@@ -15,25 +15,30 @@
 -- forged checkpoint row commits, and the sequencer then refuses to extend it (it verifies the
 -- head's checkpoint with the ledger key) and `evledger audit` names it.
 
+-- Each check reads what it needs in one query: these run inside every batch's transaction, and
+-- max() over a primary key is one backward index probe, where an EXISTS over a range would be planned
+-- (generically, for any size) as a scan of the whole table.
+
 CREATE FUNCTION evledger_entries_follow_head() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     low bigint;
     high bigint;
     added_count bigint;
     size bigint;
+    predecessor bigint;
 BEGIN
     SELECT min(idx), max(idx), count(*) INTO low, high, added_count FROM added;
     IF added_count = 0 THEN
         RETURN NULL;
     END IF;
-    SELECT tree_size INTO size FROM log_head WHERE id = 1;
+    SELECT h.tree_size, (SELECT max(idx) FROM entries WHERE idx < low) INTO size, predecessor
+    FROM log_head h WHERE h.id = 1;
     IF size IS NULL OR high >= size THEN
         RAISE EXCEPTION 'evidence-ledger: entries % to % lie at or beyond the log head (size %): '
                         'entries are added only with the head moved past them', low, high, size
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    IF high - low + 1 <> added_count
-       OR (low > 0 AND NOT EXISTS (SELECT 1 FROM entries WHERE idx = low - 1)) THEN
+    IF high - low + 1 <> added_count OR predecessor IS DISTINCT FROM (CASE WHEN low > 0 THEN low - 1 END) THEN
         RAISE EXCEPTION 'evidence-ledger: entries % to % are not the next in sequence', low, high
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
@@ -43,25 +48,20 @@ $$;
 CREATE TRIGGER entries_follow_head AFTER INSERT ON entries
     REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION evledger_entries_follow_head();
 
--- Whether this transaction moved the head (its row version is this transaction's). The sequencer
--- writes in one top-level transaction, without savepoints, so the row's xmin is its own id.
-CREATE FUNCTION evledger_head_moved_here() RETURNS boolean LANGUAGE sql STABLE AS $$
-    SELECT xmin = pg_current_xact_id()::xid FROM log_head WHERE id = 1
-$$;
-
 -- At commit of a transaction that moved the head: its entries and checkpoint are all there.
 CREATE FUNCTION evledger_head_is_whole() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     size bigint;
+    last_entry bigint;
+    last_checkpoint bigint;
 BEGIN
-    SELECT tree_size INTO size FROM log_head WHERE id = 1;
-    IF NOT EXISTS (SELECT 1 FROM entries WHERE idx = size - 1)
-       OR EXISTS (SELECT 1 FROM entries WHERE idx >= size) THEN
+    SELECT h.tree_size, (SELECT max(idx) FROM entries), (SELECT max(tree_size) FROM checkpoints)
+    INTO size, last_entry, last_checkpoint FROM log_head h WHERE h.id = 1;
+    IF last_entry IS DISTINCT FROM size - 1 THEN
         RAISE EXCEPTION 'evidence-ledger: the log head (size %) does not end at the last entry', size
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM checkpoints WHERE tree_size = size)
-       OR EXISTS (SELECT 1 FROM checkpoints WHERE tree_size > size) THEN
+    IF last_checkpoint IS DISTINCT FROM size THEN
         RAISE EXCEPTION 'evidence-ledger: the log head (size %) has no checkpoint of its own size', size
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
@@ -71,10 +71,18 @@ $$;
 CREATE CONSTRAINT TRIGGER log_head_is_whole AFTER UPDATE ON log_head
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION evledger_head_is_whole();
 
+-- The head's size, and whether this transaction moved it (the head row's version is this
+-- transaction's: the sequencer writes in one top-level transaction, without savepoints).
+CREATE FUNCTION evledger_head_here(OUT size bigint, OUT moved boolean) LANGUAGE sql STABLE AS $$
+    SELECT tree_size, xmin = pg_current_xact_id()::xid FROM log_head WHERE id = 1
+$$;
+
 -- A checkpoint is issued only at the head it signs, in the transaction that moves the head there.
 CREATE FUNCTION evledger_checkpoint_at_head() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    head record := evledger_head_here();
 BEGIN
-    IF NEW.tree_size <> (SELECT tree_size FROM log_head WHERE id = 1) OR NOT evledger_head_moved_here() THEN
+    IF NEW.tree_size <> head.size OR NOT head.moved THEN
         RAISE EXCEPTION 'evidence-ledger: a checkpoint at size % is not issued with the log head', NEW.tree_size
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
@@ -88,9 +96,10 @@ CREATE CONSTRAINT TRIGGER checkpoints_at_head AFTER INSERT ON checkpoints
 -- width w holds nodes [256·i, 256·i + w) of tree level 8·L, of which there are size >> 8·L. It grows
 -- only with the head.
 CREATE FUNCTION evledger_tile_within_head() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    head record := evledger_head_here();
 BEGIN
-    IF NEW.idx * 256 + NEW.width > ((SELECT tree_size FROM log_head WHERE id = 1) >> (8 * NEW.level))
-       OR NOT evledger_head_moved_here() THEN
+    IF NEW.idx * 256 + NEW.width > (head.size >> (8 * NEW.level)) OR NOT head.moved THEN
         RAISE EXCEPTION 'evidence-ledger: tile %/% of width % is not written with the log head',
                         NEW.level, NEW.idx, NEW.width
             USING ERRCODE = 'integrity_constraint_violation';
@@ -103,8 +112,10 @@ CREATE CONSTRAINT TRIGGER tiles_within_head AFTER INSERT OR UPDATE ON tiles
 
 -- An idempotency key is recorded with the batch that appended its entries, under that batch's head.
 CREATE FUNCTION evledger_idempotency_at_head() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    head record := evledger_head_here();
 BEGIN
-    IF NEW.checkpoint_size <> (SELECT tree_size FROM log_head WHERE id = 1) OR NOT evledger_head_moved_here()
+    IF NEW.checkpoint_size <> head.size OR NOT head.moved
        OR NEW.first_idx < 0 OR NEW.first_idx + NEW.count > NEW.checkpoint_size THEN
         RAISE EXCEPTION 'evidence-ledger: idempotency key % does not name entries of this batch', NEW.key
             USING ERRCODE = 'integrity_constraint_violation';
@@ -114,6 +125,16 @@ END;
 $$;
 CREATE CONSTRAINT TRIGGER idempotency_at_head AFTER INSERT ON idempotency_keys
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION evledger_idempotency_at_head();
+
+-- The checkpoint stored at a size, read with a snapshot of its own (a volatile function takes one
+-- per query): the sequencer calls it in the statement that locks the head, whose own snapshot
+-- predates a wait for the lock and would miss the checkpoint of the very commit it waited for.
+CREATE FUNCTION evledger_checkpoint_at(at_size bigint, OUT root_hash bytea, OUT note text)
+LANGUAGE plpgsql VOLATILE AS $$  -- plpgsql: an SQL function could be inlined into the caller's snapshot
+BEGIN
+    SELECT c.root_hash, c.note INTO root_hash, note FROM checkpoints c WHERE c.tree_size = at_size;
+END;
+$$;
 
 -- The newest admin record (key registration, revocation or policy) under the head, so a sequencer
 -- knows in one read whether another process changed who may sign what (ledger/log_state.py).
