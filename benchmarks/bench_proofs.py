@@ -107,7 +107,7 @@ async def _fill(ledger: BenchLedger, target: int) -> tuple[int, float, list[floa
     here a transaction's worth at a time; RELEASE_EVENTS consecutive ones per release.
     """
     start_size = await tree_size(ledger.dsn)
-    source = UniqueEvidence(ledger.appender)
+    source = UniqueEvidence(ledger.appender, first=start_size)  # an earlier fill numbered below its size
     began = time.perf_counter()
     per_txn: list[float] = []
     async with local_sequencers(ledger.dsn, ledger.ledger_key, max_batch=FILL_BATCH) as (sequencer,):

@@ -132,10 +132,10 @@ class UniqueEvidence:
 
     CHUNK = 20_000
 
-    def __init__(self, signer: SignerKey) -> None:
-        """Sign with `signer`, from number 1 on."""
+    def __init__(self, signer: SignerKey, first: int = 1) -> None:
+        """Sign with `signer`, numbering from `first` (past every number used on the ledger before)."""
         self.signer = signer
-        self._numbers = itertools.count(1)
+        self._numbers = itertools.count(first)
 
     def bodies(self, count: int, version: str | None = None, group: int = 0) -> list[bytes]:
         """`count` request bodies (one envelope each), in order; `version`, `group` as `_signed_bodies`."""

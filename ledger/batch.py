@@ -90,6 +90,9 @@ def _valid_signers(item: Admitted, registry: KeyRegistry, index: int) -> list[Ve
     return valid
 
 
+MENTIONED = 5  # recorded statements a refusal names (a batch may hold a thousand)
+
+
 def refuse_repeated_statements(submissions: Sequence[Admitted]) -> None:
     """EncodingError (invalid content) when one signed statement appears twice among `submissions`."""
     seen: dict[bytes, int] = {}
@@ -121,10 +124,13 @@ def _recorded_indices(
     if all(i is None for i in found):
         return None
     if any(i is None for i in found):
-        old = ", ".join(f"envelopes[{n}] as entry {i}" for n, i in enumerate(found) if i is not None)
+        old = [f"envelopes[{n}] as entry {i}" for n, i in enumerate(found) if i is not None]
+        shown = ", ".join(old[:MENTIONED]) + (
+            f" and {len(old) - MENTIONED:,} more" if len(old) > MENTIONED else ""
+        )
         raise ConflictError(
-            f"some statements of this request are already recorded ({old}); a request is appended "
-            "all or nothing: send the others without them"
+            f"{len(old):,} of the {len(found):,} statements of this request are already recorded ({shown}); "
+            "a request is appended all or nothing: send the others without them"
         )
     return tuple(i for i in found if i is not None)
 
