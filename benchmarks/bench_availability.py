@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -67,13 +68,18 @@ TERMINATE_SQL = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE da
 # --- the probe ---------------------------------------------------------------------------------
 
 
+# Evidence numbers of every probe of the run: the ledger records a signed statement once, so a
+# probe that sent an earlier probe's statement again would get its original receipt (200), not an append.
+_PROBE_NUMBERS = itertools.count(10_000_000)
+
+
 class Probe:
     """One client: a read, then an append, then a read, ...; every answer and latency kept."""
 
     def __init__(self, url: str, ledger: BenchLedger) -> None:
         """Probe `url` with the ledger's appender token."""
         self.url, self.ledger = url, ledger
-        self.numbers = iter(range(10_000_000, 20_000_000))
+        self.numbers = _PROBE_NUMBERS
         self.answers: list[tuple[float, str, float]] = []  # (when, status or error, seconds)
         self.stop = threading.Event()
 
@@ -92,6 +98,8 @@ class Probe:
                     status = str(response.status_code)
                     if response.status_code == 503 and "retry-after" not in response.headers:
                         status = "503 without Retry-After"
+                    if append and response.status_code == 200:
+                        status = "200 replay, not an append"  # never a success of the probe
                 except httpx.HTTPError as exc:
                     status = type(exc).__name__
                 self.answers.append((started, status, time.monotonic() - started))
