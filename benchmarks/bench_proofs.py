@@ -439,9 +439,13 @@ async def plan_cases(dsn: str, size: int, rng: random.Random) -> list[PlanCase]:
     release_heads = getattr(postgres.PostgresAppendTransaction, "release_heads", None)
     if release_heads is not None and release is not None:
         key = (release[0], release[1])
-        no_head: Any = None  # release_heads reads no head
+        # release_heads reads no head: any locked row will do.
+        locked: Any = {
+            "origin": "", "tree_size": 0, "compact_range": [], "last_leaf_hash": b"", "last_time": "",
+            "last_key_event": -1, "last_admin_entry": -1, "now": None, "cp_root": None, "cp_note": None,
+        }  # fmt: skip
         sql, args = await recorded(
-            lambda p: release_heads(postgres.PostgresAppendTransaction(p, no_head), [key])
+            lambda p: release_heads(postgres.PostgresAppendTransaction(p, locked), [key])
         )
         cases.append(
             PlanCase(
