@@ -117,7 +117,7 @@ def return_freed_memory() -> None:
     adaptive threshold soon rises above a batch's envelope size, the envelopes and entries
     of a burst of big batches land on the heap, and the worker keeps its peak long after
     (measured: 190-270 MB kept after bursts of 54 MB batches, 80 MB with this, 65 MB idle;
-    benchmarks/RESULTS.md). Small allocations, the common case, are not affected. A no-op
+    benchmarks/bench_availability.py). Small allocations, the common case, are not affected. A no-op
     where the C library has no `mallopt` (musl accepts and ignores it).
     """
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
