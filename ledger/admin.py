@@ -70,6 +70,11 @@ class PolicyPublished(
 
 
 AdminRecord = KeyRegistered | KeyRevoked | PolicyPublished
+# The kinds as entries are indexed under them (the `kind` column): what the key registry and the
+# policy in force are replayed from, and the key events among them.
+KEY_EVENT_KINDS = tuple(str(t.__struct_config__.tag) for t in (KeyRegistered, KeyRevoked))
+POLICY_KIND = str(PolicyPublished.__struct_config__.tag)
+ADMIN_KINDS = (*KEY_EVENT_KINDS, POLICY_KIND)
 
 _decoder: msgspec.json.Decoder[AdminRecord] = msgspec.json.Decoder(AdminRecord)
 _encoder = msgspec.json.Encoder(order="sorted")

@@ -9,8 +9,9 @@ any index is assigned to it, so a batch never leaves a gap.
 
 A signed statement is recorded once: a request whose statements are all
 recorded already (in the log, or earlier in the batch) is answered with the
-entries that record them, and one that mixes recorded and new statements, or
-repeats one, is refused whole (ConflictError).
+entries that record them; one that repeats a statement is refused as invalid
+content (EncodingError), and one that mixes recorded and new statements is
+refused whole (ConflictError).
 """
 
 from __future__ import annotations

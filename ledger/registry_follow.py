@@ -9,6 +9,7 @@ service process may have registered.
 
 from __future__ import annotations
 
+from ledger.admin import ADMIN_KINDS
 from ledger.chains import key_chain_head_of
 from ledger.core.keys import VerifierKey
 from ledger.errors import LogIntegrityError
@@ -33,7 +34,8 @@ async def catch_up(
             raise LogIntegrityError("the log holds entries but no checkpoint")
         return registry
     signed = verified_checkpoint(row, ledger_key, origin)
-    rows = [r for r in await store.admin_entries_since(registry.applied_through + 1) if r.index < signed.size]
+    since = await store.entries_of_kinds(ADMIN_KINDS, registry.applied_through + 1)
+    rows = [r for r in since if r.index < signed.size]
     fresh = replay_admin_entries(registry, rows, below=signed.size) if rows else registry
     check_key_chain(fresh, key_chain_head_of(signed.extensions), f"the checkpoint at size {signed.size}")
     return fresh

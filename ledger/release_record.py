@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger.admin import PolicyPublished, decode_admin_record
+from ledger.admin import KEY_EVENT_KINDS, POLICY_KIND, PolicyPublished, decode_admin_record
 from ledger.core.dsse import envelope_payload
 from ledger.core.encoding import b64encode
 from ledger.core.entry import parse_entry
@@ -20,8 +20,6 @@ from ledger.evidence.events import ReleaseEvent, events_from_entries
 from ledger.proofs import ProofReader
 from ledger.storage.protocol import EntryRow, LogStore
 from ledger.timeline import RegistryHolder, current_registry
-
-POLICY_KIND = "policy.published"
 
 
 async def release_rows(store: LogStore, product: str, version: str, before: int) -> list[EntryRow]:
@@ -86,7 +84,7 @@ async def build_dossier(  # noqa: PLR0913 - one argument per input of the dossie
     result, rows = await evaluate_release(
         store, holder, product, version, environment=environment, now=now, before=size
     )
-    keys = await store.entries_at(await store.key_event_indices(size))
+    keys = await store.entries_at(await store.indices_of_kinds(KEY_EVENT_KINDS, size))
     policy = await store.entries_at([result.policy.entry])
     wanted = [r.index for r in rows] + [r.index for r in keys] + [r.index for r in policy]
     paths = dict(zip(wanted, await proofs.inclusion_many(wanted, size), strict=True))

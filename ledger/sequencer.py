@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from ledger.admin import ADMIN_KINDS
 from ledger.batch import BatchPlan, PendingRequest, plan_batch
 from ledger.chains import Chains
 from ledger.core.append_proofs import appended_inclusion_paths
@@ -299,7 +300,7 @@ class Sequencer:
             now = self._batch_time(await txn.now(), head)
             registry = self.registry
             if head.last_admin_entry > registry.applied_through:
-                rows = await txn.admin_entries_since(registry.applied_through + 1)
+                rows = await txn.entries_of_kinds(ADMIN_KINDS, registry.applied_through + 1)
                 registry = replay_admin_entries(registry, rows, below=head.tree_size)
             check_key_chain(registry, head.last_key_event, f"the log head at size {head.tree_size}")
             replays = await self._find_replays(txn, batch.waiting)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from ledger.admin import KeyRegistered, KeyRevoked, PolicyPublished
+from ledger.admin import ADMIN_KINDS
 from ledger.core.keys import VerifierKey
 from ledger.errors import InputError, NotFoundError
 from ledger.evidence.predicates import KIND_NAMES
@@ -31,7 +31,6 @@ DEFAULT_PAGE = 100
 DIGEST_PATTERN = "^sha256:[0-9a-fA-F]{64}$"
 _DIGEST = re.compile(DIGEST_PATTERN)
 _CURSOR = re.compile(r"[0-9]{1,18}")
-ADMIN_KINDS = tuple(str(t.__struct_config__.tag) for t in (KeyRegistered, KeyRevoked, PolicyPublished))
 SHORT_KINDS: dict[str, tuple[str, ...]] = {}
 for _type, _short in KIND_NAMES.items():
     SHORT_KINDS[_short] = (*SHORT_KINDS.get(_short, ()), _type)

@@ -75,11 +75,8 @@ _LOCK_HEAD_SQL = f"""WITH head AS ({_HEAD_SQL} FOR UPDATE)
                      SELECT head.*, clock_timestamp() AS now, c.root_hash AS cp_root, c.note AS cp_note
                      FROM head CROSS JOIN LATERAL evledger_checkpoint_at(head.tree_size) AS c"""  # noqa: S608
 _CHECKPOINT_SQL = "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size = $1"
-# The kinds of admin records (ledger.admin), as the kind column stores them: one (kind, idx) index
-# range each. Everything the key registry and the policy in force are replayed from.
-ADMIN_KINDS = ("key.registered", "key.revoked", "policy.published")
-KEY_KINDS = ADMIN_KINDS[:2]
-_ADMIN_ENTRIES_SQL = f"{_SELECT_ENTRIES} WHERE kind = ANY($1::text[]) AND idx >= $2 ORDER BY idx"
+# One (kind, idx) index range per kind.
+_KINDS_SQL = f"{_SELECT_ENTRIES} WHERE kind = ANY($1::text[]) AND idx >= $2 ORDER BY idx"
 _RECORDED_SQL = """SELECT statement_hash, idx FROM entries WHERE statement_hash = ANY($1::bytea[])"""
 _RELEASE_HEADS_SQL = """SELECT r.product, r.version, e.idx, e.leaf_hash, e.release_seq, e.kind
                         FROM unnest($1::text[], $2::text[]) AS r(product, version)
@@ -227,9 +224,9 @@ class PostgresAppendTransaction:
         """The database's clock when the head was locked."""
         return self._now
 
-    async def admin_entries_since(self, index: int) -> list[EntryRow]:
-        """Key registrations, revocations and policies at log index >= `index`, in log order."""
-        return [_entry(r) for r in await self._conn.fetch(_ADMIN_ENTRIES_SQL, list(ADMIN_KINDS), index)]
+    async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
+        """The entries of these kinds at log index >= `start`, in log order."""
+        return [_entry(r) for r in await self._conn.fetch(_KINDS_SQL, list(kinds), start)]
 
     async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
         """The index recording each of these statement hashes, for those recorded."""
@@ -410,9 +407,9 @@ class PostgresStore:
         )
         return [TileRow(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def admin_entries_since(self, index: int) -> list[EntryRow]:
-        """Key registrations, revocations and policies at log index >= `index`, in log order."""
-        return [_entry(r) for r in await self._pool.fetch(_ADMIN_ENTRIES_SQL, list(ADMIN_KINDS), index)]
+    async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
+        """The entries of these kinds at log index >= `start`, in log order (the kind index)."""
+        return [_entry(r) for r in await self._pool.fetch(_KINDS_SQL, list(kinds), start)]
 
     async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
         """The index recording each of these statement hashes, for those recorded (a unique-index probe)."""
@@ -571,11 +568,11 @@ class PostgresStore:
         )
         return [_entry(r) for r in rows]
 
-    async def key_event_indices(self, before: int) -> list[int]:
-        """The indices of every key registration and revocation below `before` (the kind index)."""
+    async def indices_of_kinds(self, kinds: Sequence[str], before: int) -> list[int]:
+        """The indices of every entry of these kinds below `before`, in order (the kind index)."""
         rows = await self._pool.fetch(
             "SELECT idx FROM entries WHERE kind = ANY($1::text[]) AND idx < $2 ORDER BY idx",
-            list(KEY_KINDS),
+            list(kinds),
             min(before, MAX_INDEX),
         )
         return [int(r[0]) for r in rows]

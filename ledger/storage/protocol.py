@@ -156,8 +156,8 @@ class AppendTransaction(Protocol):
         """The database's clock, read once the head was locked: the one source of entry times."""
         ...
 
-    async def admin_entries_since(self, index: int) -> list[EntryRow]:
-        """Key registrations, revocations and policies at log index >= `index`, in log order."""
+    async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
+        """The entries of these kinds at log index >= `start`, in log order (the kind index)."""
         ...
 
     async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
@@ -213,8 +213,8 @@ class LogStore(Protocol):
         """The stored tiles among these (level, index) pairs, at their current width."""
         ...
 
-    async def admin_entries_since(self, index: int) -> list[EntryRow]:
-        """Key registrations, revocations and policies at log index >= `index`, in log order."""
+    async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
+        """The entries of these kinds at log index >= `start`, in log order (the kind index)."""
         ...
 
     async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
@@ -302,8 +302,8 @@ class LogStore(Protocol):
         """The entries at these indices that exist, index order (one primary-key probe each)."""
         ...
 
-    async def key_event_indices(self, before: int) -> list[int]:
-        """The indices of every key registration and revocation below `before`, in order."""
+    async def indices_of_kinds(self, kinds: Sequence[str], before: int) -> list[int]:
+        """The indices of every entry of these kinds below `before`, in order (the kind index)."""
         ...
 
     async def latest_entry_of_kind(self, kind: str, before: int) -> EntryRow | None:

@@ -76,9 +76,8 @@ class _Data:
             dict(self.statements),
         )
 
-    def admin_entries_since(self, index: int) -> list[EntryRow]:
-        admin = {"key.registered", "key.revoked", "policy.published"}
-        return [self.entries[i] for i in sorted(self.entries) if i >= index and self.entries[i].kind in admin]
+    def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
+        return [self.entries[i] for i in sorted(self.entries) if i >= start and self.entries[i].kind in kinds]
 
 
 class FakeTransaction:
@@ -97,8 +96,8 @@ class FakeTransaction:
     async def now(self) -> datetime:
         return self._store.clock()
 
-    async def admin_entries_since(self, index: int) -> list[EntryRow]:
-        return self.data.admin_entries_since(index)
+    async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
+        return self.data.entries_of_kinds(kinds, start)
 
     async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
         return {h: self.data.statements[h] for h in statement_hashes if h in self.data.statements}
@@ -202,8 +201,8 @@ class FakeStore:
         found = [(c, self.data.tiles[c]) for c in coords if c in self.data.tiles]
         return [TileRow(level, index, len(h) // 32, h) for (level, index), h in found]
 
-    async def admin_entries_since(self, index: int) -> list[EntryRow]:
-        return self.data.admin_entries_since(index)
+    async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
+        return self.data.entries_of_kinds(kinds, start)
 
     async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
         return {h: self.data.statements[h] for h in statement_hashes if h in self.data.statements}
