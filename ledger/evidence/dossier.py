@@ -24,7 +24,7 @@ import msgspec
 
 from ledger.admin import PolicyPublished
 from ledger.admission import Admitted, admit, admit_genesis
-from ledger.chains import KEY_CHAIN_EXTENSION
+from ledger.chains import KEY_CHAIN_EXTENSION, key_chain_head_of
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.encoding import b64decode_strict, hash_from_hex
 from ledger.core.entry import Entry, parse_entry
@@ -120,11 +120,10 @@ def _in_order(items: Sequence[ProvenEntry], what: str) -> None:
 
 
 def _key_chain_head(checkpoint: Checkpoint) -> int:
-    for line in checkpoint.extensions:
-        name, _, value = line.partition(" ")
-        if name == KEY_CHAIN_EXTENSION and value.isdigit():
-            return int(value)
-    raise VerificationError(f"the checkpoint does not name its newest key event ({KEY_CHAIN_EXTENSION})")
+    head = key_chain_head_of(checkpoint.extensions)
+    if head is None:
+        raise VerificationError(f"the checkpoint does not name its newest key event ({KEY_CHAIN_EXTENSION})")
+    return head
 
 
 def _replay_keys(keys: list[_Proven], head: int) -> KeyRegistry:
