@@ -33,10 +33,10 @@ from ledger.service import (
     routes_releases,
     routes_tiles,
 )
-from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch, document_availability
+from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.limits import Limits, return_freed_memory
-from ledger.service.openapi import document_request_bodies, document_security
+from ledger.service.openapi import document_availability, document_request_bodies, document_security
 from ledger.service.state import ServiceState
 from ledger.service.wire import refuse_nul_in_target
 from ledger.storage.postgres import PostgresStore

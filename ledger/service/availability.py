@@ -13,7 +13,7 @@ that would finish by then. A client sending at any steady rate that meets the de
 never cut; a client trickling bytes to keep a large reservation is cut (408) as soon as it
 falls behind, and its budget freed.
 
-`document_availability` lists these answers, and the outage 503, in the OpenAPI document.
+ledger.service.openapi lists these answers, and the outage 503, in the OpenAPI document.
 """
 
 from __future__ import annotations
@@ -22,10 +22,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from litestar import Litestar
 from litestar.enums import ScopeType
-from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
-from litestar.openapi.spec.enums import OpenAPIType
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
 from ledger.errors import RequestTimeoutError, TooLargeError, UnavailableError
@@ -34,7 +31,6 @@ BODY_GRACE = 5.0  # seconds a body may take to start flowing (TCP slow start, a 
 BUDGET_RETRY_AFTER = 1  # seconds: bodies in flight finish in about that time
 SWEEP_INTERVAL = 0.25  # seconds between two checks of the bodies being read
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
-_ERROR_BODY_REF = "#/components/schemas/ErrorBody"
 
 
 class BodyBudget:
@@ -239,35 +235,3 @@ class BodyGuard:
         finally:
             body.close()
             self._budget.give_back(body.held)
-
-
-def document_availability(app: Litestar) -> None:
-    """Add to the OpenAPI document the 503 every database-backed route can answer, and 408 for bodies.
-
-    The 503 (database unreachable, a budget or queue full) carries Retry-After; /healthz
-    touches no database and /readyz documents its own 503. Precondition: some route
-    already lists an error, so the `ErrorBody` schema is in the document.
-    """
-    document = app.openapi_schema
-    error_body = {"application/json": OpenAPIMediaType(schema=Reference(ref=_ERROR_BODY_REF))}
-    retry_after = {
-        "Retry-After": OpenAPIHeader(
-            schema=Schema(type=OpenAPIType.INTEGER), description="Seconds to wait before retrying"
-        )
-    }
-    for path, item in (document.paths or {}).items():
-        if path in {"/healthz", "/readyz"}:
-            continue
-        for method in ("get", "post"):
-            operation = getattr(item, method)
-            if operation is None:
-                continue
-            responses: dict[str, Any] = operation.responses if operation.responses is not None else {}
-            unavailable = responses.setdefault(
-                "503", OpenAPIResponse(description="Service Unavailable", content=error_body)
-            )
-            unavailable.headers = retry_after
-            if method == "post":
-                timed_out = OpenAPIResponse(description="Request Timeout", content=error_body)
-                responses.setdefault("408", timed_out)
-            operation.responses = responses

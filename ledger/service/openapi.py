@@ -10,6 +10,10 @@ Likewise for authentication: every route needs a bearer token except those whose
 `opt` says otherwise (`NO_AUTH`: the probes; `PUBLIC_LOG`: the C2SP log routes,
 open when the operator serves the log publicly). `document_security` writes the
 bearer scheme and each route's requirement into the document for the app's mode.
+
+And for what any route may answer before it runs (ledger.service.availability):
+`document_availability` adds the 503 with Retry-After (database unreachable, a
+budget or queue full) and, for routes that take a body, the 408 of a slow one.
 """
 
 from __future__ import annotations
@@ -20,13 +24,17 @@ import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import (
+    OpenAPIHeader,
     OpenAPIMediaType,
+    OpenAPIResponse,
     OpenAPIType,
     Reference,
     RequestBody,
     Schema,
     SecurityScheme,
 )
+
+from ledger.service.wire import ErrorBody
 
 _REQUEST_BODY = "request_body"
 _AUTH = "auth"
@@ -150,3 +158,36 @@ def document_security(app: Litestar, *, public_log: bool) -> None:
                 operation = getattr(item, method.lower(), None)
                 if operation is not None:
                     operation.security = [] if auth == NO_AUTH[_AUTH] else [{}, {BEARER: []}]
+
+
+def document_availability(app: Litestar) -> None:
+    """Add to the OpenAPI document the 503 every database-backed route can answer, and 408 for bodies.
+
+    The 503 (database unreachable, a budget or queue full) carries Retry-After; /healthz
+    touches no database and /readyz documents its own 503. Precondition: some route
+    already lists an error, so the `ErrorBody` schema is in the document.
+    """
+    document = app.openapi_schema
+    error_ref = Reference(ref=_REF_TEMPLATE.format(name=ErrorBody.__name__))
+    error_body = {"application/json": OpenAPIMediaType(schema=error_ref)}
+    retry_after = {
+        "Retry-After": OpenAPIHeader(
+            schema=Schema(type=OpenAPIType.INTEGER), description="Seconds to wait before retrying"
+        )
+    }
+    for path, item in (document.paths or {}).items():
+        if path in {"/healthz", "/readyz"}:
+            continue
+        for method in ("get", "post"):
+            operation = getattr(item, method)
+            if operation is None:
+                continue
+            responses: dict[str, Any] = operation.responses if operation.responses is not None else {}
+            unavailable = responses.setdefault(
+                "503", OpenAPIResponse(description="Service Unavailable", content=error_body)
+            )
+            unavailable.headers = retry_after
+            if method == "post":
+                timed_out = OpenAPIResponse(description="Request Timeout", content=error_body)
+                responses.setdefault("408", timed_out)
+            operation.responses = responses
