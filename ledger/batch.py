@@ -94,7 +94,7 @@ def _valid_signers(item: Admitted, registry: KeyRegistry, index: int) -> list[Ve
 MENTIONED = 5  # recorded statements a refusal names (a batch may hold a thousand)
 
 
-def refuse_repeated_statements(submissions: Sequence[Admitted]) -> None:
+def _refuse_repeated_statements(submissions: Sequence[Admitted]) -> None:
     """EncodingError (invalid content) when one signed statement appears twice among `submissions`."""
     seen: dict[bytes, int] = {}
     for position, item in enumerate(submissions):
@@ -111,7 +111,7 @@ def _recorded_indices(
 ) -> tuple[int, ...] | None:
     """The entries recording the request's statements when all are recorded; None when none is.
 
-    EncodingError when the request repeats a statement (`refuse_repeated_statements`);
+    EncodingError when the request repeats a statement (`_refuse_repeated_statements`);
     ConflictError when it mixes recorded ones with new ones (a request is appended all or
     nothing, so it cannot be half a replay).
     """
@@ -119,7 +119,7 @@ def _recorded_indices(
         digest = request.submissions[0].statement_hash
         one = recorded.get(digest, batch.get(digest))
         return None if one is None else (one,)
-    refuse_repeated_statements(request.submissions)
+    _refuse_repeated_statements(request.submissions)
     hashes = [item.statement_hash for item in request.submissions]
     found = [recorded.get(h, batch.get(h)) for h in hashes]
     if all(i is None for i in found):

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from litestar.di import NamedDependency
 
 from ledger.admission import AS_OF_NOW, Admitted, admit
-from ledger.batch import Idempotency, PendingRequest, refuse_repeated_statements
+from ledger.batch import Idempotency, PendingRequest
 from ledger.core.dsse import Envelope
 from ledger.core.keys import SignerKey
 from ledger.errors import (
@@ -181,7 +181,6 @@ class ServiceState:
             if replay is not None:
                 return replay, True
         admitted = [await self.admit(envelope, token) for envelope in envelopes]
-        refuse_repeated_statements(admitted)
         if expected_chain is not None:
             admitted = [replace(item, expected_chain=expected_chain) for item in admitted]
         appended = await self.sequencer.append(PendingRequest(admitted, idempotency))
