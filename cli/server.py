@@ -26,13 +26,10 @@ from cli.settings import (
 from ledger.bootstrap import check_ledger_key, initialise
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.errors import ConflictError, InputError
-from ledger.service.limits import server_options
+from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, server_options
 from ledger.storage.migrate import create_token
 
 DEFAULT_ORIGIN = "evledger.local/ledger"
-# What `ledger.service.app.settings_from_env` reads in each worker (not imported: it would load
-# the whole web stack into every CLI command).
-ENV_PUBLIC_LOG = "EVLEDGER_PUBLIC_LOG"
 
 
 def ledger_key(
@@ -150,8 +147,8 @@ def serve(
                 _first_admin_token(url, data_dir)
             os.environ.update(
                 {
-                    "EVLEDGER_DSN": url,
-                    "EVLEDGER_KEY": str(key_path.resolve()),
+                    ENV_DSN: url,
+                    ENV_KEY: str(key_path.resolve()),
                     ENV_PUBLIC_LOG: "1" if public_log else "0",
                 }
             )

@@ -35,14 +35,11 @@ from ledger.service import (
 )
 from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch
 from ledger.service.errors import EXCEPTION_HANDLERS
-from ledger.service.limits import Limits, return_freed_memory
+from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, Limits, return_freed_memory
 from ledger.service.openapi import document_availability, document_request_bodies, document_security
 from ledger.service.state import ServiceState
 from ledger.service.wire import refuse_nul_in_target
 from ledger.storage.postgres import PostgresStore
-
-ENV_DSN, ENV_KEY = "EVLEDGER_DSN", "EVLEDGER_KEY"
-ENV_PUBLIC_LOG = "EVLEDGER_PUBLIC_LOG"  # "1": `serve --public-log`
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,9 @@ MIB = 1 << 20
 SPARE_FILES = 256
 # Granian reads the header timeout in milliseconds and refuses more than a minute.
 MAX_HEADER_TIMEOUT = 60.0
+# What `evledger serve` hands each worker besides the limits (ledger.service.app reads them).
+ENV_DSN, ENV_KEY = "EVLEDGER_DSN", "EVLEDGER_KEY"  # the database, and the ledger key's file
+ENV_PUBLIC_LOG = "EVLEDGER_PUBLIC_LOG"  # "1": `serve --public-log`
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 MMAP_THRESHOLD = 32 * 1024  # bytes: envelopes of a big batch (up to 64 KiB each) get their own mappings
 
