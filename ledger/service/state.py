@@ -32,13 +32,13 @@ from ledger.receipts import Receipt, build_receipts
 from ledger.sequencer import Appended, Sequencer
 from ledger.service.metrics import Metrics
 from ledger.service.wire import canonical_encoder
-from ledger.storage.migrate import hash_token
+from ledger.storage.migrate import TOKEN_ROLES, hash_token
 from ledger.storage.protocol import CheckpointRow, LogStore, TokenRow
 from ledger.timeline import current_registry
 
-ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = "appender", "auditor", "admin"
+ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = TOKEN_ROLES
 APPEND_ROLES = frozenset({ROLE_APPENDER, ROLE_ADMIN})
-READ_ROLES = frozenset({ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN})
+READ_ROLES = frozenset(TOKEN_ROLES)
 TOKEN_CACHE_SECONDS = 1.0  # how late a revocation may take effect (see `authenticate`)
 CHECKPOINT_CACHE_SECONDS = 0.2
 MAX_IDEMPOTENCY_KEY = 200

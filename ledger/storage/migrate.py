@@ -86,11 +86,10 @@ class TokenInfo:
 
 
 # Every token query answers these columns, in this order (see `_token_info`).
-_SELECT_TOKENS_SQL = """SELECT id, role, products, expires_at, revoked_at, name, created_at, revoked_reason
-                        FROM api_tokens"""
-_REVOKE_SQL = """UPDATE api_tokens SET revoked_at = now(), revoked_reason = $2
-                 WHERE id = $1 AND revoked_at IS NULL
-                 RETURNING id, role, products, expires_at, revoked_at, name, created_at, revoked_reason"""
+_GRANT_COLUMNS = "id, role, products, expires_at, revoked_at, name, created_at, revoked_reason"
+_SELECT_TOKENS_SQL = f"SELECT {_GRANT_COLUMNS} FROM api_tokens"  # noqa: S608 - constants only
+_REVOKE_SQL = f"""UPDATE api_tokens SET revoked_at = now(), revoked_reason = $2
+                  WHERE id = $1 AND revoked_at IS NULL RETURNING {_GRANT_COLUMNS}"""  # noqa: S608
 MAX_TOKEN_NAME, MAX_REVOKE_REASON = 200, 500  # as the CHECKs of 008_token_lifecycle.sql
 
 
