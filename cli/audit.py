@@ -244,8 +244,9 @@ class LogAudit:
             )
         leaf = self.replayer.chain.prev_leaf_hash
         check_head(
-            self.head, self.builder.compact.hashes, leaf, self.last_time, (self.last_event, self.last_admin)
-        )
+            self.head, self.builder.compact.hashes, leaf, self.last_time,
+            last_key_event=self.last_event, last_admin_entry=self.last_admin,
+        )  # fmt: skip
 
 
 async def audit_store(store: LogStore, trusted: VerifierKey | None, *, progress: bool) -> AuditReport:

@@ -130,18 +130,25 @@ def check_checkpoint_row(row: CheckpointRow, root: bytes, key: VerifierKey, orig
 
 
 def check_head(
-    head: Head, compact: Sequence[bytes], last_leaf: bytes, last_time: str, last_admin: tuple[int, int]
+    head: Head,
+    compact: Sequence[bytes],
+    last_leaf: bytes,
+    last_time: str,
+    *,
+    last_key_event: int,
+    last_admin_entry: int,
 ) -> None:
     """The stored log head is the state the replayed entries end in.
 
-    `last_admin` is (newest key event, newest admin record) among them, -1 for none.
+    `last_key_event` and `last_admin_entry` are the indices of the newest key event and
+    of the newest admin record among them, -1 for none.
     """
     fields: list[tuple[str, object, object]] = [
         ("compact_range", tuple(h.hex() for h in compact), tuple(h.hex() for h in head.compact_range)),
         ("last_leaf_hash", last_leaf.hex(), head.last_leaf_hash.hex()),
         ("last_time", last_time, head.last_time),
-        ("last_key_event", last_admin[0], head.last_key_event),
-        ("last_admin_entry", last_admin[1], head.last_admin_entry),
+        ("last_key_event", last_key_event, head.last_key_event),
+        ("last_admin_entry", last_admin_entry, head.last_admin_entry),
     ]
     for name, expected, stored in fields:
         if expected != stored:
