@@ -61,10 +61,10 @@ def encode_index(n: int) -> str:
     return "/".join(reversed(groups))
 
 
-MAX_INDEX = (1 << 64) - 1  # C2SP tlog-tiles: N is a uint64
+MAX_TILE_INDEX = (1 << 64) - 1  # C2SP tlog-tiles: N is a uint64
 # 2^64 - 1 has 20 digits: 7 groups of 3. More groups name no tile; refused before int() ever sees
 # them (Python refuses to convert a string of more than 4,300 digits, which would be an internal error).
-MAX_INDEX_GROUPS = len(str(MAX_INDEX)) // 3 + 1
+MAX_INDEX_GROUPS = len(str(MAX_TILE_INDEX)) // 3 + 1
 MAX_TILE_LEVEL = 8  # tile level L holds tree level 8·L: level 8 holds the root of 2^64 leaves
 _INDEX_PATH = re.compile(
     rf"((?:x[0-9]{{3}}/){{0,{MAX_INDEX_GROUPS - 1}}})([0-9]{{3}})(?:\.p/([0-9]{{1,3}}))?"
@@ -97,7 +97,7 @@ def parse_index_path(path: str) -> tuple[int, int]:
     if len(groups) > 1 and groups[0] == "000":
         raise EncodingError(f"{_shown(path)} has a leading zero group")
     index = int("".join(groups))
-    if index > MAX_INDEX:
+    if index > MAX_TILE_INDEX:
         raise EncodingError(f"{_shown(path)} names a tile index past 2^64 - 1")
     width_text = match.group(3)
     if width_text is None:

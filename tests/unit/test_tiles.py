@@ -12,8 +12,8 @@ from reference_tree import ReferenceTree, rfc_leaf_hash
 from ledger.core.proof import NodeID
 from ledger.core.tiles import (
     MAX_ENTRY_SIZE,
-    MAX_INDEX,
     MAX_INDEX_GROUPS,
+    MAX_TILE_INDEX,
     TILE_HEIGHT,
     TILE_WIDTH,
     Tile,
@@ -167,9 +167,9 @@ def test_non_ascii_digits_in_index_path_are_refused(path) -> None:
 
 def test_the_largest_64_bit_index_is_the_longest_path() -> None:
     largest = "x018/x446/x744/x073/x709/x551/615"
-    assert encode_index(MAX_INDEX) == largest
-    assert parse_index_path(largest) == (MAX_INDEX, TILE_WIDTH)
-    assert parse_index_path(largest + ".p/255") == (MAX_INDEX, 255)
+    assert encode_index(MAX_TILE_INDEX) == largest
+    assert parse_index_path(largest) == (MAX_TILE_INDEX, TILE_WIDTH)
+    assert parse_index_path(largest + ".p/255") == (MAX_TILE_INDEX, 255)
     assert MAX_INDEX_GROUPS == largest.count("/") + 1 == 7
     assert parse_index_path("x999/x999/x999/x999/x999/999") == (10**18 - 1, TILE_WIDTH)  # 6 groups
 
@@ -197,7 +197,7 @@ def test_an_index_path_no_uint64_needs_is_refused_without_converting_it(path: st
     [
         ("0/000", (0, 0, TILE_WIDTH)),
         ("8/x001/234.p/5", (8, 1234, 5)),
-        ("entries/x018/x446/x744/x073/x709/x551/615", (None, MAX_INDEX, TILE_WIDTH)),
+        ("entries/x018/x446/x744/x073/x709/x551/615", (None, MAX_TILE_INDEX, TILE_WIDTH)),
         ("entries/000.p/1", (None, 0, 1)),
     ],
 )
