@@ -40,10 +40,11 @@ def check_row_hash(row: EntryRow, index: int) -> None:
 
 
 def check_row_columns(row: EntryRow, replayed: ReplayedEntry) -> None:
-    """The query columns (release, kind, subjects, signer, time) say what the entry itself says.
+    """The query columns (release, kind, subjects, signer, time, statement) say what the entry says.
 
     They are what release timelines and dossiers are built from, so a changed
-    column could hide evidence from a release even with the entry intact.
+    column could hide evidence from a release even with the entry intact; and a
+    changed statement_hash would answer a new statement with another's entry.
     """
     admitted = replayed.admitted
     expected: dict[str, object] = {
@@ -54,6 +55,7 @@ def check_row_columns(row: EntryRow, replayed: ReplayedEntry) -> None:
         "subjects": admitted.subjects,
         "integrated_at": parse_time(replayed.entry.time),
         "release_seq": replayed.entry.release.seq if replayed.entry.release is not None else None,
+        "statement_hash": admitted.statement_hash.hex(),
     }
     stored: dict[str, object] = {
         "payload_type": row.payload_type,
@@ -63,6 +65,7 @@ def check_row_columns(row: EntryRow, replayed: ReplayedEntry) -> None:
         "subjects": row.subjects,
         "integrated_at": row.integrated_at,
         "release_seq": row.release_seq,
+        "statement_hash": row.statement_hash.hex(),
     }
     for column, value in expected.items():
         if stored[column] != value:

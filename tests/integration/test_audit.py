@@ -226,6 +226,20 @@ def test_rewritten_release_column_is_named(ledger_dsn: str):
     assert "index 200 contradicts the checkpoint at size 302" in output
 
 
+def test_statement_hash_naming_another_entrys_statement_is_named(ledger_dsn: str):
+    # Entry 201 would answer a retry of entry 200's statement: 200's own statement would be lost.
+    tamper(ledger_dsn, "entries", "DROP INDEX entries_statement")
+    tamper(
+        ledger_dsn,
+        "entries",
+        "UPDATE entries SET statement_hash = (SELECT statement_hash FROM entries WHERE idx = 200) "
+        "WHERE idx = 201",
+    )
+    code, output = audit(ledger_dsn)
+    assert code == 1, output
+    assert "entry 201: its statement_hash column does not match the entry" in output
+
+
 @pytest.mark.parametrize(
     ("table", "sql", "named"),
     [
