@@ -71,7 +71,7 @@ def _validation(s: dict[str, Any]) -> str:
 def _approval(s: dict[str, Any], time: str) -> str:
     text = approval_manifestation(
         decision=s["decision"], name=s["approver"], role=s["role"], meaning=s["meaning"],
-        signed=s["signed_at"], time=time,
+        signed=s.get("signed_at"), time=time,
     )  # fmt: skip
     text += f"; of {_short(s['artifact_digest'])}"
     text += f", entries {s['entries']}" if s["entries"] else ""

@@ -80,6 +80,7 @@ class _Inspected:
     seal: tuple[int, str] | None = None
     approval_role: str | None = None
     payload: bytes = b""
+    undated_approval: bool = False  # an approval without signed_at: readable, no longer appended
 
     def statement_hash(self, payload_type: str) -> bytes:
         """SHA-256 of the signed message, PAE(payloadType, payload): equal for the same statement."""
@@ -104,9 +105,13 @@ def _inspect(envelope: Envelope) -> _Inspected:
             raise EncodingError(
                 "a release seal must name its release (predicate.release product and version)"
             )
-        role = predicate.role if isinstance(predicate, Approval) else None
+        approval = predicate if isinstance(predicate, Approval) else None
+        role = approval.role if approval is not None else None
+        undated = approval is not None and approval.signed_at is None
         subjects = subject_digests(statement)
-        return _Inspected(statement.predicate_type, product, version, subjects, None, seal, role, payload)
+        return _Inspected(
+            statement.predicate_type, product, version, subjects, None, seal, role, payload, undated
+        )
     if envelope.payload_type == ADMIN_PAYLOAD_TYPE:
         record = decode_admin_record(payload)
         kind = type(record).__struct_config__.tag
@@ -124,9 +129,17 @@ def admit(
     Raises EncodingError for a payload that is not a Statement or admin record,
     SignatureError when no registered, unrevoked key signed it (or a known
     key's signature fails), PermissionDeniedError for an admin record without
-    an admin signature or a key used outside its products.
+    an admin signature or a key used outside its products. `index` AS_OF_NOW
+    admits a new append, which must also meet the rules the log's older entries
+    predate (an approval states when it was signed).
     """
     inspected = _inspect(envelope)
+    if index == AS_OF_NOW and inspected.undated_approval:
+        # A rule for what is appended from now on: approvals recorded before it stay valid.
+        raise EncodingError(
+            "an approval must state when it was signed (predicate.signed_at, an RFC 3339 time; "
+            "21 CFR 11.50(a)(2))"
+        )
     try:
         signers = verify_envelope(
             envelope, lambda keyid: registry.signing_key(keyid, index), inspected.payload, check

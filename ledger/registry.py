@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, replace
 from ledger.admin import ROLE_ADMIN, AdminRecord, KeyRegistered, KeyRevoked, PolicyPublished
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import EncodingError, PermissionDeniedError
+from ledger.evidence.policy import DEFAULT_SEAL_ROLES
 from ledger.storage.protocol import ChainHead
-
-DEFAULT_SEAL_ROLES = frozenset({"release-manager"})
 
 
 @dataclass(slots=True)
@@ -78,7 +77,7 @@ class KeyRegistry:
         elif isinstance(record, KeyRevoked):
             self.revoke(index, record)
         elif isinstance(record, PolicyPublished):
-            self.seal_roles = frozenset(record.policy.sealing.roles)
+            self.seal_roles = record.policy.seal_roles()
         self.applied_through = max(self.applied_through, index)
 
     def register(self, index: int, record: KeyRegistered) -> RegisteredKey:

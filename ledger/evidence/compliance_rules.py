@@ -81,7 +81,8 @@ def decided_at(approval: Item[p.Approval]) -> datetime:
     late, nor by dating it ahead. Precondition: the predicate passed admission (RFC 3339 times).
     """
     recorded = parse_time(approval.event.time)
-    signed = parse_time(approval.pred.signed_at)
+    signed_at = approval.pred.signed_at  # None only for approvals recorded before it was required
+    signed = None if signed_at is None else parse_time(signed_at)
     assert recorded is not None  # noqa: S101 - entry times are checked when the entry is read
     return recorded if signed is None else min(signed, recorded)
 

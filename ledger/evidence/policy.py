@@ -144,6 +144,11 @@ class ApprovalRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     after_evidence: bool
 
 
+# Who may seal before any policy is published, and under a policy without [sealing] (every policy
+# published before the section existed: its digest, and so its record, must stay as signed).
+DEFAULT_SEAL_ROLES = frozenset({"release-manager"})
+
+
 class Sealing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Who may seal a release (close its record): a key holding one of these roles."""
 
@@ -157,7 +162,12 @@ class Sealing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A complete release policy (schemas/POLICY.md); every section and key is required."""
+    """A complete release policy (schemas/POLICY.md); every section and key is required but two.
+
+    `description` may be left out, and so may `sealing` (then only keys with role
+    release-manager may seal). A policy without `sealing` is encoded without it, so a
+    policy published before the section existed keeps the digest it was published under.
+    """
 
     name: Text
     version: Text
@@ -166,8 +176,14 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     exceptions: ExceptionRules
     continuity: Continuity
     approvals: ApprovalRules
-    sealing: Sealing
+    sealing: Sealing | msgspec.UnsetType = msgspec.UNSET
     description: str = ""
+
+    def seal_roles(self) -> frozenset[str]:
+        """The roles whose keys may seal a release under this policy."""
+        if isinstance(self.sealing, msgspec.UnsetType):
+            return DEFAULT_SEAL_ROLES
+        return frozenset(self.sealing.roles)
 
     def tier(self, risk_class: RiskClass) -> Tier:
         """The tier for a change's risk class."""
@@ -285,7 +301,8 @@ def describe_policy(policy: Policy) -> list[str]:
         ),
         f"continuity: deployed digest checked in {', '.join(policy.continuity.environments) or '(none)'}",
         f"approvals after evidence: {_yes(policy.approvals.after_evidence)}",
-        f"sealing: by a key with role {' or '.join(policy.sealing.roles)}",
+        f"sealing: by a key with role {' or '.join(sorted(policy.seal_roles()))}"
+        + (" (the default: the policy has no [sealing])" if policy.sealing is msgspec.UNSET else ""),
         "rules:",
         *(f"  {rule}: {text}" for rule, text in RULES.items()),
     ]

@@ -150,7 +150,9 @@ class Approval(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     `signed_at` is when the person signed (11.50(a)(2): the date and time of signing), which
     orders their decisions: a decision signed earlier never overrides a later one, however late
-    it reaches the log (a decision counts as made no later than it was recorded).
+    it reaches the log (a decision counts as made no later than it was recorded). The ledger
+    requires it of every approval it appends (ledger.admission); approvals it recorded before
+    it did have none, and count as made when they were recorded.
     """
 
     release: Release
@@ -159,7 +161,7 @@ class Approval(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     decision: Literal["approved", "rejected"]
     artifact_digest: Digest
     entries: list[int]
-    signed_at: Time
+    signed_at: Time | None = None
     comment: str | None = None
 
 

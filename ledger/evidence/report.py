@@ -32,20 +32,19 @@ vertical-align: top; text-align: left; font-size: 0.95em; } th { background: #ee
 
 
 def approval_manifestation(  # noqa: PLR0913 - the parts of 21 CFR 11.50's manifestation, one each
-    *, decision: str, name: str, role: str, meaning: str, signed: str, time: str
+    *, decision: str, name: str, role: str, meaning: str, signed: str | None, time: str
 ) -> str:
     """How a signed approval reads for people (21 CFR 11.50): decision, printed name, role, meaning, times.
 
     The decision comes first, in capitals, so that a rejection can never read as an
     approval; the meaning of the signature (review, approval, responsibility,
     authorship) is named as such; the time of signing (11.50(a)(2)) and the time the
-    ledger recorded it follow. Every place that shows an approval to people (the
-    release record, `evledger timeline`, `evledger verify`) prints this.
+    ledger recorded it follow (an approval recorded before `signed_at` was required has
+    only the latter). Every place that shows an approval to people (the release record,
+    `evledger timeline`, `evledger verify`) prints this.
     """
-    return (
-        f"{decision.upper()} by {name} as {role} (meaning of signature: {meaning}), "
-        f"signed {signed}, recorded {time}"
-    )
+    when = f"signed {signed}, recorded {time}" if signed is not None else f"recorded {time}"
+    return f"{decision.upper()} by {name} as {role} (meaning of signature: {meaning}), {when}"
 
 
 def manifestation(event: ReleaseEvent) -> str | None:

@@ -77,7 +77,9 @@ _LOCK_HEAD_SQL = f"""WITH head AS ({_HEAD_SQL} FOR UPDATE)
 _CHECKPOINT_SQL = "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size = $1"
 # One (kind, idx) index range per kind.
 _KINDS_SQL = f"{_SELECT_ENTRIES} WHERE kind = ANY($1::text[]) AND idx >= $2 ORDER BY idx"
-_RECORDED_SQL = """SELECT statement_hash, idx FROM entries WHERE statement_hash = ANY($1::bytea[])"""
+# The first entry of each statement: a log begun before 007_log_integrity.sql may repeat one.
+_RECORDED_SQL = """SELECT statement_hash, min(idx) FROM entries WHERE statement_hash = ANY($1::bytea[])
+                   GROUP BY statement_hash"""
 _RELEASE_HEADS_SQL = """SELECT r.product, r.version, e.idx, e.leaf_hash, e.release_seq, e.kind
                         FROM unnest($1::text[], $2::text[]) AS r(product, version)
                         CROSS JOIN LATERAL (

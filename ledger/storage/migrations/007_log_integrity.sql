@@ -165,4 +165,28 @@ ALTER TABLE entries DISABLE TRIGGER entries_no_update_delete;
 UPDATE entries SET statement_hash = pg_temp.evledger_statement_hash(data);
 ALTER TABLE entries ENABLE TRIGGER entries_no_update_delete;
 ALTER TABLE entries ALTER COLUMN statement_hash SET NOT NULL;
-CREATE UNIQUE INDEX entries_statement ON entries (statement_hash);
+
+-- A log begun before this migration may record one statement more than once (a retried append,
+-- or the replays issue #9 stops). Those entries stay, as every entry does; the uniqueness holds
+-- among the rest: the first entry of each statement and everything appended from now on (whose
+-- index is past the last repeat, so the predicate costs a new row one comparison). A replay of
+-- such a statement collides with its first entry and is answered with it (ledger/storage/postgres.py
+-- looks up the smallest index). Without repeats, which is every log begun since, the index is plain.
+DO $$
+DECLARE
+    repeats bigint[];
+BEGIN
+    SELECT coalesce(array_agg(idx ORDER BY idx), '{}') INTO repeats
+    FROM (SELECT idx, row_number() OVER (PARTITION BY statement_hash ORDER BY idx) AS n FROM entries) s
+    WHERE n > 1;
+    IF cardinality(repeats) = 0 THEN
+        CREATE UNIQUE INDEX entries_statement ON entries (statement_hash);
+    ELSE
+        EXECUTE format('CREATE UNIQUE INDEX entries_statement ON entries (statement_hash) '
+                       'WHERE idx > %s OR idx <> ALL (%L::bigint[])', repeats[cardinality(repeats)], repeats);
+        CREATE INDEX entries_statement_lookup ON entries (statement_hash);  -- the partial one cannot serve
+        RAISE NOTICE 'evidence-ledger: % entries repeat a statement recorded before them (first: %)',
+                     cardinality(repeats), repeats[1:10];
+    END IF;
+END;
+$$;
