@@ -1,7 +1,7 @@
 """Proof benchmark (issue #3): proofs over HTTP at 1M entries beside the trivial GET, and their query plans.
 
 1. Fill: a scratch ledger is filled to `--entries` (default 1,000,000) in-process,
-   through the product's own sequencer (`ledger.sequencer.Sequencer`, the code
+   through the product's own sequencer (`ledger.append.sequencer.Sequencer`, the code
    the service runs: head lock, plan_batch, COPY of entries, tiles, checkpoint),
    FILL_BATCH entries per transaction, no HTTP. Every entry is its own signed
    statement (the ledger records a statement once), RELEASE_EVENTS consecutive
@@ -79,13 +79,13 @@ from service_harness import (
     tree_size,
 )
 
-from ledger.batch import PendingRequest
+from ledger.append.batch import PendingRequest
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.keys import parse_signer_key
 from ledger.core.proof import verify_consistency, verify_inclusion
 from ledger.core.tiles import TILE_WIDTH
 from ledger.errors import LedgerError
-from ledger.proofs import ProofReader
+from ledger.query.proofs import ProofReader
 from ledger.storage import postgres
 
 REPETITIONS = 3

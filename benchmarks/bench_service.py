@@ -12,7 +12,7 @@ Figures (DESIGN.md §8), for `evledger serve --workers N` with N = 1 and 2:
   signature must be verified, so this is the limit one process can reach).
 
 The naive baseline runs in this process, without HTTP: 64 concurrent callers,
-each with its own `ledger.sequencer.Sequencer` (`max_batch=1`, `max_delay=0`)
+each with its own `ledger.append.sequencer.Sequencer` (`max_batch=1`, `max_delay=0`)
 on one pool of 10 connections (the service's default), so every append is the
 product's own transaction (SELECT head FOR UPDATE, plan_batch: encode, hash,
 extend the tree, sign the checkpoint; write entry, tiles, checkpoint, head;
@@ -72,9 +72,9 @@ from service_harness import (
     tree_size,
 )
 
-from ledger.batch import PendingRequest
+from ledger.append.batch import PendingRequest
+from ledger.append.sequencer import Sequencer
 from ledger.core.dsse import Envelope, pae
-from ledger.sequencer import Sequencer
 from ledger.service.app import Settings
 
 REPETITIONS = 3

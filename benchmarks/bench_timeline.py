@@ -6,7 +6,7 @@ each release 179 chain entries (change, builds, test runs, scans,
 validations, approvals, an exception, deployments and a seal) plus 21 generic
 statements about its artifacts that name no release, so each timeline has 200
 events. Batches of 5,000 go through the product's own planner
-(`ledger.batch.plan_batch`: entry encoding, prev links, release back-links,
+(`ledger.append.batch.plan_batch`: entry encoding, prev links, release back-links,
 tiles, signed checkpoints) and write path (`PostgresAppendTransaction.write`,
 COPY), so every release chain is real and `complete` holds.
 
@@ -43,13 +43,13 @@ from loadgen import LoadResult, run_load
 from service_harness import BenchLedger, running_server
 from timeline_fill import EVENTS_PER_RELEASE, fill, scratch_database, sealed_versions
 
-from ledger.bootstrap import initialise, load_registry
+from ledger.append.bootstrap import initialise, load_registry
 from ledger.core.keys import SignerKey, VerifierKey, parse_signer_key
-from ledger.registry import KeyRegistry
+from ledger.query.timeline import release_timeline
+from ledger.rules.registry import KeyRegistry
 from ledger.storage.entry_queries import RELEASE_CHAIN_SQL, UNCHAINED_ABOUT_BUILDS_SQL
 from ledger.storage.migrate import create_token, migrate
 from ledger.storage.postgres import PostgresStore
-from ledger.timeline import release_timeline
 
 TARGET_P99_MS = 20.0
 PRODUCT = "bench-3"  # the timed releases: up to ROTATE sealed versions of it (1 in 10 releases)

@@ -43,7 +43,7 @@ from cli.demo import POLICY_FILE
 from cli.dossier_cmd import load_and_verify
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.encoding import format_time
-from ledger.evidence import predicates as p
+from ledger.records import predicates as p
 from ledger.storage.migrate import create_token
 
 EVENTS = 200

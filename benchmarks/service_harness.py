@@ -37,13 +37,13 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import msgspec
 
-from ledger.admin import KeyRegistered, encode_admin_record
-from ledger.admission import Admitted, admit
-from ledger.batch import PendingRequest
-from ledger.bootstrap import initialise, load_registry
+from ledger.append.batch import PendingRequest
+from ledger.append.bootstrap import initialise, load_registry
+from ledger.append.sequencer import Sequencer
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.keys import SignerKey
-from ledger.sequencer import Sequencer
+from ledger.records.admin import KeyRegistered, encode_admin_record
+from ledger.rules.admission import Admitted, admit
 from ledger.storage.migrate import create_token
 from ledger.storage.postgres import PostgresStore
 
@@ -174,8 +174,8 @@ async def local_sequencers(
 ) -> AsyncIterator[list[Sequencer]]:
     """`count` running sequencers of the product on one pool, writing without HTTP.
 
-    Each is `ledger.sequencer.Sequencer` as the service runs it (lock the head,
-    plan with `ledger.batch.plan_batch`, `PostgresAppendTransaction.write`,
+    Each is `ledger.append.sequencer.Sequencer` as the service runs it (lock the head,
+    plan with `ledger.append.batch.plan_batch`, `PostgresAppendTransaction.write`,
     commit), with `max_delay=0`: it integrates whatever is queued at once, up
     to `max_batch` envelopes per transaction.
     """

@@ -2,7 +2,7 @@
 
 Used by bench_timeline.py. Every entry is a signed in-toto statement of one of
 our predicate types (or a generic one), as a pipeline would append it; the
-batches go through `ledger.batch.plan_batch` (encoding, prev links, release
+batches go through `ledger.append.batch.plan_batch` (encoding, prev links, release
 back-links, tiles, a signed checkpoint per batch) and
 `PostgresAppendTransaction.write` (COPY). Admission's signature check is
 skipped: the statements were signed here a moment ago by registered keys.
@@ -25,14 +25,14 @@ import asyncpg
 import msgspec
 from service_harness import database_dsn, execute_on, server_dsn
 
-from ledger.admin import KeyRegistered, encode_admin_record
-from ledger.admission import Admitted, admit
-from ledger.batch import PendingRequest, plan_batch
-from ledger.bootstrap import load_registry
-from ledger.chains import Chains
+from ledger.append.batch import PendingRequest, plan_batch
+from ledger.append.bootstrap import load_registry
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, pae, sign_envelope
 from ledger.core.keys import SignerKey
-from ledger.evidence import predicates as p
+from ledger.records import predicates as p
+from ledger.records.admin import KeyRegistered, encode_admin_record
+from ledger.rules.admission import Admitted, admit
+from ledger.rules.chains import Chains
 from ledger.storage.postgres import PostgresStore
 from ledger.storage.protocol import ChainHead
 

@@ -29,9 +29,9 @@ from cli.settings import (
     database,
     load_signer,
 )
-from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
-from ledger.evidence.statement import decode_statement
+from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
+from ledger.records.statement import decode_statement
 
 key_app = typer.Typer(help="Register and revoke the keys that may sign evidence.", no_args_is_help=True)
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -55,7 +55,7 @@ def append(
     if token:
         with LedgerClient(server, token) as client:
             return client.append(envelopes, idempotency_key)
-    from ledger.direct import append_direct  # noqa: PLC0415 - database code, only for direct appends
+    from ledger.append.direct import append_direct  # noqa: PLC0415 - database code, only for direct appends
 
     signer = load_signer(ledger_key or data_dir / LEDGER_KEY_FILE, "ledger key")
     with database(dsn, data_dir) as url:

@@ -1,7 +1,7 @@
 """`evledger attest junit|sarif|statement`: a CI report as signed evidence, appended (DESIGN.md §5).
 
 Each command converts its input with the pure converters of
-`ledger.evidence.attest` (refusing locally what the ledger would refuse), signs
+`ledger.records.attest` (refusing locally what the ledger would refuse), signs
 the statement as a DSSE envelope with `--key`, and appends it over HTTP with
 an idempotency key. The default key is derived from what the evidence is about
 (predicate type, release, subject digest and the report's SHA-256), so a
@@ -22,9 +22,9 @@ from cli.files import read_input
 from cli.settings import ServerOption, SignerKeyOption, TokenOption, load_signer
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.errors import InputError
-from ledger.evidence import attest
-from ledger.evidence.predicates import kind_name
-from ledger.evidence.statement import decode_statement
+from ledger.records import attest
+from ledger.records.predicates import kind_name
+from ledger.records.statement import decode_statement
 
 attest_app = typer.Typer(
     help="Sign a JUnit report, a SARIF log or an in-toto statement as evidence and append it over HTTP.",

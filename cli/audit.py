@@ -26,7 +26,18 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from cli.audit_checks import (
+from cli.errors import JsonOption, command_errors, emit_success, failure_context
+from cli.files import load_verifier_key
+from cli.settings import DEFAULT_DATA_DIR, DataDirOption, DsnOption, database
+from ledger.core.hashing import EMPTY_ROOT, HASH_SIZE
+from ledger.core.keys import VerifierKey
+from ledger.core.tiles import TILE_WIDTH
+from ledger.errors import InputError, UnavailableError, VerificationError
+from ledger.rules.chains import is_key_event
+from ledger.rules.replay import LogReplayer, ReplayedEntry, latest_plausible_time
+from ledger.storage.postgres import PostgresStore
+from ledger.storage.protocol import CheckpointRow, EntryRow, Head, LogStore, TileRow
+from ledger.verify.audit_checks import (
     check_checkpoint_row,
     check_head,
     check_key_chain_claim,
@@ -35,18 +46,7 @@ from cli.audit_checks import (
     check_row_hash,
     ledger_key_of,
 )
-from cli.errors import JsonOption, command_errors, emit_success, failure_context
-from cli.files import load_verifier_key
-from cli.settings import DEFAULT_DATA_DIR, DataDirOption, DsnOption, database
-from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
-from ledger.chains import is_key_event
-from ledger.core.hashing import EMPTY_ROOT, HASH_SIZE
-from ledger.core.keys import VerifierKey
-from ledger.core.tiles import TILE_WIDTH
-from ledger.errors import InputError, UnavailableError, VerificationError
-from ledger.replay import LogReplayer, ReplayedEntry, latest_plausible_time
-from ledger.storage.postgres import PostgresStore
-from ledger.storage.protocol import CheckpointRow, EntryRow, Head, LogStore, TileRow
+from ledger.verify.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
 
 ENTRY_PAGE = 4 * TILE_WIDTH  # pages start on a tile boundary, so a page's level-0 tiles are its own
 CHECKPOINT_PAGE = 1000

@@ -30,7 +30,7 @@ from cli.errors import command_errors
 from cli.policy_cmd import EXAMPLE_POLICY
 from cli.server import ledger_key
 from cli.settings import database
-from ledger.bootstrap import initialise
+from ledger.append.bootstrap import initialise
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.encoding import hash_from_hex
 from ledger.core.keys import SignerKey

@@ -18,15 +18,15 @@ from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import load_verifier_key, read_input
 from cli.settings import ServerOption, TokenOption
-from ledger.admin import PolicyPublished
+from ledger.compliance.evaluate import evaluate_record, result_data
 from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex
 from ledger.core.tlog_proof import format_tlog_proof, tlog_proofs
 from ledger.errors import VerificationError
-from ledger.evidence.compliance import evaluate_record, result_data
-from ledger.evidence.dossier import Dossier, DossierReport, verify_dossier
-from ledger.evidence.events import ReleaseEvent
-from ledger.evidence.predicates import Approval
-from ledger.evidence.report import manifestation, render_report
+from ledger.query.report import manifestation, render_report
+from ledger.records.admin import PolicyPublished
+from ledger.records.predicates import Approval
+from ledger.rules.events import ReleaseEvent
+from ledger.verify.dossier import Dossier, DossierReport, verify_dossier
 
 MAX_DOSSIER_BYTES = 256 * 1024 * 1024
 KeyOption = Annotated[

@@ -31,13 +31,8 @@ from cli.settings import (
     TokenOption,
 )
 from ledger.errors import InputError
-from ledger.evidence.policy import (
-    Policy,
-    describe_policy,
-    encode_policy_record,
-    load_policy_toml,
-    policy_digest,
-)
+from ledger.records.admin import encode_policy_record
+from ledger.records.policy import Policy, describe_policy, load_policy_toml, policy_digest
 
 policy_app = typer.Typer(help="Write, check and publish release policies (TOML).", no_args_is_help=True)
 PolicyFile = Annotated[

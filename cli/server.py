@@ -23,7 +23,7 @@ from cli.settings import (
     database,
     load_signer,
 )
-from ledger.bootstrap import check_ledger_key, initialise
+from ledger.append.bootstrap import check_ledger_key, initialise
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.errors import ConflictError, InputError
 from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, server_options

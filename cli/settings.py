@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 
+from cli.embedded_postgres import CLUSTER_DIR, DATABASE, PORT, SUPERUSER, EmbeddedPostgres
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.errors import InputError
-from ledger.storage.embedded import CLUSTER_DIR, DATABASE, PORT, SUPERUSER, EmbeddedPostgres
 
 DEFAULT_DATA_DIR = Path("evledger-data")
 LEDGER_KEY_FILE = "ledger.key"

@@ -17,12 +17,12 @@ from typing import Any
 import msgspec
 
 from cli.client import LedgerClient
-from ledger.admin import KeyRegistered, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.encoding import format_time
 from ledger.core.keys import SignerKey
-from ledger.evidence import predicates as p
-from ledger.evidence.policy import encode_policy_record, load_policy_toml
+from ledger.records import predicates as p
+from ledger.records.admin import KeyRegistered, encode_admin_record, encode_policy_record
+from ledger.records.policy import load_policy_toml
 
 PRODUCT = "ivd-analyzer"
 SUITES: tuple[p.TestSuite, ...] = ("unit", "integration", "regression", "system", "security", "performance")

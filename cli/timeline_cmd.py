@@ -20,7 +20,7 @@ from cli.append_cmds import DEFAULT_SERVER
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.settings import ServerOption, TokenOption
-from ledger.evidence.report import approval_manifestation
+from ledger.query.report import approval_manifestation
 
 _HEADERS = ("index", "time", "kind", "signer", "facts")
 Facts = Callable[[dict[str, Any]], str]

@@ -19,6 +19,7 @@ from cli.errors import JsonOption, command_errors, emit_success
 from cli.settings import DEFAULT_DATA_DIR, DataDirOption, DsnOption, database
 from ledger.core.encoding import format_time
 from ledger.errors import InputError
+from ledger.query.timeline import parse_moment
 from ledger.storage.migrate import (
     TOKEN_ROLES,
     TokenInfo,
@@ -28,7 +29,6 @@ from ledger.storage.migrate import (
     list_tokens,
     revoke_token,
 )
-from ledger.timeline import parse_moment
 
 token_app = typer.Typer(
     help="API tokens: create them (shown once), list them, revoke them.", no_args_is_help=True

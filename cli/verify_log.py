@@ -21,13 +21,11 @@ from typing import Annotated
 import msgspec
 import typer
 
-from cli.audit_checks import check_key_chain_claim
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success, failure_context
 from cli.files import ProofFile, load_verifier_key, parse_hashes, proof_hashes, read_text
 from cli.offline import KeyOption, OriginOption, ProofFileOption, settle
 from cli.settings import TokenOption
-from cli.signature_pool import DeferredSignatures
 from cli.tile_source import (
     MAX_BUNDLE_BYTES,
     MAX_CHECKPOINT_BYTES,
@@ -36,8 +34,6 @@ from cli.tile_source import (
     Prefetcher,
     TileSource,
 )
-from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
-from ledger.admin import KeyRegistered, KeyRevoked
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.dsse import check_now
 from ledger.core.encoding import JSON_ERRORS
@@ -47,7 +43,11 @@ from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.core.proof import verify_consistency
 from ledger.core.tiles import TILE_WIDTH, Tile, decode_entry_bundle, tile_width
 from ledger.errors import EncodingError, InputError, LedgerError, RootMismatchError, VerificationError
-from ledger.replay import LogReplayer, ReplayedEntry, latest_plausible_time
+from ledger.records.admin import KeyRegistered, KeyRevoked
+from ledger.rules.replay import LogReplayer, ReplayedEntry, latest_plausible_time
+from ledger.verify.audit_checks import check_key_chain_claim
+from ledger.verify.signature_pool import DeferredSignatures
+from ledger.verify.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
 
 MAX_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 
@@ -112,7 +112,7 @@ class LogWalk:
         """Verify with `verifier`; read through `fetch`; `source` only names what is read.
 
         With `signatures`, entry signatures are checked by its helper processes (see
-        `cli.signature_pool`); without, in the replay itself.
+        `ledger.verify.signature_pool`); without, in the replay itself.
         """
         self.source = source
         self.fetch = fetch
@@ -130,7 +130,7 @@ class LogWalk:
         """Check every entry and tile the checkpoint covers, then its root; raise VerificationError.
 
         The failure reported is the first in log order: signature checks still out are
-        settled before any other failure is reported (`cli.signature_pool`).
+        settled before any other failure is reported (`ledger.verify.signature_pool`).
         """
         try:
             self._run(checkpoint)

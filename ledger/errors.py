@@ -144,7 +144,7 @@ class UnstorableError(EncodingError):
     """The store refused a batch for a value it cannot hold (HTTP 422 once traced to one request).
 
     Admission refuses every such value it knows of; this is what the storage raises for the
-    rest, so that the sequencer can isolate the request that carries it (ledger.sequencer).
+    rest, so that the sequencer can isolate the request that carries it (ledger.append.sequencer).
     """
 
 

@@ -20,10 +20,10 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from ledger.bootstrap import load_registry
+from ledger.append.bootstrap import load_registry
+from ledger.append.sequencer import Sequencer
 from ledger.core.keys import SignerKey, parse_signer_key
-from ledger.proofs import ProofReader
-from ledger.sequencer import Sequencer
+from ledger.query.proofs import ProofReader
 from ledger.service import (
     routes_append,
     routes_bench,

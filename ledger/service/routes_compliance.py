@@ -9,19 +9,19 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 
+from ledger.compliance.evaluate import result_data
+from ledger.compliance.gate import decision_of, gate_statement
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.encoding import format_time
 from ledger.errors import PermissionDeniedError, StaleEvaluationError, UnavailableError
-from ledger.evidence import predicates as p
-from ledger.evidence.compliance import result_data
-from ledger.evidence.dossier import Dossier
-from ledger.evidence.gate import decision_of, gate_statement
-from ledger.release_record import build_dossier, evaluate_release
+from ledger.query.release_record import build_dossier, evaluate_release
+from ledger.records import predicates as p
 from ledger.service.openapi import request_body
 from ledger.service.routes_append import Authorization
 from ledger.service.state import APPEND_ROLES, READ_ROLES, Svc
 from ledger.service.wire import GateRequest, GateResponse, decode_body, errors, gate_decoder, refuse_nul
 from ledger.storage.protocol import EntryRow
+from ledger.verify.dossier import Dossier
 
 GATE_BODY_LIMIT = 16 * 1024  # three short names; anything larger is not a gate request
 GATE_ATTEMPTS = 5  # evaluations of a release that keeps gaining entries, before asking for a retry

@@ -1,6 +1,6 @@
 """Release reconstruction routes: timeline, artifacts, search (DESIGN.md §4, contract; issue #4).
 
-Each route authenticates a read token, asks `ledger.timeline` for event
+Each route authenticates a read token, asks `ledger.query.timeline` for event
 records (one or two index queries) and shapes them as wire views. Every event
 links to its inclusion proof and its exact entry bytes, so an auditor can
 check each one against a signed checkpoint.
@@ -13,8 +13,8 @@ from typing import Annotated
 from litestar import get
 from litestar.params import FromPath, PathParameter, QueryParameter
 
-from ledger import timeline
-from ledger.evidence.timeline import EventRecord
+from ledger.query import timeline
+from ledger.rules.timeline import EventRecord
 from ledger.service.routes_append import Authorization
 from ledger.service.state import READ_ROLES, Svc
 from ledger.service.wire import (

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 
 from litestar.di import NamedDependency
 
-from ledger.admission import AS_OF_NOW, Admitted, admit
-from ledger.batch import Idempotency, PendingRequest
+from ledger.append.batch import Idempotency, PendingRequest
+from ledger.append.receipts import Receipt, build_receipts
+from ledger.append.sequencer import Appended, Sequencer
 from ledger.core.dsse import Envelope
 from ledger.core.keys import SignerKey
 from ledger.errors import (
@@ -26,15 +27,14 @@ from ledger.errors import (
     SignatureError,
     UnauthenticatedError,
 )
-from ledger.log_state import verified_checkpoint
-from ledger.proofs import ProofReader
-from ledger.receipts import Receipt, build_receipts
-from ledger.sequencer import Appended, Sequencer
+from ledger.query.proofs import ProofReader
+from ledger.query.timeline import current_registry
+from ledger.rules.admission import AS_OF_NOW, Admitted, admit
+from ledger.rules.log_state import verified_checkpoint
 from ledger.service.metrics import Metrics
 from ledger.service.wire import canonical_encoder
 from ledger.storage.migrate import TOKEN_ROLES, hash_token
 from ledger.storage.protocol import CheckpointRow, LogStore, TokenRow
-from ledger.timeline import current_registry
 
 ROLE_APPENDER, ROLE_AUDITOR, ROLE_ADMIN = TOKEN_ROLES
 APPEND_ROLES = frozenset({ROLE_APPENDER, ROLE_ADMIN})
@@ -216,7 +216,7 @@ class ServiceState:
         return await self.receipts(Appended(row.first_index, row.count, row.checkpoint_size, ""))
 
     async def receipts(self, appended: Appended) -> list[Receipt]:
-        """Receipts for committed entries (see `ledger.receipts.build_receipts`)."""
+        """Receipts for committed entries (see `ledger.append.receipts.build_receipts`)."""
         return await build_receipts(self.store, self.proofs, appended)
 
 

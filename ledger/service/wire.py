@@ -1,6 +1,6 @@
 """Wire types of the HTTP API (DESIGN.md §4, contract): frozen msgspec structs, built once.
 
-`Receipt` lives in `ledger.receipts` (the CLI builds receipts without the service) and is re-exported.
+`Receipt` lives in `ledger.append.receipts` (the CLI builds receipts without the service) and is re-exported.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from litestar import MediaType, Request
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response.base import ASGIResponse
 
+from ledger.append.receipts import Receipt
 from ledger.core.dsse import Envelope
 from ledger.errors import InputError, MalformedRequestError
-from ledger.receipts import Receipt
 
 
 class ErrorBody(msgspec.Struct, frozen=True):

@@ -7,10 +7,10 @@ request's values are always bind parameters, never SQL text. Kept apart from
 
 from __future__ import annotations
 
-# ledger.evidence.predicates.BUILD, spelled as in migration 005's partial index (a test checks);
+# ledger.records.predicates.BUILD, spelled as in migration 005's partial index (a test checks);
 # both build kinds' subjects count as what a release built.
 BUILD_KIND = "https://evledger.dev/build/v1"
-SLSA_PROVENANCE_KIND = "https://slsa.dev/provenance/v1"  # ledger.evidence.predicates.SLSA_PROVENANCE
+SLSA_PROVENANCE_KIND = "https://slsa.dev/provenance/v1"  # ledger.records.predicates.SLSA_PROVENANCE
 
 # A search combining filters reads at most MAX_WINDOWS windows of SCAN_WINDOW indices per call:
 # the planner orders by the index it judges most selective and filters on the others, and where
@@ -49,7 +49,7 @@ ARTIFACT_SQL = f"""{_SELECT} WHERE idx IN (
             AND idx >= $2)
     ORDER BY idx LIMIT $3"""  # noqa: S608 - constant column list and predicate type
 
-# Entry times never go backwards in index order (ledger.batch.plan_batch), so the first entry at
+# Entry times never go backwards in index order (ledger.append.batch.plan_batch), so the first entry at
 # or after a time is the smallest index among those of the earliest matching time: one range scan
 # of the integrated_at index over that time's entries (one batch's at most, as a rule).
 FIRST_INDEX_AT_OR_AFTER_SQL = (

@@ -18,7 +18,7 @@ import asyncpg
 
 from ledger.core.encoding import format_time
 from ledger.errors import ConflictError, InputError, NotFoundError
-from ledger.evidence.statement import MAX_NAME
+from ledger.records.statement import MAX_NAME
 from ledger.storage.protocol import TokenRow
 
 _MIGRATION_LOCK = 0x65766C64  # advisory lock id ("evld"): one migrator at a time

@@ -294,7 +294,7 @@ class LogStore(Protocol):
     async def first_index_at_or_after(self, moment: datetime) -> int | None:
         """The smallest index whose integration time is >= `moment` (None if there is none).
 
-        Relies on entry times never going backwards in index order (ledger.batch.plan_batch).
+        Relies on entry times never going backwards in index order (ledger.append.batch.plan_batch).
         """
         ...
 

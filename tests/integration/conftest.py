@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from ledger.storage.embedded import EmbeddedPostgres
+from cli.embedded_postgres import EmbeddedPostgres
 
 _HERE = Path(__file__).resolve().parent
 _database_numbers = itertools.count()

@@ -16,19 +16,19 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from ledger.admin import KeyRegistered, PolicyPublished, decode_admin_record, encode_admin_record
-from ledger.admission import Admitted
-from ledger.chains import Chains, key_chain_extension
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, Envelope, envelope_payload, sign_envelope
 from ledger.core.encoding import b64encode, format_time
 from ledger.core.entry import GENESIS_PREV, ChainLink, encode_entry, parse_entry
 from ledger.core.hashing import largest_power_of_two_below, leaf_hash, node_hash
 from ledger.core.keys import SignerKey, VerifierKey, parse_verifier_key
-from ledger.evidence.dossier import DOSSIER_FORMAT, Dossier, ProvenEntry, Recompute
-from ledger.evidence.events import event_from_entry
-from ledger.evidence.statement import decode_statement, release_of, seal_of, subject_digests
-from ledger.registry import KeyRegistry
+from ledger.records.admin import KeyRegistered, PolicyPublished, decode_admin_record, encode_admin_record
+from ledger.records.statement import decode_statement, release_of, seal_of, subject_digests
+from ledger.rules.admission import Admitted
+from ledger.rules.chains import Chains, key_chain_extension
+from ledger.rules.events import event_from_entry
+from ledger.rules.registry import KeyRegistry
+from ledger.verify.dossier import DOSSIER_FORMAT, Dossier, ProvenEntry, Recompute
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
-from ledger.bootstrap import initialise
+from ledger.append.bootstrap import initialise
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.keys import SignerKey
+from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
 from ledger.storage.migrate import create_token
 
 ORIGIN = "ledger.test/it"

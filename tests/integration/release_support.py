@@ -16,12 +16,12 @@ import msgspec
 from ledger_harness import Ledger, register, to_json
 from story_support import signed
 
-from ledger.admin import PolicyPublished, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.encoding import format_time
 from ledger.core.keys import SignerKey
-from ledger.evidence import predicates as p
-from ledger.evidence.policy import load_policy_toml, policy_digest
+from ledger.records import predicates as p
+from ledger.records.admin import PolicyPublished, encode_admin_record
+from ledger.records.policy import load_policy_toml, policy_digest
 
 PRODUCT = "gatekeeper"
 ARTIFACT = "sha256:" + "5e" * 32

@@ -26,7 +26,7 @@ from service_support import bearer, check_error, scratch_ledger, service, writte
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import verify_chain
 from ledger.core.keys import SignerKey
-from ledger.evidence.statement import STATEMENT_TYPE_V1
+from ledger.records.statement import STATEMENT_TYPE_V1
 
 KEY = SignerKey.generate("fuzz.test/ci")
 UNSTORABLE = "database cannot store"

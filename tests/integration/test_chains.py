@@ -15,8 +15,8 @@ from ledger.core.encoding import b64decode_strict
 from ledger.core.entry import parse_entry
 from ledger.core.keys import SignerKey
 from ledger.errors import ChainError
-from ledger.evidence.statement import RELEASE_SEAL_TYPE
-from ledger.replay import LogReplayer
+from ledger.records.statement import RELEASE_SEAL_TYPE
+from ledger.rules.replay import LogReplayer
 from ledger.service.app import Settings, create_app
 
 

@@ -14,12 +14,12 @@ import asyncpg
 import pytest
 from ledger_harness import Ledger, evidence, init_ledger
 
-from ledger.admission import AS_OF_NOW, admit
-from ledger.batch import PendingRequest
-from ledger.bootstrap import load_registry
+from ledger.append.batch import PendingRequest
+from ledger.append.bootstrap import load_registry
+from ledger.append.sequencer import Appended, Sequencer
 from ledger.core.encoding import parse_time
 from ledger.errors import UnavailableError
-from ledger.sequencer import Appended, Sequencer
+from ledger.rules.admission import AS_OF_NOW, admit
 from ledger.storage.postgres import PostgresStore
 
 

@@ -23,7 +23,7 @@ from release_support import ARTIFACT, PRODUCT, append, decision, gate, post, set
 from service_support import scratch_database
 from story_support import signed
 
-from ledger.evidence import predicates as p
+from ledger.records import predicates as p
 
 ROUNDS = 30
 

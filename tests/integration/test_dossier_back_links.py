@@ -29,9 +29,10 @@ from ledger.core.entry import ChainLink, KeyLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
 from ledger.errors import ChainError
-from ledger.evidence import predicates as p
-from ledger.evidence.dossier import Dossier, verify_dossier
-from ledger.evidence.policy import encode_policy_record, load_policy_toml
+from ledger.records import predicates as p
+from ledger.records.admin import encode_policy_record
+from ledger.records.policy import load_policy_toml
+from ledger.verify.dossier import Dossier, verify_dossier
 
 PRODUCT, VERSION = "ivd-analyzer", "9.9.9"
 RELEASE = p.Release(PRODUCT, VERSION)

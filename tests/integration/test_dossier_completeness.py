@@ -30,16 +30,17 @@ from story_support import LiveLedger, Played, evledger, live_ledger, play_story,
 from cli import story as s
 from cli.demo import POLICY_FILE
 from cli.dossier_cmd import recompute
-from ledger.admission import Admitted
-from ledger.chains import Chains
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import ChainLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
 from ledger.errors import ChainError, VerificationError
-from ledger.evidence import predicates as p
-from ledger.evidence.dossier import Dossier, verify_dossier
-from ledger.evidence.policy import encode_policy_record, load_policy_toml
+from ledger.records import predicates as p
+from ledger.records.admin import encode_policy_record
+from ledger.records.policy import load_policy_toml
+from ledger.rules.admission import Admitted
+from ledger.rules.chains import Chains
+from ledger.verify.dossier import Dossier, verify_dossier
 
 VERSION = "3.2.0"
 Data = dict[str, Any]

@@ -36,9 +36,10 @@ from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.keys import SignerKey, VerifierKey
 from ledger.core.note import parse_note, sign_note
 from ledger.errors import ChainError, SignatureError, VerificationError
-from ledger.evidence import predicates as p
-from ledger.evidence.dossier import Dossier, DossierReport, verify_dossier
-from ledger.evidence.policy import encode_policy_record, load_policy_toml
+from ledger.records import predicates as p
+from ledger.records.admin import encode_policy_record
+from ledger.records.policy import load_policy_toml
+from ledger.verify.dossier import Dossier, DossierReport, verify_dossier
 
 VERSION = "3.1.0"
 HOTFIX = f"{VERSION}-hotfix"

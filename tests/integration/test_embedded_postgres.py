@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 
-from ledger.storage.embedded import CLUSTER_DIR, EmbeddedPostgres, EmbeddedPostgresError
+from cli.embedded_postgres import CLUSTER_DIR, EmbeddedPostgres, EmbeddedPostgresError
 
 ROOT = Path(__file__).resolve().parents[2]
 IS_ROOT = os.geteuid() == 0
@@ -130,7 +130,7 @@ def test_sigterm_stops_the_server(shared_data_dir):
         """
         import sys, time
         from pathlib import Path
-        from ledger.storage.embedded import EmbeddedPostgres
+        from cli.embedded_postgres import EmbeddedPostgres
         with EmbeddedPostgres(Path(sys.argv[1]), durable=False) as pg:
             print(pg.pid, flush=True)
             time.sleep(60)

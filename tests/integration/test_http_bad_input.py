@@ -24,9 +24,9 @@ from ledger_harness import Ledger, evidence, register, revoke, statement, to_jso
 from litestar.testing import TestClient
 from service_support import bearer, check_error, nothing_written, scratch_ledger, service, written
 
-from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, Signature, sign_envelope
 from ledger.core.keys import SignerKey
+from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
 
 MAX_ENTRY = 65_535
 _numbers = itertools.count(1_000)

@@ -25,11 +25,11 @@ from audit_support import run_cli
 from ledger_harness import Ledger, evidence, free_port, init_ledger, register, to_json, token
 from service_support import bearer, check_error, service
 
-from ledger.admin import KeyRegistered, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import encode_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
+from ledger.records.admin import KeyRegistered, encode_admin_record
 from ledger.storage.postgres import APP_ROLE
 
 PIPELINE = SignerKey.from_seed("ci.test/pipeline", bytes(range(7, 39)))

@@ -33,7 +33,8 @@ from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.entry import parse_entry, verify_chain
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
-from ledger.evidence.policy import encode_policy_record, load_policy_toml
+from ledger.records.admin import encode_policy_record
+from ledger.records.policy import load_policy_toml
 
 DIGEST = "sha256:" + "0" * 64
 READS = [

@@ -26,7 +26,6 @@ from ledger_harness import to_json
 from story_support import LiveLedger, Played, evledger, live_ledger, play_story, signed
 
 from cli import story as s
-from ledger.admin import KeyRegistered, encode_admin_record
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.dsse import (
     ADMIN_PAYLOAD_TYPE,
@@ -40,7 +39,8 @@ from ledger.core.entry import parse_entry
 from ledger.core.keys import SignerKey
 from ledger.core.proof import verify_inclusion
 from ledger.core.tlog_proof import parse_tlog_proof, verify_tlog_proof
-from ledger.evidence import predicates as p
+from ledger.records import predicates as p
+from ledger.records.admin import KeyRegistered, encode_admin_record
 
 VERSION = "2.4.1"
 

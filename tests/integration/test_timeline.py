@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cli.main import app as cli_app
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.keys import SignerKey
-from ledger.evidence import predicates as p
+from ledger.records import predicates as p
 from ledger.service.app import Settings, create_app
 from ledger.storage import postgres
 

@@ -1,4 +1,4 @@
-"""A value PostgreSQL refuses fails only the request that carries it (ledger.sequencer, UnstorableError).
+"""A value PostgreSQL refuses fails only the request that carries it (sequencer, UnstorableError).
 
 Admission refuses every such value it knows of (NUL, overlong names, deep nesting), so these
 tests build admitted requests by hand past those limits: the real database then refuses the
@@ -17,13 +17,13 @@ import pytest
 from ledger_harness import Ledger, evidence, register
 from service_support import scratch_ledger
 
-from ledger.admission import AS_OF_NOW, admit
-from ledger.batch import PendingRequest
-from ledger.bootstrap import load_registry
+from ledger.append.batch import PendingRequest
+from ledger.append.bootstrap import load_registry
+from ledger.append.sequencer import Appended, Sequencer
 from ledger.core.entry import verify_chain
 from ledger.core.keys import SignerKey
 from ledger.errors import UnstorableError
-from ledger.sequencer import Appended, Sequencer
+from ledger.rules.admission import AS_OF_NOW, admit
 from ledger.storage.postgres import PostgresStore
 
 KEY = SignerKey.generate("unstorable.test/ci")

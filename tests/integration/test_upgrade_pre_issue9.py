@@ -24,16 +24,16 @@ import pytest
 
 from cli.audit import audit_store
 from cli.dossier_cmd import load_and_verify
-from ledger.bootstrap import check_ledger_key, load_registry
+from ledger.append.bootstrap import check_ledger_key, load_registry
+from ledger.append.direct import append_direct
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, Envelope, envelope_payload, sign_envelope
 from ledger.core.encoding import format_time
 from ledger.core.entry import parse_entry
 from ledger.core.keys import SignerKey, VerifierKey, parse_signer_key
-from ledger.direct import append_direct
 from ledger.errors import EncodingError
-from ledger.evidence.report import manifestation
-from ledger.registry import KeyRegistry
-from ledger.release_record import evaluate_release
+from ledger.query.release_record import evaluate_release
+from ledger.query.report import manifestation
+from ledger.rules.registry import KeyRegistry
 from ledger.storage.migrate import migrate
 from ledger.storage.postgres import PostgresStore
 

@@ -30,11 +30,11 @@ from audit_support import (
 from ledger_harness import ORIGIN
 
 from cli.client import LedgerClient
-from cli.tree_check import TileBuilder
 from ledger.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger.core.hashing import HASH_SIZE, leaf_hash
 from ledger.core.keys import SignerKey
 from ledger.core.tiles import TILE_WIDTH, decode_entry_bundle, encode_entry_bundle
+from ledger.verify.tree_check import TileBuilder
 
 BUNDLE_1 = "tile/entries/001.p/46"
 HASH_TILE_1 = "tile/0/001.p/46"

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ledger.evidence.attest import statement_from_junit, statement_from_sarif
-from ledger.evidence.predicates import SCAN, TEST_RUN, Scan, decode_predicate
-from ledger.evidence.predicates import TestRun as RunPredicate  # a "Test*" name would be collected
-from ledger.evidence.statement import decode_statement, release_of
+from ledger.records.attest import statement_from_junit, statement_from_sarif
+from ledger.records.predicates import SCAN, TEST_RUN, Scan, decode_predicate
+from ledger.records.predicates import TestRun as RunPredicate  # a "Test*" name would be collected
+from ledger.records.statement import decode_statement, release_of
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DIGEST = "sha256:" + "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"

@@ -14,18 +14,18 @@ from typing import Any
 
 import msgspec
 
-from ledger.evidence import policy as pol
-from ledger.evidence import predicates as p
-from ledger.evidence.compliance import ComplianceResult, evaluate
-from ledger.evidence.events import ReleaseEvent, Signer
-from ledger.evidence.gate import gate_statement
-from ledger.evidence.statement import (
+from ledger.compliance.evaluate import ComplianceResult, evaluate
+from ledger.compliance.gate import gate_statement
+from ledger.records import policy as pol
+from ledger.records import predicates as p
+from ledger.records.statement import (
     STATEMENT_TYPE_V1,
     ResourceDescriptor,
     Statement,
     decode_statement,
     subject_digests,
 )
+from ledger.rules.events import ReleaseEvent, Signer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "schemas" / "policy.example.toml"
 POLICY = pol.load_policy_toml(EXAMPLE.read_text(encoding="utf-8"))

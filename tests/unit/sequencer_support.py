@@ -18,10 +18,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from ledger.admin import KeyRegistered, KeyRevoked, encode_admin_record
-from ledger.admission import admit
-from ledger.batch import Idempotency, PendingRequest, plan_batch
-from ledger.bootstrap import genesis_request
+from ledger.append.batch import Idempotency, PendingRequest, plan_batch
+from ledger.append.bootstrap import genesis_request
+from ledger.append.sequencer import Appended, Sequencer
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.compact_range import root_from_leaf_hashes
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
@@ -32,8 +31,9 @@ from ledger.errors import (
     DuplicateStatementError,
     UnstorableError,
 )
-from ledger.registry import KeyRegistry
-from ledger.sequencer import Appended, Sequencer
+from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
+from ledger.rules.admission import admit
+from ledger.rules.registry import KeyRegistry
 from ledger.storage.protocol import (
     BatchWrite,
     ChainHead,

@@ -15,14 +15,14 @@ import pytest
 from attest_support import DIGEST, FIXTURES, JUNIT_RUN, RUN, admitted, cases, junit, sarif
 
 from ledger.errors import EncodingError, InputError, TooLargeError
-from ledger.evidence.attest import (
+from ledger.records.attest import (
     MAX_REPORT_BYTES,
     check_statement,
     idempotency_key,
     statement_from_junit,
     statement_from_sarif,
 )
-from ledger.evidence.predicates import SCAN, TEST_RUN
+from ledger.records.predicates import SCAN, TEST_RUN
 
 # JUnit
 

@@ -14,7 +14,7 @@ import pytest
 from attest_support import FIXTURES, RUN, findings, sarif, scan
 
 from ledger.errors import EncodingError
-from ledger.evidence.attest import statement_from_sarif
+from ledger.records.attest import statement_from_sarif
 
 
 def test_codeql_log():

@@ -1,4 +1,4 @@
-"""Compliance evaluation (ledger.evidence.compliance) and gate decisions (ledger.evidence.gate).
+"""Compliance evaluation (ledger.compliance.evaluate) and gate decisions (ledger.compliance.gate).
 
 The reference release (compliance_support.compliant_steps) is fully compliant
 under the example policy's high tier; each test changes one thing and checks
@@ -47,12 +47,12 @@ from compliance_support import (
     with_exception,
 )
 
+from ledger.compliance.evaluate import PolicyInForce, decode_result, encode_result, evaluate
+from ledger.compliance.gate import LEAF_DIGEST, gate_statement
 from ledger.errors import InputError
-from ledger.evidence import policy as pol
-from ledger.evidence import predicates as p
-from ledger.evidence.compliance import PolicyInForce, decode_result, encode_result, evaluate
-from ledger.evidence.gate import LEAF_DIGEST, gate_statement
-from ledger.evidence.statement import subject_digests
+from ledger.records import policy as pol
+from ledger.records import predicates as p
+from ledger.records.statement import subject_digests
 
 # --- the reference release -------------------------------------------------------------------
 

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.admin import decode_admin_record
+from ledger.compliance.evaluate import decode_result
 from ledger.core.encoding import b64decode_lenient, hash_from_hex, json_holds_nul, json_nests_deeper_than
 from ledger.core.entry import parse_entry
 from ledger.errors import EncodingError
-from ledger.evidence.compliance import decode_result
-from ledger.evidence.sarif import decode_sarif
-from ledger.evidence.statement import decode_statement
+from ledger.records.admin import decode_admin_record
+from ledger.records.sarif import decode_sarif
+from ledger.records.statement import decode_statement
 
 DIGEST = hashlib.sha256(b"x").digest()
 

@@ -17,7 +17,7 @@ from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import GENESIS_PREV, encode_entry
 from ledger.core.keys import SignerKey
 from ledger.errors import ChainError, RootMismatchError, VerificationError
-from ledger.replay import LogReplayer
+from ledger.rules.replay import LogReplayer
 
 KEY = SignerKey.from_seed("labels.test/k", bytes(32))
 

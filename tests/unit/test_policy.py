@@ -1,4 +1,4 @@
-"""Release policies (ledger.evidence.policy): the TOML file, its digest, the admin record, the CLI.
+"""Release policies (ledger.records.policy): the TOML file, its digest, the admin record, the CLI.
 
 The example in schemas/ must load; every kind of bad file is refused with a
 message that names the offending key, so a QA lead can fix it without reading
@@ -18,11 +18,17 @@ from typer.testing import CliRunner
 
 import cli.append_cmds
 from cli.main import app
-from ledger.admin import PolicyPublished, decode_admin_record, encode_admin_record
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, Envelope, envelope_payload, verify_envelope
 from ledger.core.keys import SignerKey
 from ledger.errors import EncodingError
-from ledger.evidence import policy as pol
+from ledger.records import policy as pol
+from ledger.records.admin import (
+    PolicyPublished,
+    decode_admin_record,
+    encode_admin_record,
+    encode_policy_record,
+    policy_from_record,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "schemas" / "policy.example.toml"
 TEXT = EXAMPLE.read_text(encoding="utf-8")
@@ -64,22 +70,22 @@ def test_digest_is_sha256_of_canonical_json_and_ignores_toml_layout() -> None:
 
 def test_admin_record_round_trip_carries_the_whole_policy() -> None:
     policy = pol.load_policy_toml(TEXT)
-    record = decode_admin_record(pol.encode_policy_record(policy))
+    record = decode_admin_record(encode_policy_record(policy))
     assert isinstance(record, PolicyPublished)
     assert record.name == policy.name
     assert record.digest == pol.policy_digest(policy)
-    assert pol.policy_from_record(record) == policy
+    assert policy_from_record(record) == policy
 
 
 def test_admin_record_with_a_wrong_digest_is_refused() -> None:
-    payload = json.loads(pol.encode_policy_record(pol.load_policy_toml(TEXT)))
+    payload = json.loads(encode_policy_record(pol.load_policy_toml(TEXT)))
     payload["policy"]["tiers"]["high"]["required_approval_roles"] = ["qa"]  # weakened after hashing
     with pytest.raises(EncodingError, match="digest"):
         decode_admin_record(json.dumps(payload).encode())
 
 
 def test_admin_record_with_an_invalid_policy_is_refused() -> None:
-    payload = json.loads(pol.encode_policy_record(pol.load_policy_toml(TEXT)))
+    payload = json.loads(encode_policy_record(pol.load_policy_toml(TEXT)))
     payload["policy"]["exceptions"]["allowed_rules"] = ["no.such-rule"]
     with pytest.raises(EncodingError, match=r"no\.such-rule"):
         decode_admin_record(json.dumps(payload).encode())
@@ -181,4 +187,4 @@ def test_cli_publish_signs_an_admin_record(tmp_path: Path, monkeypatch: pytest.M
     verify_envelope(envelope, lambda keyid: admin.verifier() if keyid == admin.keyid else None)
     record = decode_admin_record(envelope_payload(envelope))
     assert isinstance(record, PolicyPublished)
-    assert encode_admin_record(record) == pol.encode_policy_record(policy)
+    assert encode_admin_record(record) == encode_policy_record(policy)

@@ -18,19 +18,19 @@ import msgspec
 import pytest
 
 from cli.timeline_cmd import facts
-from ledger.admin import KeyRegistered
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import ReleaseLink, encode_entry
 from ledger.core.keys import SignerKey
-from ledger.evidence import predicates as p
-from ledger.evidence.completeness import Completeness, LastEvent
-from ledger.evidence.dossier import DOSSIER_FORMAT, Dossier, DossierReport
-from ledger.evidence.events import ReleaseEvent, event_from_entry
-from ledger.evidence.report import manifestation, render_report
-from ledger.evidence.timeline import SignerNames, decode_record
-from ledger.registry import KeyRegistry
+from ledger.query.report import manifestation, render_report
+from ledger.records import predicates as p
+from ledger.records.admin import KeyRegistered
+from ledger.rules.completeness import Completeness, LastEvent
+from ledger.rules.events import ReleaseEvent, event_from_entry
+from ledger.rules.registry import KeyRegistry
+from ledger.rules.timeline import SignerNames, decode_record
 from ledger.service.routes_releases import event_view
+from ledger.verify.dossier import DOSSIER_FORMAT, Dossier, DossierReport
 
 DANA = SignerKey.from_seed("people.test/dana", bytes(range(32)))
 WHEN = "2026-03-02T10:11:12.345Z"

@@ -1,6 +1,6 @@
 """Verifiers refuse entry times from the future (issue #9): a ledger whose clock leapt ahead.
 
-The log is written by the real planner (`ledger.batch.plan_batch`), so every other
+The log is written by the real planner (`ledger.append.batch.plan_batch`), so every other
 check passes: only the time tells.
 """
 
@@ -11,12 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sequencer_support import LEDGER_KEY, ORIGIN, evidence
 
-from ledger.admission import AS_OF_NOW, admit
-from ledger.batch import PendingRequest, plan_batch
-from ledger.bootstrap import genesis_request
+from ledger.append.batch import PendingRequest, plan_batch
+from ledger.append.bootstrap import genesis_request
 from ledger.errors import VerificationError
-from ledger.registry import KeyRegistry
-from ledger.replay import FUTURE_TOLERANCE, LogReplayer, latest_plausible_time
+from ledger.rules.admission import AS_OF_NOW, admit
+from ledger.rules.registry import KeyRegistry
+from ledger.rules.replay import FUTURE_TOLERANCE, LogReplayer, latest_plausible_time
 from ledger.storage.protocol import Head
 
 

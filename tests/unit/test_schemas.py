@@ -17,13 +17,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from ledger.admin import decode_admin_record
 from ledger.core.dsse import Envelope, Signature, verify_envelope
 from ledger.errors import EncodingError, SignatureError
-from ledger.evidence import schema_export
-from ledger.evidence.attest import check_statement
-from ledger.evidence.predicates import PREDICATE_TYPES, decode_predicate, kind_name
-from ledger.evidence.statement import STATEMENT_TYPE_V1, decode_statement, release_of
+from ledger.records import schema_export
+from ledger.records.admin import decode_admin_record
+from ledger.records.attest import check_statement
+from ledger.records.predicates import PREDICATE_TYPES, decode_predicate, kind_name
+from ledger.records.statement import STATEMENT_TYPE_V1, decode_statement, release_of
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 EXAMPLES: dict[str, dict[str, Any]] = json.loads(
@@ -39,9 +39,9 @@ def predicate_schema(predicate_type: str) -> dict[str, Any]:
 
 def test_schema_files_match_the_code():
     on_disk = {path.name: path.read_bytes() for path in SCHEMAS.glob("*.schema.json")}
-    assert sorted(on_disk) == sorted(GENERATED), "run: python -m ledger.evidence.schema_export"
+    assert sorted(on_disk) == sorted(GENERATED), "run: python -m ledger.records.schema_export"
     stale = [name for name, data in GENERATED.items() if on_disk[name] != data]
-    assert not stale, f"schemas differ from the code: {stale}; run python -m ledger.evidence.schema_export"
+    assert not stale, f"schemas differ from the code: {stale}; run python -m ledger.records.schema_export"
     assert schema_export.drift(SCHEMAS) == []
 
 

@@ -24,7 +24,8 @@ from sequencer_support import (
     started,
 )
 
-from ledger.batch import Idempotency
+from ledger.append.batch import Idempotency
+from ledger.append.sequencer import Appended
 from ledger.core.keys import SignerKey
 from ledger.errors import (
     LedgerError,
@@ -33,7 +34,6 @@ from ledger.errors import (
     UnavailableError,
     UnstorableError,
 )
-from ledger.sequencer import Appended
 
 
 def test_concurrent_appends_are_grouped_into_fewer_batches() -> None:

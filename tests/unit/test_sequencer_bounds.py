@@ -12,10 +12,10 @@ import weakref
 import pytest
 from test_sequencer import ALICE, BOB, FakeStore, check_log, evidence, request, started
 
-from ledger.admission import Admitted
-from ledger.batch import PendingRequest
+from ledger.append.batch import PendingRequest
+from ledger.append.sequencer import Sequencer, request_bytes
 from ledger.errors import UnavailableError
-from ledger.sequencer import Sequencer, request_bytes
+from ledger.rules.admission import Admitted
 
 
 def _one(sequencer: Sequencer, n: int) -> PendingRequest:

@@ -32,7 +32,7 @@ from sequencer_support import (
     started,
 )
 
-from ledger.admin import PolicyPublished, encode_admin_record
+from ledger.append.sequencer import Sequencer
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.compact_range import CompactRange
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
@@ -48,10 +48,10 @@ from ledger.errors import (
     StaleEvaluationError,
     UnavailableError,
 )
-from ledger.evidence import predicates as p
-from ledger.evidence.policy import Policy, Sealing, load_policy_toml, policy_digest
-from ledger.registry import KeyRegistry
-from ledger.sequencer import Sequencer
+from ledger.records import predicates as p
+from ledger.records.admin import PolicyPublished, encode_admin_record
+from ledger.records.policy import Policy, Sealing, load_policy_toml, policy_digest
+from ledger.rules.registry import KeyRegistry
 from ledger.storage.protocol import CheckpointRow, EntryRow
 
 DAVE = SignerKey.from_seed("dave.test/release", bytes(range(5, 37)))

@@ -1,4 +1,4 @@
-"""Signature checks on helper processes (`cli.signature_pool`): verdicts as if checked at once, in order."""
+"""Signature checks on helper processes (`ledger.verify.signature_pool`): verdicts as if checked at once."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli.signature_pool import DeferredSignatures, first_bad_signature
 from ledger.core.keys import SignerKey, VerifierKey
 from ledger.errors import SignatureError
+from ledger.verify.signature_pool import DeferredSignatures, first_bad_signature
 
 SIGNER = SignerKey.generate("pipeline")
 OTHER = SignerKey.generate("pipeline")

@@ -10,22 +10,22 @@ import msgspec
 import pytest
 
 from cli.timeline_cmd import facts
-from ledger.admin import KeyRegistered, encode_admin_record
-from ledger.admission import admit
-from ledger.batch import PendingRequest, plan_batch
-from ledger.bootstrap import genesis_request
+from ledger.append.batch import PendingRequest, plan_batch
+from ledger.append.bootstrap import genesis_request
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import ChainLink, ReleaseLink
 from ledger.core.keys import SignerKey
 from ledger.errors import InputError
-from ledger.evidence import predicates as p
-from ledger.evidence.events import event_from_entry
-from ledger.evidence.timeline import Decoded, SignerNames, chain_is_complete, decode_record, summarize
-from ledger.registry import KeyRegistry
+from ledger.query.timeline import parse_cursor, parse_digest, parse_moment, resolve_kinds
+from ledger.records import predicates as p
+from ledger.records.admin import KeyRegistered, encode_admin_record
+from ledger.rules.admission import admit
+from ledger.rules.events import event_from_entry
+from ledger.rules.registry import KeyRegistry
+from ledger.rules.timeline import Decoded, SignerNames, chain_is_complete, decode_record, summarize
 from ledger.service.routes_releases import event_view
 from ledger.storage.entry_queries import BUILD_KIND, is_combination, search_sql
 from ledger.storage.protocol import Head
-from ledger.timeline import parse_cursor, parse_digest, parse_moment, resolve_kinds
 
 LEDGER = SignerKey.from_seed("ledger.test/unit", bytes(range(32)))
 CI = SignerKey.from_seed("ci.test/unit", bytes(range(1, 33)))

@@ -16,10 +16,17 @@ from reference_tree import ReferenceTree
 
 from cli import verify_log
 from cli.tile_source import DirectoryTiles, read_committed
-from cli.tree_check import BuiltTile, Progress, TileBuilder, compare_tile, covered_entries, describe_slot
 from ledger.core.compact_range import root_from_leaf_hashes
 from ledger.core.tiles import TILE_WIDTH, Tile, tiles_for_size
 from ledger.errors import NotFoundError, TooLargeError, VerificationError
+from ledger.verify.tree_check import (
+    BuiltTile,
+    Progress,
+    TileBuilder,
+    compare_tile,
+    covered_entries,
+    describe_slot,
+)
 
 
 def leaves(count: int) -> list[bytes]:

@@ -1,1 +1,0 @@
-"""The evidence domain: in-toto statements and our predicates. Pure: no I/O."""

@@ -1,0 +1,282 @@
+"""Release policies (schemas/POLICY.md, schemas/policy.example.toml): the rules a release is held to. Pure.
+
+A policy is written in TOML by the QA lead, checked strictly here (unknown
+keys, wrong types, unknown test suites, rules and roles are refused with the
+key named), and published into the log as a `policy.published` admin record
+(DESIGN.md §3.5) that carries the whole policy and its digest. Every
+compliance result and gate decision names that entry and digest, so an
+inspector re-evaluates against exactly the policy that was in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from typing import Annotated, Literal
+
+import msgspec
+
+from ledger.errors import EncodingError
+from ledger.records.predicates import TestSuite
+
+RiskClass = Literal["low", "medium", "high"]
+RISK_CLASSES: tuple[RiskClass, ...] = ("low", "medium", "high")
+
+# Stable rule ids: findings, exceptions (`predicate.rule`) and allowed_rules use them.
+CHANGE_CLASSIFIED = "change.classified"
+TESTS_REQUIRED = "tests.required-suites"
+TESTS_PASSED = "tests.passed"
+VALIDATION_REQUIRED = "validation.required"
+APPROVALS_REQUIRED = "approvals.required-roles"
+APPROVALS_REJECTED = "approvals.rejected"
+APPROVALS_AFTER_EVIDENCE = "approvals.after-evidence"
+SOD_NOT_AUTHOR = "sod.approver-not-author"
+SOD_ONE_ROLE = "sod.one-person-one-role"
+FINDINGS_MAX_OPEN = "findings.max-open"
+CONTINUITY = "continuity.artifact"
+EXCEPTION_VALID = "exceptions.valid"
+EXCEPTION_REVIEW = "exceptions.review-due"
+
+RULES: dict[str, str] = {
+    CHANGE_CLASSIFIED: "the release records a change with its risk class (it selects the tier)",
+    TESTS_REQUIRED: "every suite the tier requires ran on the candidate artifact",
+    TESTS_PASSED: "every test run on the candidate artifact passed",
+    VALIDATION_REQUIRED: "the candidate artifact passed validation (when the tier requires it)",
+    APPROVALS_REQUIRED: "every role the tier requires approved the candidate artifact",
+    APPROVALS_REJECTED: "no standing rejection of the candidate artifact",
+    APPROVALS_AFTER_EVIDENCE: "approvals come after the evidence they approve",
+    SOD_NOT_AUTHOR: "no approver is an author of the change",
+    SOD_ONE_ROLE: "no one person fills two required approval roles",
+    FINDINGS_MAX_OPEN: "open scan findings stay within the tier's limits",
+    CONTINUITY: "what is deployed is exactly the artifact built, tested, validated and approved",
+    EXCEPTION_VALID: "an exception is justified, allowed, time-boxed and in force when it is relied on",
+    EXCEPTION_REVIEW: "every exception is reviewed by its review date",
+}
+# Rules an exception can never bypass: the tier itself, and the exception process.
+NOT_WAIVABLE = frozenset({CHANGE_CLASSIFIED, EXCEPTION_VALID, EXCEPTION_REVIEW})
+
+ROLE_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"  # key roles too (ledger.records.admin): one spelling of a role
+Text = Annotated[str, msgspec.Meta(pattern=r"\S", max_length=200)]
+Role = Annotated[str, msgspec.Meta(pattern=ROLE_PATTERN)]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Days = Annotated[int, msgspec.Meta(ge=1, le=3650)]
+DaysOrZero = Annotated[int, msgspec.Meta(ge=0, le=3650)]
+
+
+def _no_duplicates(values: list[str], key: str) -> None:
+    seen = [v for i, v in enumerate(values) if v in values[:i]]
+    if seen:
+        raise ValueError(f"{key} lists {seen[0]!r} twice")
+
+
+class FindingLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The most open scan findings allowed, per severity (info findings are never limited)."""
+
+    critical: Count
+    high: Count
+    medium: Count
+    low: Count
+
+
+class Tier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a change of one risk class needs before it may be released."""
+
+    required_suites: list[TestSuite]
+    required_approval_roles: list[Role]
+    require_validation: bool
+    max_open_findings: FindingLimits | None = None  # None: scans are not required
+
+    def __post_init__(self) -> None:
+        """Refuse duplicate suites or roles (a duplicate is almost always a typo for another one)."""
+        _no_duplicates(list(self.required_suites), "required_suites")
+        _no_duplicates(self.required_approval_roles, "required_approval_roles")
+
+
+class Tiers(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One tier per risk class; all three must be written out."""
+
+    low: Tier
+    medium: Tier
+    high: Tier
+
+
+class SeparationOfDuties(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who may approve."""
+
+    approver_not_author: bool
+    one_person_one_role: bool
+
+
+class ExceptionRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which rules a time-boxed exception may bypass, for how long, and when it must be reviewed."""
+
+    allowed_rules: list[str]
+    max_duration_days: Days
+    review_within_days: DaysOrZero
+
+    def __post_init__(self) -> None:
+        """Refuse unknown rule ids and the rules no exception may bypass."""
+        _no_duplicates(self.allowed_rules, "allowed_rules")
+        for rule in self.allowed_rules:
+            if rule not in RULES:
+                raise ValueError(f"allowed_rules names unknown rule {rule!r} (known: {', '.join(RULES)})")
+            if rule in NOT_WAIVABLE:
+                raise ValueError(f"allowed_rules: rule {rule!r} can never be bypassed by an exception")
+
+
+class Continuity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Environments where the deployed digest must be the one tested, validated and approved."""
+
+    environments: list[Text]
+
+    def __post_init__(self) -> None:
+        """Refuse duplicate environments."""
+        _no_duplicates(self.environments, "environments")
+
+
+class ApprovalRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How approvals relate to the evidence they approve."""
+
+    after_evidence: bool
+
+
+# Who may seal before any policy is published, and under a policy without [sealing] (every policy
+# published before the section existed: its digest, and so its record, must stay as signed).
+DEFAULT_SEAL_ROLES = frozenset({"release-manager"})
+
+
+class Sealing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Who may seal a release (close its record): a key holding one of these roles."""
+
+    roles: list[Role]
+
+    def __post_init__(self) -> None:
+        """At least one role, none twice: a policy nobody can seal under would leave every release open."""
+        if not self.roles:
+            raise ValueError("sealing.roles must name at least one role")
+        _no_duplicates(self.roles, "roles")
+
+
+class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A complete release policy (schemas/POLICY.md); every section and key is required but two.
+
+    `description` may be left out, and so may `sealing` (then only keys with role
+    release-manager may seal). A policy without `sealing` is encoded without it, so a
+    policy published before the section existed keeps the digest it was published under.
+    """
+
+    name: Text
+    version: Text
+    tiers: Tiers
+    separation_of_duties: SeparationOfDuties
+    exceptions: ExceptionRules
+    continuity: Continuity
+    approvals: ApprovalRules
+    sealing: Sealing | msgspec.UnsetType = msgspec.UNSET
+    description: str = ""
+
+    def seal_roles(self) -> frozenset[str]:
+        """The roles whose keys may seal a release under this policy."""
+        if isinstance(self.sealing, msgspec.UnsetType):
+            return DEFAULT_SEAL_ROLES
+        return frozenset(self.sealing.roles)
+
+    def tier(self, risk_class: RiskClass) -> Tier:
+        """The tier for a change's risk class."""
+        tier: Tier = getattr(self.tiers, risk_class)
+        return tier
+
+
+_canonical = msgspec.json.Encoder(order="sorted")
+_AT = re.compile(r"^(?P<message>.*) - at `\$\.?(?P<key>.*)`$", re.DOTALL)
+
+
+_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]*)`$")
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    """The validation message with its JSON path written as the TOML key (`tiers.high.required_suites[2]`)."""
+    match = _AT.match(str(exc))
+    message, key = (match["message"], match["key"]) if match else (str(exc), "")
+    field = _FIELD.match(message)
+    if field is not None:
+        name = f"{key}.{field['field']}" if key else field["field"]
+        return f"unknown key {name}" if field["what"] == "contains unknown" else f"missing key {name}"
+    return f"key {key}: {message}" if key else message
+
+
+def policy_from_data(data: object) -> Policy:
+    """Convert parsed TOML or JSON data to a Policy; EncodingError naming the offending key.
+
+    Precondition: none; any value is checked (unknown keys, types, suites, rules, roles, ranges).
+    """
+    try:
+        return msgspec.convert(data, Policy)
+    except msgspec.ValidationError as exc:
+        raise EncodingError(f"policy is invalid: {_explain(exc)}") from exc
+
+
+def load_policy_toml(text: str) -> Policy:
+    """Parse a policy file (TOML, as schemas/policy.example.toml); EncodingError naming the bad key.
+
+    Precondition: `text` is the file's decoded text (the caller reads and decodes it as UTF-8).
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise EncodingError(f"policy file is not valid TOML: {exc}") from exc
+    return policy_from_data(data)
+
+
+def encode_policy(policy: Policy) -> bytes:
+    """The canonical JSON of a policy: every key written out, keys sorted, no whitespace, no floats."""
+    return _canonical.encode(policy)
+
+
+def policy_digest(policy: Policy) -> str:
+    """`sha256:<hex>` of the canonical JSON: the policy's identity in results and gate decisions."""
+    return "sha256:" + hashlib.sha256(encode_policy(policy)).hexdigest()
+
+
+def describe_policy(policy: Policy) -> list[str]:
+    """The policy in plain lines, tier by tier and rule by rule, for `evledger policy check`."""
+    lines = [f"policy {policy.name} version {policy.version} ({policy_digest(policy)})"]
+    for risk in RISK_CLASSES:
+        tier = policy.tier(risk)
+        limits = tier.max_open_findings
+        findings = (
+            "no scan required"
+            if limits is None
+            else f"open findings at most critical {limits.critical}, high {limits.high}, "
+            f"medium {limits.medium}, low {limits.low}"
+        )
+        lines += [
+            f"tier {risk}:",
+            f"  test suites:     {', '.join(tier.required_suites) or '(none)'}",
+            f"  approval roles:  {', '.join(tier.required_approval_roles) or '(none)'}",
+            f"  validation:      {'required' if tier.require_validation else 'not required'}",
+            f"  findings:        {findings}",
+        ]
+    sod, exc = policy.separation_of_duties, policy.exceptions
+    lines += [
+        (
+            f"separation of duties: approver not author {_yes(sod.approver_not_author)}, "
+            f"one person one role {_yes(sod.one_person_one_role)}"
+        ),
+        (
+            f"exceptions: may bypass {', '.join(exc.allowed_rules) or '(no rule)'}; at most "
+            f"{exc.max_duration_days} days; review due within {exc.review_within_days} days of expiry"
+        ),
+        f"continuity: deployed digest checked in {', '.join(policy.continuity.environments) or '(none)'}",
+        f"approvals after evidence: {_yes(policy.approvals.after_evidence)}",
+        f"sealing: by a key with role {' or '.join(sorted(policy.seal_roles()))}"
+        + (" (the default: the policy has no [sealing])" if policy.sealing is msgspec.UNSET else ""),
+        "rules:",
+        *(f"  {rule}: {text}" for rule, text in RULES.items()),
+    ]
+    return lines
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"

@@ -1,0 +1,204 @@
+"""Admission: what an envelope must satisfy before the sequencer will take it (DESIGN.md §3.5).
+
+Pure: it decodes the payload, extracts what the query API indexes, and checks
+signatures against the key registry. The sequencer re-checks key validity at
+the exact index an entry gets (a key may be revoked while a request waits),
+which costs no signature verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ledger.core.dsse import (
+    ADMIN_PAYLOAD_TYPE,
+    INTOTO_PAYLOAD_TYPE,
+    Envelope,
+    SignatureCheck,
+    check_now,
+    envelope_payload,
+    pae,
+    verify_envelope,
+)
+from ledger.core.encoding import MAX_JSON_DEPTH, json_holds_nul, json_nests_deeper_than
+from ledger.core.keys import VerifierKey, parse_verifier_key
+from ledger.errors import (
+    EncodingError,
+    MalformedRequestError,
+    PermissionDeniedError,
+    SignatureError,
+    UntrustedSignerError,
+)
+from ledger.records.admin import AdminRecord, KeyRegistered, decode_admin_record
+from ledger.records.predicates import Approval, decode_predicate
+from ledger.records.statement import decode_statement, release_of, seal_of, subject_digests
+from ledger.rules.registry import KeyRegistry
+
+# An index past any log: admitting "as of now" before the sequencer assigns the real index
+# (it re-checks the keys there, without verifying signatures again).
+AS_OF_NOW = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An envelope that passed admission, with the columns it will be indexed under."""
+
+    envelope: Envelope
+    kind: str
+    product: str | None
+    version: str | None
+    subjects: tuple[str, ...]
+    admin: AdminRecord | None
+    signers: tuple[VerifierKey, ...]
+    seal: tuple[int, str] | None = None
+    statement_hash: bytes = b""  # SHA-256 of PAE(payloadType, payload): the statement signed
+    # Set by the writer, never read from the envelope: the (count, head leaf hash) the release's
+    # chain must still have when this entry joins it (a gate decision evaluated on that chain).
+    expected_chain: tuple[int, str] | None = None
+
+    @property
+    def signer_keyid(self) -> str:
+        """The keyid recorded as the entry's signer (the first verified signature)."""
+        return self.signers[0].keyid
+
+    @property
+    def release(self) -> tuple[str, str] | None:
+        """(product, version) when the entry joins a release's chain: it names both."""
+        if self.product is None or self.version is None:
+            return None
+        return self.product, self.version
+
+
+@dataclass(frozen=True, slots=True)
+class _Inspected:
+    kind: str
+    product: str | None
+    version: str | None
+    subjects: tuple[str, ...]
+    admin: AdminRecord | None
+    seal: tuple[int, str] | None = None
+    approval_role: str | None = None
+    payload: bytes = b""
+    undated_approval: bool = False  # an approval without signed_at: readable, no longer appended
+
+    def statement_hash(self, payload_type: str) -> bytes:
+        """SHA-256 of the signed message, PAE(payloadType, payload): equal for the same statement."""
+        return hashlib.sha256(pae(payload_type, self.payload)).digest()
+
+
+def _inspect(envelope: Envelope) -> _Inspected:
+    try:
+        payload = envelope_payload(envelope)
+    except EncodingError as exc:
+        raise MalformedRequestError(str(exc)) from exc  # an envelope, not a statement, is malformed
+    if json_holds_nul(payload):
+        raise EncodingError("the payload holds U+0000 (NUL), which the ledger can neither store nor index")
+    if json_nests_deeper_than(payload, MAX_JSON_DEPTH):
+        raise EncodingError(f"the payload nests arrays and objects more than {MAX_JSON_DEPTH} levels deep")
+    if envelope.payload_type == INTOTO_PAYLOAD_TYPE:
+        statement = decode_statement(payload)
+        product, version = release_of(statement)
+        predicate = decode_predicate(statement.predicate_type, statement.predicate)
+        seal = seal_of(statement)
+        if seal is not None and version is None:
+            raise EncodingError(
+                "a release seal must name its release (predicate.release product and version)"
+            )
+        approval = predicate if isinstance(predicate, Approval) else None
+        role = approval.role if approval is not None else None
+        undated = approval is not None and approval.signed_at is None
+        subjects = subject_digests(statement)
+        return _Inspected(
+            statement.predicate_type, product, version, subjects, None, seal, role, payload, undated
+        )
+    if envelope.payload_type == ADMIN_PAYLOAD_TYPE:
+        record = decode_admin_record(payload)
+        kind = type(record).__struct_config__.tag
+        return _Inspected(str(kind), None, None, (), record, payload=payload)
+    raise EncodingError(
+        f"payloadType must be {INTOTO_PAYLOAD_TYPE} or {ADMIN_PAYLOAD_TYPE}, got {envelope.payload_type!r}"
+    )
+
+
+def admit(
+    envelope: Envelope, registry: KeyRegistry, index: int, check: SignatureCheck = check_now
+) -> Admitted:
+    """Check an envelope as if it were appended at `index`; `check` verifies each signature.
+
+    Raises EncodingError for a payload that is not a Statement or admin record,
+    SignatureError when no registered, unrevoked key signed it (or a known
+    key's signature fails), PermissionDeniedError for an admin record without
+    an admin signature or a key used outside its products. `index` AS_OF_NOW
+    admits a new append, which must also meet the rules the log's older entries
+    predate (an approval states when it was signed).
+    """
+    inspected = _inspect(envelope)
+    if index == AS_OF_NOW and inspected.undated_approval:
+        # A rule for what is appended from now on: approvals recorded before it stay valid.
+        raise EncodingError(
+            "an approval must state when it was signed (predicate.signed_at, an RFC 3339 time; "
+            "21 CFR 11.50(a)(2))"
+        )
+    try:
+        signers = verify_envelope(
+            envelope, lambda keyid: registry.signing_key(keyid, index), inspected.payload, check
+        )
+    except UntrustedSignerError as exc:
+        reason = registry.explain_refusal([s.keyid for s in envelope.signatures], index)
+        raise UntrustedSignerError(f"no signature by a key that may sign here: {reason}") from exc
+    return _authorise(envelope, inspected, registry, signers)
+
+
+def _authorise(
+    envelope: Envelope, inspected: _Inspected, registry: KeyRegistry, signers: list[VerifierKey]
+) -> Admitted:
+    if inspected.admin is not None:
+        admin_key = registry.require_admin(signers)
+        ordered = (admin_key.verifier, *[s for s in signers if s != admin_key.verifier])
+    else:
+        allowed = [s for s in signers if registry.keys[s.keyid].allows_product(inspected.product)]
+        if not allowed:
+            raise PermissionDeniedError(
+                f"no signing key is registered for product {inspected.product!r}"
+                if inspected.product
+                else "the statement names no product (predicate.release.product), "
+                "and its signing key is limited to products"
+            )
+        if inspected.approval_role is not None:
+            allowed = [s for s in allowed if inspected.approval_role in registry.keys[s.keyid].roles]
+            if not allowed:
+                raise PermissionDeniedError(
+                    f"an approval in role {inspected.approval_role!r} must be signed by a key "
+                    "registered with that role"
+                )
+        if inspected.seal is not None:
+            allowed = registry.sealers(allowed)
+        ordered = tuple(allowed)
+    return Admitted(
+        envelope,
+        inspected.kind,
+        inspected.product,
+        inspected.version,
+        inspected.subjects,
+        inspected.admin,
+        ordered,
+        inspected.seal,
+        inspected.statement_hash(envelope.payload_type),
+    )
+
+
+def admit_genesis(envelope: Envelope) -> Admitted:
+    """Check entry 0: the ledger key's own registration, self-signed, with role admin."""
+    inspected = _inspect(envelope)
+    record = inspected.admin
+    if not isinstance(record, KeyRegistered) or "admin" not in record.roles:
+        raise EncodingError("entry 0 must register the ledger key with role 'admin'")
+    key = parse_verifier_key(record.key)
+    signers = verify_envelope(envelope, lambda keyid: key if keyid == key.keyid else None)
+    if signers != [key]:
+        raise SignatureError("entry 0 must be signed by the key it registers")
+    return Admitted(
+        envelope, inspected.kind, None, None, (), record, (key,),
+        statement_hash=inspected.statement_hash(envelope.payload_type),
+    )  # fmt: skip

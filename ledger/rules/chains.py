@@ -1,0 +1,127 @@
+"""The back-linked chains inside the log: one per release, and one of key events. Pure.
+
+Each release-scoped entry links to the previous entry of its release (index
+and leaf hash) and counts its place (`seq`), so a release's events form their
+own hash chain; leaving one out of a timeline breaks the chain. A release seal
+commits to the count and the head, and nothing may join the release after it.
+Key registrations and revocations form one more chain, whose newest index each
+checkpoint names, so a verifier can know it holds every key event.
+
+The sequencer builds links with these rules and every verifier re-derives them
+with the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ledger.core.entry import ChainLink, Entry, KeyLink, ReleaseLink
+from ledger.errors import ChainError, ConflictError, StaleEvaluationError
+from ledger.records.admin import KeyRegistered, KeyRevoked
+from ledger.records.statement import RELEASE_SEAL_TYPE
+from ledger.rules.admission import Admitted
+from ledger.storage.protocol import ChainHead
+
+KEY_CHAIN_EXTENSION = "evledger-keys"
+
+
+def key_chain_extension(last_key_event: int) -> tuple[str, ...]:
+    """The checkpoint extension line naming the newest key event (its index) under this checkpoint.
+
+    With it, a verifier holding the key-event chain down from that index knows it
+    has every registration and revocation: none can be left out of a dossier.
+    """
+    return (f"{KEY_CHAIN_EXTENSION} {last_key_event}",)
+
+
+def key_chain_head_of(extensions: tuple[str, ...]) -> int | None:
+    """The newest key event a checkpoint's extension lines name (`evledger-keys N`), if they name one."""
+    for line in extensions:
+        name, _, value = line.partition(" ")
+        if name == KEY_CHAIN_EXTENSION and (value.isdigit() or value == "-1"):
+            return int(value)
+    return None
+
+
+def _next(head: ChainHead | None) -> tuple[int, ChainLink | None]:
+    if head is None:
+        return 0, None
+    return head.seq + 1, ChainLink(head.index, head.leaf_hash.hex())
+
+
+def is_key_event(item: Admitted) -> bool:
+    """Whether an admitted envelope registers or revokes a key."""
+    return isinstance(item.admin, KeyRegistered | KeyRevoked)
+
+
+@dataclass(slots=True)
+class Chains:
+    """The heads of the chains: per (product, version), and of the key events."""
+
+    releases: dict[tuple[str, str], ChainHead] = field(default_factory=dict)
+    keys: ChainHead | None = None
+
+    def copy(self) -> Chains:
+        """An independent copy (heads are immutable; the dict is not shared)."""
+        return Chains(dict(self.releases), self.keys)
+
+    def release_link(self, item: Admitted) -> ReleaseLink | None:
+        """The back-link the entry for `item` gets; ConflictError after a seal or for a stale seal."""
+        release = item.release
+        if release is None:
+            return None
+        head = self.releases.get(release)
+        if head is not None and head.kind == RELEASE_SEAL_TYPE:
+            raise ConflictError(f"release {release[0]} {release[1]} is sealed (entry {head.index})")
+        seq, prev = _next(head)
+        head_hex = head.leaf_hash.hex() if head is not None else ""
+        if item.expected_chain is not None and item.expected_chain != (seq, head_hex):
+            raise StaleEvaluationError(
+                f"release {release[0]} {release[1]} gained entries while it was evaluated: it has {seq} "
+                f"entries ending in {head_hex or '-'}, the evaluation saw {item.expected_chain[0]}"
+            )
+        if item.seal is not None and item.seal != (seq, head_hex):
+            raise ConflictError(
+                f"the seal of {release[0]} {release[1]} does not match its chain: the release has "
+                f"{seq} entries ending in {head_hex or '-'}; "
+                f"the seal says {item.seal[0]} ending in {item.seal[1]}"
+            )
+        return ReleaseLink(release[0], release[1], seq, prev)
+
+    def key_link(self, item: Admitted) -> KeyLink | None:
+        """The key-chain link the entry for `item` gets (None unless it is a key event)."""
+        if not is_key_event(item):
+            return None
+        seq, prev = _next(self.keys)
+        return KeyLink(seq, prev)
+
+    def advance(
+        self, index: int, leaf_hash: bytes, release: ReleaseLink | None, keys: KeyLink | None, kind: str
+    ) -> None:
+        """Record that entry `index` (with these links) is now the head of its chains."""
+        if release is not None:
+            self.releases[(release.product, release.version)] = ChainHead(index, leaf_hash, release.seq, kind)
+        if keys is not None:
+            self.keys = ChainHead(index, leaf_hash, keys.seq, kind)
+
+    def check(self, entry: Entry, item: Admitted) -> None:
+        """Verify that a recorded entry carries exactly the links these chains imply (ChainError if not)."""
+        try:
+            expected_release = self.release_link(item)
+        except ConflictError as exc:
+            raise ChainError(f"entry {entry.index}: {exc}") from exc
+        if entry.release != expected_release:
+            raise ChainError(
+                f"entry {entry.index}: release back-link is wrong",
+                expected=str(expected_release),
+                calculated=str(entry.release),
+                labels=("chain implies", "entry carries"),
+            )
+        expected_keys = self.key_link(item)
+        if entry.keys != expected_keys:
+            raise ChainError(
+                f"entry {entry.index}: key-event back-link is wrong",
+                expected=str(expected_keys),
+                calculated=str(entry.keys),
+                labels=("chain implies", "entry carries"),
+            )

@@ -1,0 +1,96 @@
+"""Replaying a log: the checks every verifier applies to every entry, in log order. Pure.
+
+For each entry: its bytes are canonical (§3.4), it names the next index and
+links to its predecessor's leaf hash, its release and key-event back-links are
+exactly what the chains imply (`ledger.rules.chains`), and its envelope carries a valid
+signature by a key registered and not revoked before it (§3.5), with admin
+records signed by an admin key. Admin records then update the registry. The
+sequencer applies the same rules when it appends (`ledger.rules.admission`), so a
+log the service wrote is exactly a log this replayer accepts. Memory is flat
+in the log's length apart from the key registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from ledger.core.dsse import SignatureCheck, check_now
+from ledger.core.encoding import format_time
+from ledger.core.entry import ChainVerifier, Entry
+from ledger.errors import LedgerError, SignatureError, VerificationError
+from ledger.rules.admission import Admitted, admit, admit_genesis
+from ledger.rules.chains import Chains
+from ledger.rules.registry import KeyRegistry
+
+# How far ahead of a verifier's clock an entry may be stamped before it counts as from the future:
+# the ledger's own clock and the verifier's both drift a little.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def latest_plausible_time(now: datetime | None = None) -> str:
+    """The latest entry time a verifier running now accepts (`LogReplayer`'s `not_after`)."""
+    return format_time((now or datetime.now(UTC)) + FUTURE_TOLERANCE)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayedEntry:
+    """An entry that passed every check, with its leaf hash and what admission extracted."""
+
+    entry: Entry
+    leaf_hash: bytes
+    admitted: Admitted
+
+
+class LogReplayer:
+    """Checks entries one by one from index 0 (or from a trusted point with its registry)."""
+
+    def __init__(self, check: SignatureCheck = check_now, *, not_after: str = "") -> None:
+        """Start at entry 0 with an empty registry and no chains; `check` verifies signatures.
+
+        A `check` that defers verification (see `ledger.core.dsse.verify_envelope`) makes
+        `check` below provisional: the caller must fail the entry if a deferred check fails.
+        Entry 0 (the ledger key's self-registration) is always verified at once.
+        `not_after`, when given (`format_time` of the verifier's clock plus a tolerance,
+        see `latest_plausible_time`), refuses an entry stamped later: a time from the future.
+        """
+        self._check = check
+        self._not_after = not_after
+        self.registry = KeyRegistry()
+        self.chain = ChainVerifier()
+        self.chains = Chains()
+
+    @property
+    def next_index(self) -> int:
+        """The index the next entry must have."""
+        return self.chain.next_index
+
+    def check(self, data: bytes) -> ReplayedEntry:
+        """Check the next entry's bytes; raise VerificationError (naming the index) if any check fails."""
+        index = self.chain.next_index
+        try:
+            entry, leaf = self.chain.check(data)
+            self._check_time(entry)
+            if index == 0:
+                admitted = admit_genesis(entry.envelope)
+            else:
+                admitted = admit(entry.envelope, self.registry, index, self._check)
+            self.chains.check(entry, admitted)
+            if admitted.admin is not None:
+                self.registry.apply(index, admitted.admin)
+            self.chains.advance(index, leaf, entry.release, entry.keys, admitted.kind)
+        except VerificationError as exc:
+            raise exc.restated(f"entry {index}: {exc.args[0]}") from exc
+        except LedgerError as exc:
+            # An entry the ledger should never have accepted: a verification failure, not bad input.
+            raise SignatureError(f"entry {index}: {exc}") from exc
+        return ReplayedEntry(entry, leaf, admitted)
+
+    def _check_time(self, entry: Entry) -> None:
+        if self._not_after and entry.time > self._not_after:
+            raise VerificationError(
+                "it is stamped in the future of this verifier's clock: the ledger's clock leapt ahead",
+                expected=self._not_after,
+                calculated=entry.time,
+                labels=("latest plausible time", "entry stamped"),
+            )
