@@ -113,7 +113,7 @@ def node(left: bytes, right: bytes) -> bytes:
 
 
 def make_entry(rng: random.Random) -> bytes:
-    """A 200-byte entry shaped like a log entry (DESIGN.md §3.4), with a random envelope body."""
+    """A 200-byte entry shaped like a log entry (docs/formats.md#entries), with a random envelope body."""
     head = b'{"envelope":{"payload":"'
     tail = b'"},"index":1234567,"prev":"' + rng.randbytes(32).hex().encode() + b'","v":1}'
     body = rng.randbytes(200).hex().encode()[: 200 - len(head) - len(tail)]

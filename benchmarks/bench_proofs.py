@@ -90,7 +90,7 @@ from ledger.storage import postgres
 
 REPETITIONS = 3
 FILL_BATCH = 10_000  # entries per transaction while filling
-RELEASE_EVENTS = 200  # consecutive entries per release (DESIGN §8's 200-event release)
+RELEASE_EVENTS = 200  # consecutive entries per release (the 200-event release of the targets)
 TARGET_PROOFS = 5000.0  # proofs/s
 TARGET_PROOF_P99_MS = 5.0
 VERIFY_SAMPLES = 50
@@ -641,7 +641,7 @@ def main() -> None:
             print_proof_run(run, args)
             runs.append(run)
         plan_rows = bench_plans(ledger.dsn, size)
-    print(f"targets (DESIGN.md §8) at {size:,} entries, each beside the same server's trivial GET:")
+    print(f"targets (docs/architecture.md) at {size:,} entries, each beside the same server's trivial GET:")
     rows = [row for run in runs for clients in args.clients for row in proof_targets(run, clients)]
     print_table(
         ["workers", "target", "rate/s", "p99 ms", "ping/s", "ratio", "target", "verdict"],

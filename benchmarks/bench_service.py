@@ -1,6 +1,6 @@
 """Service benchmark (issue #3): appends over HTTP, each beside a baseline measured in the same run.
 
-Figures (DESIGN.md §8), for `evledger serve --workers N` with N = 1 and 2:
+Figures (docs/architecture.md#performance-targets), for `evledger serve --workers N` with N = 1 and 2:
 
 - single-envelope appends, `POST /v1/entries`, 64 keep-alive clients, each
   answered with a durable receipt (inclusion proof + signed checkpoint),
@@ -367,7 +367,7 @@ def verify_figure(run: ServerRun) -> Figure:
 
 
 def target_rows(run: ServerRun) -> list[list[str]]:
-    """One row per DESIGN §8 target, measured beside its same-run baseline."""
+    """One row per docs/architecture.md#performance-targets target, measured beside its same-run baseline."""
     append, echo, naive, batch = run.append.best, run.echo.best, run.naive.best, run.batch.best
     batch_rate = batch.rate * BATCH_SIZE
     verify = max(run.verify)
@@ -484,7 +484,7 @@ def main() -> None:
             print_server(run, work, args)
             runs.append(run)
         final_size = asyncio.run(tree_size(dsn))
-    print("targets (DESIGN.md §8), each beside its same-run baseline:")
+    print("targets (docs/architecture.md#performance-targets), each beside its same-run baseline:")
     rows = []
     for run in runs:
         rows += [[*row, verdict(ok)] for row, ok in zip(target_rows(run), target_verdicts(run), strict=True)]

@@ -1,4 +1,4 @@
-"""Offline `evledger verify` of a 200-event dossier (DESIGN.md §8: < 1 s including start-up; issue #4).
+"""Offline `evledger verify` of a 200-event dossier (target: < 1 s with start-up; issue #4).
 
 Builds one realistic sealed release of exactly 200 chain events through the
 real service: a scratch database, `evledger serve`, the demo's people and

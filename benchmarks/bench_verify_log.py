@@ -1,4 +1,4 @@
-"""Offline `verify-log` over a log served by the ledger (DESIGN.md §8), beside raw Ed25519 verify.
+"""Offline `verify-log` over a log served by the ledger, beside raw Ed25519 verify.
 
 Run: .venv/bin/python benchmarks/bench_verify_log.py [--entries 50000]
 
@@ -10,7 +10,7 @@ signature-checking helpers). Then it copies the full log's tiles into a
 directory and verifies that copy with the server stopped (`--tiles DIR`): the
 offline case, where no server shares the machine's cores. Raw PyNaCl verify is measured in the same run,
 before and after (the better figure is the baseline): on one core, the
-baseline DESIGN.md §8 names, and on every core at once, for comparison.
+baseline docs/architecture.md#performance-targets names, and on every core at once, for comparison.
 Targets: >= 10,000 entries/s, >= 60 % of the raw verify rate.
 """
 

@@ -1,4 +1,4 @@
-"""Commands that sign and append: `key register`, `key revoke`, `submit` (DESIGN.md §5).
+"""Commands that sign and append: `key register`, `key revoke`, `submit` (docs/cli.md).
 
 With `--token` they go to the service over HTTP (`--server`); without one they
 append directly through the sequencer into the database (`--dsn`, or the
@@ -20,6 +20,7 @@ from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import load_verifier_key, read_input
 from cli.settings import (
     DEFAULT_DATA_DIR,
+    DEFAULT_SERVER,
     LEDGER_KEY_FILE,
     DataDirOption,
     DsnOption,
@@ -34,7 +35,6 @@ from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
 from ledger.records.statement import decode_statement
 
 key_app = typer.Typer(help="Register and revoke the keys that may sign evidence.", no_args_is_help=True)
-DEFAULT_SERVER = "http://127.0.0.1:8000"
 LedgerKeyOption = Annotated[
     Path | None,
     typer.Option("--ledger-key", help="Ledger key for direct appends (default: DATA_DIR/ledger.key)."),
@@ -55,7 +55,7 @@ def append(
     if token:
         with LedgerClient(server, token) as client:
             return client.append(envelopes, idempotency_key)
-    from ledger.append.direct import append_direct  # noqa: PLC0415 - database code, only for direct appends
+    from ledger.append.appender import append_direct  # noqa: PLC0415 - database code, only for direct appends
 
     signer = load_signer(ledger_key or data_dir / LEDGER_KEY_FILE, "ledger key")
     with database(dsn, data_dir) as url:

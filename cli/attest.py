@@ -1,4 +1,4 @@
-"""`evledger attest junit|sarif|statement`: a CI report as signed evidence, appended (DESIGN.md §5).
+"""`evledger attest junit|sarif|statement`: a CI report as signed evidence, appended (docs/cli.md).
 
 Each command converts its input with the pure converters of
 `ledger.records.attest` (refusing locally what the ledger would refuse), signs
@@ -15,13 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.append_cmds import DEFAULT_SERVER
 from cli.client import LedgerClient
-from cli.errors import JsonOption, command_errors, emit_success, failure_context
+from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import read_input
-from cli.settings import ServerOption, SignerKeyOption, TokenOption, load_signer
+from cli.settings import DEFAULT_SERVER, ServerOption, SignerKeyOption, TokenOption, load_signer
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
-from ledger.errors import InputError
+from ledger.errors import InputError, failure_context
 from ledger.records import attest
 from ledger.records.predicates import kind_name
 from ledger.records.statement import decode_statement

@@ -1,4 +1,4 @@
-"""A small HTTP client for the ledger's API (DESIGN.md §4), mapping error bodies back to LedgerErrors."""
+"""A small HTTP client for the ledger's API (docs/http-api.md), mapping error bodies back to LedgerErrors."""
 
 from __future__ import annotations
 

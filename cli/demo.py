@@ -1,4 +1,4 @@
-"""`evledger demo`: the whole story on an embedded PostgreSQL, start to finish (DESIGN.md §5).
+"""`evledger demo`: the whole story on an embedded PostgreSQL, start to finish (docs/cli.md).
 
 It starts the database and the service, registers the people who sign,
 publishes the release policy, and walks a high-risk change through build,

@@ -1,4 +1,4 @@
-"""Release records: `dossier`, `verify`, `report`, `gate` (DESIGN.md §5, issue #4).
+"""Release records: `dossier`, `verify`, `report`, `gate` (docs/cli.md, issue #4).
 
 `verify` and the checks behind `report` run offline: they trust nothing but
 the ledger's public key given with `--key`.
@@ -6,27 +6,23 @@ the ledger's public key given with `--key`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 import typer
 
-from cli.append_cmds import DEFAULT_SERVER
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import load_verifier_key, read_input
-from cli.settings import ServerOption, TokenOption
-from ledger.compliance.evaluate import evaluate_record, result_data
+from cli.settings import DEFAULT_SERVER, ServerOption, TokenOption
 from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex
 from ledger.core.tlog_proof import format_tlog_proof, tlog_proofs
 from ledger.errors import VerificationError
 from ledger.query.report import manifestation, render_report
-from ledger.records.admin import PolicyPublished
 from ledger.records.predicates import Approval
-from ledger.rules.events import ReleaseEvent
-from ledger.verify.dossier import Dossier, DossierReport, verify_dossier
+from ledger.rules.events import Event
+from ledger.verify.dossier import Dossier, DossierReport, decode_dossier, verify_dossier
 
 MAX_DOSSIER_BYTES = 256 * 1024 * 1024
 KeyOption = Annotated[
@@ -39,28 +35,11 @@ EnvironmentOption = Annotated[
 _decoder = msgspec.json.Decoder(Dossier)
 
 
-def recompute(
-    events: Sequence[ReleaseEvent],
-    record: PolicyPublished | None,
-    index: int | None,
-    evaluated_at: str,
-    environment: str | None,
-) -> dict[str, Any]:
-    """Re-evaluate compliance exactly as the ledger did (the `Recompute` of `verify_dossier`)."""
-    if record is None or index is None:
-        raise VerificationError("the dossier carries no policy entry to evaluate against")
-    return result_data(evaluate_record(events, record, index, now=evaluated_at, environment=environment))
-
-
 def load_and_verify(path: Path, key: Path) -> tuple[Dossier, DossierReport]:
     """Read a dossier file and verify it offline; any damage to its content fails verification."""
     verifier = load_verifier_key(key)
-    data = read_input(path, "dossier", MAX_DOSSIER_BYTES)
-    try:
-        dossier = _decoder.decode(data)
-    except JSON_ERRORS as exc:
-        raise VerificationError(f"{path} is not an intact dossier: {exc}") from exc
-    return dossier, verify_dossier(dossier, verifier, recompute)
+    dossier = decode_dossier(read_input(path, "dossier", MAX_DOSSIER_BYTES), str(path))
+    return dossier, verify_dossier(dossier, verifier)
 
 
 def _fetch(server: str, token: str | None, product: str, version: str, environment: str | None) -> bytes:
@@ -122,7 +101,7 @@ def dossier(
         )
 
 
-def _signature_view(event: ReleaseEvent) -> dict[str, Any] | None:
+def _signature_view(event: Event) -> dict[str, Any] | None:
     text = manifestation(event)
     if text is None:
         return None

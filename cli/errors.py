@@ -1,4 +1,4 @@
-"""Exit codes, failure reports and result printing for every evledger command (DESIGN.md §5, contract).
+"""Exit codes, failure reports and result printing for every evledger command (docs/cli.md, contract).
 
 Exit 0 on success, 1 when a verification fails, 2 for usage or input errors.
 Every command runs its body inside `command_errors`, which turns a
@@ -79,20 +79,6 @@ def exit_code_for(exc: BaseException) -> int:
     """The exit code: 1 for a failed verification (a log failing the ledger's own checks too), else 2."""
     failed = isinstance(exc, VerificationError | LogIntegrityError)
     return EXIT_VERIFICATION_FAILED if failed else EXIT_USAGE
-
-
-@contextmanager
-def failure_context(subject: str) -> Iterator[None]:
-    """Name `subject` (for example "old checkpoint old.note") in any LedgerError raised inside.
-
-    Precondition: none; the error propagates unchanged apart from a note that
-    `command_errors` prints in front of its message.
-    """
-    try:
-        yield
-    except (LedgerError, OSError) as exc:
-        exc.add_note(subject)
-        raise
 
 
 def _detail(exc: BaseException) -> str:

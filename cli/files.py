@@ -14,10 +14,11 @@ from pathlib import Path
 
 import msgspec
 
-from cli.errors import failure_context
-from ledger.core.encoding import JSON_ERRORS, hash_from_hex
+from ledger.core.encoding import JSON_ERRORS
 from ledger.core.keys import SIGNER_PREFIX, VerifierKey, parse_verifier_key
-from ledger.errors import EncodingError, InputError, KeyFormatError, TooLargeError
+from ledger.errors import EncodingError, InputError, KeyFormatError, TooLargeError, failure_context
+from ledger.verify.checkpoints import parse_hashes
+from ledger.verify.receipt import InclusionClaim, receipt_file_claim
 
 MAX_INPUT_BYTES = 1 << 20  # keys, notes, proofs and receipts are a few kilobytes at most
 SIGNER_KEY_MODE = 0o600
@@ -25,7 +26,7 @@ VERIFIER_KEY_MODE = 0o644  # further narrowed by the umask, as for any file the 
 
 
 class ProofFile(msgspec.Struct):
-    """A proof as the HTTP API returns it (DESIGN.md §4); other keys are ignored."""
+    """A proof as the HTTP API returns it (docs/http-api.md); other keys are ignored."""
 
     hashes: list[str]
     index: int | None = None
@@ -35,18 +36,7 @@ class ProofFile(msgspec.Struct):
     second: int | None = None
 
 
-class Receipt(msgspec.Struct):
-    """The receipt of an append (DESIGN.md §4, `POST /v1/entries`); other keys are ignored."""
-
-    index: int
-    leaf_hash: str
-    checkpoint: str
-    inclusion_proof: list[str]
-    time: str | None = None
-
-
 _proof_decoder = msgspec.json.Decoder(ProofFile)
-_receipt_decoder = msgspec.json.Decoder(Receipt)
 
 
 def read_input(path: Path, what: str, limit: int = MAX_INPUT_BYTES) -> bytes:
@@ -73,17 +63,12 @@ def read_text(path: Path, what: str) -> str:
 
 
 def load_verifier_key(path: Path) -> VerifierKey:
-    """The verifier key in a `.pub` file (DESIGN.md §3.1); a signer key file is refused, not used."""
+    """The verifier key in a `.pub` file (docs/formats.md#keys); a signer key file is refused, not used."""
     text = read_text(path, "key file")
     if text.lstrip().startswith(SIGNER_PREFIX):
         raise KeyFormatError(f"{path} holds a signer (private) key; give the verifier key (.pub file)")
     with failure_context(f"key file {path}"):
         return parse_verifier_key(text)
-
-
-def parse_hashes(values: list[str], what: str) -> list[bytes]:
-    """Decode proof hashes written as 64 lowercase hex digits each; EncodingError names the bad one."""
-    return [hash_from_hex(value, f"{what} #{number}") for number, value in enumerate(values, 1)]
 
 
 def load_proof_file(path: Path) -> ProofFile:
@@ -107,14 +92,9 @@ def proof_hashes(proof: Path | None, hashes: list[str] | None) -> tuple[list[byt
     return parse_hashes(proof_file.hashes, f"proof file {proof} hash"), proof_file
 
 
-def load_receipt(path: Path) -> tuple[Receipt, list[bytes]]:
-    """An append receipt (JSON) with its decoded inclusion proof; its leaf hash is checked to be hex."""
-    try:
-        receipt = _receipt_decoder.decode(read_input(path, "receipt"))
-    except JSON_ERRORS as exc:
-        raise EncodingError(f"receipt {path} is not a receipt object: {exc}") from exc
-    hash_from_hex(receipt.leaf_hash, f"receipt {path} leaf_hash")
-    return receipt, parse_hashes(receipt.inclusion_proof, f"receipt {path} inclusion_proof hash")
+def load_receipt(path: Path) -> InclusionClaim:
+    """What an append receipt file claims (`ledger.verify.receipt.receipt_file_claim`); its hashes are hex."""
+    return receipt_file_claim(read_input(path, "receipt"), f"receipt {path}")
 
 
 def create_exclusive(path: Path, text: str, *, private: bool) -> None:

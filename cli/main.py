@@ -1,4 +1,4 @@
-"""The `evledger` Typer app and the console-script entry point (DESIGN.md §5).
+"""The `evledger` Typer app and the console-script entry point (docs/cli.md).
 
 This module only assembles the app: each command lives in the module of its
 kind (`cli.offline` for checks that need no database or network; service,

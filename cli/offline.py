@@ -1,30 +1,30 @@
 """Offline commands: key generation, and signed-note and Merkle-proof checks for inspectors.
 
 Nothing here opens a database or a socket: inputs come from files and flags
-and are checked with the pure core (`ledger.core`), trusting nothing but the
-verifier key given with `--key`. A FILE argument of `-` reads standard input.
+and are checked with the pure core (`ledger.core`) and the verification
+library (`ledger.verify`: receipts and inclusion claims, checkpoint
+consistency), trusting nothing but the verifier key given with `--key`. A FILE
+argument of `-` reads standard input.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
-from cli.errors import JsonOption, command_errors, emit_success, failure_context
+from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import create_exclusive, load_receipt, load_verifier_key, proof_hashes, read_input
 from ledger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text
 from ledger.core.encoding import hash_from_hex
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
 from ledger.core.note import open_note
-from ledger.core.proof import verify_consistency, verify_inclusion
 from ledger.core.tiles import MAX_ENTRY_SIZE
-from ledger.errors import EncodingError, InputError, VerificationError
-
-T = TypeVar("T", int, str)
+from ledger.errors import EncodingError, InputError, failure_context
+from ledger.verify.checkpoints import open_checkpoints, settle, verify_extension
+from ledger.verify.receipt import InclusionClaim, verify_inclusion_claim
 
 KeyOption = Annotated[
     Path, typer.Option("--key", metavar="PUBFILE", help="The verifier key file (.pub) to trust.")
@@ -48,22 +48,6 @@ HashOption = Annotated[
 verify_proof_app = typer.Typer(
     help="Check a Merkle inclusion or consistency proof against signed checkpoints.", no_args_is_help=True
 )
-
-
-def settle(what: str, given: T | None, given_by: str, claimed: T | None, claimed_by: str) -> T | None:
-    """The value `given_by` gives, else the one a file claims; when both are present they must be equal.
-
-    A difference means the evidence is not about what the inspector asked, so it
-    fails verification (VerificationError) rather than being an input error.
-    """
-    if given is not None and claimed is not None and given != claimed:
-        raise VerificationError(
-            f"{claimed_by} is about another {what} than {given_by}",
-            expected=str(given),
-            calculated=str(claimed),
-            labels=(given_by, claimed_by),
-        )
-    return given if given is not None else claimed
 
 
 def _checkpoint_summary(checkpoint: Checkpoint) -> dict[str, object]:
@@ -176,43 +160,14 @@ def verify_note(
         emit_success(json_output=json_output, fields={**fields, "checkpoint": summary}, lines=lines)
 
 
-@dataclass(frozen=True, slots=True)
-class _InclusionClaim:
-    """What the files say: the signed checkpoint, the proof, and maybe the index and leaf hash."""
-
-    checkpoint_note: str | bytes
-    checkpoint_source: str
-    hashes: list[bytes]
-    source: str
-    index: int | None = None
-    leaf_hash: str | None = None
-    tree_size: int | None = None
-    time: str | None = None
-
-
-def _claim_from_receipt(path: Path) -> _InclusionClaim:
-    receipt, hashes = load_receipt(path)
-    source = f"receipt {path}"
-    return _InclusionClaim(
-        receipt.checkpoint,
-        f"{source} checkpoint",
-        hashes,
-        source,
-        receipt.index,
-        receipt.leaf_hash,
-        None,
-        receipt.time,
-    )
-
-
-def _claim_from_files(checkpoint: Path, proof: Path | None, hashes: list[str] | None) -> _InclusionClaim:
+def _claim_from_files(checkpoint: Path, proof: Path | None, hashes: list[str] | None) -> InclusionClaim:
     note = read_input(checkpoint, "checkpoint")
     proof_list, proof_file = proof_hashes(proof, hashes)
     if proof_file is None:
-        return _InclusionClaim(note, f"checkpoint {checkpoint}", proof_list, "--hash")
+        return InclusionClaim(note, f"checkpoint {checkpoint}", proof_list, "--hash")
     if proof_file.leaf_hash is not None:
         hash_from_hex(proof_file.leaf_hash, f"proof file {proof} leaf_hash")
-    return _InclusionClaim(
+    return InclusionClaim(
         note,
         f"checkpoint {checkpoint}",
         proof_list,
@@ -276,7 +231,7 @@ def verify_inclusion_proof(
                 raise InputError(
                     "--receipt carries the checkpoint and proof: drop --checkpoint, --proof, --hash"
                 )
-            claim = _claim_from_receipt(receipt)
+            claim = load_receipt(receipt)
         elif checkpoint is None:
             raise InputError("give --checkpoint FILE with the proof, or --receipt FILE")
         else:
@@ -287,10 +242,7 @@ def verify_inclusion_proof(
             raise InputError("give the leaf's --index (or a --receipt or --proof file that names it)")
         if leaf_hex is None:
             raise InputError("give the leaf as --leaf-hash HEX or --entry FILE")
-        with failure_context(claim.checkpoint_source):
-            signed = open_checkpoint(claim.checkpoint_note, verifier, origin)
-        settle("tree size", signed.size, "the checkpoint", claim.tree_size, claim.source)
-        verify_inclusion(leaf_index, signed.size, bytes.fromhex(leaf_hex), claim.hashes, signed.root_hash)
+        signed = verify_inclusion_claim(claim, verifier, leaf_index, leaf_hex, origin)
         fields = {"index": leaf_index, "leaf_hash": leaf_hex, "signed_by": verifier.keyid, "time": claim.time}
         lines = [f"verified: leaf {leaf_hex} is at index {leaf_index} of the log", *_checkpoint_lines(signed)]
         lines.append(f"  signed by:  {verifier.keyid}")
@@ -319,19 +271,12 @@ def verify_consistency_proof(
         verifier = load_verifier_key(key)
         proof_list, proof_file = proof_hashes(proof, hashes)
         old_note, new_note = read_input(old, "old checkpoint"), read_input(new, "new checkpoint")
-        with failure_context(f"old checkpoint {old}"):
-            old_signed = open_checkpoint(old_note, verifier, origin)
-        with failure_context(f"new checkpoint {new}"):
-            new_signed = open_checkpoint(new_note, verifier, old_signed.origin)
-        if proof_file is not None:
-            settle(
-                "tree size", old_signed.size, "the old checkpoint", proof_file.first, f"proof file {proof}"
-            )
-            settle(
-                "tree size", new_signed.size, "the new checkpoint", proof_file.second, f"proof file {proof}"
-            )
-        verify_consistency(
-            old_signed.size, new_signed.size, proof_list, old_signed.root_hash, new_signed.root_hash
+        old_signed, new_signed = open_checkpoints(
+            old_note, new_note, verifier, origin, subjects=(f"old checkpoint {old}", f"new checkpoint {new}")
+        )
+        claimed = (proof_file.first, proof_file.second) if proof_file is not None else (None, None)
+        verify_extension(
+            old_signed, new_signed, proof_list, claimed_sizes=claimed, claimed_by=f"proof file {proof}"
         )
         emit_success(
             json_output=json_output,

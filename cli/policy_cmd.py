@@ -1,4 +1,4 @@
-"""`evledger policy init | check | publish` (DESIGN.md §5, schemas/POLICY.md).
+"""`evledger policy init | check | publish` (docs/cli.md, schemas/POLICY.md).
 
 `init` writes the example policy to start from; `check` validates a policy file
 offline and prints its rules; `publish` validates it, signs the `policy.published`
@@ -19,18 +19,19 @@ from typing import Annotated
 import msgspec
 import typer
 
-from cli.append_cmds import DEFAULT_SERVER, LedgerKeyOption, append_admin_record
-from cli.errors import JsonOption, command_errors, emit_success, failure_context
+from cli.append_cmds import LedgerKeyOption, append_admin_record
+from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import create_exclusive, read_text
 from cli.settings import (
     DEFAULT_DATA_DIR,
+    DEFAULT_SERVER,
     DataDirOption,
     DsnOption,
     ServerOption,
     SignerKeyOption,
     TokenOption,
 )
-from ledger.errors import InputError
+from ledger.errors import InputError, failure_context
 from ledger.records.admin import encode_policy_record
 from ledger.records.policy import Policy, describe_policy, load_policy_toml, policy_digest
 

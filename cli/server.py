@@ -1,4 +1,4 @@
-"""Database-side commands: `init` and `serve` (DESIGN.md §5); tokens are in `cli.token_cmd`."""
+"""Database-side commands: `init` and `serve` (docs/cli.md); tokens are in `cli.token_cmd`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Where the CLI finds its ledger: DSN, data directory, server URL, token and keys (DESIGN.md §5).
+"""Where the CLI finds its ledger: DSN, data directory, server URL, token and keys (docs/cli.md).
 
 Every option also reads its EVLEDGER_* environment variable. Without a DSN the
 database commands use the embedded PostgreSQL in the data directory: they
@@ -33,9 +33,12 @@ DataDirOption = Annotated[
         "--data-dir", envvar="EVLEDGER_DATA", help="Directory of the embedded database and the ledger key."
     ),
 ]
-ServerOption = Annotated[
-    str,
-    typer.Option("--server", envvar="EVLEDGER_SERVER", help="Base URL of the ledger service."),
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+_SERVER_HELP = "Base URL of the ledger service."
+ServerOption = Annotated[str, typer.Option("--server", envvar="EVLEDGER_SERVER", help=_SERVER_HELP)]
+# For commands that also work without a server (`--tiles DIR`, `--proof FILE`): no default URL.
+OptionalServerOption = Annotated[
+    str | None, typer.Option("--server", metavar="URL", envvar="EVLEDGER_SERVER", help=_SERVER_HELP)
 ]
 TokenOption = Annotated[
     str | None, typer.Option("--token", envvar="EVLEDGER_TOKEN", help="API token (Bearer).")

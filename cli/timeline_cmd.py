@@ -1,4 +1,4 @@
-"""`evledger timeline PRODUCT VERSION`: a release's timeline as a readable table (DESIGN.md §5).
+"""`evledger timeline PRODUCT VERSION`: a release's timeline as a readable table (docs/cli.md).
 
 It reads `GET /v1/releases/{product}/{version}/timeline` with an auditor (or
 any read) token and prints one row per event: index, time, kind, the signer's
@@ -16,10 +16,9 @@ from urllib.parse import quote
 
 import typer
 
-from cli.append_cmds import DEFAULT_SERVER
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
-from cli.settings import ServerOption, TokenOption
+from cli.settings import DEFAULT_SERVER, ServerOption, TokenOption
 from ledger.query.report import approval_manifestation
 
 _HEADERS = ("index", "time", "kind", "signer", "facts")

@@ -1,4 +1,4 @@
-"""`evledger token create | list | revoke`: API tokens and their life cycle (DESIGN.md §5).
+"""`evledger token create | list | revoke`: API tokens and their life cycle (docs/cli.md).
 
 Tokens are kept in the ledger's database as SHA-256 hashes; these commands run as
 the database's owner (`--dsn`, or the embedded database of the data directory).

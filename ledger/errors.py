@@ -7,6 +7,9 @@ else raises them and never catches them to hide a failure.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class LedgerError(Exception):
     """Base of every error the ledger raises on purpose."""
@@ -17,7 +20,7 @@ class InputError(LedgerError):
 
 
 class EncodingError(InputError):
-    """Bytes or text that do not follow the contract format (DESIGN.md §3)."""
+    """Bytes or text that do not follow the contract format (docs/formats.md)."""
 
 
 class TooLargeError(InputError):
@@ -81,7 +84,7 @@ class ChainError(VerificationError):
 
 
 class KeyFormatError(InputError):
-    """A key string does not parse (DESIGN.md §3.1)."""
+    """A key string does not parse (docs/formats.md#keys)."""
 
 
 class NotFoundError(LedgerError):
@@ -150,3 +153,17 @@ class UnstorableError(EncodingError):
 
 class MalformedRequestError(InputError):
     """A request body that is not the JSON or envelope shape it must be (HTTP 400)."""
+
+
+@contextmanager
+def failure_context(subject: str) -> Iterator[None]:
+    """Name `subject` (for example "old checkpoint old.note") in any LedgerError or OSError raised inside.
+
+    Precondition: none; the error propagates unchanged apart from a note
+    (`BaseException.add_note`) that the CLI prints in front of its message.
+    """
+    try:
+        yield
+    except (LedgerError, OSError) as exc:
+        exc.add_note(subject)
+        raise

@@ -1,4 +1,4 @@
-"""Receipts: proof that an append is durable (DESIGN.md §4, contract).
+"""Receipts: proof that an append is durable (docs/http-api.md, contract).
 
 A receipt names the entry's index, leaf hash and time, the signed checkpoint
 of the batch that included it, and the inclusion proof against that
@@ -8,23 +8,12 @@ so a replayed receipt is byte-for-byte the original.
 
 from __future__ import annotations
 
-import msgspec
-
 from ledger.append.sequencer import Appended
 from ledger.core.encoding import format_time
 from ledger.errors import NotFoundError
 from ledger.query.proofs import ProofReader
 from ledger.storage.protocol import CheckpointRow, EntryRow, LogStore
-
-
-class Receipt(msgspec.Struct, frozen=True):
-    """Proof of an append: the entry's place, its inclusion proof and the checkpoint it is under."""
-
-    index: int
-    leaf_hash: str
-    time: str
-    checkpoint: str
-    inclusion_proof: list[str]
+from ledger.verify.receipt import Receipt as Receipt  # noqa: PLC0414 - re-exported: the verifier owns it
 
 
 async def build_receipts(store: LogStore, proofs: ProofReader, appended: Appended) -> list[Receipt]:

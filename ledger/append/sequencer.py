@@ -1,4 +1,4 @@
-"""The sequencer: group commit of concurrent appends (DESIGN.md §2, §6).
+"""The sequencer: group commit of concurrent appends (docs/architecture.md).
 
 Requests queue up; one loop per process takes as many as fit in a batch (up
 to `max_batch` envelopes, or whatever arrived within `max_delay` of the first)

@@ -16,9 +16,10 @@ from typing import Literal
 
 import msgspec
 
-from ledger.compliance.facts import Facts, Item, parse_time
+from ledger.compliance.facts import Facts, Item
 from ledger.records import policy as pol
 from ledger.records import predicates as p
+from ledger.records.formats import parse_offset_time
 
 FindingStatus = Literal["fail", "missing", "waived"]
 COUNTED_MEANINGS = frozenset({"approval", "responsibility"})  # a `review` is not a release approval
@@ -80,9 +81,9 @@ def decided_at(approval: Item[p.Approval]) -> datetime:
     the log; so a decision signed before another cannot be made to override it by recording it
     late, nor by dating it ahead. Precondition: the predicate passed admission (RFC 3339 times).
     """
-    recorded = parse_time(approval.event.time)
+    recorded = parse_offset_time(approval.event.time)
     signed_at = approval.pred.signed_at  # None only for approvals recorded before it was required
-    signed = None if signed_at is None else parse_time(signed_at)
+    signed = None if signed_at is None else parse_offset_time(signed_at)
     assert recorded is not None  # noqa: S101 - entry times are checked when the entry is read
     return recorded if signed is None else min(signed, recorded)
 

@@ -1,4 +1,4 @@
-"""Compliance of a release with the policy in force (schemas/POLICY.md, DESIGN.md §4 `.../compliance`). Pure.
+"""Compliance of a release with the policy in force (schemas/POLICY.md; docs/http-api.md). Pure.
 
 `evaluate` is a deterministic function of (events, policy, policy entry,
 evaluation time, environment): the service computes it for
@@ -31,14 +31,15 @@ from ledger.compliance.checks import (
     check_tests,
     check_validation,
 )
-from ledger.compliance.facts import candidates, collect, parse_time, scoped_deployments
+from ledger.compliance.facts import candidates, collect, scoped_deployments
 from ledger.compliance.waivers import apply_exceptions, check_continuity
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, InputError
 from ledger.records import predicates as p
 from ledger.records.admin import policy_from_record
+from ledger.records.formats import parse_offset_time
 from ledger.records.policy import RISK_CLASSES, Policy, RiskClass, policy_digest
-from ledger.rules.events import ReleaseEvent
+from ledger.rules.events import Event
 
 if TYPE_CHECKING:
     from ledger.records.admin import PolicyPublished
@@ -104,7 +105,7 @@ def _risk_class(changes: Sequence[p.Change]) -> RiskClass | None:
 
 
 def evaluate(
-    events: Sequence[ReleaseEvent],
+    events: Sequence[Event],
     policy: Policy,
     policy_entry: int,
     *,
@@ -119,9 +120,9 @@ def evaluate(
     checkpoint or the gate request; `environment` is the deployment target a gate asks about,
     or None for the release as a whole (its deployments into the policy's continuity
     environments). The release is the one the events' chain names.
-    The result depends on nothing else (DESIGN.md §5: `verify` re-evaluates it offline).
+    The result depends on nothing else (docs/cli.md: `verify` re-evaluates it offline).
     """
-    now_time = parse_time(now)
+    now_time = parse_offset_time(now)
     if now_time is None:
         raise InputError(f"evaluation time {now!r} is not an RFC 3339 time with an offset")
     facts = collect(events)
@@ -160,7 +161,7 @@ def evaluate(
 
 
 def evaluate_record(
-    events: Sequence[ReleaseEvent],
+    events: Sequence[Event],
     record: PolicyPublished,
     policy_entry: int,
     *,

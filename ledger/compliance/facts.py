@@ -8,40 +8,25 @@ artifacts the rules are checked against (schemas/POLICY.md, "the candidate").
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Generic, TypeVar
 
 from ledger.records import predicates as p
 from ledger.records.policy import Policy
-from ledger.rules.events import ReleaseEvent
+from ledger.rules.events import Event
 
 P = TypeVar("P")
 SHA256 = "sha256:"
 GIT_COMMIT = "gitCommit:"
-_RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
-)
-
-
-def parse_time(text: str) -> datetime | None:
-    """An RFC 3339 time with its offset, or None when `text` is not one (the caller reports it)."""
-    if not _RFC3339.fullmatch(text):
-        return None
-    try:
-        return datetime.fromisoformat(text.upper())
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
 class Item(Generic[P]):
     """One event with its predicate narrowed to a kind."""
 
-    event: ReleaseEvent
+    event: Event
     pred: P
 
     @property
@@ -80,7 +65,8 @@ class Facts:
         found: dict[str, str] = {}
         if build.pred is not None:
             found.update((a.digest.lower(), a.name) for a in build.pred.artifacts)
-        for subject in build.event.statement.subject:
+        statement = build.event.statement
+        for subject in statement.subject if statement is not None else ():
             digest = subject.digest.get("sha256")
             if digest is not None:
                 found.setdefault(SHA256 + digest.lower(), subject.name)
@@ -100,7 +86,7 @@ class Facts:
         return found
 
 
-def _release_of(events: Sequence[ReleaseEvent]) -> p.Release | None:
+def _release_of(events: Sequence[Event]) -> p.Release | None:
     """The release most chain members name (ties: the one named first); None without typed events."""
     named = [e.predicate.release for e in events if e.predicate is not None and e.release_seq is not None]
     if not named:
@@ -111,11 +97,11 @@ def _release_of(events: Sequence[ReleaseEvent]) -> p.Release | None:
     return max(counts, key=lambda r: (counts[r], -named.index(r)))
 
 
-def _of(events: Iterable[ReleaseEvent], cls: type[P]) -> tuple[Item[P], ...]:
+def _of(events: Iterable[Event], cls: type[P]) -> tuple[Item[P], ...]:
     return tuple(Item(e, pred) for e in events if isinstance(pred := e.predicate, cls))
 
 
-def _names(event: ReleaseEvent, release: p.Release | None) -> bool:
+def _names(event: Event, release: p.Release | None) -> bool:
     """Whether the event's predicate names `release` (SLSA provenance names it in its raw predicate)."""
     if release is None:
         return False
@@ -125,10 +111,10 @@ def _names(event: ReleaseEvent, release: p.Release | None) -> bool:
     return event.kind == "build" and named == {"product": release.product, "version": release.version}
 
 
-def collect(events: Sequence[ReleaseEvent], release: p.Release | None = None) -> Facts:
+def collect(events: Sequence[Event], release: p.Release | None = None) -> Facts:
     """File the events that name `release` (default: the one most of the chain names) by kind.
 
-    Precondition: `events` are ReleaseEvents as ledger.rules.events reads them; their order
+    Precondition: `events` are evidence Events as ledger.rules.events reads them; their order
     does not matter (they are sorted by index here).
     """
     ordered = sorted(events, key=lambda e: e.index)

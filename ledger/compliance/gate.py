@@ -16,7 +16,6 @@ entries are identified by their RFC 9162 leaf hash, under the digest name
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Literal
 from urllib.parse import quote
@@ -24,14 +23,13 @@ from urllib.parse import quote
 import msgspec
 
 from ledger.compliance.evaluate import ComplianceResult
-from ledger.compliance.facts import parse_time
 from ledger.errors import InputError
 from ledger.records import predicates as p
+from ledger.records.formats import is_hex64, parse_offset_time
 from ledger.records.statement import STATEMENT_TYPE_V1
 
 VERIFIED_LEVEL = "EVLEDGER_POLICY_COMPLIANT"
 LEAF_DIGEST = "rfc9162LeafHash"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 _encoder = msgspec.json.Encoder(order="sorted")
 
 Decision = Literal["allow", "deny"]
@@ -80,7 +78,7 @@ def _check(
         raise InputError(
             f"the result names policy {result.policy.entry} {result.policy.digest}, not {policy_ref}"
         )
-    if parse_time(time) is None:
+    if parse_offset_time(time) is None:
         raise InputError(f"gate time {time!r} is not an RFC 3339 time with an offset")
 
 
@@ -104,7 +102,7 @@ def gate_statement(  # noqa: PLR0913 - each argument is one VSA field, named at 
     _check(result, release, environment, policy_ref, time)
     inputs = []
     for index, leaf in sorted(input_entries):
-        if not _HEX64.fullmatch(leaf):
+        if not is_hex64(leaf):
             raise InputError(f"input entry {index}: leaf hash must be 64 lowercase hex digits")
         inputs.append(p.InputAttestation(entry_uri(index), {LEAF_DIGEST: leaf}))
     algorithm, _, value = policy_ref[1].partition(":")

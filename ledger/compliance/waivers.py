@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 import msgspec
 
 from ledger.compliance.checks import COUNTED_MEANINGS, Context, Finding, finding
-from ledger.compliance.facts import Item, parse_time
+from ledger.compliance.facts import Item
 from ledger.records import policy as pol
 from ledger.records import predicates as p
+from ledger.records.formats import parse_offset_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ def moments(ctx: Context, now: datetime, now_text: str) -> list[Moment]:
     found = [
         Moment(when, d.index, f"deployment to {d.pred.environment} (entry {d.index}, {d.event.time})")
         for d in ctx.deployments
-        if (when := parse_time(d.event.time)) is not None
+        if (when := parse_offset_time(d.event.time)) is not None
     ]
     return found or [Moment(now, None, f"the evaluation time {now_text}")]
 
@@ -51,7 +52,11 @@ def _problems(item: Item[p.PolicyException], policy: pol.Policy) -> list[str]:
         problems.append(f"the policy does not allow exceptions to rule {exc.rule} (allowed: {allowed})")
     if not exc.justification.strip():
         problems.append("it has no justification")
-    recorded, expires, due = parse_time(item.event.time), parse_time(exc.expires), parse_time(exc.review_due)
+    recorded, expires, due = (
+        parse_offset_time(item.event.time),
+        parse_offset_time(exc.expires),
+        parse_offset_time(exc.review_due),
+    )
     if expires is None or due is None:
         problems.append("its expires and review_due must be RFC 3339 times with an offset")
     if recorded is None or expires is None or due is None:
@@ -69,7 +74,7 @@ def _problems(item: Item[p.PolicyException], policy: pol.Policy) -> list[str]:
 
 def _not_in_force(item: Item[p.PolicyException], at: list[Moment]) -> tuple[str, list[int]] | None:
     """Why a well-formed exception does not cover every moment (None when it does), with entries."""
-    expires = parse_time(item.pred.expires)
+    expires = parse_offset_time(item.pred.expires)
     for moment in at:
         if moment.entry is not None and item.index > moment.entry:
             return f"was recorded after {moment.label}", [moment.entry]
@@ -123,13 +128,13 @@ def _reviews(ctx: Context, now: datetime, now_text: str) -> list[Finding]:
     """exceptions.review-due: every exception reviewed by its review date (late or absent: a finding)."""
     out = []
     for item in ctx.facts.exceptions:
-        due = parse_time(item.pred.review_due)
+        due = parse_offset_time(item.pred.review_due)
         if due is None:
             continue  # reported by exceptions.valid
         reviews = [
             r for r in ctx.facts.reviews if r.pred.exception_entry == item.index and r.index > item.index
         ]
-        first = parse_time(reviews[0].event.time) if reviews else None
+        first = parse_offset_time(reviews[0].event.time) if reviews else None
         if reviews and first is not None and first > due:
             message = (
                 f"exception (entry {item.index}) for rule {item.pred.rule} was reviewed late: "

@@ -1,4 +1,4 @@
-r"""C2SP tlog-checkpoint: the signed statement of a log's size and root (DESIGN.md §3.2).
+r"""C2SP tlog-checkpoint: the signed statement of a log's size and root (docs/formats.md#checkpoints).
 
 Body: `<origin>\n<size>\n<base64 root>\n[extension lines\n]`, carried as the
 text of a C2SP signed note.

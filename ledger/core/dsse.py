@@ -1,4 +1,4 @@
-"""DSSE v1 envelopes signed with Ed25519 (DESIGN.md §3.5, secure-systems-lab/dsse protocol.md).
+"""DSSE v1 envelopes signed with Ed25519 (docs/formats.md#envelopes, secure-systems-lab/dsse protocol.md).
 
 The signature covers PAE(type, body) = "DSSEv1" SP len(type) SP type SP len(body) SP body,
 lengths in ASCII decimal of the UTF-8 / raw byte lengths. Input base64 may be

@@ -1,4 +1,4 @@
-"""Small text encodings shared by the formats of DESIGN.md §3: base64, hex, timestamps."""
+"""Small text encodings shared by the formats of docs/formats.md: base64, hex, timestamps."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ _NUL_ESCAPE = b"\\u0000"
 # past the interpreter's recursion limit, and UnicodeDecodeError for a string that is not UTF-8
 # (RFC 8259 §8.1). Every decoder of untrusted JSON catches all three.
 JSON_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
-MAX_JSON_DEPTH = 64  # how deep a payload may nest arrays and objects (DESIGN.md §3.5, admission)
+MAX_JSON_DEPTH = 64  # how deep a payload may nest arrays and objects (docs/formats.md#envelopes, admission)
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKET = re.compile(rb"[\[\]{}]")
 
@@ -117,7 +117,7 @@ def hash_from_hex(text: str, what: str = "hash") -> bytes:
 
 
 def format_time(moment: datetime) -> str:
-    """RFC 3339 UTC with millisecond precision and a `Z` (DESIGN.md §3.4); needs an aware datetime."""
+    """RFC 3339 UTC with millisecond precision and `Z` (docs/formats.md#entries); needs an aware datetime."""
     if moment.tzinfo is None:
         raise EncodingError("timestamps must be timezone-aware")
     utc = moment.astimezone(UTC)

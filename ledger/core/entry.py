@@ -1,4 +1,4 @@
-"""Log entries, the leaves of the tree (DESIGN.md §3.4).
+"""Log entries, the leaves of the tree (docs/formats.md#entries).
 
 An entry is the UTF-8 bytes of one JSON object with sorted keys, no
 insignificant whitespace and no floating-point numbers, at most 65,535 bytes:

@@ -1,4 +1,4 @@
-"""Ed25519 keys in the C2SP signed-note key formats (DESIGN.md §3.1).
+"""Ed25519 keys in the C2SP signed-note key formats (docs/formats.md#keys).
 
 * key ID: first 4 bytes, big-endian, of SHA-256(name || 0x0A || 0x01 || pub32)
 * verifier key: `<name>+<keyid 8 hex>+<base64(0x01 || pub32)>`

@@ -17,30 +17,28 @@ from ledger.errors import NotFoundError
 from ledger.query.proofs import ProofReader
 from ledger.query.timeline import RegistryHolder, current_registry
 from ledger.records.admin import KEY_EVENT_KINDS, POLICY_KIND, PolicyPublished, decode_admin_record
-from ledger.rules.events import ReleaseEvent, events_from_entries
-from ledger.storage.protocol import EntryRow, LogStore
+from ledger.rules.events import Event, events_from_entries
+from ledger.storage.protocol import EntryRow, EvidenceIndex, LogStore
 from ledger.verify.dossier import DOSSIER_FORMAT, Dossier, ProvenEntry
 
 
-async def release_rows(store: LogStore, product: str, version: str, before: int) -> list[EntryRow]:
+async def release_rows(index: EvidenceIndex, product: str, version: str, before: int) -> list[EntryRow]:
     """The release's chain and the generic evidence about its artifacts, below index `before`."""
-    rows = [r for r in await store.release_timeline_entries(product, version) if r.index < before]
+    rows = [r for r in await index.release_timeline_entries(product, version) if r.index < before]
     if not any(r.release_seq is not None for r in rows):
         raise NotFoundError(f"no release {product} {version}")
     return rows
 
 
-async def release_events(
-    store: LogStore, holder: RegistryHolder, rows: Sequence[EntryRow]
-) -> list[ReleaseEvent]:
+async def release_events(store: LogStore, holder: RegistryHolder, rows: Sequence[EntryRow]) -> list[Event]:
     """The rows read as evidence, signers named from the (caught-up) key registry."""
     registry = await current_registry(store, holder, {r.signer_keyid for r in rows})
     return events_from_entries([(r.data, r.signer_keyid) for r in rows], registry)
 
 
-async def policy_in_force(store: LogStore, before: int) -> tuple[PolicyPublished, EntryRow]:
+async def policy_in_force(index: EvidenceIndex, before: int) -> tuple[PolicyPublished, EntryRow]:
     """The newest published policy below index `before`; NotFoundError when none was published."""
-    row = await store.latest_entry_of_kind(POLICY_KIND, before)
+    row = await index.latest_entry_of_kind(POLICY_KIND, before)
     if row is None:
         raise NotFoundError("no policy is in force: publish one with `evledger policy publish FILE`")
     record = decode_admin_record(envelope_payload(parse_entry(row.data).envelope))
@@ -50,6 +48,7 @@ async def policy_in_force(store: LogStore, before: int) -> tuple[PolicyPublished
 
 async def evaluate_release(  # noqa: PLR0913 - one argument per input of the evaluation
     store: LogStore,
+    index: EvidenceIndex,
     holder: RegistryHolder,
     product: str,
     version: str,
@@ -58,16 +57,20 @@ async def evaluate_release(  # noqa: PLR0913 - one argument per input of the eva
     now: str,
     before: int,
 ) -> tuple[ComplianceResult, list[EntryRow]]:
-    """Compliance of the release as of index `before` (a checkpoint's size), evaluated at `now`."""
-    rows = await release_rows(store, product, version, before)
-    record, policy_row = await policy_in_force(store, before)
+    """Compliance of the release as of index `before` (a checkpoint's size), evaluated at `now`.
+
+    Precondition: `index` reads the entries of `store`.
+    """
+    rows = await release_rows(index, product, version, before)
+    record, policy_row = await policy_in_force(index, before)
     events = await release_events(store, holder, rows)
     result = evaluate_record(events, record, policy_row.index, now=now, environment=environment)
     return result, rows
 
 
-async def build_dossier(  # noqa: PLR0913 - one argument per input of the dossier
+async def build_dossier(  # noqa: PLR0913, PLR0917 - one argument per input of the dossier
     store: LogStore,
+    index: EvidenceIndex,
     proofs: ProofReader,
     holder: RegistryHolder,
     product: str,
@@ -76,15 +79,18 @@ async def build_dossier(  # noqa: PLR0913 - one argument per input of the dossie
     environment: str | None,
     now: str,
 ) -> Dossier:
-    """Everything about the release under the latest checkpoint, with inclusion proofs against it."""
+    """Everything about the release under the latest checkpoint, with inclusion proofs against it.
+
+    Precondition: `index` reads the entries of `store`, and `proofs` the tiles of `store`.
+    """
     checkpoint = await store.latest_checkpoint()
     if checkpoint is None:
         raise NotFoundError("the ledger has no checkpoint yet")
     size = checkpoint.tree_size
     result, rows = await evaluate_release(
-        store, holder, product, version, environment=environment, now=now, before=size
+        store, index, holder, product, version, environment=environment, now=now, before=size
     )
-    keys = await store.entries_at(await store.indices_of_kinds(KEY_EVENT_KINDS, size))
+    keys = await store.entries_at(await index.indices_of_kinds(KEY_EVENT_KINDS, size))
     policy = await store.entries_at([result.policy.entry])
     wanted = [r.index for r in rows] + [r.index for r in keys] + [r.index for r in policy]
     paths = dict(zip(wanted, await proofs.inclusion_many(wanted, size), strict=True))

@@ -14,8 +14,7 @@ from html import escape
 from typing import Any
 
 from ledger.records import predicates as p
-from ledger.rules.events import ReleaseEvent
-from ledger.rules.timeline import summarize
+from ledger.rules.events import Event
 from ledger.verify.dossier import Dossier, DossierReport
 
 _STYLE = """
@@ -47,7 +46,7 @@ def approval_manifestation(  # noqa: PLR0913 - the parts of 21 CFR 11.50's manif
     return f"{decision.upper()} by {name} as {role} (meaning of signature: {meaning}), {when}"
 
 
-def manifestation(event: ReleaseEvent) -> str | None:
+def manifestation(event: Event) -> str | None:
     """The printed manifestation of a signed decision (approval, exception, seal); None for other events.
 
     The printed name is the signing key's registered owner, the time the one the ledger recorded.
@@ -83,18 +82,18 @@ def _facts(summary: dict[str, Any]) -> str:
     return "<br>".join(parts)
 
 
-def _rows(events: Iterable[ReleaseEvent]) -> str:
+def _rows(events: Iterable[Event]) -> str:
     rows = []
     for event in events:
         signer = f"{event.signer.owner} ({', '.join(event.signer.roles)})"
         rows.append(
             "<tr>" + _cell(event.index) + _cell(event.time) + _cell(event.kind) + _cell(signer)
-            + f"<td>{_facts(summarize(event))}</td></tr>"
+            + f"<td>{_facts(event.summary)}</td></tr>"
         )  # fmt: skip
     return "\n".join(rows)
 
 
-def _signatures(events: Iterable[ReleaseEvent]) -> str:
+def _signatures(events: Iterable[Event]) -> str:
     rows = []
     for event in events:
         text = manifestation(event)
@@ -110,7 +109,7 @@ def _signatures(events: Iterable[ReleaseEvent]) -> str:
     return "\n".join(rows) or '<tr><td colspan="7" class="muted">no signed decisions</td></tr>'
 
 
-def _change(events: Iterable[ReleaseEvent]) -> str:
+def _change(events: Iterable[Event]) -> str:
     parts = []
     for event in events:
         pred = event.predicate

@@ -1,4 +1,4 @@
-"""Releases, artifacts and searches read out of the store as event records (DESIGN.md §4, issue #4).
+"""Releases, artifacts and searches read out of the evidence index as events (docs/http-api.md, issue #4).
 
 A release's timeline is its back-link chain plus the generic evidence about
 what its builds produced: two index queries on one connection (the chain, then
@@ -20,16 +20,16 @@ from ledger.core.keys import VerifierKey
 from ledger.errors import InputError, NotFoundError
 from ledger.query.registry_follow import catch_up
 from ledger.records.admin import ADMIN_KINDS
-from ledger.records.predicates import KIND_NAMES
-from ledger.records.statement import RELEASE_SEAL_TYPE
+from ledger.records.formats import SHA256_DIGEST_ANY_CASE, anchored, normal_sha256_digest, parse_offset_time
+from ledger.records.predicates import KIND_NAMES, RELEASE_SEAL
+from ledger.rules.chains import chain_is_complete
+from ledger.rules.events import Decoded, Event, SignerNames, decode_event
 from ledger.rules.registry import KeyRegistry
-from ledger.rules.timeline import Decoded, EventRecord, SignerNames, chain_is_complete, decode_record
-from ledger.storage.protocol import EntryRow, LogStore
+from ledger.storage.protocol import EntryRow, EvidenceIndex, LogStore
 
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-DIGEST_PATTERN = "^sha256:[0-9a-fA-F]{64}$"
-_DIGEST = re.compile(DIGEST_PATTERN)
+DIGEST_PATTERN = anchored(SHA256_DIGEST_ANY_CASE)
 _CURSOR = re.compile(r"[0-9]{1,18}")
 SHORT_KINDS: dict[str, tuple[str, ...]] = {}
 for _type, _short in KIND_NAMES.items():
@@ -50,9 +50,9 @@ class ReleaseTimeline:
 
     product: str
     version: str
-    events: list[EventRecord]
+    events: list[Event]
     count: int  # entries on the release's chain
-    head: EventRecord  # the chain's newest entry
+    head: Event  # the chain's newest entry
     sealed: bool
     complete: bool  # the chain walked from the head back to seq 0 has no gap
 
@@ -61,7 +61,7 @@ class ReleaseTimeline:
 class Page:
     """One page of events; `next_cursor` continues after it (None at the end)."""
 
-    events: list[EventRecord]
+    events: list[Event]
     next_cursor: str | None
 
 
@@ -83,34 +83,38 @@ async def current_registry(store: LogStore, holder: RegistryHolder, keyids: Iter
 
 async def _decode(store: LogStore, holder: RegistryHolder, rows: Sequence[EntryRow]) -> list[Decoded]:
     names = SignerNames(await current_registry(store, holder, {r.signer_keyid for r in rows}))
-    return [decode_record(r.data, r.signer_keyid, names) for r in rows]
+    return [decode_event(r.data, r.signer_keyid, names) for r in rows]
 
 
 async def release_timeline(
-    store: LogStore, holder: RegistryHolder, product: str, version: str
+    store: LogStore, index: EvidenceIndex, holder: RegistryHolder, product: str, version: str
 ) -> ReleaseTimeline:
-    """The timeline of release (product, version); NotFoundError when it has no entry."""
-    decoded = await _decode(store, holder, await store.release_timeline_entries(product, version))
-    chain = [d for d in decoded if d.record.release_seq is not None]
+    """The timeline of release (product, version); NotFoundError when it has no entry.
+
+    Precondition: `index` reads the entries of `store` (whose key events name the signers).
+    """
+    decoded = await _decode(store, holder, await index.release_timeline_entries(product, version))
+    chain = [d for d in decoded if d.event.release_seq is not None]
     if not chain:
         raise NotFoundError(f"no release {product} {version}")
-    head = max(chain, key=lambda d: d.record.release_seq or 0).record
+    head = max(chain, key=lambda d: d.event.release_seq or 0).event
     return ReleaseTimeline(
         product=product,
         version=version,
-        events=[d.record for d in decoded],
+        events=[d.event for d in decoded],
         count=len(chain),
         head=head,
-        sealed=head.predicate_type == RELEASE_SEAL_TYPE,
+        sealed=head.predicate_type == RELEASE_SEAL,
         complete=chain_is_complete(chain, product, version),
     )
 
 
 def parse_digest(text: str) -> str:
     """`sha256:<64 hex>` in its stored spelling (lowercase); InputError otherwise."""
-    if not _DIGEST.fullmatch(text):
+    digest = normal_sha256_digest(text)
+    if digest is None:
         raise InputError(f"an artifact digest is written sha256:<64 hex digits>, got {text[:80]!r}")
-    return text.lower()
+    return digest
 
 
 def parse_cursor(cursor: str | None) -> int:
@@ -124,17 +128,18 @@ def parse_cursor(cursor: str | None) -> int:
 
 def _page(decoded: list[Decoded], rows: Sequence[EntryRow], limit: int) -> Page:
     more = len(rows) > limit
-    return Page([d.record for d in decoded[:limit]], str(rows[limit].index) if more else None)
+    return Page([d.event for d in decoded[:limit]], str(rows[limit].index) if more else None)
 
 
-async def artifact_events(
-    store: LogStore, holder: RegistryHolder, digest: str, cursor: str | None, limit: int
+async def artifact_events(  # noqa: PLR0913, PLR0917 - the log, its index, the registry, the request's three
+    store: LogStore, index: EvidenceIndex, holder: RegistryHolder, digest: str, cursor: str | None, limit: int
 ) -> Page:
     """Entries about an artifact (subjects, build artifacts), a page at a time, index order.
 
-    Preconditions: `digest` passed `parse_digest`; 1 <= `limit` <= MAX_PAGE.
+    Preconditions: `index` reads the entries of `store`; `digest` passed `parse_digest`;
+    1 <= `limit` <= MAX_PAGE.
     """
-    rows = await store.entries_about_artifact(digest, parse_cursor(cursor), limit + 1)
+    rows = await index.entries_about_artifact(digest, parse_cursor(cursor), limit + 1)
     return _page(await _decode(store, holder, rows[:limit]), rows, limit)
 
 
@@ -160,11 +165,8 @@ def parse_moment(text: str | None, what: str) -> datetime | None:
     """An RFC 3339 time with a zone (`Z` or an offset); InputError otherwise."""
     if text is None or text == "":
         return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None or "T" not in text.upper():
+    moment = parse_offset_time(text)
+    if moment is None:
         raise InputError(f"{what} must be an RFC 3339 time with a zone, e.g. 2026-01-31T12:00:00Z")
     return moment
 
@@ -183,13 +185,14 @@ class SearchQuery:
     limit: int = DEFAULT_PAGE
 
 
-async def search(store: LogStore, holder: RegistryHolder, query: SearchQuery) -> Page:
+async def search(store: LogStore, index: EvidenceIndex, holder: RegistryHolder, query: SearchQuery) -> Page:
     """Entries matching every filter, a page at a time, index order; InputError for a bad filter.
 
     Times become index bounds first (entry times never go backwards), so every
     page is one ordered index scan from its cursor. A combination of filters may
     return a short (even empty) page with a cursor: the store bounds the entries
-    one request reads. Precondition: 1 <= `query.limit` <= MAX_PAGE.
+    one request reads. Preconditions: `index` reads the entries of `store`;
+    1 <= `query.limit` <= MAX_PAGE.
     """
     kinds = resolve_kinds(query.kind)
     if query.version and not query.product:
@@ -199,15 +202,15 @@ async def search(store: LogStore, holder: RegistryHolder, query: SearchQuery) ->
     until = parse_moment(query.until, "until")
     stop = None
     if since is not None:
-        first = await store.first_index_at_or_after(since)
+        first = await index.first_index_at_or_after(since)
         if first is None:
             return Page([], None)
         start = max(start, first)
     if until is not None:
-        stop = await store.first_index_at_or_after(until)
+        stop = await index.first_index_at_or_after(until)
     if stop is not None and start >= stop:
         return Page([], None)
-    rows, resume = await store.search_entries(
+    rows, resume = await index.search_entries(
         start=start,
         stop=stop,
         kinds=kinds,

@@ -1,4 +1,4 @@
-"""Administration records (DESIGN.md §3.5): payloads of type application/vnd.evledger.admin+json.
+"""Administration records (docs/formats.md#envelopes): payloads of type application/vnd.evledger.admin+json.
 
 They register and revoke the keys that may sign evidence, and publish policies.
 Admin records must be signed by a key with role `admin`; entry 0 is the ledger
@@ -108,7 +108,7 @@ def encode_admin_record(record: AdminRecord) -> bytes:
 
 
 def policy_record(policy: Policy) -> PolicyPublished:
-    """The `policy.published` admin record for `policy`, digest included (DESIGN.md §3.5)."""
+    """The `policy.published` admin record for `policy`, digest included (docs/formats.md#envelopes)."""
     return PolicyPublished(policy=policy, digest=policy_digest(policy))
 
 

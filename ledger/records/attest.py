@@ -16,13 +16,13 @@ that says which report and what is wrong.
 from __future__ import annotations
 
 import hashlib
-import re
 import xml.etree.ElementTree as ET
 from typing import get_args
 
 import msgspec
 
 from ledger.errors import EncodingError, InputError, TooLargeError
+from ledger.records.formats import normal_sha256_digest
 from ledger.records.predicates import (
     SCAN,
     TEST_RUN,
@@ -46,7 +46,6 @@ MAX_REPORT_BYTES = 20 * 1024 * 1024
 JUNIT = "JUnit XML report"
 SARIF = "SARIF report"
 IDEMPOTENCY_PREFIX = "evledger-attest"
-_SHA256_DIGEST = re.compile(r"sha256:([0-9a-fA-F]{64})")
 _FAILED, _SKIPPED = frozenset({"failure", "error"}), "skipped"
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -64,10 +63,10 @@ def report_digest(report: bytes) -> str:
 
 def subject_digest_of(digest: str) -> dict[str, str]:
     """An in-toto digest set from `sha256:<64 hex>` (hex lowered); InputError for anything else."""
-    match = _SHA256_DIGEST.fullmatch(digest)
-    if match is None:
+    normal = normal_sha256_digest(digest)
+    if normal is None:
         raise InputError(f"the subject digest must be written sha256:<64 hex digits>, got {digest!r}")
-    return {"sha256": match.group(1).lower()}
+    return {"sha256": normal.removeprefix("sha256:")}
 
 
 def _require_text(**values: str) -> None:

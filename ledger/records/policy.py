@@ -3,7 +3,7 @@
 A policy is written in TOML by the QA lead, checked strictly here (unknown
 keys, wrong types, unknown test suites, rules and roles are refused with the
 key named), and published into the log as a `policy.published` admin record
-(DESIGN.md §3.5) that carries the whole policy and its digest. Every
+(docs/formats.md#envelopes) that carries the whole policy and its digest. Every
 compliance result and gate decision names that entry and digest, so an
 inspector re-evaluates against exactly the policy that was in force.
 """

@@ -8,13 +8,12 @@ type is generic evidence (None).
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
 from ledger.errors import EncodingError
+from ledger.records.formats import is_sha256_digest, parse_offset_time
 
 BASE = "https://evledger.dev"
 CHANGE = f"{BASE}/change/v1"
@@ -307,7 +306,6 @@ def decode_predicate(predicate_type: str, predicate: dict[str, Any]) -> Predicat
     return value
 
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _DIGEST_FIELDS = ("artifact_digest", "from_digest", "to_digest", "dependency_lock_digest", "report_digest")
 _TIME_FIELDS = ("expires", "review_due", "started", "finished", "time_verified", "signed_at")
 
@@ -319,17 +317,13 @@ def _check_formats(value: Predicate) -> None:
     if isinstance(value, Validation):
         digests.append(value.dataset.digest)
     for digest in digests:
-        if digest is not None and not _DIGEST.fullmatch(digest):
+        if digest is not None and not is_sha256_digest(digest):
             raise EncodingError(f"digest {digest!r} is not sha256:<64 lowercase hex>")
     for name in _TIME_FIELDS:
         moment = getattr(value, name, None)
         if moment is None:
             continue
-        try:
-            parsed = datetime.fromisoformat(moment)
-        except ValueError:
-            parsed = None
-        if parsed is None or parsed.tzinfo is None or "T" not in moment:
+        if parse_offset_time(moment) is None:
             raise EncodingError(f"{name} {moment!r} is not an RFC 3339 date-time with an offset")
 
 

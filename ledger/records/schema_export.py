@@ -25,6 +25,7 @@ import msgspec
 
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, MAX_SIGNATURES, Envelope
 from ledger.records.admin import AdminRecord
+from ledger.records.formats import HEX64, anchored
 from ledger.records.predicates import PREDICATE_TYPES, kind_name
 from ledger.records.statement import (
     MAX_DIGEST_ALGORITHM,
@@ -66,7 +67,7 @@ _RULES: dict[str, dict[str, dict[str, Any]]] = {
             "then": {"properties": {"manual_steps": {"minItems": 1}}, "required": ["manual_steps"]},
         }
     },
-    "release-seal": {"/properties/count": _COUNT, "/properties/head": {"pattern": "^[0-9a-f]{64}$"}},
+    "release-seal": {"/properties/count": _COUNT, "/properties/head": {"pattern": anchored(HEX64)}},
     "statement": {
         "/properties/_type": {"const": STATEMENT_TYPE_V1},
         "/properties/predicateType": {"minLength": 1, "maxLength": MAX_PREDICATE_TYPE},
@@ -201,7 +202,7 @@ def generate() -> dict[str, bytes]:
         description=(
             f"{_doc(Envelope)} The body of POST /v1/entries. Each signature is Ed25519 over "
             'PAE(payloadType, payload) = "DSSEv1" SP len(type) SP type SP len(body) SP body '
-            "by a key registered, and not revoked, before the entry's index (DESIGN.md §3.5)."
+            "by a key registered, and not revoked, before the entry's index (docs/formats.md#envelopes)."
         ),
     )
     return {

@@ -6,17 +6,16 @@ predicate type, and the release a predicate names (`predicate.release`).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import msgspec
 
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError
+from ledger.records.formats import is_hex64
+from ledger.records.predicates import RELEASE_SEAL
 
 STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
-RELEASE_SEAL_TYPE = "https://evledger.dev/release-seal/v1"
-_HEX_LEAF = re.compile(r"[0-9a-f]{64}")
 
 
 class ResourceDescriptor(msgspec.Struct, frozen=True, rename="camel"):
@@ -40,9 +39,9 @@ class Statement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 _decoder = msgspec.json.Decoder(Statement)
-# PostgreSQL indexes these as text (DESIGN.md §6). A btree index row holds at most 2,704 bytes and
-# a GIN entry about as much; at up to 4 UTF-8 bytes a character, these limits keep every row inside,
-# so that no admitted statement can fail its batch at commit.
+# PostgreSQL indexes these as text (docs/architecture.md#storage). A btree index row holds at
+# most 2,704 bytes and a GIN entry about as much; at up to 4 UTF-8 bytes a character, these
+# limits keep every row inside, so that no admitted statement can fail its batch at commit.
 MAX_NAME = 256  # predicate.release product and version
 MAX_PREDICATE_TYPE = 512
 MAX_DIGEST_ALGORITHM = 64
@@ -97,12 +96,12 @@ def release_of(statement: Statement) -> tuple[str | None, str | None]:
 
 def seal_of(statement: Statement) -> tuple[int, str] | None:
     """For a release seal, the (count, head leaf hash) it commits to; None for other statements."""
-    if statement.predicate_type != RELEASE_SEAL_TYPE:
+    if statement.predicate_type != RELEASE_SEAL:
         return None
     count, head = statement.predicate.get("count"), statement.predicate.get("head")
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise EncodingError("a release seal needs predicate.count, the number of release entries before it")
-    if not isinstance(head, str) or not _HEX_LEAF.fullmatch(head):
+    if not isinstance(head, str) or not is_hex64(head):
         raise EncodingError(
             "a release seal needs predicate.head, the hex leaf hash of the release's last entry"
         )

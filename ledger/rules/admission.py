@@ -1,4 +1,4 @@
-"""Admission: what an envelope must satisfy before the sequencer will take it (DESIGN.md §3.5).
+"""Admission: what an envelope must satisfy before the sequencer will take it (docs/formats.md#envelopes).
 
 Pure: it decodes the payload, extracts what the query API indexes, and checks
 signatures against the key registry. The sequencer re-checks key validity at

@@ -13,13 +13,15 @@ with the same code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ledger.core.entry import ChainLink, Entry, KeyLink, ReleaseLink
 from ledger.errors import ChainError, ConflictError, StaleEvaluationError
 from ledger.records.admin import KeyRegistered, KeyRevoked
-from ledger.records.statement import RELEASE_SEAL_TYPE
+from ledger.records.predicates import RELEASE_SEAL
 from ledger.rules.admission import Admitted
+from ledger.rules.events import Decoded
 from ledger.storage.protocol import ChainHead
 
 KEY_CHAIN_EXTENSION = "evledger-keys"
@@ -71,7 +73,7 @@ class Chains:
         if release is None:
             return None
         head = self.releases.get(release)
-        if head is not None and head.kind == RELEASE_SEAL_TYPE:
+        if head is not None and head.kind == RELEASE_SEAL:
             raise ConflictError(f"release {release[0]} {release[1]} is sealed (entry {head.index})")
         seq, prev = _next(head)
         head_hex = head.leaf_hash.hex() if head is not None else ""
@@ -110,18 +112,74 @@ class Chains:
             expected_release = self.release_link(item)
         except ConflictError as exc:
             raise ChainError(f"entry {entry.index}: {exc}") from exc
-        if entry.release != expected_release:
-            raise ChainError(
-                f"entry {entry.index}: release back-link is wrong",
-                expected=str(expected_release),
-                calculated=str(entry.release),
-                labels=("chain implies", "entry carries"),
-            )
-        expected_keys = self.key_link(item)
-        if entry.keys != expected_keys:
-            raise ChainError(
-                f"entry {entry.index}: key-event back-link is wrong",
-                expected=str(expected_keys),
-                calculated=str(entry.keys),
-                labels=("chain implies", "entry carries"),
-            )
+        links = (
+            ("release back-link", expected_release, entry.release),
+            ("key-event back-link", self.key_link(item), entry.keys),
+        )
+        for what, implied, carried in links:
+            if carried != implied:
+                raise ChainError(
+                    f"entry {entry.index}: {what} is wrong",
+                    expected=str(implied),
+                    calculated=str(carried),
+                    labels=("chain implies", "entry carries"),
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """An entry of one chain as a reader holds it: its index and leaf hash, and the link it carries."""
+
+    index: int
+    leaf_hash: bytes
+    seq: int | None  # None when the entry carries no link of this chain
+    prev: ChainLink | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """Where a chain held whole first fails: the member at `position`, and the link it should carry."""
+
+    position: int
+    member: Member
+    expected: tuple[int, str] | None  # (index, leaf hash hex) of the member before, None at the start
+    actual: tuple[int, str] | None  # what the member's link names
+
+    @property
+    def out_of_place(self) -> bool:
+        """Whether the member counts a place other than its own (one before it is missing or misordered)."""
+        return self.member.seq != self.position
+
+
+def first_break(members: Sequence[Member]) -> ChainBreak | None:
+    """The first member, in the given (index) order, that does not follow the one before it; None if none.
+
+    A chain held whole runs from seq 0 with no link, each member counting its own
+    place and linking to the member before it by index and leaf hash (the links
+    `Chains` gives when the log is written). Precondition: `members` are all the
+    entries of one chain the reader holds, in index order.
+    """
+    previous: Member | None = None
+    for position, member in enumerate(members):
+        expected = None if previous is None else (previous.index, previous.leaf_hash.hex())
+        actual = None if member.prev is None else (member.prev.index, member.prev.leaf_hash)
+        if member.seq != position or actual != expected:
+            return ChainBreak(position, member, expected, actual)
+        previous = member
+    return None
+
+
+def chain_is_complete(chain: Sequence[Decoded], product: str, version: str) -> bool:
+    """Whether `chain` is a whole release chain of (product, version): from seq 0, every link holding.
+
+    Precondition: `chain` holds the release-chain entries of (product, version) as
+    stored, in any order; a timeline that left one out says so.
+    """
+    members = []
+    for item in chain:
+        link = item.link
+        if link is None or (link.product, link.version) != (product, version):
+            return False
+        members.append(Member(item.event.index, item.event.leaf_hash, link.seq, link.prev))
+    members.sort(key=lambda member: member.index)
+    return bool(members) and first_break(members) is None

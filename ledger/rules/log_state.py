@@ -19,14 +19,15 @@ from collections.abc import Sequence
 
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.compact_range import CompactRange
+from ledger.core.dsse import ADMIN_PAYLOAD_TYPE
 from ledger.core.entry import parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import VerifierKey
 from ledger.errors import LedgerError, LogIntegrityError
-from ledger.rules.admission import admit, admit_genesis
-from ledger.rules.chains import Chains, is_key_event, key_chain_head_of
+from ledger.rules.chains import Chains, key_chain_head_of
 from ledger.rules.registry import KeyRegistry
-from ledger.storage.protocol import ChainHead, CheckpointRow, EntryRow, Head
+from ledger.rules.replay import apply_recorded
+from ledger.storage.protocol import CheckpointRow, EntryRow, Head
 
 
 def verified_checkpoint(row: CheckpointRow, key: VerifierKey, origin: str | None) -> Checkpoint:
@@ -93,16 +94,11 @@ def _apply_admin_entry(registry: KeyRegistry, row: EntryRow) -> None:
     digest = leaf_hash(row.data)
     if entry.index != row.index or digest != row.leaf_hash or row.index <= registry.applied_through:
         raise LogIntegrityError(f"the row at index {row.index} is not that entry's own bytes")
-    if entry.index == 0:
-        admitted = admit_genesis(entry.envelope)
-    else:
-        admitted = admit(entry.envelope, registry, entry.index)
-    if admitted.admin is None:
+    if entry.envelope.payload_type != ADMIN_PAYLOAD_TYPE:
         raise LogIntegrityError(f"entry {entry.index} is stored as an admin record but holds none")
-    Chains(keys=registry.key_head).check(entry, admitted)
-    registry.apply(entry.index, admitted.admin)
-    if is_key_event(admitted) and entry.keys is not None:
-        registry.key_head = ChainHead(entry.index, digest, entry.keys.seq, admitted.kind)
+    chains = Chains(keys=registry.key_head)  # an admin record is on the key chain or on none
+    apply_recorded(entry, digest, registry, chains)
+    registry.key_head = chains.keys
 
 
 def check_key_chain(registry: KeyRegistry, newest_key_event: int | None, where: str) -> None:

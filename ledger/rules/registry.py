@@ -1,4 +1,4 @@
-"""The key registry, replayed from the log's admin records (DESIGN.md §3.5).
+"""The key registry, replayed from the log's admin records (docs/formats.md#envelopes).
 
 A key registered by entry i may sign entries i+1 onwards; a key revoked by
 entry j may not sign entries j+1 onwards. A published policy names the roles

@@ -42,6 +42,31 @@ class ReplayedEntry:
     admitted: Admitted
 
 
+def apply_recorded(
+    entry: Entry, leaf: bytes, registry: KeyRegistry, chains: Chains, check: SignatureCheck = check_now
+) -> Admitted:
+    """Replay one recorded entry: admit it at its own index, check its links, apply what it changes.
+
+    The one rule every reader of the log applies to an entry it holds (the whole-log
+    replay, the registry the service follows, a dossier's key events): entry 0 must be
+    the ledger key's self-registration, any other entry must pass admission against
+    `registry` as it stood before it (`ledger.rules.admission`), carry exactly the
+    back-links `chains` implies, and then its admin record (if any) updates `registry`
+    and the entry becomes the head of its chains. Precondition: `entry` parsed from
+    bytes whose leaf hash is `leaf`, and `registry` and `chains` hold every entry of
+    the chains it joins that came before it. Raises the admission or ChainError.
+    """
+    if entry.index == 0:
+        admitted = admit_genesis(entry.envelope)
+    else:
+        admitted = admit(entry.envelope, registry, entry.index, check)
+    chains.check(entry, admitted)
+    if admitted.admin is not None:
+        registry.apply(entry.index, admitted.admin)
+    chains.advance(entry.index, leaf, entry.release, entry.keys, admitted.kind)
+    return admitted
+
+
 class LogReplayer:
     """Checks entries one by one from index 0 (or from a trusted point with its registry)."""
 
@@ -71,14 +96,7 @@ class LogReplayer:
         try:
             entry, leaf = self.chain.check(data)
             self._check_time(entry)
-            if index == 0:
-                admitted = admit_genesis(entry.envelope)
-            else:
-                admitted = admit(entry.envelope, self.registry, index, self._check)
-            self.chains.check(entry, admitted)
-            if admitted.admin is not None:
-                self.registry.apply(index, admitted.admin)
-            self.chains.advance(index, leaf, entry.release, entry.keys, admitted.kind)
+            admitted = apply_recorded(entry, leaf, self.registry, self.chains, self._check)
         except VerificationError as exc:
             raise exc.restated(f"entry {index}: {exc.args[0]}") from exc
         except LedgerError as exc:

@@ -1,1 +1,1 @@
-"""The HTTP service (DESIGN.md §4): the only code that speaks HTTP."""
+"""The HTTP service (docs/http-api.md): the only code that speaks HTTP."""

@@ -40,6 +40,7 @@ from ledger.service.openapi import document_availability, document_request_bodie
 from ledger.service.state import ServiceState
 from ledger.service.wire import refuse_nul_in_target
 from ledger.storage.postgres import PostgresStore
+from ledger.storage.postgres_index import PostgresEvidenceIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,12 @@ def create_app(settings: Settings) -> Litestar:
             )
             sequencer.start()
             app.state.svc = ServiceState(
-                store, sequencer, ProofReader(store), settings.signer, public_log=settings.public_log
+                store,
+                PostgresEvidenceIndex(store.pool),
+                sequencer,
+                ProofReader(store),
+                settings.signer,
+                public_log=settings.public_log,
             )
             # Everything built so far lives as long as the process: keep it out of the collector's
             # generations, so full collections (tens of ms at p99) stay short.

@@ -1,4 +1,4 @@
-"""The one place where errors become HTTP responses (DESIGN.md §4 statuses).
+"""The one place where errors become HTTP responses (docs/http-api.md statuses).
 
 Bad input is always a 4xx with `{"status", "error", "detail"}`; an unexpected
 failure is a 500 whose body says nothing about the internals (the traceback

@@ -1,4 +1,4 @@
-"""The OpenAPI document at `/schema` (DESIGN.md §4): what Litestar cannot infer from the routes.
+"""The OpenAPI document at `/schema` (docs/http-api.md): what Litestar cannot infer from the routes.
 
 The append routes read and decode their body by hand (the hot path), so Litestar
 sees no `data` parameter and would document no request body. Such a route names
@@ -6,10 +6,11 @@ its body model in its `opt` (`opt=request_body(Envelope)`); `document_request_bo
 adds the body, with the model's JSON Schema from msgspec (the same structs that
 decode it), to the document once, when the app is built.
 
-Likewise for authentication: every route needs a bearer token except those whose
-`opt` says otherwise (`NO_AUTH`: the probes; `PUBLIC_LOG`: the C2SP log routes,
-open when the operator serves the log publicly). `document_security` writes the
-bearer scheme and each route's requirement into the document for the app's mode.
+Likewise for authentication: every route needs a bearer token except the probes,
+whose `opt` says they read none (`NO_AUTH`), and the C2SP log routes, whose access
+check (ledger.service.auth `LOG_READ`) opens them when the operator serves the log
+publicly. `document_security` writes the bearer scheme and each route's requirement
+into the document for the app's mode, from those same declarations.
 
 And for what any route may answer before it runs (ledger.service.availability):
 `document_availability` adds the 503 with Retry-After (database unreachable, a
@@ -34,6 +35,7 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 
+from ledger.service.auth import access_of
 from ledger.service.wire import ErrorBody
 
 _REQUEST_BODY = "request_body"
@@ -41,8 +43,6 @@ _AUTH = "auth"
 BEARER = "bearer"
 NO_AUTH = {_AUTH: "none"}
 """The `opt` of a route that reads no credential at all (liveness and readiness probes)."""
-PUBLIC_LOG = {_AUTH: "public-log"}
-"""The `opt` of a C2SP log route: open without a token when the log is served publicly."""
 _REF_TEMPLATE = "#/components/schemas/{name}"
 # JSON Schema keywords msgspec emits, as the fields of Litestar's `Schema`.
 _SCALARS = {
@@ -135,9 +135,9 @@ def document_request_bodies(app: Litestar) -> None:
 def document_security(app: Litestar, *, public_log: bool) -> None:
     """Declare the bearer scheme for the whole API and each route's exception to it (OpenAPI 3.1 §4.8.30).
 
-    A probe requires nothing (`security: []`); a log route under `public_log` takes a
-    token or none (`[{}, {"bearer": []}]`); every other route inherits the document's
-    requirement, a bearer token.
+    A probe (`opt=NO_AUTH`) requires nothing (`security: []`); a route whose access check
+    opens it on a public log takes a token or none under `public_log` (`[{}, {"bearer": []}]`);
+    every other route inherits the document's requirement, a bearer token.
     """
     document = app.openapi_schema
     document.components.security_schemes = {
@@ -150,14 +150,17 @@ def document_security(app: Litestar, *, public_log: bool) -> None:
     document.security = [{BEARER: []}]
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
-            auth = handler.opt.get(_AUTH) if isinstance(handler, HTTPRouteHandler) else None
-            if auth is None or (auth == PUBLIC_LOG[_AUTH] and not public_log):
+            if not isinstance(handler, HTTPRouteHandler):
+                continue
+            no_auth = handler.opt.get(_AUTH) == NO_AUTH[_AUTH]
+            open_log = public_log and getattr(access_of(handler), "public_log", False)
+            if not (no_auth or open_log):
                 continue
             item = document.paths.get(route.path_format or "/") if document.paths else None
             for method in handler.http_methods:
                 operation = getattr(item, method.lower(), None)
                 if operation is not None:
-                    operation.security = [] if auth == NO_AUTH[_AUTH] else [{}, {BEARER: []}]
+                    operation.security = [] if no_auth else [{}, {BEARER: []}]
 
 
 def document_availability(app: Litestar) -> None:

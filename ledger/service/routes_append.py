@@ -1,19 +1,26 @@
-"""`POST /v1/entries` and `POST /v1/entries/batch` (DESIGN.md §4, contract)."""
+"""`POST /v1/entries` and `POST /v1/entries/batch` (docs/http-api.md): HTTP around the `Appender`.
+
+The routes decode and shape-check the body, then hand the envelopes, the token (the
+Appender's `Client`: its scope limits what it may append) and the idempotency key to
+`ledger.append.appender.Appender.append`; the answer is 201 with the receipts, or 200
+when the request replays entries already appended.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, post
-from litestar.params import HeaderParameter
 from litestar.response.base import ASGIResponse
 
 from ledger.core.dsse import Envelope
 from ledger.core.encoding import b64decode_lenient
 from ledger.core.tiles import MAX_ENTRY_SIZE
 from ledger.errors import EncodingError, MalformedRequestError, TooLargeError
+from ledger.service.auth import APPEND, APPEND_ROLES, Token
 from ledger.service.openapi import request_body
-from ledger.service.state import APPEND_ROLES, ServiceState, Svc
+from ledger.service.params import IdempotencyKey
+from ledger.service.state import ServiceState, Svc
 from ledger.service.wire import (
     BatchReceipts,
     BatchRequest,
@@ -31,11 +38,8 @@ MAX_BATCH = 1000
 SINGLE_BODY_LIMIT = MAX_ENTRY_SIZE
 BATCH_BODY_LIMIT = MAX_BATCH * MAX_ENTRY_SIZE + 64 * 1024
 
-# DESIGN.md §4: malformed, unauthenticated, forbidden, idempotency conflict, too large, invalid, queue full.
+# Malformed, unauthenticated, forbidden, idempotency conflict, too large, invalid, queue full.
 APPEND_ERRORS = errors(400, 401, 403, 409, 413, 422, 503)
-
-IdempotencyKey = Annotated[str | None, HeaderParameter(name="Idempotency-Key", required=False)]
-Authorization = Annotated[str | None, HeaderParameter(name="Authorization", required=False)]
 
 
 def _check_shape(envelope: Envelope, where: str) -> None:
@@ -80,14 +84,16 @@ async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     The hot path of the service: it reads its two headers and the state straight from the
     request and answers with a ready ASGI response, skipping dependency injection, the
     header map and response rendering, which together cost more than the rest of the handler.
+    For the same reason it checks its token itself, with the roles the other append routes
+    declare (`APPEND_ROLES`, see ledger.service.auth).
     """
     svc: ServiceState = request.app.state.svc
     authorization, idempotency_key = _headers(request, b"authorization", b"idempotency-key")
-    token = await svc.authenticate(authorization, APPEND_ROLES)
+    token = await svc.tokens.authenticate(authorization, APPEND_ROLES)
     envelope = decode_body(envelope_decoder, await request.body(), "the body")
     assert isinstance(envelope, Envelope)  # noqa: S101 - the decoder's type
     _check_shape(envelope, "")
-    receipts, replayed = await svc.append([envelope], token, idempotency_key)
+    receipts, replayed = await svc.appender.append([envelope], token, idempotency_key)
     return json_response(receipts[0], _status(replayed))
 
 
@@ -98,15 +104,12 @@ async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     summary="Append up to 1,000 envelopes, all or nothing",
     responses={**documented(BatchReceipts, 201), **documented(BatchReceipts, 200), **APPEND_ERRORS},
     opt=request_body(BatchRequest),
+    dependencies=APPEND,
 )
 async def append_batch(
-    request: Request[Any, Any, Any],
-    svc: Svc,
-    authorization: Authorization,
-    idempotency_key: IdempotencyKey,
+    request: Request[Any, Token, Any], svc: Svc, idempotency_key: IdempotencyKey
 ) -> ASGIResponse:
     """Append envelopes all or nothing; 201 with one receipt each, in order."""
-    token = await svc.authenticate(authorization, APPEND_ROLES)
     body = await request.body()
     batch = decode_body(batch_decoder, body, "the body")
     envelopes: list[Envelope] = getattr(batch, "envelopes", [])
@@ -116,5 +119,5 @@ async def append_batch(
         raise MalformedRequestError("a batch needs at least one envelope")
     for position, envelope in enumerate(envelopes):
         _check_shape(envelope, f"envelopes[{position}]: ")
-    receipts, replayed = await svc.append(envelopes, token, idempotency_key)
+    receipts, replayed = await svc.appender.append(envelopes, request.auth, idempotency_key)
     return json_response(BatchReceipts(receipts), _status(replayed))

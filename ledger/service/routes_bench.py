@@ -1,6 +1,6 @@
 """Baseline routes for benchmarks only (EVLEDGER_BENCH_ROUTES=1): the same server's trivial rates.
 
-DESIGN.md §8 compares appends and proofs with "the same server's trivial
+docs/architecture.md#performance-targets compares appends and proofs with "the same server's trivial
 POST/GET rate"; these routes are that baseline. They touch no database and
 are not mounted unless asked for.
 """

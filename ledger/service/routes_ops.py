@@ -13,9 +13,9 @@ from litestar import Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
 from ledger.errors import UnavailableError
+from ledger.service.auth import READ
 from ledger.service.openapi import NO_AUTH
-from ledger.service.routes_append import Authorization
-from ledger.service.state import READ_ROLES, Svc
+from ledger.service.state import Svc
 from ledger.service.wire import errors
 
 # The Prometheus text format 0.0.4; Litestar appends `; charset=utf-8` to every text/* type itself,
@@ -61,10 +61,15 @@ async def readyz(svc: Svc) -> Response[dict[str, object]]:
     return Response(body, status_code=200 if ready else 503)
 
 
-@get("/metrics", media_type=PROMETHEUS_TEXT, summary="Prometheus metrics", responses=errors(400, 401))
-async def metrics(svc: Svc, authorization: Authorization) -> str:
+@get(
+    "/metrics",
+    media_type=PROMETHEUS_TEXT,
+    summary="Prometheus metrics",
+    responses=errors(400, 401),
+    dependencies=READ,
+)
+async def metrics(svc: Svc) -> str:
     """Counters and gauges in the Prometheus text format."""
-    await svc.authenticate(authorization, READ_ROLES)
     head = await svc.store.head()
     seq = svc.sequencer
     return svc.metrics.render(

@@ -1,4 +1,4 @@
-"""Read routes: checkpoints, entries, proofs (DESIGN.md §4, contract)."""
+"""Read routes: checkpoints, entries, proofs (docs/http-api.md); any token reads them (`READ`)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from litestar.response.base import ASGIResponse
 from ledger.core.encoding import b64encode, hash_from_hex
 from ledger.core.proof import NodeID
 from ledger.errors import EncodingError, InputError, NotFoundError
-from ledger.service.openapi import PUBLIC_LOG
-from ledger.service.routes_append import Authorization
-from ledger.service.state import READ_ROLES, Svc
+from ledger.records.formats import HEX64_ANY_CASE, anchored
+from ledger.service.auth import LOG_READ, READ
+from ledger.service.params import EntryLimit, EntryStart, Index, TreeSize
+from ledger.service.state import Svc
 from ledger.service.wire import (
     ConsistencyProof,
     EntryPage,
@@ -24,10 +25,6 @@ from ledger.service.wire import (
     json_response,
 )
 
-MAX_PAGE = 1000
-# Documented bounds only (`schema_extra`): the handlers check them with their own messages.
-Index = Annotated[int | None, QueryParameter(schema_extra={"minimum": 0})]
-TreeSize = Annotated[int | None, QueryParameter(schema_extra={"minimum": 1})]
 # Litestar appends `; charset=utf-8` to every text/* type itself; naming it here too would send it twice.
 TEXT = "text/plain"
 
@@ -44,11 +41,14 @@ async def _checkpoint_note(svc: Svc) -> Response[str]:
 
 
 @get(
-    "/v1/checkpoint", media_type=TEXT, summary="The latest signed checkpoint", responses=errors(400, 401, 404)
+    "/v1/checkpoint",
+    media_type=TEXT,
+    summary="The latest signed checkpoint",
+    responses=errors(400, 401, 404),
+    dependencies=READ,
 )
-async def latest_checkpoint(svc: Svc, authorization: Authorization) -> Response[str]:
+async def latest_checkpoint(svc: Svc) -> Response[str]:
     """The newest checkpoint as a C2SP signed note; needs a reader's token."""
-    await svc.authenticate(authorization, READ_ROLES)
     return await _checkpoint_note(svc)
 
 
@@ -57,20 +57,21 @@ async def latest_checkpoint(svc: Svc, authorization: Authorization) -> Response[
     media_type=TEXT,
     summary="The latest signed checkpoint (C2SP tlog-tiles; open to all under serve --public-log)",
     responses=errors(400, 401, 404),
-    opt=PUBLIC_LOG,
+    dependencies=LOG_READ,
 )
-async def tlog_checkpoint(svc: Svc, authorization: Authorization) -> Response[str]:
+async def tlog_checkpoint(svc: Svc) -> Response[str]:
     """The same note at the C2SP tlog-tiles path; without a token only when the log is public."""
-    await svc.authenticate_log_read(authorization)
     return await _checkpoint_note(svc)
 
 
-@get("/v1/entries/{index:int}", summary="One entry's exact bytes", responses=errors(400, 401, 404))
-async def entry(
-    svc: Svc, authorization: Authorization, index: Annotated[int, PathParameter(schema_extra={"minimum": 0})]
-) -> EntryView:
+@get(
+    "/v1/entries/{index:int}",
+    summary="One entry's exact bytes",
+    responses=errors(400, 401, 404),
+    dependencies=READ,
+)
+async def entry(svc: Svc, index: Annotated[int, PathParameter(schema_extra={"minimum": 0})]) -> EntryView:
     """Entry `index` as base64 of its exact bytes, with its leaf hash."""
-    await svc.authenticate(authorization, READ_ROLES)
     if index < 0:
         raise InputError("index must be >= 0")
     rows = await svc.store.entries(index, 1)
@@ -79,15 +80,9 @@ async def entry(
     return EntryView(rows[0].index, rows[0].leaf_hash.hex(), b64encode(rows[0].data))
 
 
-@get("/v1/entries", summary="A page of entries", responses=errors(400, 401))
-async def entries(
-    svc: Svc,
-    authorization: Authorization,
-    start: Annotated[int, QueryParameter(ge=0)] = 0,
-    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
-) -> EntryPage:
+@get("/v1/entries", summary="A page of entries", responses=errors(400, 401), dependencies=READ)
+async def entries(svc: Svc, start: EntryStart = 0, limit: EntryLimit = 100) -> EntryPage:
     """Entries [start, start+limit) in index order; `next` is where the following page starts."""
-    await svc.authenticate(authorization, READ_ROLES)
     rows = await svc.store.entries(start, limit)
     views = [EntryView(r.index, r.leaf_hash.hex(), b64encode(r.data)) for r in rows]
     return EntryPage(views, start + limit if len(rows) == limit else None)
@@ -106,16 +101,17 @@ async def _tree_size(svc: Svc, tree_size: int | None) -> int:
     "/v1/proofs/inclusion",
     summary="Inclusion proof (RFC 9162 audit path)",
     responses={**documented(InclusionProof), **errors(400, 401, 404)},
+    dependencies=READ,
 )
 async def inclusion_proof(
     svc: Svc,
-    authorization: Authorization,
     index: Index = None,
-    leaf_hash: Annotated[str | None, QueryParameter(schema_extra={"pattern": "^[0-9a-fA-F]{64}$"})] = None,
+    leaf_hash: Annotated[
+        str | None, QueryParameter(schema_extra={"pattern": anchored(HEX64_ANY_CASE)})
+    ] = None,
     tree_size: TreeSize = None,
 ) -> ASGIResponse:
     """The audit path of an entry (by index or leaf hash) in a tree no larger than the latest."""
-    await svc.authenticate(authorization, READ_ROLES)
     size = await _tree_size(svc, tree_size)
     if (index is None) == (leaf_hash is None):
         raise InputError("give exactly one of index or leaf_hash")
@@ -139,15 +135,14 @@ async def inclusion_proof(
     "/v1/proofs/consistency",
     summary="Consistency proof between two tree sizes",
     responses={**documented(ConsistencyProof), **errors(400, 401, 404)},
+    dependencies=READ,
 )
 async def consistency_proof(
     svc: Svc,
-    authorization: Authorization,
     first: Annotated[int, QueryParameter(schema_extra={"minimum": 1})],
     second: TreeSize = None,
 ) -> ASGIResponse:
     """The RFC 9162 consistency proof from `first` to `second` (default: the latest size)."""
-    await svc.authenticate(authorization, READ_ROLES)
     size = await _tree_size(svc, second)
     if not 1 <= first <= size:
         raise InputError(f"first must be between 1 and {size}, got {first}")

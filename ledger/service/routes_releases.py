@@ -1,6 +1,6 @@
-"""Release reconstruction routes: timeline, artifacts, search (DESIGN.md §4, contract; issue #4).
+"""Release reconstruction routes: timeline, artifacts, search (docs/http-api.md, contract; issue #4).
 
-Each route authenticates a read token, asks `ledger.query.timeline` for event
+Each route takes a read token (`dependencies=READ`), asks `ledger.query.timeline` for event
 records (one or two index queries) and shapes them as wire views. Every event
 links to its inclusion proof and its exact entry bytes, so an auditor can
 check each one against a signed checkpoint.
@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get
-from litestar.params import FromPath, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from ledger.query import timeline
-from ledger.rules.timeline import EventRecord
-from ledger.service.routes_append import Authorization
-from ledger.service.state import READ_ROLES, Svc
+from ledger.rules.events import Event
+from ledger.service.auth import READ
+from ledger.service.params import RELEASE, Cursor, Limit, Product, Version
+from ledger.service.state import Svc
 from ledger.service.wire import (
     ArtifactView,
     ChainHeadView,
@@ -29,48 +30,36 @@ from ledger.service.wire import (
     errors,
 )
 
-Limit = Annotated[
-    int, QueryParameter(ge=1, le=timeline.MAX_PAGE, description="Events per page (default 100, max 1000).")
-]
-Cursor = Annotated[
-    str | None, QueryParameter(description="The `next_cursor` of the previous page (omit for the first).")
-]
 
-
-def event_view(record: EventRecord) -> EventView:
-    """The wire view of an event record, with links to its proof and entry."""
-    release = ReleaseRef(*record.release) if record.release is not None else None
-    signer = record.signer
+def event_view(event: Event) -> EventView:
+    """The wire view of an event, with links to its proof and entry."""
+    release = ReleaseRef(*event.release) if event.release is not None else None
+    signer = event.signer
     return EventView(
-        index=record.index,
-        leaf_hash=record.leaf_hash.hex(),
-        time=record.time,
-        kind=record.kind,
-        predicate_type=record.predicate_type,
+        index=event.index,
+        leaf_hash=event.leaf_hash.hex(),
+        time=event.time,
+        kind=event.kind,
+        predicate_type=event.predicate_type,
         release=release,
-        release_seq=record.release_seq,
+        release_seq=event.release_seq,
         signer=SignerView(signer.keyid, signer.owner, signer.roles),
-        subjects=record.subjects,
-        summary=record.summary,
-        proof=ProofLinks(f"/v1/proofs/inclusion?index={record.index}", f"/v1/entries/{record.index}"),
+        subjects=event.subjects,
+        summary=event.summary,
+        proof=ProofLinks(f"/v1/proofs/inclusion?index={event.index}", f"/v1/entries/{event.index}"),
     )
 
 
 @get(
-    "/v1/releases/{product:str}/{version:str}/timeline",
-    summary="A release's timeline",
-    responses=errors(400, 401, 404),
+    f"{RELEASE}/timeline", summary="A release's timeline", responses=errors(400, 401, 404), dependencies=READ
 )
-async def release_timeline(
-    svc: Svc, authorization: Authorization, product: FromPath[str], version: FromPath[str]
-) -> TimelineView:
+async def release_timeline(svc: Svc, product: Product, version: Version) -> TimelineView:
     """Every entry of the release's chain and the generic evidence about what it built, index order.
 
     `complete` says whether the chain walked from its head back to seq 0 has no
     gap; 404 when the release has no entry.
     """
-    await svc.authenticate(authorization, READ_ROLES)
-    found = await timeline.release_timeline(svc.store, svc.sequencer, product, version)
+    found = await timeline.release_timeline(svc.store, svc.index, svc.sequencer, product, version)
     return TimelineView(
         product=found.product,
         version=found.version,
@@ -82,10 +71,14 @@ async def release_timeline(
     )
 
 
-@get("/v1/artifacts/{digest:str}", summary="The entries about an artifact", responses=errors(400, 401))
+@get(
+    "/v1/artifacts/{digest:str}",
+    summary="The entries about an artifact",
+    responses=errors(400, 401),
+    dependencies=READ,
+)
 async def artifact(
     svc: Svc,
-    authorization: Authorization,
     digest: Annotated[str, PathParameter(schema_extra={"pattern": timeline.DIGEST_PATTERN})],
     cursor: Cursor = None,
     limit: Limit = timeline.MAX_PAGE,
@@ -94,9 +87,8 @@ async def artifact(
 
     400 for a malformed digest; an artifact nothing names gives an empty list.
     """
-    await svc.authenticate(authorization, READ_ROLES)
     wanted = timeline.parse_digest(digest)
-    page = await timeline.artifact_events(svc.store, svc.sequencer, wanted, cursor, limit)
+    page = await timeline.artifact_events(svc.store, svc.index, svc.sequencer, wanted, cursor, limit)
     return ArtifactView(wanted, [event_view(r) for r in page.events], page.next_cursor)
 
 
@@ -104,11 +96,11 @@ async def artifact(
     "/v1/search",
     summary="Search entries by kind, product, signer and time",
     responses=errors(400, 401),
+    dependencies=READ,
 )
 async def search(  # noqa: PLR0913 - each query parameter is one documented filter
     *,
     svc: Svc,
-    authorization: Authorization,
     kind: Annotated[
         str | None, QueryParameter(description="Short name (change, build, …), predicate type or admin kind.")
     ] = None,
@@ -121,7 +113,6 @@ async def search(  # noqa: PLR0913 - each query parameter is one documented filt
     limit: Limit = timeline.DEFAULT_PAGE,
 ) -> SearchPage:
     """Entries matching every filter given, in index order, a page at a time."""
-    await svc.authenticate(authorization, READ_ROLES)
     query = timeline.SearchQuery(kind, product, version, signer, since, until, cursor, limit)
-    page = await timeline.search(svc.store, svc.sequencer, query)
+    page = await timeline.search(svc.store, svc.index, svc.sequencer, query)
     return SearchPage([event_view(r) for r in page.events], page.next_cursor)

@@ -1,4 +1,4 @@
-"""C2SP tlog-tiles routes: `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]` (DESIGN.md §3.6)."""
+"""C2SP tlog-tiles routes: `/tile/<L>/<N>[.p/<W>]` and `/tile/entries/<N>[.p/<W>]` (docs/formats.md#tiles)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from litestar.params import FromPath
 from ledger.core.hashing import HASH_SIZE
 from ledger.core.tiles import TILE_WIDTH, encode_entry_bundle, parse_tile_path
 from ledger.errors import EncodingError, InputError, NotFoundError
-from ledger.service.openapi import PUBLIC_LOG
-from ledger.service.routes_append import Authorization
+from ledger.service.auth import LOG_READ
 from ledger.service.state import Svc
 from ledger.service.wire import errors
 from ledger.storage.protocol import MAX_INDEX
@@ -31,11 +30,10 @@ def _parse(path: str) -> tuple[int | None, int, int]:
     media_type=OCTETS,
     summary="C2SP tlog-tiles hash tiles and entry bundles (open to all under serve --public-log)",
     responses=errors(400, 401, 404),
-    opt=PUBLIC_LOG,
+    dependencies=LOG_READ,
 )
-async def tile(svc: Svc, authorization: Authorization, path: FromPath[str]) -> Response[bytes]:
+async def tile(svc: Svc, path: FromPath[str]) -> Response[bytes]:
     """A hash tile (`<L>/<N>[.p/<W>]`) or an entry bundle (`entries/<N>[.p/<W>]`)."""
-    await svc.authenticate_log_read(authorization)
     level, index, width = _parse(path.lstrip("/"))
     headers = _IMMUTABLE if width == TILE_WIDTH else _PARTIAL
     if level is None:

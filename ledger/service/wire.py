@@ -1,4 +1,4 @@
-"""Wire types of the HTTP API (DESIGN.md §4, contract): frozen msgspec structs, built once.
+"""Wire types of the HTTP API (docs/http-api.md, contract): frozen msgspec structs, built once.
 
 `Receipt` lives in `ledger.append.receipts` (the CLI builds receipts without the service) and is re-exported.
 """
@@ -154,7 +154,6 @@ class SearchPage(msgspec.Struct, frozen=True, gc=False):
 
 envelope_decoder = msgspec.json.Decoder(Envelope)
 batch_decoder = msgspec.json.Decoder(BatchRequest)
-canonical_encoder = msgspec.json.Encoder(order="sorted")
 _json_encoder = msgspec.json.Encoder()
 
 
@@ -210,7 +209,7 @@ async def refuse_nul_in_target(request: Request[Any, Any, Any]) -> None:
 
 
 def errors(*statuses: int) -> dict[int, ResponseSpec]:
-    """The OpenAPI error responses a route can give, all with the one error body of DESIGN.md §4.
+    """The OpenAPI error responses a route can give, all with the one error body of docs/http-api.md.
 
     A 400 listed here also replaces the validation error body Litestar would document
     (`status_code`, `detail`, `extra`), which this service never sends.

@@ -1,11 +1,14 @@
-"""SQL of the release timeline, artifact and search reads (issue #4), for `postgres.PostgresStore`.
+"""SQL of the evidence index (issue #4): release timelines, artifacts, search and kind lookups.
 
-Every query here is served by an index (001, 004 and 005 migrations); the
-request's values are always bind parameters, never SQL text. Kept apart from
-`postgres.py` so that module stays about the log's write and proof paths.
+The queries of `postgres_index.PostgresEvidenceIndex`. Every one is served by an
+index (001, 004 and 005 migrations); the request's values are always bind
+parameters, never SQL text. The queries that return entries select the log
+store's column list (`postgres.SELECT_ENTRIES`), whose rows `postgres.entry_row` reads.
 """
 
 from __future__ import annotations
+
+from ledger.storage.postgres import SELECT_ENTRIES
 
 # ledger.records.predicates.BUILD, spelled as in migration 005's partial index (a test checks);
 # both build kinds' subjects count as what a release built.
@@ -19,21 +22,16 @@ SLSA_PROVENANCE_KIND = "https://slsa.dev/provenance/v1"  # ledger.records.predic
 SCAN_WINDOW = 1 << 14
 MAX_WINDOWS = 4
 
-# The columns `postgres._entry` reads by name (the same set as postgres._ENTRY_COLUMNS).
-_COLUMNS = (
-    "idx, leaf_hash, data, integrated_at, signer_keyid, payload_type, kind, product, version, "
-    "subjects, release_seq, statement_hash"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM entries"  # noqa: S608 - constant column list
-
 # (product, version, idx): the chain's entries, already in index order.
-RELEASE_CHAIN_SQL = f"{_SELECT} WHERE product = $1 AND version = $2 AND release_seq IS NOT NULL ORDER BY idx"
+RELEASE_CHAIN_SQL = (
+    f"{SELECT_ENTRIES} WHERE product = $1 AND version = $2 AND release_seq IS NOT NULL ORDER BY idx"
+)
 
 # In-toto evidence on no chain whose subjects (GIN) include a digest the given build entries
 # produced: their subjects, and for our build type the artifacts its predicate lists (migration
 # 005's function). Run after RELEASE_CHAIN_SQL on the same connection, with the chain's builds.
 BUILD_KINDS = (BUILD_KIND, SLSA_PROVENANCE_KIND)
-UNCHAINED_ABOUT_BUILDS_SQL = f"""{_SELECT}
+UNCHAINED_ABOUT_BUILDS_SQL = f"""{SELECT_ENTRIES}
     WHERE release_seq IS NULL AND payload_type = 'application/vnd.in-toto+json' AND subjects && (
         SELECT coalesce(array_agg(DISTINCT d), '{{}}') FROM entries AS b, unnest(b.subjects || CASE
             WHEN b.kind = '{BUILD_KIND}' THEN evledger_build_artifacts(b.data) ELSE '{{}}' END) AS d
@@ -42,7 +40,7 @@ UNCHAINED_ABOUT_BUILDS_SQL = f"""{_SELECT}
 
 # Two GIN indexes: subjects, and the build-artifact expression index, whose expression and partial
 # predicate the second arm spells exactly (with the kind as a literal, so generic plans use it too).
-ARTIFACT_SQL = f"""{_SELECT} WHERE idx IN (
+ARTIFACT_SQL = f"""{SELECT_ENTRIES} WHERE idx IN (
         SELECT idx FROM entries WHERE subjects @> $1::text[] AND idx >= $2
         UNION
         SELECT idx FROM entries WHERE kind = '{BUILD_KIND}' AND evledger_build_artifacts(data) @> $1::text[]
@@ -56,11 +54,18 @@ FIRST_INDEX_AT_OR_AFTER_SQL = (
     "SELECT idx FROM entries WHERE integrated_at >= $1 ORDER BY integrated_at, idx LIMIT 1"
 )
 
+# One (kind, idx) index range per kind, indices only; and one backward step of it.
+INDICES_OF_KINDS_SQL = "SELECT idx FROM entries WHERE kind = ANY($1::text[]) AND idx < $2 ORDER BY idx"
+LATEST_OF_KIND_SQL = f"{SELECT_ENTRIES} WHERE kind = $1 AND idx < $2 ORDER BY idx DESC LIMIT 1"
+
 # Plan every search and artifact statement for its values: a generic plan of a prepared statement
 # (PostgreSQL switches to one after five executions) judges `kind = $3` by the average kind and
 # may walk the primary key with a filter, reading the whole log for a rare value; measured at 1M
 # entries: 0.9 s for an unknown product, 1.5 s for kind=build, against < 1 ms planned for the value.
-CUSTOM_PLANS_SQL = "SET plan_cache_mode = force_custom_plan"
+# SET LOCAL, inside the search's own transaction: the pool releases connections without a reset
+# (`postgres._keep_session`), and a session-level SET would hold for every later call on the
+# connection, append transactions included.
+CUSTOM_PLANS_SQL = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 
 def is_combination(*, kinds: list[str], product: str | None, version: str | None, signer: str | None) -> bool:
@@ -84,13 +89,13 @@ def search_sql(  # noqa: PLR0913 - the filters of one search, each optional
 ) -> tuple[str, list[object]]:
     """The search query and its arguments: entries in [start, stop) matching every filter, index order.
 
-    Preconditions: `limit` >= 1; `version` only with `product`; run under
-    CUSTOM_PLANS_SQL; for a combination (`is_combination`) a `stop` not far from
-    `start`, since the scan may visit every entry between them. Otherwise, planned
-    for its values, it is one ordered scan of the filter's own index:
-    (product, version, idx), (signer_keyid, idx), (kind, idx), (product, idx) or
-    the primary key. Several kinds are one ordered, limited scan per kind, merged,
-    because `kind = ANY(...)` would sort every entry of those kinds.
+    Preconditions: `limit` >= 1; `version` only with `product`; run in a
+    transaction under CUSTOM_PLANS_SQL; for a combination (`is_combination`) a
+    `stop` not far from `start`, since the scan may visit every entry between
+    them. Otherwise, planned for its values, it is one ordered scan of the
+    filter's own index: (product, version, idx), (signer_keyid, idx), (kind, idx),
+    (product, idx) or the primary key. Several kinds are one ordered, limited scan
+    per kind, merged, because `kind = ANY(...)` would sort every entry of those kinds.
     """
     args: list[object] = [start, limit]
     conditions = ["idx >= $1"]
@@ -108,9 +113,9 @@ def search_sql(  # noqa: PLR0913 - the filters of one search, each optional
         if kinds:
             args.append(kinds[0])
             where += f" AND kind = ${len(args)}"
-        return f"{_SELECT} WHERE {where} ORDER BY idx LIMIT $2", args
+        return f"{SELECT_ENTRIES} WHERE {where} ORDER BY idx LIMIT $2", args
     arms = []
     for kind in kinds:
         args.append(kind)
-        arms.append(f"({_SELECT} WHERE {where} AND kind = ${len(args)} ORDER BY idx LIMIT $2)")
+        arms.append(f"({SELECT_ENTRIES} WHERE {where} AND kind = ${len(args)} ORDER BY idx LIMIT $2)")
     return f"{' UNION ALL '.join(arms)} ORDER BY idx LIMIT $2", args

@@ -3,7 +3,7 @@
 When PostgreSQL restarts, fails over, is cut off from the service or runs out of
 connections, every call the store makes fails at the connection level. None of that
 is the request's fault and all of it passes: the service answers 503 with Retry-After
-(DESIGN.md §4), never 500, and the pool replaces the broken connections by itself on
+(docs/http-api.md), never 500, and the pool replaces the broken connections by itself on
 later calls (through `open_connection`, for which any failure to connect is an outage).
 `is_outage` names those failures; `unavailable_on_outage` wraps a store
 class so that each of its public coroutines and async context managers raises them as

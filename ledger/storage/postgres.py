@@ -1,10 +1,12 @@
-"""`LogStore` on PostgreSQL through asyncpg (DESIGN.md §6).
+"""`LogStore` on PostgreSQL through asyncpg (docs/architecture.md#storage); the entries' one column list.
 
 The pool's sessions run as the role `evledger_app` (set at connection start),
 which may read and append but never UPDATE, DELETE or TRUNCATE the log; the
 triggers of 002_append_only.sql refuse those to everybody. A batch holds the
 row lock on `log_head` for the length of one transaction, which serialises
-batches across every service process on the database.
+batches across every service process on the database. The evidence index
+(`postgres_index.PostgresEvidenceIndex`) reads the same entries through this
+store's pool, with the column list and row conversion defined here.
 """
 
 from __future__ import annotations
@@ -19,18 +21,6 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ledger.errors import DuplicateStatementError, LogIntegrityError, UnstorableError
-from ledger.storage.entry_queries import (
-    ARTIFACT_SQL,
-    BUILD_KINDS,
-    CUSTOM_PLANS_SQL,
-    FIRST_INDEX_AT_OR_AFTER_SQL,
-    MAX_WINDOWS,
-    RELEASE_CHAIN_SQL,
-    SCAN_WINDOW,
-    UNCHAINED_ABOUT_BUILDS_SQL,
-    is_combination,
-    search_sql,
-)
 from ledger.storage.outage import COMMAND_TIMEOUT, CONNECT_TIMEOUT, open_connection, unavailable_on_outage
 from ledger.storage.protocol import (
     MAX_INDEX,
@@ -48,7 +38,8 @@ from ledger.storage.protocol import (
 log = logging.getLogger(__name__)
 APP_ROLE = "evledger_app"
 _Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
-_ENTRY_COLUMNS = (
+# The entries table's columns, in the order COPY writes them and `entry_row` reads them by name.
+ENTRY_COLUMNS = (
     "idx",
     "leaf_hash",
     "data",
@@ -62,7 +53,7 @@ _ENTRY_COLUMNS = (
     "release_seq",
     "statement_hash",
 )
-_SELECT_ENTRIES = f"SELECT {', '.join(_ENTRY_COLUMNS)} FROM entries"  # noqa: S608 - constant column list
+SELECT_ENTRIES = f"SELECT {', '.join(ENTRY_COLUMNS)} FROM entries"  # noqa: S608 - constant column list
 _HEAD_SQL = """SELECT origin, tree_size, compact_range, last_leaf_hash, last_time, last_key_event,
                       last_admin_entry
                FROM log_head WHERE id = 1"""
@@ -76,7 +67,7 @@ _LOCK_HEAD_SQL = f"""WITH head AS ({_HEAD_SQL} FOR UPDATE)
                      FROM head CROSS JOIN LATERAL evledger_checkpoint_at(head.tree_size) AS c"""  # noqa: S608
 _CHECKPOINT_SQL = "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size = $1"
 # One (kind, idx) index range per kind.
-_KINDS_SQL = f"{_SELECT_ENTRIES} WHERE kind = ANY($1::text[]) AND idx >= $2 ORDER BY idx"
+_KINDS_SQL = f"{SELECT_ENTRIES} WHERE kind = ANY($1::text[]) AND idx >= $2 ORDER BY idx"
 # The first entry of each statement: a log begun before 007_log_integrity.sql may repeat one.
 _RECORDED_SQL = """SELECT statement_hash, min(idx) FROM entries WHERE statement_hash = ANY($1::bytea[])
                    GROUP BY statement_hash"""
@@ -125,7 +116,8 @@ def _head(row: asyncpg.Record) -> Head:
     )
 
 
-def _entry(row: asyncpg.Record) -> EntryRow:
+def entry_row(row: asyncpg.Record) -> EntryRow:
+    """An entry as stored, from a row holding ENTRY_COLUMNS (a SELECT_ENTRIES query's row)."""
     return EntryRow(
         index=row["idx"],
         leaf_hash=row["leaf_hash"],
@@ -196,7 +188,9 @@ async def _keep_session(_: object) -> None:
     """Pool release without asyncpg's reset query (a round trip per request).
 
     The service keeps no session state: no SET, LISTEN, advisory lock or open
-    cursor outlives a call, and the role is fixed at connection start.
+    cursor outlives a call, and the role is fixed at connection start. A setting
+    a call needs is made with SET LOCAL inside its own transaction, which ends it
+    (`postgres_index.PostgresEvidenceIndex`'s searches).
     """
 
 
@@ -228,7 +222,7 @@ class PostgresAppendTransaction:
 
     async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
         """The entries of these kinds at log index >= `start`, in log order."""
-        return [_entry(r) for r in await self._conn.fetch(_KINDS_SQL, list(kinds), start)]
+        return [entry_row(r) for r in await self._conn.fetch(_KINDS_SQL, list(kinds), start)]
 
     async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
         """The index recording each of these statement hashes, for those recorded."""
@@ -285,7 +279,7 @@ class PostgresAppendTransaction:
         )
         await conn.copy_records_to_table(
             "entries",
-            columns=_ENTRY_COLUMNS,
+            columns=ENTRY_COLUMNS,
             records=[
                 (
                     e.index,
@@ -306,9 +300,7 @@ class PostgresAppendTransaction:
         )
 
 
-async def _recorded(
-    conn: _Connection | asyncpg.Pool[Any], statement_hashes: Sequence[bytes]
-) -> dict[bytes, int]:
+async def _recorded(conn: _Connection, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
     if not statement_hashes:
         return {}
     rows = await conn.fetch(_RECORDED_SQL, list(statement_hashes))
@@ -317,7 +309,10 @@ async def _recorded(
 
 @unavailable_on_outage  # a lost connection is a 503 with Retry-After, not a 500
 class PostgresStore:
-    """The ledger's data in one PostgreSQL database, through an asyncpg pool."""
+    """The log (`LogStore`) in one PostgreSQL database, through an asyncpg pool.
+
+    Its evidence index is `postgres_index.PostgresEvidenceIndex(store.pool)`.
+    """
 
     def __init__(self, pool: asyncpg.Pool[Any]) -> None:
         """Use an open pool (see `connect`)."""
@@ -341,8 +336,13 @@ class PostgresStore:
         )
         return cls(pool)
 
+    @property
+    def pool(self) -> asyncpg.Pool[Any]:
+        """The store's pool, for an evidence index on the same database (it must not outlive `close`)."""
+        return self._pool
+
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pool (and so end every evidence index built on it)."""
         await self._pool.close()
 
     @asynccontextmanager
@@ -384,11 +384,11 @@ class PostgresStore:
             return []
         limit = min(limit, MAX_INDEX - start)
         rows = await self._pool.fetch(
-            f"{_SELECT_ENTRIES} WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+            f"{SELECT_ENTRIES} WHERE idx >= $1 AND idx < $2 ORDER BY idx",
             start,
             start + limit,
         )
-        return [_entry(r) for r in rows]
+        return [entry_row(r) for r in rows]
 
     async def entry_index_by_leaf_hash(self, leaf_hash: bytes) -> int | None:
         """The index of the entry with this leaf hash."""
@@ -411,11 +411,7 @@ class PostgresStore:
 
     async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
         """The entries of these kinds at log index >= `start`, in log order (the kind index)."""
-        return [_entry(r) for r in await self._pool.fetch(_KINDS_SQL, list(kinds), start)]
-
-    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
-        """The index recording each of these statement hashes, for those recorded (a unique-index probe)."""
-        return await _recorded(self._pool, statement_hashes)
+        return [entry_row(r) for r in await self._pool.fetch(_KINDS_SQL, list(kinds), start)]
 
     async def first_checkpoint_covering(self, index: int) -> CheckpointRow | None:
         """The smallest checkpoint whose tree holds entry `index`: the one its batch issued."""
@@ -465,125 +461,13 @@ class PostgresStore:
         )
         return [CheckpointRow(r[0], r[1], r[2]) for r in rows]
 
-    # --- release timelines, artifacts and search (issue #4); every query is an index scan ---
-
-    async def release_chain(self, product: str, version: str) -> list[EntryRow]:
-        """Every entry on the chain of release (product, version), in index order (a release-index scan)."""
-        rows = await self._pool.fetch(RELEASE_CHAIN_SQL, product, version)
-        return [_entry(r) for r in rows]
-
-    async def release_timeline_entries(self, product: str, version: str) -> list[EntryRow]:
-        """The release's chain, then the unchained evidence about what its builds produced, index order.
-
-        Two index queries on one connection (the chain; then GIN on subjects for the
-        digests of the chain's builds), which measured faster than one statement doing both.
-        """
-        async with self._pool.acquire() as conn:
-            chain = [_entry(r) for r in await conn.fetch(RELEASE_CHAIN_SQL, product, version)]
-            builds = [e.index for e in chain if e.kind in BUILD_KINDS]
-            about = await conn.fetch(UNCHAINED_ABOUT_BUILDS_SQL, builds) if builds else []
-        return sorted(chain + [_entry(r) for r in about], key=lambda e: e.index)
-
-    async def entries_about_artifact(self, digest: str, start: int, limit: int) -> list[EntryRow]:
-        """Entries naming `digest` as a subject or, for builds, as an artifact (two GIN indexes), index order.
-
-        Preconditions: `digest` is `sha256:<64 lowercase hex>`; `limit` >= 1.
-        """
-        async with self._custom_plans() as conn:
-            rows = await conn.fetch(ARTIFACT_SQL, [digest], start, limit)
-        return [_entry(r) for r in rows]
-
-    async def search_entries(  # noqa: PLR0913 - each filter is one keyword, all optional
-        self,
-        *,
-        start: int,
-        stop: int | None,
-        kinds: Sequence[str],
-        product: str | None,
-        version: str | None,
-        signer: str | None,
-        limit: int,
-    ) -> tuple[list[EntryRow], int | None]:
-        """Entries in [start, stop) matching every filter given, index order; see `entry_queries.search_sql`.
-
-        A combination of filters is searched SCAN_WINDOW indices at a time, at most
-        MAX_WINDOWS per call, so no call reads more than that many entries however
-        rare the matches: the second value is then where to continue (None when the
-        range was searched to its end). Precondition: `limit` >= 1; `version` only with `product`.
-        """
-        wanted = list(kinds)
-
-        def query(low: int, high: int | None, count: int) -> tuple[str, list[object]]:
-            return search_sql(
-                start=low,
-                stop=high,
-                kinds=wanted,
-                product=product,
-                version=version,
-                signer=signer,
-                limit=count,
-            )
-
-        async with self._custom_plans() as conn:
-            if not is_combination(kinds=wanted, product=product, version=version, signer=signer):
-                sql, args = query(start, stop, limit)
-                return [_entry(r) for r in await conn.fetch(sql, *args)], None
-            end = stop if stop is not None else await conn.fetchval("SELECT tree_size FROM log_head")
-            found: list[EntryRow] = []
-            low = start
-            for _ in range(MAX_WINDOWS):
-                if low >= end or len(found) >= limit:
-                    break
-                high = min(end, low + SCAN_WINDOW)
-                sql, args = query(low, high, limit - len(found))
-                found += [_entry(r) for r in await conn.fetch(sql, *args)]
-                low = high
-        return found, (low if low < end and len(found) < limit else None)
-
-    async def first_index_at_or_after(self, moment: datetime) -> int | None:
-        """The first index integrated at or after `moment`: a short range scan of the integrated_at index.
-
-        Entry times never go backwards in index order, so the entries of the earliest
-        matching time are the first ones; the smallest index among them is the bound.
-        """
-        value = await self._pool.fetchval(FIRST_INDEX_AT_OR_AFTER_SQL, moment)
-        return None if value is None else int(value)
-
-    @asynccontextmanager
-    async def _custom_plans(self) -> AsyncIterator[_Connection]:
-        """A pooled connection that plans each statement for its values (see CUSTOM_PLANS_SQL).
-
-        The pool resets the session (RESET ALL) when the connection is released.
-        """
-        async with self._pool.acquire() as conn:
-            await conn.execute(CUSTOM_PLANS_SQL)
-            yield conn
-
     async def entries_at(self, indices: Sequence[int]) -> list[EntryRow]:
         """The entries at these indices that exist, index order (one primary-key probe each)."""
         wanted = sorted({i for i in indices if 0 <= i < MAX_INDEX})
         if not wanted:
             return []
         rows = await self._pool.fetch(
-            f"{_SELECT_ENTRIES} WHERE idx = ANY($1::bigint[]) ORDER BY idx",
+            f"{SELECT_ENTRIES} WHERE idx = ANY($1::bigint[]) ORDER BY idx",
             wanted,
         )
-        return [_entry(r) for r in rows]
-
-    async def indices_of_kinds(self, kinds: Sequence[str], before: int) -> list[int]:
-        """The indices of every entry of these kinds below `before`, in order (the kind index)."""
-        rows = await self._pool.fetch(
-            "SELECT idx FROM entries WHERE kind = ANY($1::text[]) AND idx < $2 ORDER BY idx",
-            list(kinds),
-            min(before, MAX_INDEX),
-        )
-        return [int(r[0]) for r in rows]
-
-    async def latest_entry_of_kind(self, kind: str, before: int) -> EntryRow | None:
-        """The newest entry of `kind` below `before` (a backward scan of the (kind, idx) index)."""
-        row = await self._pool.fetchrow(
-            f"{_SELECT_ENTRIES} WHERE kind = $1 AND idx < $2 ORDER BY idx DESC LIMIT 1",
-            kind,
-            min(before, MAX_INDEX),
-        )
-        return None if row is None else _entry(row)
+        return [entry_row(r) for r in rows]

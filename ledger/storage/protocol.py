@@ -1,9 +1,19 @@
-"""The storage interface the sequencer, the proof reader and the service depend on.
+"""The storage interfaces the sequencer, the proof reader, the queries and the service depend on.
 
-Implementations: `postgres.PostgresStore` (asyncpg). The sequencer and the
-service know only this Protocol, so they can be tested with a fake store.
-Every method is a complete unit of work; the only multi-step unit is the
-append transaction, which holds the lock on the log head until it ends.
+Two Protocols, each with one implementation a file (docs/architecture.md):
+
+- `LogStore` (`postgres.PostgresStore`): the log itself. Its head, checkpoints,
+  entries by index or leaf hash, hash tiles, API tokens, idempotency keys, and
+  the append transaction, which holds the lock on the log head until it ends.
+  The sequencer, the proof reader, receipts, the registry catch-up, audits and
+  the service's log routes use only this.
+- `EvidenceIndex` (`postgres_index.PostgresEvidenceIndex`): the read model over
+  the same entries. Release timelines, artifacts, search and the kind lookups a
+  release's compliance and dossier need. Read-only; every query is an index scan.
+
+Callers know only these Protocols, so they can be tested with fakes. Every
+method is a complete unit of work; the only multi-step unit is the append
+transaction.
 """
 
 from __future__ import annotations
@@ -183,7 +193,11 @@ class AppendTransaction(Protocol):
 
 
 class LogStore(Protocol):
-    """Durable storage of one log."""
+    """Durable storage of one log: head, checkpoints, entries, tiles, tokens, idempotency keys, appends.
+
+    Appends go only through `append_transaction`; every other method reads.
+    An index at or past MAX_INDEX names nothing.
+    """
 
     def append_transaction(self) -> AbstractAsyncContextManager[AppendTransaction]:
         """Open a transaction and lock the head; commit on normal exit, roll back on error."""
@@ -217,10 +231,6 @@ class LogStore(Protocol):
         """The entries of these kinds at log index >= `start`, in log order (the kind index)."""
         ...
 
-    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
-        """The index of the entry recording each of these statement hashes, for those recorded."""
-        ...
-
     async def first_checkpoint_covering(self, index: int) -> CheckpointRow | None:
         """The checkpoint of the batch that appended entry `index`: the smallest one above it."""
         ...
@@ -245,14 +255,21 @@ class LogStore(Protocol):
         """
         ...
 
-    # --- release timelines, artifacts and search (issue #4); every method is an index scan ---
+    async def entries_at(self, indices: Sequence[int]) -> list[EntryRow]:
+        """The entries at these indices that exist, index order (one primary-key probe each).
 
-    async def release_chain(self, product: str, version: str) -> list[EntryRow]:
-        """Every entry on the back-link chain of release (product, version), in index order.
-
-        Read-only; empty for an unknown release. Uses the (product, version, idx) index.
+        The log's own read by index, as `entries` for a range: receipts and dossiers use it.
         """
         ...
+
+
+class EvidenceIndex(Protocol):
+    """The read model over the log's entries: release timelines, artifacts, search, kind lookups (issue #4).
+
+    Read-only, and every method is an index scan. It reads the entries of the
+    `LogStore` it was built beside (an implementation shares that store's
+    connections and lives no longer than it), as committed when each call runs.
+    """
 
     async def release_timeline_entries(self, product: str, version: str) -> list[EntryRow]:
         """A release's timeline entries, in index order: its chain, and generic evidence about what it built.
@@ -296,10 +313,6 @@ class LogStore(Protocol):
 
         Relies on entry times never going backwards in index order (ledger.append.batch.plan_batch).
         """
-        ...
-
-    async def entries_at(self, indices: Sequence[int]) -> list[EntryRow]:
-        """The entries at these indices that exist, index order (one primary-key probe each)."""
         ...
 
     async def indices_of_kinds(self, kinds: Sequence[str], before: int) -> list[int]:

@@ -16,25 +16,29 @@ ends in a seal that holds (`ledger.rules.completeness` says which, in words).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
-from ledger.core.encoding import b64decode_strict, hash_from_hex
-from ledger.core.entry import Entry, parse_entry
+from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex
+from ledger.core.entry import Entry, KeyLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import VerifierKey
 from ledger.core.proof import verify_inclusion
 from ledger.errors import ChainError, LedgerError, VerificationError
 from ledger.records.admin import PolicyPublished
 from ledger.rules.admission import Admitted, admit, admit_genesis
-from ledger.rules.chains import KEY_CHAIN_EXTENSION, key_chain_head_of
+from ledger.rules.chains import KEY_CHAIN_EXTENSION, Chains, Member, first_break, key_chain_head_of
 from ledger.rules.completeness import Completeness, LastEvent
-from ledger.rules.events import ReleaseEvent, event_from_entry
+from ledger.rules.events import Event, event_from_entry
 from ledger.rules.registry import KeyRegistry
+from ledger.rules.replay import apply_recorded
+from ledger.verify.compliance_claim import first_difference
+from ledger.verify.compliance_claim import recompute as recompute_compliance
 
 DOSSIER_FORMAT = "evledger-dossier/v1"
 
@@ -63,9 +67,8 @@ class Dossier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 # (events, policy record, policy entry index, evaluated_at, environment) -> compliance result as JSON data
-Recompute = Callable[
-    [Sequence[ReleaseEvent], PolicyPublished | None, int | None, str, str | None], dict[str, Any]
-]
+Recompute = Callable[[Sequence[Event], PolicyPublished | None, int | None, str, str | None], dict[str, Any]]
+_decoder = msgspec.json.Decoder(Dossier)
 
 
 @dataclass(slots=True)
@@ -73,7 +76,7 @@ class DossierReport:
     """What a successful verification established."""
 
     checkpoint: Checkpoint
-    events: list[ReleaseEvent]
+    events: list[Event]
     keys: int
     completeness: Completeness
     compliance: dict[str, Any]
@@ -135,23 +138,19 @@ def _replay_keys(keys: list[_Proven], head: int) -> KeyRegistry:
             calculated=str(keys[-1].index if keys else None),
             labels=("checkpoint's newest key event", "dossier's last key event"),
         )
-    registry = KeyRegistry()
-    previous: _Proven | None = None
-    for position, proven in enumerate(keys):
-        link = proven.entry.keys
-        expected = None if previous is None else (previous.index, leaf_hash(previous.data).hex())
-        actual = None if link is None or link.prev is None else (link.prev.index, link.prev.leaf_hash)
-        if link is None or link.seq != position or actual != expected:
-            raise ChainError(
-                f"key event {proven.index} does not follow the key event before it: one is missing",
-                expected=str(expected),
-                calculated=str(actual),
-                labels=("link to the key event before", "entry's link"),
-            )
-        record = _admit(proven, registry).admin
-        if record is not None:
-            registry.apply(proven.index, record)
-        previous = proven
+    members = [_member(proven, proven.entry.keys) for proven in keys]
+    broken = first_break(members)
+    if broken is not None:
+        raise ChainError(
+            f"key event {broken.member.index} does not follow the key event before it: one is missing",
+            expected=str(broken.expected),
+            calculated=str(broken.actual),
+            labels=("link to the key event before", "entry's link"),
+        )
+    registry, chains = KeyRegistry(), Chains()
+    for proven, member in zip(keys, members, strict=True):
+        with _valid_at_its_index(proven.index):
+            apply_recorded(proven.entry, member.leaf_hash, registry, chains)
     return registry
 
 
@@ -172,39 +171,49 @@ def _as_of(
     return judged
 
 
-def _admit(proven: _Proven, registry: KeyRegistry) -> Admitted:
+def _member(proven: _Proven, link: ReleaseLink | KeyLink | None) -> Member:
+    """`proven` as a member of the chain `link` (its release link or its key-event link) puts it on."""
+    return Member(proven.index, leaf_hash(proven.data), *((link.seq, link.prev) if link else (None, None)))
+
+
+@contextmanager
+def _valid_at_its_index(index: int) -> Iterator[None]:
+    """Admission failures of entry `index` as what they mean in a dossier: a failed verification."""
     try:
+        yield
+    except LedgerError as exc:
+        raise VerificationError(f"entry {index}: its signature is not valid at its index: {exc}") from exc
+
+
+def _admit(proven: _Proven, registry: KeyRegistry) -> Admitted:
+    with _valid_at_its_index(proven.index):
         if proven.index == 0:
             return admit_genesis(proven.entry.envelope)
         return admit(proven.entry.envelope, registry, proven.index)
-    except LedgerError as exc:
-        raise VerificationError(
-            f"entry {proven.index}: its signature is not valid at its index: {exc}"
-        ) from exc
 
 
 def _check_release_chain(release: list[_Proven], product: str, version: str) -> None:
     """The release's chain must run from seq 0 with every back-link matching (ChainError if not)."""
-    previous: _Proven | None = None
-    for position, proven in enumerate(release):
+    for proven in release:
         link = proven.entry.release
         assert link is not None  # noqa: S101 - the caller selected chained entries
         if (link.product, link.version) != (product, version):
             raise ChainError(f"entry {proven.index} belongs to release {link.product} {link.version}")
-        if link.seq != position:
-            missing = f"event {position} of the release is missing" if link.seq > position else "out of order"
-            raise ChainError(f"entry {proven.index} is event {link.seq} of the release: {missing}")
-        if previous is not None:
-            expected = (previous.index, leaf_hash(previous.data).hex())
-            actual = (link.prev.index, link.prev.leaf_hash) if link.prev else None
-            if actual != expected:
-                raise ChainError(
-                    f"entry {proven.index} does not link to the release event before it",
-                    expected=str(expected),
-                    calculated=str(actual),
-                    labels=("link to the event before", "entry's link"),
-                )
-        previous = proven
+    broken = first_break([_member(proven, proven.entry.release) for proven in release])
+    if broken is None:
+        return
+    member, position = broken.member, broken.position
+    if broken.out_of_place:
+        missing = (
+            f"event {position} of the release is missing" if (member.seq or 0) > position else "out of order"
+        )
+        raise ChainError(f"entry {member.index} is event {member.seq} of the release: {missing}")
+    raise ChainError(
+        f"entry {member.index} does not link to the release event before it",
+        expected=str(broken.expected),
+        calculated=str(broken.actual),
+        labels=("link to the event before", "entry's link"),
+    )
 
 
 def _completeness(release: list[_Proven], admitted: dict[int, Admitted], tree_size: int) -> Completeness:
@@ -236,36 +245,26 @@ def _completeness(release: list[_Proven], admitted: dict[int, Admitted], tree_si
     return Completeness(seal.index, last, len(release), tree_size)
 
 
-_ABSENT = object()
-_SHOWN = 240  # characters of a differing compliance field shown on each side
+def decode_dossier(data: bytes | str, source: str) -> Dossier:
+    """Parse a dossier (JSON, `Dossier`); any damage to it fails verification, naming `source`."""
+    try:
+        return _decoder.decode(data)
+    except JSON_ERRORS as exc:
+        raise VerificationError(f"{source} is not an intact dossier: {exc}") from exc
 
 
-def _first_difference(claimed: dict[str, Any], computed: dict[str, Any]) -> tuple[str, str, str]:
-    """The first field where a compliance claim and its re-evaluation differ: (field, claimed, computed).
+def verify_dossier(
+    dossier: Dossier, verifier: VerifierKey, recompute: Recompute = recompute_compliance
+) -> DossierReport:
+    """Verify a dossier offline, trusting only `verifier` (the ledger key); raise at the first failure.
 
-    `status` first, then the other fields by name. Values are compact JSON, cut
-    short when long; a field one side lacks is shown as `(absent)`.
+    Checks, in this order: the checkpoint's signature (C2SP signed-note); each entry's
+    inclusion proof against it (RFC 9162 §2.1.3.2); the complete key-event chain up to
+    the key event the checkpoint names; the policy entry and every release entry
+    signed by keys registered and unrevoked at their index; the release chain and its
+    seal; and the compliance claim, re-evaluated with `recompute` (by default exactly
+    as the ledger evaluates it). VerificationError (or one of its kinds) otherwise.
     """
-    names = ["status", *sorted((claimed.keys() | computed.keys()) - {"status"})]
-    name = next(n for n in names if claimed.get(n, _ABSENT) != computed.get(n, _ABSENT))
-    return name, _shown(claimed.get(name, _ABSENT)), _shown(computed.get(name, _ABSENT))
-
-
-def _shown(value: object) -> str:
-    if value is _ABSENT:
-        return "(absent)"
-    if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = msgspec.json.encode(value, order="sorted").decode()
-        except (TypeError, ValueError):
-            text = repr(value)
-    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
-
-
-def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute) -> DossierReport:
-    """Verify a dossier offline, trusting only `verifier` (the ledger key); raise at the first failure."""
     if dossier.format != DOSSIER_FORMAT:
         raise VerificationError(
             f"not a {DOSSIER_FORMAT} dossier",
@@ -312,7 +311,7 @@ def verify_dossier(dossier: Dossier, verifier: VerifierKey, recompute: Recompute
     except LedgerError as exc:
         raise VerificationError(f"the dossier's compliance inputs are malformed: {exc}") from exc
     if computed != dossier.compliance:
-        differing, claimed, recomputed = _first_difference(dossier.compliance, computed)
+        differing, claimed, recomputed = first_difference(dossier.compliance, computed)
         raise VerificationError(
             "the dossier's compliance result does not follow from its evidence and policy: "
             f"its {differing} differs",

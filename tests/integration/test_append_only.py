@@ -1,4 +1,4 @@
-"""The database itself keeps the log append-only (DESIGN.md §6), whoever connects.
+"""The database itself keeps the log append-only (docs/architecture.md#storage), whoever connects.
 
 As the owner (who runs migrations) the triggers of 002_append_only.sql refuse
 every change to what the log is made of; as the service role `evledger_app`

@@ -1,4 +1,4 @@
-"""`evledger attest` against a live server: reports become signed, idempotent evidence (DESIGN.md §5).
+"""`evledger attest` against a live server: reports become signed, idempotent evidence (docs/cli.md).
 
 One ledger and one `evledger serve` for the module; a pipeline key is
 registered with role `tester` for one product through POST /v1/entries with an

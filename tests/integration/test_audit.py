@@ -27,9 +27,9 @@ from audit_support import (
 )
 from ledger_harness import ORIGIN
 
-from cli import audit as cli_audit
 from ledger.core.checkpoint import Checkpoint, parse_checkpoint_text, sign_checkpoint
 from ledger.core.keys import SignerKey
+from ledger.verify import audit as verify_audit
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +291,8 @@ def test_uninitialised_database_is_a_usage_error(fresh_dsn: str):
 
 def test_small_pages_give_the_same_result(ledger_dsn: str, monkeypatch: pytest.MonkeyPatch):
     # One checkpoint and one tile per read: every page boundary and refill path is crossed.
-    monkeypatch.setattr(cli_audit, "CHECKPOINT_PAGE", 1)
-    monkeypatch.setattr(cli_audit, "ENTRY_PAGE", 256)
+    monkeypatch.setattr(verify_audit, "CHECKPOINT_PAGE", 1)
+    monkeypatch.setattr(verify_audit, "ENTRY_PAGE", 256)
     code, output = audit(ledger_dsn, "--json")
     assert code == 0, output
     assert json.loads(output)["checkpoints"] == 4

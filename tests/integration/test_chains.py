@@ -15,7 +15,7 @@ from ledger.core.encoding import b64decode_strict
 from ledger.core.entry import parse_entry
 from ledger.core.keys import SignerKey
 from ledger.errors import ChainError
-from ledger.records.statement import RELEASE_SEAL_TYPE
+from ledger.records.predicates import RELEASE_SEAL
 from ledger.rules.replay import LogReplayer
 from ledger.service.app import Settings, create_app
 
@@ -24,7 +24,7 @@ def _seal(signer: SignerKey, count: int, head: str, product: str = "prod", versi
     body = {
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": "release", "digest": {"sha256": "ab" * 32}}],
-        "predicateType": RELEASE_SEAL_TYPE,
+        "predicateType": RELEASE_SEAL,
         "predicate": {"release": {"product": product, "version": version}, "count": count, "head": head},
     }
     return to_json(sign_envelope(INTOTO_PAYLOAD_TYPE, msgspec.json.encode(body), [signer]))

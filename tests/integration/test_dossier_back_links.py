@@ -23,7 +23,6 @@ from ledger_harness import register
 from story_support import evledger, signed
 
 from cli.demo import POLICY_FILE
-from cli.dossier_cmd import recompute
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import ChainLink, KeyLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
@@ -32,6 +31,7 @@ from ledger.errors import ChainError
 from ledger.records import predicates as p
 from ledger.records.admin import encode_policy_record
 from ledger.records.policy import load_policy_toml
+from ledger.verify.compliance_claim import recompute
 from ledger.verify.dossier import Dossier, verify_dossier
 
 PRODUCT, VERSION = "ivd-analyzer", "9.9.9"

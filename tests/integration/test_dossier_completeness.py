@@ -29,7 +29,6 @@ from story_support import LiveLedger, Played, evledger, live_ledger, play_story,
 
 from cli import story as s
 from cli.demo import POLICY_FILE
-from cli.dossier_cmd import recompute
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import ChainLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
@@ -40,6 +39,7 @@ from ledger.records.admin import encode_policy_record
 from ledger.records.policy import load_policy_toml
 from ledger.rules.admission import Admitted
 from ledger.rules.chains import Chains
+from ledger.verify.compliance_claim import recompute
 from ledger.verify.dossier import Dossier, verify_dossier
 
 VERSION = "3.2.0"

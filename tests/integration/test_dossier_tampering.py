@@ -30,7 +30,6 @@ from story_support import LiveLedger, Played, evledger, live_ledger, play_story,
 
 from cli import story as s
 from cli.demo import POLICY_FILE
-from cli.dossier_cmd import recompute
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.keys import SignerKey, VerifierKey
@@ -39,6 +38,7 @@ from ledger.errors import ChainError, SignatureError, VerificationError
 from ledger.records import predicates as p
 from ledger.records.admin import encode_policy_record
 from ledger.records.policy import load_policy_toml
+from ledger.verify.compliance_claim import recompute
 from ledger.verify.dossier import Dossier, DossierReport, verify_dossier
 
 VERSION = "3.1.0"

@@ -1,4 +1,4 @@
-"""The HTTP API's happy paths (DESIGN.md §4): receipts that prove themselves, reads, tiles, operations.
+"""The HTTP API's happy paths (docs/http-api.md): receipts that prove themselves, reads, tiles, operations.
 
 Everything a client is given is checked with the pure core only (`ledger.core`):
 the checkpoint's signature with the ledger key, inclusion and consistency

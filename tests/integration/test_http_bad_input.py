@@ -1,4 +1,4 @@
-"""Every bad request gets its DESIGN.md §4 status, the `{"status","error","detail"}` body, and writes nothing.
+"""Every bad request gets its documented status, the `{"status","error","detail"}` body, and writes nothing.
 
 One ledger serves the module, with tokens for each role and three signing keys:
 `appender` (registered, any product), `revoked` (registered, then revoked) and
@@ -541,7 +541,7 @@ def test_attack_one_bad_envelope_among_valid_ones_refuses_the_whole_batch(api: A
 
 
 def test_attack_batch_registering_the_same_key_twice_is_422_and_writes_nothing(api: Api) -> None:
-    # A second registration of one key is invalid content (DESIGN §4: 422), not an idempotency
+    # A second registration of one key is invalid content (docs/http-api.md: 422), not an idempotency
     # conflict (409 is only for a key reused with another body), even inside one batch.
     # Two registrations of it that differ (roles here), so they are two statements.
     newcomer = SignerKey.generate("twice.test/ci")

@@ -1,4 +1,4 @@
-"""Probes, public log reads and the text content types (DESIGN.md §4: who needs a token, and for what).
+"""Probes, public log reads and the text content types (docs/http-api.md: who needs a token, and for what).
 
 `/healthz` and `/readyz` answer without a token: liveness and readiness probes carry no
 credentials. Everything else needs one, unless the operator opts in to public log reads

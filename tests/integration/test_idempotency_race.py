@@ -1,11 +1,11 @@
 """Two requests racing with one Idempotency-Key and different bodies (issue #9): one 201, one 409.
 
 A retry with a key already on record is answered before admission (the pre-check
-in `ServiceState._replay`). Two requests that both pass that pre-check before
+in `Appender._replay`). Two requests that both pass that pre-check before
 either commits take the other path: the sequencer puts the second in a later
 batch (`_take_batch` defers a duplicate key), finds the first one's idempotency
-row there and reports a replay, and the service must still compare the bodies
-(`ServiceState.append`) and answer 409, never 200 with the other body's receipt.
+row there and reports a replay, and the appender must still compare the bodies
+(`Appender.append`) and answer 409, never 200 with the other body's receipt.
 
 To make the race certain rather than likely, the test holds the row lock on the
 log head from its own connection: the live server's sequencer then waits on it

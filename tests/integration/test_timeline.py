@@ -18,7 +18,7 @@ from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.keys import SignerKey
 from ledger.records import predicates as p
 from ledger.service.app import Settings, create_app
-from ledger.storage import postgres
+from ledger.storage import postgres_index
 
 ARTIFACT = "a1" * 32  # the release's built artifact: the build statement's subject and artifacts[0]
 SIDECAR = "b2" * 32  # listed only in the build's artifacts[], never a subject of the build
@@ -234,8 +234,8 @@ def test_search_filters_and_pagination(world: World) -> None:
 
 def test_combined_filters_page_through_bounded_windows(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """A combination no single index serves reads a bounded index range per call; the cursor walks it all."""
-    monkeypatch.setattr(postgres, "SCAN_WINDOW", 2)
-    monkeypatch.setattr(postgres, "MAX_WINDOWS", 2)
+    monkeypatch.setattr(postgres_index, "SCAN_WINDOW", 2)
+    monkeypatch.setattr(postgres_index, "MAX_WINDOWS", 2)
     pages = []
     cursor = None
     while True:

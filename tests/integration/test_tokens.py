@@ -30,7 +30,7 @@ from cli.main import app
 from cli.token_cmd import parse_expiry
 from ledger.core.encoding import format_time
 from ledger.errors import InputError
-from ledger.service.state import TOKEN_CACHE_SECONDS
+from ledger.service.auth import TOKEN_CACHE_SECONDS
 from ledger.storage.protocol import TokenRow
 
 runner = CliRunner()

@@ -1,6 +1,6 @@
 """Two service processes on one database never fork the log, leave a gap, or lose an acknowledged append.
 
-Two `evledger serve` processes share one ledger database (DESIGN.md §6: one
+Two `evledger serve` processes share one ledger database (docs/architecture.md#storage: one
 sequencer per process, serialised by the row lock on the log head). Sixteen
 concurrent clients, eight per server, append single envelopes and batches,
 some with idempotency keys. Afterwards the whole log is read back and checked

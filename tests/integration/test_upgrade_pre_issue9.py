@@ -22,10 +22,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from cli.audit import audit_store
 from cli.dossier_cmd import load_and_verify
+from ledger.append.appender import append_direct
 from ledger.append.bootstrap import check_ledger_key, load_registry
-from ledger.append.direct import append_direct
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, Envelope, envelope_payload, sign_envelope
 from ledger.core.encoding import format_time
 from ledger.core.entry import parse_entry
@@ -36,6 +35,8 @@ from ledger.query.report import manifestation
 from ledger.rules.registry import KeyRegistry
 from ledger.storage.migrate import migrate
 from ledger.storage.postgres import PostgresStore
+from ledger.storage.postgres_index import PostgresEvidenceIndex
+from ledger.verify.audit import audit_store
 
 FIXTURE = Path(__file__).parent / "fixtures" / "pre_issue9"
 OLD_SIZE = 30
@@ -118,7 +119,8 @@ def test_an_old_ledger_migrates_and_its_whole_log_audits(upgraded: str) -> None:
             registry = await load_registry(store, signer.verifier())
             assert registry.applied_through == 7
             result, _ = await evaluate_release(
-                store, Holder(registry, signer.verifier(), head.origin), *OPEN_RELEASE,
+                store, PostgresEvidenceIndex(store.pool),
+                Holder(registry, signer.verifier(), head.origin), *OPEN_RELEASE,
                 environment=None, now=format_time(datetime.now(UTC)), before=OLD_SIZE,
             )  # fmt: skip
             assert UNDATED_APPROVAL in result.entries  # it counts, as made when it was recorded

@@ -1,4 +1,4 @@
-"""Builders for compliance tests: ReleaseEvents made straight from predicates, no log needed.
+"""Builders for compliance tests: evidence Events made straight from predicates, no log needed.
 
 A release is a list of steps (who signed which predicate about which subjects),
 numbered from entry 10 on, one minute apart. `compliant_steps` is a high-risk
@@ -25,7 +25,7 @@ from ledger.records.statement import (
     decode_statement,
     subject_digests,
 )
-from ledger.rules.events import ReleaseEvent, Signer
+from ledger.rules.events import Event, Signer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "schemas" / "policy.example.toml"
 POLICY = pol.load_policy_toml(EXAMPLE.read_text(encoding="utf-8"))
@@ -125,12 +125,12 @@ def compliant_steps() -> list[Step]:
     ]
 
 
-def event(index: int, step: Step) -> ReleaseEvent:
+def event(index: int, step: Step) -> Event:
     owner, pred, subjects = step
     descriptors = [ResourceDescriptor(name="s", digest=dict([s.split(":", 1)])) for s in subjects]
     statement = Statement(STATEMENT_TYPE_V1, descriptors, TYPES[type(pred)], msgspec.to_builtins(pred))
     role = pred.role if isinstance(pred, p.Approval) else "ci"
-    return ReleaseEvent(
+    return Event(
         index=index,
         leaf_hash=hashlib.sha256(b"%d" % index).digest(),
         time=entry_time(index),
@@ -144,7 +144,7 @@ def event(index: int, step: Step) -> ReleaseEvent:
     )
 
 
-def events(steps: list[Step]) -> list[ReleaseEvent]:
+def events(steps: list[Step]) -> list[Event]:
     return [event(FIRST + n, step) for n, step in enumerate(steps)]
 
 

@@ -204,9 +204,6 @@ class FakeStore:
     async def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
         return self.data.entries_of_kinds(kinds, start)
 
-    async def recorded_statements(self, statement_hashes: Sequence[bytes]) -> dict[bytes, int]:
-        return {h: self.data.statements[h] for h in statement_hashes if h in self.data.statements}
-
     async def first_checkpoint_covering(self, index: int) -> CheckpointRow | None:
         sizes = [s for s in self.data.checkpoints if s > index]
         return self.data.checkpoints[min(sizes)] if sizes else None

@@ -1,4 +1,4 @@
-"""The offline CLI commands (DESIGN.md §5): keygen, verify-note, verify-proof inclusion/consistency.
+"""The offline CLI commands (docs/cli.md): keygen, verify-note, verify-proof inclusion/consistency.
 
 Fixtures are built with the pure core only: keys, signed checkpoints over a
 small list of leaves, and proofs whose node hashes are computed straight from

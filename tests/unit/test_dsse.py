@@ -1,4 +1,4 @@
-"""DSSE v1 envelopes (DESIGN.md §3.5): PAE, signing, verification rules, base64 leniency."""
+"""DSSE v1 envelopes (docs/formats.md#envelopes): PAE, signing, verification rules, base64 leniency."""
 
 from __future__ import annotations
 

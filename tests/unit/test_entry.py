@@ -1,4 +1,4 @@
-"""Log entries (DESIGN.md §3.4): canonical bytes, strict parsing, and the `prev` hash chain."""
+"""Log entries (docs/formats.md#entries): canonical bytes, strict parsing, and the `prev` hash chain."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""C2SP key strings, signed notes and checkpoints (DESIGN.md §3.1-3.2).
+"""C2SP key strings, signed notes and checkpoints (docs/formats.md#keys-3.2).
 
 Interoperability is checked two ways: against the Go reference
 (golang.org/x/mod/sumdb/note note_test.go: the PeterNeumann and EnochRoot
@@ -62,7 +62,7 @@ def _seed(label: str) -> bytes:
 
 
 def _spec_key_id(name: str, public_key: bytes, alg: int = 0x01) -> int:
-    """DESIGN.md §3.1, computed here without ledger.core: SHA-256(name || 0x0A || alg || pub32)[:4]."""
+    """docs/formats.md#keys, computed here without ledger.core: SHA-256(name || 0x0A || alg || pub32)[:4]."""
     return int.from_bytes(hashlib.sha256(name.encode() + b"\x0a" + bytes([alg]) + public_key).digest()[:4])
 
 

@@ -26,9 +26,8 @@ from ledger.query.report import manifestation, render_report
 from ledger.records import predicates as p
 from ledger.records.admin import KeyRegistered
 from ledger.rules.completeness import Completeness, LastEvent
-from ledger.rules.events import ReleaseEvent, event_from_entry
+from ledger.rules.events import Event, SignerNames, decode_event, event_from_entry
 from ledger.rules.registry import KeyRegistry
-from ledger.rules.timeline import SignerNames, decode_record
 from ledger.service.routes_releases import event_view
 from ledger.verify.dossier import DOSSIER_FORMAT, Dossier, DossierReport
 
@@ -66,13 +65,13 @@ def _approval(decision: str, meaning: str) -> bytes:
     return _entry(p.APPROVAL, predicate)
 
 
-def _event(data: bytes) -> ReleaseEvent:
+def _event(data: bytes) -> Event:
     event = event_from_entry(data, _registry())
     assert event is not None
     return event
 
 
-def _record(events: list[ReleaseEvent], completeness: Completeness) -> str:
+def _record(events: list[Event], completeness: Completeness) -> str:
     dossier = Dossier(DOSSIER_FORMAT, REL.product, REL.version, "", [], [], None, WHEN, None, {})
     compliance = {"status": "compliant", "findings": [], "policy": {"entry": 2}}
     report = DossierReport(
@@ -103,7 +102,7 @@ def test_an_approval_reads_decision_first_then_the_meaning_of_the_signature(
     assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" in page
     assert f"{meaning} ({decision})" not in page  # the old, misleading spelling
 
-    record = decode_record(data, DANA.keyid, SignerNames(_registry())).record
+    record = decode_event(data, DANA.keyid, SignerNames(_registry())).event
     line = facts(msgspec.to_builtins(event_view(record)))
     assert line.startswith(expected + "; of sha256:abababab")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.tile_source import DirectoryTiles, read_committed
 from ledger.errors import InputError, NotFoundError, TooLargeError, VerificationError
+from ledger.verify.tile_source import DirectoryTiles, read_committed
 
 LIMIT = 8192  # a full hash tile
 CHILD_SECONDS = 20
@@ -27,7 +27,7 @@ CHILD_MEMORY = 1 << 30  # far above what the child needs to import and read; far
 _CHILD = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_AS, ({memory}, {memory}))
-from cli.tile_source import DirectoryTiles
+from ledger.verify.tile_source import DirectoryTiles
 try:
     data = DirectoryTiles(__import__("pathlib").Path(sys.argv[1])).read(sys.argv[2], int(sys.argv[3]))
     print(json.dumps({{"read": len(data)}}))

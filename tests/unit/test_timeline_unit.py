@@ -20,9 +20,9 @@ from ledger.query.timeline import parse_cursor, parse_digest, parse_moment, reso
 from ledger.records import predicates as p
 from ledger.records.admin import KeyRegistered, encode_admin_record
 from ledger.rules.admission import admit
-from ledger.rules.events import event_from_entry
+from ledger.rules.chains import chain_is_complete
+from ledger.rules.events import Decoded, SignerNames, decode_event, event_from_entry
 from ledger.rules.registry import KeyRegistry
-from ledger.rules.timeline import Decoded, SignerNames, chain_is_complete, decode_record, summarize
 from ledger.service.routes_releases import event_view
 from ledger.storage.entry_queries import BUILD_KIND, is_combination, search_sql
 from ledger.storage.protocol import Head
@@ -81,19 +81,19 @@ def _ledger(statements: list[bytes]) -> tuple[list[bytes], KeyRegistry]:
 def decoded() -> list[Decoded]:
     entries, registry = _ledger([_statement(t, v) for t, v in PREDICATES])
     return [
-        decode_record(data, CI.keyid if i > 1 else LEDGER.keyid, SignerNames(registry))
+        decode_event(data, CI.keyid if i > 1 else LEDGER.keyid, SignerNames(registry))
         for i, data in enumerate(entries)
     ]
 
 
 def test_records_name_kind_signer_and_summary(decoded: list[Decoded]) -> None:
-    kinds = [d.record.kind for d in decoded]
+    kinds = [d.event.kind for d in decoded]
     assert kinds[:2] == ["key.registered", "key.registered"]
     assert kinds[2:] == [*(p.kind_name(t) for t, _ in PREDICATES)]
-    registration = decoded[1].record
+    registration = decoded[1].event
     assert registration.summary["owner"] == "Casey CI"
     assert registration.release_seq is None
-    evidence = [d.record for d in decoded[2:]]
+    evidence = [d.event for d in decoded[2:]]
     assert [r.release_seq for r in evidence] == list(range(len(PREDICATES)))
     assert all(r.signer.owner == "Casey CI" and r.signer.roles == ("admin", "appender") for r in evidence)
     assert all(r.subjects == (DIGEST,) for r in evidence)
@@ -108,13 +108,13 @@ def test_records_name_kind_signer_and_summary(decoded: list[Decoded]) -> None:
 
 
 def test_release_event_summaries_match_the_records() -> None:
-    """`summarize(ReleaseEvent)` (the dossier report's) gives what the timeline route shows."""
+    """An evidence event read for a dossier carries the summary the timeline route shows."""
     entries, registry = _ledger([_statement(t, v) for t, v in PREDICATES])
     names = SignerNames(registry)
     for data in entries[2:]:
         event = event_from_entry(data, registry)
         assert event is not None
-        assert summarize(event) == decode_record(data, CI.keyid, names).record.summary
+        assert event.summary == decode_event(data, CI.keyid, names).event.summary
 
 
 def test_complete_chain(decoded: list[Decoded]) -> None:
@@ -136,16 +136,14 @@ def test_a_missing_entry_is_a_gap(decoded: list[Decoded]) -> None:
 def test_a_link_to_other_bytes_is_a_gap(decoded: list[Decoded]) -> None:
     chain = decoded[2:]
     victim = chain[3]
-    forged = msgspec.structs.replace(
-        victim, record=msgspec.structs.replace(victim.record, leaf_hash=bytes(32))
-    )
+    forged = msgspec.structs.replace(victim, event=msgspec.structs.replace(victim.event, leaf_hash=bytes(32)))
     assert not chain_is_complete([*chain[:3], forged, *chain[4:]], "prod", "1.0")
 
 
 def test_a_link_that_skips_a_seq_is_a_gap(decoded: list[Decoded]) -> None:
     chain = decoded[2:4]
-    link = ReleaseLink("prod", "1.0", 2, ChainLink(chain[0].record.index, chain[0].record.leaf_hash.hex()))
-    skipped = Decoded(link, msgspec.structs.replace(chain[-1].record, release_seq=2))
+    link = ReleaseLink("prod", "1.0", 2, ChainLink(chain[0].event.index, chain[0].event.leaf_hash.hex()))
+    skipped = Decoded(link, msgspec.structs.replace(chain[-1].event, release_seq=2))
     assert not chain_is_complete([chain[0], skipped], "prod", "1.0")
 
 

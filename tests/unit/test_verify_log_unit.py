@@ -14,11 +14,11 @@ import sys
 import pytest
 from reference_tree import ReferenceTree
 
-from cli import verify_log
-from cli.tile_source import DirectoryTiles, read_committed
 from ledger.core.compact_range import root_from_leaf_hashes
 from ledger.core.tiles import TILE_WIDTH, Tile, tiles_for_size
 from ledger.errors import NotFoundError, TooLargeError, VerificationError
+from ledger.verify import log_walk
+from ledger.verify.tile_source import DirectoryTiles, read_committed
 from ledger.verify.tree_check import (
     BuiltTile,
     Progress,
@@ -148,8 +148,8 @@ def test_progress_draws_only_when_enabled(monkeypatch):
 
 
 def test_helpers_start_only_for_a_log_worth_them(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(verify_log.os, "cpu_count", lambda: 4)
-    assert verify_log.default_jobs(verify_log.HELPERS_FROM_ENTRIES - 1) == 0
-    assert verify_log.default_jobs(verify_log.HELPERS_FROM_ENTRIES) == 4
-    monkeypatch.setattr(verify_log.os, "cpu_count", lambda: 1)
-    assert verify_log.default_jobs(10**6) == 0
+    monkeypatch.setattr(log_walk.os, "cpu_count", lambda: 4)
+    assert log_walk.default_jobs(log_walk.HELPERS_FROM_ENTRIES - 1) == 0
+    assert log_walk.default_jobs(log_walk.HELPERS_FROM_ENTRIES) == 4
+    monkeypatch.setattr(log_walk.os, "cpu_count", lambda: 1)
+    assert log_walk.default_jobs(10**6) == 0

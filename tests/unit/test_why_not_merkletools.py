@@ -85,7 +85,7 @@ def test_ledger_core_rejects_the_interior_node_forgery() -> None:
 
 def test_ledger_core_has_no_entry_bytes_whose_leaf_hash_is_an_interior_node() -> None:
     # The document forgery: entry bytes that would stand in for an interior node. Verifiers
-    # hash the entry bytes they are given (DESIGN.md §3.4), and 0x00 vs 0x01 keeps them apart,
+    # hash the entry bytes they are given (docs/formats.md#entries), and 0x00 vs 0x01 keeps them apart,
     # so this fails whatever index and tree size the forger claims.
     leaves = [leaf_hash(d) for d in DATA]
     root = root_from_leaf_hashes(leaves)

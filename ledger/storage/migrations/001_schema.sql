@@ -1,4 +1,4 @@
--- evidence-ledger schema (DESIGN.md §6). Runs as the database owner.
+-- evidence-ledger schema (docs/architecture.md#storage). Runs as the database owner.
 -- Every table the log is made of is append-only; see 002_append_only.sql.
 
 -- The head of the log: one row, locked FOR UPDATE by whoever integrates a batch,

@@ -1,4 +1,4 @@
--- Append-only, enforced by PostgreSQL itself (DESIGN.md §6): no UPDATE, DELETE or
+-- Append-only, enforced by PostgreSQL itself (docs/architecture.md#storage): no UPDATE, DELETE or
 -- TRUNCATE of what the log is made of, whoever connects. Tampering needs the owner
 -- to disable these triggers, which `evledger audit` then catches.
 

@@ -1,4 +1,4 @@
--- Per-release and key-event hash chains (the sequencer's back-links, DESIGN.md §3.4 extra keys):
+-- Per-release and key-event hash chains (the sequencer's back-links, docs/formats.md#entries extra keys):
 -- the position of each entry in its chain, so the sequencer finds a chain's head with one index read.
 ALTER TABLE entries ADD COLUMN release_seq integer CHECK (release_seq >= 0);
 ALTER TABLE key_events ADD COLUMN seq integer CHECK (seq >= 0);

@@ -1,4 +1,4 @@
--- Indexes for the release timeline, artifact and search routes (DESIGN.md §4, §6; issue #4).
+-- Indexes for the release timeline, artifact and search routes (docs/http-api.md, docs/architecture.md#storage; issue #4).
 
 -- Search by product alone, in index order: (product, version, idx) orders by idx only within
 -- one version, so a product-wide page would have to sort every entry of the product.
