@@ -31,8 +31,8 @@ from ledger.errors import (
     UntrustedSignerError,
 )
 from ledger.records.admin import AdminRecord, KeyRegistered, decode_admin_record
-from ledger.records.predicates import Approval, decode_predicate
-from ledger.records.statement import decode_statement, release_of, seal_of, subject_digests
+from ledger.records.predicates import Approval, Predicate, decode_predicate
+from ledger.records.statement import Statement, decode_statement, release_of, seal_of, subject_digests
 from ledger.rules.registry import KeyRegistry
 
 # An index past any log: admitting "as of now" before the sequencer assigns the real index
@@ -56,6 +56,10 @@ class Admitted:
     # Set by the writer, never read from the envelope: the (count, head leaf hash) the release's
     # chain must still have when this entry joins it (a gate decision evaluated on that chain).
     expected_chain: tuple[int, str] | None = None
+    # What admission decoded of a statement (None for admin records), so that a reader of the
+    # entry it just admitted (a dossier's verifier) does not decode the payload again.
+    statement: Statement | None = None
+    predicate: Predicate | None = None
 
     @property
     def signer_keyid(self) -> str:
@@ -81,6 +85,8 @@ class _Inspected:
     approval_role: str | None = None
     payload: bytes = b""
     undated_approval: bool = False  # an approval without signed_at: readable, no longer appended
+    statement: Statement | None = None
+    predicate: Predicate | None = None
 
     def statement_hash(self, payload_type: str) -> bytes:
         """SHA-256 of the signed message, PAE(payloadType, payload): equal for the same statement."""
@@ -110,8 +116,9 @@ def _inspect(envelope: Envelope) -> _Inspected:
         undated = approval is not None and approval.signed_at is None
         subjects = subject_digests(statement)
         return _Inspected(
-            statement.predicate_type, product, version, subjects, None, seal, role, payload, undated
-        )
+            statement.predicate_type, product, version, subjects, None, seal, role, payload, undated,
+            statement, predicate,
+        )  # fmt: skip
     if envelope.payload_type == ADMIN_PAYLOAD_TYPE:
         record = decode_admin_record(payload)
         kind = type(record).__struct_config__.tag
@@ -185,6 +192,8 @@ def _authorise(
         ordered,
         inspected.seal,
         inspected.statement_hash(envelope.payload_type),
+        statement=inspected.statement,
+        predicate=inspected.predicate,
     )
 
 

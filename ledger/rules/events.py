@@ -23,6 +23,7 @@ from ledger.core.hashing import leaf_hash
 from ledger.errors import EncodingError
 from ledger.records import predicates as p
 from ledger.records.statement import Statement, decode_statement, subject_digests
+from ledger.rules.admission import Admitted
 from ledger.rules.registry import KeyRegistry
 from ledger.rules.summaries import admin_summary, summary_of
 
@@ -112,7 +113,7 @@ def _decode(entry: Entry, data: bytes, signer: Signer) -> Decoded:
     payload = envelope_payload(envelope)
     if envelope.payload_type != INTOTO_PAYLOAD_TYPE:
         kind, summary = admin_summary(payload) if envelope.payload_type == ADMIN_PAYLOAD_TYPE else ("?", {})
-        event = Event(
+        admin = Event(
             entry.index,
             digest,
             entry.time,
@@ -123,17 +124,22 @@ def _decode(entry: Entry, data: bytes, signer: Signer) -> Decoded:
             None,
             None,
             None,
-            None,
-            summary,
+            summary=summary,
         )
-        return Decoded(None, event)
+        return Decoded(None, admin)
+    statement = decode_statement(payload)
+    predicate = _predicate(statement.predicate_type, statement.predicate)
+    return Decoded(entry.release, _evidence(entry, digest, signer, statement, predicate))
+
+
+def _evidence(
+    entry: Entry, digest: bytes, signer: Signer, statement: Statement, predicate: p.Predicate | None
+) -> Event:
+    """The event of an evidence entry whose statement and typed predicate are decoded already."""
     link = entry.release
     release, seq = ((link.product, link.version), link.seq) if link is not None else (None, None)
-    statement = decode_statement(payload)
     predicate_type = statement.predicate_type
-    predicate = _predicate(predicate_type, statement.predicate)
-    summary = summary_of(predicate, statement.predicate, signer.owner)
-    event = Event(
+    return Event(
         entry.index,
         digest,
         entry.time,
@@ -145,9 +151,19 @@ def _decode(entry: Entry, data: bytes, signer: Signer) -> Decoded:
         predicate,
         seq,
         release,
-        summary,
+        summary_of(predicate, statement.predicate, signer.owner),
     )
-    return Decoded(link, event)
+
+
+def admitted_event(entry: Entry, digest: bytes, admitted: Admitted, signer: Signer) -> Event | None:
+    """The event of an entry a verifier just admitted, from what admission decoded; None for admin records.
+
+    Precondition: `admitted` is what `ledger.rules.admission.admit` returned for `entry`'s
+    envelope, `digest` its leaf hash, and `signer` names `admitted.signer_keyid`.
+    """
+    if admitted.statement is None:
+        return None
+    return _evidence(entry, digest, signer, admitted.statement, admitted.predicate)
 
 
 def _predicate(predicate_type: str, raw: dict[str, Any]) -> p.Predicate | None:

@@ -34,7 +34,7 @@ from ledger.records.admin import PolicyPublished
 from ledger.rules.admission import Admitted, admit, admit_genesis
 from ledger.rules.chains import KEY_CHAIN_EXTENSION, Chains, Member, first_break, key_chain_head_of
 from ledger.rules.completeness import Completeness, LastEvent
-from ledger.rules.events import Event, event_from_entry
+from ledger.rules.events import Event, SignerNames, admitted_event
 from ledger.rules.registry import KeyRegistry
 from ledger.rules.replay import apply_recorded
 from ledger.verify.compliance_claim import first_difference
@@ -93,6 +93,7 @@ class _Proven:
     index: int
     data: bytes
     entry: Entry
+    leaf: bytes
 
 
 def _prove(item: ProvenEntry, checkpoint: Checkpoint, what: str) -> _Proven:
@@ -104,14 +105,15 @@ def _prove(item: ProvenEntry, checkpoint: Checkpoint, what: str) -> _Proven:
         raise VerificationError(f"{what} {item.index} is malformed: {exc}") from exc
     if entry.index != item.index:
         raise VerificationError(f"{what} listed as {item.index} is entry {entry.index}")
+    leaf = leaf_hash(data)
     try:
-        verify_inclusion(item.index, checkpoint.size, leaf_hash(data), proof, checkpoint.root_hash)
+        verify_inclusion(item.index, checkpoint.size, leaf, proof, checkpoint.root_hash)
     except VerificationError as exc:
         raise exc.restated(
             f"{what} {item.index} is not in the tree of the dossier's checkpoint (size {checkpoint.size}): "
             f"{exc.args[0]}"
         ) from exc
-    return _Proven(item.index, data, entry)
+    return _Proven(item.index, data, entry, leaf)
 
 
 def _in_order(items: Sequence[ProvenEntry], what: str) -> None:
@@ -173,7 +175,7 @@ def _as_of(
 
 def _member(proven: _Proven, link: ReleaseLink | KeyLink | None) -> Member:
     """`proven` as a member of the chain `link` (its release link or its key-event link) puts it on."""
-    return Member(proven.index, leaf_hash(proven.data), *((link.seq, link.prev) if link else (None, None)))
+    return Member(proven.index, proven.leaf, *((link.seq, link.prev) if link else (None, None)))
 
 
 @contextmanager
@@ -233,7 +235,7 @@ def _completeness(release: list[_Proven], admitted: dict[int, Admitted], tree_si
         return Completeness(None, last, len(release), tree_size)
     seal = release[-1]
     before = release[-2] if len(release) > 1 else None
-    chain = (len(release) - 1, leaf_hash(before.data).hex() if before is not None else "")
+    chain = (len(release) - 1, before.leaf.hex() if before is not None else "")
     claimed = admitted[seal.index].seal
     if claimed != chain:
         raise ChainError(
@@ -302,8 +304,12 @@ def verify_dossier(
     checks.append(f"release chain of {len(chained)} events unbroken from its first event")
     if completeness.sealed_at is not None:
         checks.append(f"release seal at entry {completeness.sealed_at} commits to the chain before it")
-    signers = {index: item.signer_keyid for index, item in admitted.items()}
-    events = [e for p in entries if (e := event_from_entry(p.data, registry, signers[p.index])) is not None]
+    names = SignerNames(registry)
+    read = (
+        admitted_event(p.entry, p.leaf, admitted[p.index], names(admitted[p.index].signer_keyid))
+        for p in entries
+    )
+    events = [event for event in read if event is not None]  # decoded once, by admission
     try:
         computed = recompute(events, policy_record, policy_index, dossier.evaluated_at, dossier.environment)
     except VerificationError:
