@@ -577,6 +577,17 @@ def test_attack_missing_or_unknown_token_is_401(api: Api, headers: dict[str, str
         api.refused("GET", path, 401, as_=None, headers=headers)
 
 
+BAD_PARAMETERS = ["/v1/entries?limit=0", "/v1/entries?start=-1", "/v1/proofs/consistency?first=x&second=2"]
+
+
+@pytest.mark.parametrize("path", BAD_PARAMETERS)
+def test_attack_probing_parameters_without_a_token_is_401_not_400(api: Api, path: str) -> None:
+    # The token is checked first: a caller without one learns nothing of what a route accepts.
+    for headers in UNAUTHENTICATED.values():
+        api.refused("GET", path, 401, as_=None, headers=headers)
+    api.refused("GET", path, 400, as_="auditor")
+
+
 def test_attack_auditor_token_appending_is_403(api: Api) -> None:
     api.refused_post("/v1/entries", good(api), 403, as_="auditor")
     api.refused_post("/v1/entries/batch", {"envelopes": [good(api)]}, 403, as_="auditor")
