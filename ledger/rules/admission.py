@@ -56,8 +56,10 @@ class Admitted:
     # Set by the writer, never read from the envelope: the (count, head leaf hash) the release's
     # chain must still have when this entry joins it (a gate decision evaluated on that chain).
     expected_chain: tuple[int, str] | None = None
-    # What admission decoded of a statement (None for admin records), so that a reader of the
-    # entry it just admitted (a dossier's verifier) does not decode the payload again.
+    # What admission decoded of a statement, kept only when asked (`admit(keep_decoded=True)`):
+    # a reader of the entry it just admitted (a dossier's verifier) then does not decode the
+    # payload again. The writer does not keep them: a batch's decoded statements would
+    # outlive admission and weigh on the worker's memory bound (docs/deployment.md).
     statement: Statement | None = None
     predicate: Predicate | None = None
 
@@ -129,7 +131,12 @@ def _inspect(envelope: Envelope) -> _Inspected:
 
 
 def admit(
-    envelope: Envelope, registry: KeyRegistry, index: int, check: SignatureCheck = check_now
+    envelope: Envelope,
+    registry: KeyRegistry,
+    index: int,
+    check: SignatureCheck = check_now,
+    *,
+    keep_decoded: bool = False,
 ) -> Admitted:
     """Check an envelope as if it were appended at `index`; `check` verifies each signature.
 
@@ -138,7 +145,8 @@ def admit(
     key's signature fails), PermissionDeniedError for an admin record without
     an admin signature or a key used outside its products. `index` AS_OF_NOW
     admits a new append, which must also meet the rules the log's older entries
-    predate (an approval states when it was signed).
+    predate (an approval states when it was signed). `keep_decoded` keeps the decoded
+    statement and predicate in the result, for a reader that goes on to read the entry.
     """
     inspected = _inspect(envelope)
     if index == AS_OF_NOW and inspected.undated_approval:
@@ -154,11 +162,16 @@ def admit(
     except UntrustedSignerError as exc:
         reason = registry.explain_refusal([s.keyid for s in envelope.signatures], index)
         raise UntrustedSignerError(f"no signature by a key that may sign here: {reason}") from exc
-    return _authorise(envelope, inspected, registry, signers)
+    return _authorise(envelope, inspected, registry, signers, keep_decoded=keep_decoded)
 
 
 def _authorise(
-    envelope: Envelope, inspected: _Inspected, registry: KeyRegistry, signers: list[VerifierKey]
+    envelope: Envelope,
+    inspected: _Inspected,
+    registry: KeyRegistry,
+    signers: list[VerifierKey],
+    *,
+    keep_decoded: bool = False,
 ) -> Admitted:
     if inspected.admin is not None:
         admin_key = registry.require_admin(signers)
@@ -192,8 +205,8 @@ def _authorise(
         ordered,
         inspected.seal,
         inspected.statement_hash(envelope.payload_type),
-        statement=inspected.statement,
-        predicate=inspected.predicate,
+        statement=inspected.statement if keep_decoded else None,
+        predicate=inspected.predicate if keep_decoded else None,
     )
 
 

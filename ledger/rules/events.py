@@ -159,10 +159,13 @@ def admitted_event(entry: Entry, digest: bytes, admitted: Admitted, signer: Sign
     """The event of an entry a verifier just admitted, from what admission decoded; None for admin records.
 
     Precondition: `admitted` is what `ledger.rules.admission.admit` returned for `entry`'s
-    envelope, `digest` its leaf hash, and `signer` names `admitted.signer_keyid`.
+    envelope with `keep_decoded=True`, `digest` is its leaf hash, and `signer` names
+    `admitted.signer_keyid`. A statement admitted without it is a programming error.
     """
-    if admitted.statement is None:
+    if admitted.admin is not None:
         return None
+    if admitted.statement is None:
+        raise ValueError(f"entry {entry.index} was admitted without keep_decoded=True: its statement is gone")
     return _evidence(entry, digest, signer, admitted.statement, admitted.predicate)
 
 

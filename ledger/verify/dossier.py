@@ -191,7 +191,7 @@ def _admit(proven: _Proven, registry: KeyRegistry) -> Admitted:
     with _valid_at_its_index(proven.index):
         if proven.index == 0:
             return admit_genesis(proven.entry.envelope)
-        return admit(proven.entry.envelope, registry, proven.index)
+        return admit(proven.entry.envelope, registry, proven.index, keep_decoded=True)
 
 
 def _check_release_chain(release: list[_Proven], product: str, version: str) -> None:
