@@ -1,6 +1,6 @@
 """A release's record read from the store: its events, the policy in force, compliance, dossier.
 
-The pure rules live in `ledger.evidence` (events, compliance, dossier); this
+The pure rules live below (`ledger.rules.events`, `ledger.compliance`, `ledger.verify.dossier`); this
 module only fetches what they need, all under one checkpoint, so a dossier's
 entries, proofs and policy agree with the checkpoint it carries.
 """
