@@ -13,7 +13,8 @@ from cli.timeline_cmd import facts
 from ledger.append.batch import PendingRequest, plan_batch
 from ledger.append.bootstrap import genesis_request
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, sign_envelope
-from ledger.core.entry import ChainLink, ReleaseLink
+from ledger.core.entry import ChainLink, ReleaseLink, parse_entry
+from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
 from ledger.errors import InputError
 from ledger.query.timeline import parse_cursor, parse_digest, parse_moment, resolve_kinds
@@ -21,7 +22,7 @@ from ledger.records import predicates as p
 from ledger.records.admin import KeyRegistered, encode_admin_record
 from ledger.rules.admission import admit
 from ledger.rules.chains import chain_is_complete
-from ledger.rules.events import Decoded, SignerNames, decode_event, event_from_entry
+from ledger.rules.events import Decoded, SignerNames, admitted_event, decode_event, event_from_entry
 from ledger.rules.registry import KeyRegistry
 from ledger.service.routes_releases import event_view
 from ledger.storage.entry_queries import BUILD_KIND, is_combination, search_sql
@@ -108,13 +109,24 @@ def test_records_name_kind_signer_and_summary(decoded: list[Decoded]) -> None:
 
 
 def test_release_event_summaries_match_the_records() -> None:
-    """An evidence event read for a dossier carries the summary the timeline route shows."""
+    """A dossier's events (built from what admission decoded) are the events the timeline route shows."""
     entries, registry = _ledger([_statement(t, v) for t, v in PREDICATES])
     names = SignerNames(registry)
     for data in entries[2:]:
-        event = event_from_entry(data, registry)
-        assert event is not None
-        assert event.summary == decode_event(data, CI.keyid, names).event.summary
+        entry = parse_entry(data)
+        admitted = admit(entry.envelope, registry, entry.index, keep_decoded=True)
+        from_admission = admitted_event(entry, leaf_hash(data), admitted, names(admitted.signer_keyid))
+        assert from_admission is not None
+        assert from_admission == decode_event(data, CI.keyid, names).event
+        assert from_admission == event_from_entry(data, registry)
+
+
+def test_an_event_cannot_be_built_from_an_admission_that_kept_nothing() -> None:
+    entries, registry = _ledger([_statement(*PREDICATES[0])])
+    entry = parse_entry(entries[2])
+    admitted = admit(entry.envelope, registry, entry.index)
+    with pytest.raises(ValueError, match="keep_decoded"):
+        admitted_event(entry, leaf_hash(entries[2]), admitted, SignerNames(registry)(admitted.signer_keyid))
 
 
 def test_complete_chain(decoded: list[Decoded]) -> None:
