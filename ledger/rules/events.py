@@ -187,11 +187,14 @@ def _predicate(predicate_type: str, raw: dict[str, Any]) -> p.Predicate | None:
     return value
 
 
-def event_from_entry(data: bytes, registry: KeyRegistry, signer_keyid: str | None = None) -> Event | None:
+def event_from_entry(
+    data: bytes, registry: KeyRegistry, signer_keyid: str | None = None, *, names: SignerNames | None = None
+) -> Event | None:
     """Read an entry as evidence (None for admin records); `registry` must know its signer.
 
     `signer_keyid` is the signature admission accepted (the stored column, or what a
     verifier's own admission returned); without it the first registered keyid is taken.
+    `names`, when given, names signers from `registry` (shared by a run of entries).
     Precondition: as `decode_event`'s. EncodingError if no registered key signed it.
     """
     entry = parse_entry(data)
@@ -202,10 +205,12 @@ def event_from_entry(data: bytes, registry: KeyRegistry, signer_keyid: str | Non
     )
     if keyid is None or keyid not in registry.keys:
         raise EncodingError(f"entry {entry.index} is signed by no key the registry knows")
-    return _decode(entry, data, SignerNames(registry)(keyid)).event
+    return _decode(entry, data, (names or SignerNames(registry))(keyid)).event
 
 
 def events_from_entries(entries: Iterable[tuple[bytes, str]], registry: KeyRegistry) -> list[Event]:
     """Every evidence entry among (entry bytes, admitted signer keyid) pairs, in index order."""
-    events = [e for data, keyid in entries if (e := event_from_entry(data, registry, keyid)) is not None]
+    names = SignerNames(registry)
+    read = (event_from_entry(data, registry, keyid, names=names) for data, keyid in entries)
+    events = [event for event in read if event is not None]
     return sorted(events, key=lambda e: e.index)

@@ -41,7 +41,9 @@ class ServiceState:
     metrics: Metrics = field(default_factory=Metrics)
     public_log: bool = False  # `serve --public-log`: /checkpoint and /tile/* need no token
     appender: Appender = field(init=False)  # every append of this process, on `sequencer`
-    tokens: Tokens = field(init=False)  # the bearer tokens of `store`, as the guards check them
+    tokens: Tokens = field(
+        init=False
+    )  # the bearer tokens of `store`, as each route's access check reads them
     _latest: tuple[CheckpointRow, float] | None = None
     _verified_note: str = ""  # the newest checkpoint note this process checked (or signed)
 
@@ -81,16 +83,16 @@ class ServiceState:
         if self._latest is None or checkpoint.tree_size >= self._latest[0].tree_size:
             self._latest = (checkpoint, time.monotonic() + CHECKPOINT_CACHE_SECONDS)
 
-    def _signed_here(self, checkpoint: CheckpointRow) -> None:
-        """Remember a checkpoint this process's sequencer signed: no need to verify it again."""
-        self._verified_note = checkpoint.note
-        self._remember(checkpoint)
-
     def _committed(self, count: int) -> None:
-        """After this process's appender committed `count` entries: count them, remember the checkpoint."""
+        """After this process's appender committed `count` entries: count them, remember the checkpoint.
+
+        The sequencer signed that checkpoint itself, so it needs no verifying when served.
+        """
         self.metrics.appended(count)
-        if self.sequencer.last_checkpoint is not None:
-            self._signed_here(self.sequencer.last_checkpoint)
+        signed = self.sequencer.last_checkpoint
+        if signed is not None:
+            self._verified_note = signed.note
+            self._remember(signed)
 
 
 Svc = NamedDependency[ServiceState]
