@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,13 +27,15 @@ import typer
 from cli import story as s
 from cli.client import LedgerClient
 from cli.errors import command_errors
+from cli.files import create_exclusive
 from cli.policy_cmd import EXAMPLE_POLICY
 from cli.server import ledger_key
 from cli.settings import database
 from ledger.append.bootstrap import initialise
-from ledger.core.checkpoint import open_checkpoint
+from ledger.core.checkpoint import open_checkpoint, parse_checkpoint_text
 from ledger.core.encoding import hash_from_hex
-from ledger.core.keys import SignerKey
+from ledger.core.keys import ALG_COSIGNATURE_V1, SignerKey, parse_signer_key
+from ledger.core.note import parse_note
 from ledger.core.proof import verify_inclusion
 from ledger.errors import InputError, UnavailableError
 from ledger.storage.migrate import create_token
@@ -57,27 +59,25 @@ def _evledger(*args: str, allowed: tuple[int, ...] = (0,)) -> int:
 
 
 @contextmanager
-def _service(url: str, key_path: Path, port: int) -> Iterator[str]:
-    """Run `evledger serve` on the database at `url` in a child process until the block ends."""
+def _child(what: str, command: list[str], base: str) -> Iterator[str]:
+    """Run an evledger command in a child process until the block ends, once `base`/healthz answers."""
     import httpx  # noqa: PLC0415 - only the demo's start-up wait needs it
 
-    command = [sys.executable, "-m", "cli.main", "serve", "--dsn", url, "--key", str(key_path)]
     child = subprocess.Popen(  # noqa: S603 - our own CLI, arguments we built
-        [*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [sys.executable, "-m", "cli.main", *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if child.poll() is not None:
                 output = child.stderr.read().decode() if child.stderr else ""
-                raise UnavailableError(f"the service did not start:\n{output[-2000:]}")
+                raise UnavailableError(f"the {what} did not start:\n{output[-2000:]}")
             try:
                 httpx.get(base + "/healthz", timeout=1)
                 break
             except httpx.TransportError:
                 if time.monotonic() > deadline:
-                    raise UnavailableError(f"the service did not answer on {base} within 30 s") from None
+                    raise UnavailableError(f"the {what} did not answer on {base} within 30 s") from None
                 time.sleep(0.2)
         yield base
     finally:
@@ -85,6 +85,28 @@ def _service(url: str, key_path: Path, port: int) -> Iterator[str]:
         child.wait(timeout=20)
         if child.stderr is not None:
             child.stderr.close()
+
+
+def _witnesses(stack: ExitStack, data_dir: Path, ledger_pub: Path, port: int) -> Path:
+    """Start the demo's two witnesses (keys made on first run) and write the policy naming them."""
+    lines = []
+    for number, owner in enumerate(("qa", "notified-body"), 1):
+        key_path = data_dir / f"witness-{owner}.key"
+        if key_path.exists():
+            key = parse_signer_key(key_path.read_text(encoding="utf-8"), ALG_COSIGNATURE_V1)
+        else:
+            key = SignerKey.generate(f"evledger.demo/witness-{owner}", ALG_COSIGNATURE_V1)
+            create_exclusive(key_path, key.format() + "\n", private=True)
+        url = f"http://127.0.0.1:{port + number}"
+        command = ["witness", "serve", "--key", str(key_path), "--log", str(ledger_pub)]
+        command += ["--data-dir", str(data_dir / f"witness-{owner}"), "--port", str(port + number)]
+        stack.enter_context(_child(f"witness of {owner}", command, url))
+        typer.echo(f"  witness {key.name} on {url}")
+        lines.append(f"witness {owner} {key.verifier().format()} {url}")
+    policy = data_dir / "witnesses.policy"
+    policy.write_text("\n".join([*lines, "quorum 2"]) + "\n", encoding="utf-8")
+    typer.echo(f"  witness policy {policy}: both must cosign every checkpoint")
+    return policy
 
 
 def _tokens(url: str) -> tuple[str, str]:
@@ -107,20 +129,27 @@ def demo(
             raise InputError(f"this installation lacks {POLICY_FILE}: reinstall evidence-ledger")
         _say("1. Embedded PostgreSQL, ledger key, entry 0")
         signer, key_path = ledger_key(None, data_dir, DEMO_ORIGIN)
-        with database(os.environ.get("EVLEDGER_DSN"), data_dir) as url:
+        with database(os.environ.get("EVLEDGER_DSN"), data_dir) as url, ExitStack() as stack:
             size = asyncio.run(initialise(url, signer))
             typer.echo(f"ledger {signer.name}: {size} entries; public key {key_path.with_suffix('.pub')}")
             admin_token, appender_token = _tokens(url)
-            with _service(url, key_path, port) as base:
-                typer.echo(f"service on {base}")
-                _run(base, signer, admin_token, appender_token, data_dir)
-                if keep_serving:
-                    typer.echo(f"\nserving on {base}; admin token {admin_token}\nCtrl-C to stop.")
-                    while True:
-                        time.sleep(3600)
+            _say("1b. Two independent witnesses (say, QA's and a notified body's) cosign its checkpoints")
+            policy = _witnesses(stack, data_dir, key_path.with_suffix(".pub"), port)
+            command = ["serve", "--dsn", url, "--key", str(key_path), "--port", str(port)]
+            base = stack.enter_context(
+                _child("service", [*command, "--witness-policy", str(policy)], f"http://127.0.0.1:{port}")
+            )
+            typer.echo(f"service on {base}")
+            _run(base, signer, admin_token, appender_token, data_dir, policy)
+            if keep_serving:
+                typer.echo(f"\nserving on {base}; admin token {admin_token}\nCtrl-C to stop.")
+                while True:
+                    time.sleep(3600)
 
 
-def _run(base: str, ledger: SignerKey, admin_token: str, appender_token: str, data_dir: Path) -> None:
+def _run(
+    base: str, ledger: SignerKey, admin_token: str, appender_token: str, data_dir: Path, witness_policy: Path
+) -> None:
     story = s.cast(ledger, f"2.4.{datetime.now(UTC):%Y%m%d%H%M%S}")
     product, version, pub = s.PRODUCT, story.version, str(data_dir / "ledger.pub")
     with LedgerClient(base, admin_token) as admin, LedgerClient(base, appender_token) as client:
@@ -165,16 +194,45 @@ def _run(base: str, ledger: SignerKey, admin_token: str, appender_token: str, da
         typer.echo(f"  retried build answered with entry {again['index']} (first time: {first})")
         _check_receipt(story.receipts["seal"], ledger, data_dir, pub)
 
-    _say("10. An auditor reconstructs the release")
+    _say("10. An auditor reconstructs the release, once the witnesses cosigned the seal's checkpoint")
+    _wait_cosigned(base, admin_token, story.receipts["seal"]["index"] + 1)
     _evledger("timeline", product, version, "--server", base, "--token", admin_token)
     dossier, report = data_dir / f"{product}-{version}.dossier.json", data_dir / f"{product}-{version}.html"
-    _say("11. Export the dossier, verify it offline with only the ledger key, print the release record")
+    _say(
+        "11. Export the dossier, verify it offline (ledger key and witness policy), print the release record"
+    )
     _evledger("dossier", product, version, "-o", str(dossier), "--tlog-proofs", str(data_dir / "tlog-proofs"),
               "--server", base, "--token", admin_token)  # fmt: skip
-    _evledger("verify", str(dossier), "--key", pub)
-    _evledger("report", product, version, "-o", str(report), "--key", pub, "--dossier", str(dossier))
+    witnessed = ["--witness-policy", str(witness_policy)]
+    _evledger("verify", str(dossier), "--key", pub, *witnessed)
+    _evledger(
+        "report", product, version, "-o", str(report), "--key", pub, "--dossier", str(dossier), *witnessed
+    )
     _say("12. Audit the whole log through its tiles")
-    _evledger("verify-log", "--server", base, "--token", admin_token, "--key", pub)
+    _evledger("verify-log", "--server", base, "--token", admin_token, "--key", pub, *witnessed)
+    _say("13. A monitor keeps its own history of checkpoints and alerts on a fork or rollback")
+    _evledger("monitor", "--once", "--server", base, "--token", admin_token, "--key", pub,
+              "--state", str(data_dir / "monitor"), *witnessed)  # fmt: skip
+
+
+def _wait_cosigned(base: str, token: str, size: int) -> None:
+    """Wait until GET /checkpoint serves a checkpoint of at least `size` entries (cosigned by the quorum)."""
+    deadline = time.monotonic() + 30
+    with LedgerClient(base, token) as reader:
+        while True:
+            try:
+                note = reader.get("/checkpoint").text
+            except UnavailableError:  # 503 until the quorum cosigned a first checkpoint
+                note = ""
+            if note and parse_checkpoint_text(parse_note(note).text).size >= size:
+                cosignatures = len(parse_note(note).signatures) - 1
+                typer.echo(
+                    f"  checkpoint of {size} entries: signed by the ledger, cosigned {cosignatures} times"
+                )
+                return
+            if time.monotonic() > deadline:
+                raise UnavailableError("the witnesses did not cosign the newest checkpoint within 30 s")
+            time.sleep(0.1)
 
 
 def _check_receipt(receipt: dict[str, Any], ledger: SignerKey, data_dir: Path, pub: str) -> None:

@@ -16,12 +16,14 @@ from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import load_verifier_key, read_input
 from cli.settings import DEFAULT_SERVER, ServerOption, TokenOption
+from cli.trust_options import TsaCertOption, WitnessPolicyOption, anchoring_fields, load_trust
 from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex
 from ledger.core.tlog_proof import format_tlog_proof, tlog_proofs
 from ledger.errors import VerificationError
 from ledger.query.report import manifestation, render_report
 from ledger.records.predicates import Approval
 from ledger.rules.events import Event
+from ledger.verify.anchoring import LEDGER_KEY_ONLY, Trust, decode_timestamps
 from ledger.verify.dossier import Dossier, DossierReport, decode_dossier, verify_dossier
 
 MAX_DOSSIER_BYTES = 256 * 1024 * 1024
@@ -35,11 +37,15 @@ EnvironmentOption = Annotated[
 _decoder = msgspec.json.Decoder(Dossier)
 
 
-def load_and_verify(path: Path, key: Path) -> tuple[Dossier, DossierReport]:
-    """Read a dossier file and verify it offline; any damage to its content fails verification."""
+def load_and_verify(path: Path, key: Path, trust: Trust = LEDGER_KEY_ONLY) -> tuple[Dossier, DossierReport]:
+    """Read a dossier file and verify it offline; any damage to its content fails verification.
+
+    With `trust` (`--witness-policy`, `--tsa-cert`), its checkpoint must carry the witness
+    quorum and trusted time they require.
+    """
     verifier = load_verifier_key(key)
     dossier = decode_dossier(read_input(path, "dossier", MAX_DOSSIER_BYTES), str(path))
-    return dossier, verify_dossier(dossier, verifier)
+    return dossier, verify_dossier(dossier, verifier, trust=trust)
 
 
 def _fetch(server: str, token: str | None, product: str, version: str, environment: str | None) -> bytes:
@@ -61,7 +67,11 @@ def dossier(
     token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Export a release's dossier: checkpoint, every entry with its proof, keys, policy, compliance."""
+    """Export a release's dossier: checkpoint, every entry with its proof, keys, policy, compliance.
+
+    The checkpoint is the one the ledger serves: under a witness policy, cosigned by the
+    quorum, with its RFC 3161 tokens (with --tlog-proofs also written as checkpoint-N.tsr).
+    """
     with command_errors(json_output=json_output):
         data = _fetch(server, token, product, version, environment)
         try:
@@ -84,6 +94,11 @@ def dossier(
                 target = tlog_proofs_dir / f"entry-{proof.index}.tlog-proof"
                 target.write_text(format_tlog_proof(proof), encoding="utf-8")
                 written.append(str(target))
+            # The checkpoint's RFC 3161 tokens, for `verify-proof inclusion --timestamp FILE`.
+            for number, tsr in enumerate(decode_timestamps(parsed.timestamps, "dossier"), 1):
+                target = tlog_proofs_dir / f"checkpoint-{number}.tsr"
+                target.write_bytes(tsr)
+                written.append(str(target))
         emit_success(
             json_output=json_output,
             fields={
@@ -96,7 +111,11 @@ def dossier(
                     f"dossier of {product} {version}: {len(parsed.entries)} entries, "
                     f"{len(parsed.keys)} key events, compliance {parsed.compliance.get('status')} -> {out}"
                 ),
-                *([f"{len(written) - 1} tlog-proof files in {tlog_proofs_dir}"] if tlog_proofs_dir else []),
+                *(
+                    [f"{len(written) - 1} tlog-proof and token files in {tlog_proofs_dir}"]
+                    if tlog_proofs_dir
+                    else []
+                ),
             ],
         )
 
@@ -139,6 +158,8 @@ def verify(
     path: Annotated[Path, typer.Argument(metavar="DOSSIER")],
     key: KeyOption,
     require_sealed: RequireSealedOption = False,
+    witness_policy: WitnessPolicyOption = None,
+    tsa_cert: TsaCertOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Verify a dossier offline: checkpoint, proofs, signatures, key chain, release chain, compliance.
@@ -146,9 +167,11 @@ def verify(
     It then says how complete the release is proven: "sealed at entry N: complete"
     when the dossier ends in a seal that holds; for an open release, only up to
     the last event it shows (later events may exist and are not proven absent).
+    With --witness-policy and --tsa-cert, the checkpoint must carry the witnesses' quorum
+    and a trusted authority's timestamp, which then bounds every entry's time.
     """
     with command_errors(json_output=json_output):
-        parsed, report = load_and_verify(path, key)
+        parsed, report = load_and_verify(path, key, load_trust(witness_policy, tsa_cert))
         completeness = report.completeness
         if require_sealed and not completeness.complete:
             refusal = "--require-sealed: the dossier proves no seal that closes the release."
@@ -167,6 +190,7 @@ def verify(
                 "compliance": status,
                 "signatures": signatures,
                 "checks": report.checks,
+                "anchoring": anchoring_fields(report.anchoring),
             },
             lines=[
                 f"dossier of {parsed.product} {parsed.version}: VERIFIED, {completeness.headline()}",
@@ -189,15 +213,20 @@ def report(
     ] = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    tsa_cert: TsaCertOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write a printable HTML release record, from a dossier verified offline first."""
+    """Write a printable HTML release record, from a dossier verified offline first.
+
+    --witness-policy and --tsa-cert apply as for `evledger verify`.
+    """
     with command_errors(json_output=json_output):
         source = dossier_file
         if source is None:
             source = out.with_suffix(".dossier.json")
             source.write_bytes(_fetch(server, token, product, version, None))
-        parsed, verified = load_and_verify(source, key)
+        parsed, verified = load_and_verify(source, key, load_trust(witness_policy, tsa_cert))
         if (parsed.product, parsed.version) != (product, version):
             raise VerificationError(f"the dossier is about {parsed.product} {parsed.version}")
         out.write_text(

@@ -40,6 +40,7 @@ from ledger.errors import (
 EXIT_OK = 0
 EXIT_VERIFICATION_FAILED = 1
 EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT; never confused with "verification failed"
 
 JsonOption = Annotated[
@@ -76,9 +77,14 @@ def error_kind(exc: BaseException) -> str:
 
 
 def exit_code_for(exc: BaseException) -> int:
-    """The exit code: 1 for a failed verification (a log failing the ledger's own checks too), else 2."""
-    failed = isinstance(exc, VerificationError | LogIntegrityError)
-    return EXIT_VERIFICATION_FAILED if failed else EXIT_USAGE
+    """The exit code of a failure (docs/cli.md#exit-codes).
+
+    1 for a failed verification (a log failing the ledger's own checks too), 3 when the
+    service is unavailable or unreachable, else 2 (usage or input).
+    """
+    if isinstance(exc, VerificationError | LogIntegrityError):
+        return EXIT_VERIFICATION_FAILED
+    return EXIT_UNAVAILABLE if isinstance(exc, UnavailableError) else EXIT_USAGE
 
 
 def _detail(exc: BaseException) -> str:

@@ -16,12 +16,14 @@ from cli import (
     audit,
     demo,
     dossier_cmd,
+    monitor_cmd,
     offline,
     policy_cmd,
     server,
     timeline_cmd,
     token_cmd,
     verify_log,
+    witness_cmd,
 )
 
 app = typer.Typer(
@@ -54,6 +56,8 @@ app.command("verify")(dossier_cmd.verify)
 app.command("report")(dossier_cmd.report)
 app.command("gate")(dossier_cmd.gate)
 app.command("timeline")(timeline_cmd.timeline)
+app.command("monitor")(monitor_cmd.monitor)
+app.add_typer(witness_cmd.witness_app, name="witness")
 
 
 def main() -> None:

@@ -16,13 +16,23 @@ import typer
 
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import create_exclusive, load_receipt, load_verifier_key, proof_hashes, read_input
+from cli.trust_options import (
+    TimestampOption,
+    TsaCertOption,
+    WitnessPolicyOption,
+    anchored,
+    anchoring_fields,
+    load_trust,
+    token_files,
+)
 from ledger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text
 from ledger.core.encoding import hash_from_hex
 from ledger.core.hashing import leaf_hash
-from ledger.core.keys import SignerKey
+from ledger.core.keys import ALG_COSIGNATURE_V1, ALG_ED25519, SignerKey
 from ledger.core.note import open_note
 from ledger.core.tiles import MAX_ENTRY_SIZE
 from ledger.errors import EncodingError, InputError, failure_context
+from ledger.verify.anchoring import Trust
 from ledger.verify.checkpoints import open_checkpoints, settle, verify_extension
 from ledger.verify.receipt import InclusionClaim, verify_inclusion_claim
 
@@ -83,14 +93,23 @@ def keygen(
     out: Annotated[
         Path | None, typer.Option("--out", metavar="PATH", help="Write PATH.key and PATH.pub.")
     ] = None,
+    witness: Annotated[
+        bool,
+        typer.Option(
+            "--witness",
+            help="Make a witness key for `evledger witness serve`: a C2SP cosignature/v1 key "
+            "(signature type 0x04), which signs only cosignatures, never notes or envelopes.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Generate an Ed25519 key pair: PATH.key (signer, mode 0600) and PATH.pub (verifier).
 
     PATH defaults to the name's last '/' segment. Existing files are never overwritten.
+    With --witness the pair is a witness's cosignature/v1 key (type 0x04) for `evledger witness serve`.
     """
     with command_errors(json_output=json_output):
-        signer = SignerKey.generate(name)
+        signer = SignerKey.generate(name, ALG_COSIGNATURE_V1 if witness else ALG_ED25519)
         verifier = signer.verifier()
         prefix = key_file_prefix(name, out)
         key_path, pub_path = Path(f"{prefix}.key"), Path(f"{prefix}.pub")
@@ -213,6 +232,9 @@ def verify_inclusion_proof(
         ),
     ] = None,
     origin: OriginOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    tsa_cert: TsaCertOption = None,
+    timestamp: TimestampOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Check that a leaf is at --index in the tree a signed checkpoint commits to.
@@ -220,11 +242,15 @@ def verify_inclusion_proof(
     Give either --checkpoint with a proof (--proof FILE or --hash ...), or --receipt. The
     leaf (--entry or --leaf-hash) and --index may come from the receipt or proof file; when
     given as well they must match it. Tree size and root come from the verified checkpoint.
+    With --witness-policy the checkpoint must carry the quorum's cosignatures (a receipt's
+    does not: take the cosigned checkpoint from `evledger dossier --tlog-proofs` or
+    GET /checkpoint); with --tsa-cert a --timestamp token over it by a trusted authority.
     """
     with command_errors(json_output=json_output):
         if index is not None and index < 0:
             raise InputError(f"--index must be 0 or more, not {index}")
         verifier = load_verifier_key(key)
+        trust = load_trust(witness_policy, tsa_cert)
         given_leaf = _given_leaf_hash(leaf_hash_hex, entry)
         if receipt is not None:
             if checkpoint is not None or proof is not None or hashes:
@@ -243,9 +269,12 @@ def verify_inclusion_proof(
         if leaf_hex is None:
             raise InputError("give the leaf as --leaf-hash HEX or --entry FILE")
         signed = verify_inclusion_claim(claim, verifier, leaf_index, leaf_hex, origin)
+        anchoring = anchored(claim.checkpoint_note, token_files(timestamp), trust, claim.checkpoint_source)
         fields = {"index": leaf_index, "leaf_hash": leaf_hex, "signed_by": verifier.keyid, "time": claim.time}
         lines = [f"verified: leaf {leaf_hex} is at index {leaf_index} of the log", *_checkpoint_lines(signed)]
         lines.append(f"  signed by:  {verifier.keyid}")
+        lines += [f"  {line}" for line in anchoring.statements()]
+        fields["anchoring"] = anchoring_fields(anchoring)
         if claim.time is not None:
             lines.append(f"  time:       {claim.time} (as the receipt states; the proof does not cover it)")
         emit_success(json_output=json_output, fields={**_checkpoint_summary(signed), **fields}, lines=lines)
@@ -260,15 +289,21 @@ def verify_consistency_proof(
     proof: ProofFileOption = None,
     hashes: HashOption = None,
     origin: OriginOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    tsa_cert: TsaCertOption = None,
+    timestamp: TimestampOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Check that the log in the --new checkpoint is an append-only extension of the --old one.
 
     Both checkpoints must verify with --key and name the same origin. Give the proof as
-    --proof FILE or --hash ...; equal tree sizes need no proof and equal roots.
+    --proof FILE or --hash ...; equal tree sizes need no proof and equal roots. With
+    --witness-policy both must carry the quorum's cosignatures; with --tsa-cert the new one
+    a --timestamp token by a trusted authority.
     """
     with command_errors(json_output=json_output):
         verifier = load_verifier_key(key)
+        trust = load_trust(witness_policy, tsa_cert)
         proof_list, proof_file = proof_hashes(proof, hashes)
         old_note, new_note = read_input(old, "old checkpoint"), read_input(new, "new checkpoint")
         old_signed, new_signed = open_checkpoints(
@@ -278,6 +313,8 @@ def verify_consistency_proof(
         verify_extension(
             old_signed, new_signed, proof_list, claimed_sizes=claimed, claimed_by=f"proof file {proof}"
         )
+        anchored(old_note, [], Trust(trust.policy), f"old checkpoint {old}")
+        anchoring = anchored(new_note, token_files(timestamp), trust, f"new checkpoint {new}")
         emit_success(
             json_output=json_output,
             fields={
@@ -285,11 +322,13 @@ def verify_consistency_proof(
                 "old": _checkpoint_summary(old_signed),
                 "new": _checkpoint_summary(new_signed),
                 "signed_by": verifier.keyid,
+                "anchoring": anchoring_fields(anchoring),
             },
             lines=[
                 f"verified: log {old_signed.origin} at size {new_signed.size} extends size {old_signed.size}",
                 f"  old root hash:  {old_signed.root_hash.hex()}",
                 f"  new root hash:  {new_signed.root_hash.hex()}",
                 f"  signed by:      {verifier.keyid}",
+                *(f"  {line}" for line in anchoring.statements()),
             ],
         )

@@ -27,6 +27,7 @@ from ledger.append.bootstrap import check_ledger_key, initialise
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.errors import ConflictError, InputError
 from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, server_options
+from ledger.service.witnessing import DEFAULT_TSA_INTERVAL, load_witnessing, witnessing_env
 from ledger.storage.migrate import create_token
 
 DEFAULT_ORIGIN = "evledger.local/ledger"
@@ -124,6 +125,35 @@ def serve(
             "monitors). Everything else still needs one.",
         ),
     ] = False,
+    witness_policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--witness-policy",
+            metavar="FILE",
+            help="Submit every new checkpoint to these witnesses (`witness <name> <key> <url>` lines, "
+            "`quorum <n>`); GET /checkpoint then serves the newest checkpoint the quorum cosigned.",
+        ),
+    ] = None,
+    tsa: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tsa",
+            metavar="URL",
+            help="An RFC 3161 time-stamping authority to timestamp checkpoints (repeatable).",
+        ),
+    ] = None,
+    tsa_cert: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tsa-cert",
+            metavar="CERT.pem",
+            help="A certificate the authorities' tokens must verify against (repeatable).",
+        ),
+    ] = None,
+    tsa_interval: Annotated[
+        float,
+        typer.Option(min=0.1, metavar="S", help="Seconds between two tokens from one authority."),
+    ] = DEFAULT_TSA_INTERVAL,
 ) -> None:
     """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory.
 
@@ -140,6 +170,10 @@ def serve(
         refuse_busy_port(host, port)
         # The limits are checked before anything starts: a wrong EVLEDGER_* value is exit 2.
         options = server_options(host=host, port=port, workers=workers or os.cpu_count() or 1)
+        anchoring = (witness_policy, tsa or [], tsa_cert or [], tsa_interval)
+        witnessing = load_witnessing(
+            *anchoring
+        )  # a bad policy or certificate is exit 2, before anything starts
         signer, key_path = ledger_key(key, data_dir, None, dsn=dsn)
         with database(dsn, data_dir) as url:
             _initialise(url, signer, key_path, check_only=skip_init)
@@ -150,6 +184,7 @@ def serve(
                     ENV_DSN: url,
                     ENV_KEY: str(key_path.resolve()),
                     ENV_PUBLIC_LOG: "1" if public_log else "0",
+                    **witnessing_env(*anchoring),
                 }
             )
             refuse_busy_port(host, port)  # again: starting the database may have taken seconds
@@ -157,6 +192,10 @@ def serve(
             typer.echo(
                 f"evledger: serving {signer.name} on http://{host}:{port} ({access}ledger key {signer.keyid})"
             )
+            if witnessing.policy is not None:
+                typer.echo(f"evledger: checkpoints cosigned by {witnessing.policy.describe()}")
+            for authority in witnessing.authorities:
+                typer.echo(f"evledger: checkpoints timestamped by {authority.url}")
             Granian(**options).serve()
 
 

@@ -24,8 +24,20 @@ from cli.files import ProofFile, load_verifier_key, proof_hashes, read_text
 from cli.offline import KeyOption, OriginOption, ProofFileOption
 from cli.settings import OptionalServerOption, TokenOption
 from cli.tile_source import HttpTiles
+from cli.trust_options import (
+    TimestampOption,
+    TsaCertOption,
+    WitnessPolicyOption,
+    anchored,
+    anchoring_fields,
+    load_trust,
+    served_anchors,
+    token_files,
+)
+from ledger.core.checkpoint import Checkpoint
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, InputError, VerificationError
+from ledger.verify.anchoring import Anchoring, Trust
 from ledger.verify.checkpoints import open_checkpoints, parse_hashes, settle, verify_extension
 from ledger.verify.log_walk import HELPERS_FROM_ENTRIES, walk_log
 from ledger.verify.tile_source import DirectoryTiles, TileSource
@@ -59,6 +71,9 @@ def verify_log(
     tiles: TilesOption = None,
     origin: OriginOption = None,
     jobs: JobsOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    tsa_cert: TsaCertOption = None,
+    timestamp: TimestampOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Audit the whole log through its tiles, trusting only the ledger key.
@@ -66,20 +81,38 @@ def verify_log(
     Checks the checkpoint's signature, then every entry (canonical bytes, index,
     chain link, envelope signature by a key registered in the log, admin role),
     every hash tile, and the tree root against the checkpoint. Exit 1 names the
-    first entry or tile that differs.
+    first entry or tile that differs. With --witness-policy the checkpoint must carry the
+    quorum's cosignatures; with --tsa-cert an RFC 3161 token by a trusted authority (from
+    the server, or --timestamp files with --tiles), and no entry may be dated after it.
     """
     with command_errors(json_output=json_output), ExitStack() as stack:
         verifier = load_verifier_key(key)
+        trust = load_trust(witness_policy, tsa_cert)
         source: TileSource
+        client: LedgerClient | None = None
         if tiles is not None:
             source = DirectoryTiles(tiles)
         elif server:
-            source = HttpTiles(stack.enter_context(LedgerClient(server, token)), server)
+            client = stack.enter_context(LedgerClient(server, token))
+            source = HttpTiles(client, server)
         else:
             raise InputError("give --server URL (or EVLEDGER_SERVER) or --tiles DIR")
+        given_tokens = token_files(timestamp)
+
+        def anchor(note: bytes, checkpoint: Checkpoint) -> Anchoring:
+            tokens = given_tokens
+            if trust.tsa_certificates and not tokens and client is not None:
+                tokens = served_anchors(client, checkpoint.size)[1]
+            return anchored(note, tokens, trust, source.describe("checkpoint"))
+
         # No checkpoint at all: nothing to verify (exit 2).
         report = walk_log(
-            source, verifier, origin=origin, jobs=jobs, progress=not json_output and sys.stderr.isatty()
+            source,
+            verifier,
+            origin=origin,
+            jobs=jobs,
+            progress=not json_output and sys.stderr.isatty(),
+            anchor=anchor if trust.requires_anchors else None,
         )
         checkpoint, seconds = report.checkpoint, report.seconds
         rate = checkpoint.size / seconds if seconds > 0 else 0.0
@@ -93,13 +126,15 @@ def verify_log(
                 "seconds": round(seconds, 3),
                 "entries_per_second": round(rate),
                 "signed_by": verifier.keyid,
+                "anchoring": anchoring_fields(report.anchoring),
             },
             lines=[
                 (
                     f"verified: log {checkpoint.origin}: {checkpoint.size:,} entries, "
                     f"{report.signatures:,} signatures checked, root {checkpoint.root_hash.hex()} "
                     f"({seconds:.1f} s, {rate:,.0f} entries/s)"
-                )
+                ),
+                *(f"  {line}" for line in report.anchoring.statements()),
             ],
         )
 
@@ -130,15 +165,22 @@ def verify_consistency_command(
     token: TokenOption = None,
     proof: ProofFileOption = None,
     origin: OriginOption = None,
+    witness_policy: WitnessPolicyOption = None,
+    tsa_cert: TsaCertOption = None,
+    timestamp: TimestampOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Check that the log in checkpoint NEW is an append-only extension of the log in OLD.
 
     Both must verify with --key and name the same origin. The RFC 9162 consistency
     proof comes from --proof FILE or, without it, from the server (--server URL).
+    With --witness-policy both must carry the quorum's cosignatures; with --tsa-cert NEW
+    needs a token by a trusted authority (--timestamp files, or fetched with --server).
     """
     with command_errors(json_output=json_output):
         verifier = load_verifier_key(key)
+        trust = load_trust(witness_policy, tsa_cert)
+        tokens = token_files(timestamp)
         old_note, new_note = read_text(old, "old checkpoint"), read_text(new, "new checkpoint")
         old_signed, new_signed = open_checkpoints(
             old_note, new_note, verifier, origin, subjects=(f"old checkpoint {old}", f"new checkpoint {new}")
@@ -157,6 +199,11 @@ def verify_consistency_command(
         verify_extension(
             old_signed, new_signed, hashes, claimed_sizes=claimed, claimed_by=f"proof file {proof}"
         )
+        if trust.tsa_certificates and not tokens and server:
+            with LedgerClient(server, token) as client:
+                tokens = served_anchors(client, new_signed.size)[1]
+        anchored(old_note, [], Trust(trust.policy), f"old checkpoint {old}")
+        anchoring = anchored(new_note, tokens, trust, f"new checkpoint {new}")
         emit_success(
             json_output=json_output,
             fields={
@@ -165,11 +212,13 @@ def verify_consistency_command(
                 "new": {"tree_size": new_signed.size, "root_hash": new_signed.root_hash.hex()},
                 "proof_hashes": len(hashes),
                 "signed_by": verifier.keyid,
+                "anchoring": anchoring_fields(anchoring),
             },
             lines=[
                 f"verified: log {old_signed.origin} at size {new_signed.size} extends size {old_signed.size}",
                 f"  old root hash:  {old_signed.root_hash.hex()}",
                 f"  new root hash:  {new_signed.root_hash.hex()}",
                 f"  signed by:      {verifier.keyid}",
+                *(f"  {line}" for line in anchoring.statements()),
             ],
         )

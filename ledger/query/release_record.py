@@ -18,7 +18,7 @@ from ledger.query.proofs import ProofReader
 from ledger.query.timeline import RegistryHolder, current_registry
 from ledger.records.admin import KEY_EVENT_KINDS, POLICY_KIND, PolicyPublished, decode_admin_record
 from ledger.rules.events import Event, events_from_entries
-from ledger.storage.protocol import EntryRow, EvidenceIndex, LogStore
+from ledger.storage.protocol import CheckpointRow, EntryRow, EvidenceIndex, LogStore
 from ledger.verify.dossier import DOSSIER_FORMAT, Dossier, ProvenEntry
 
 
@@ -78,12 +78,18 @@ async def build_dossier(  # noqa: PLR0913, PLR0917 - one argument per input of t
     *,
     environment: str | None,
     now: str,
+    checkpoint: CheckpointRow | None = None,
+    timestamps: Sequence[bytes] = (),
 ) -> Dossier:
-    """Everything about the release under the latest checkpoint, with inclusion proofs against it.
+    """Everything about the release under `checkpoint` (default: the latest), with proofs against it.
 
-    Precondition: `index` reads the entries of `store`, and `proofs` the tiles of `store`.
+    `checkpoint` may carry witness cosignatures, and `timestamps` are its RFC 3161 tokens:
+    the dossier carries both, so an inspector needs nothing else (docs/trust-model.md).
+    Precondition: `index` reads the entries of `store`, and `proofs` the tiles of `store`;
+    `checkpoint` is one of `store`'s.
     """
-    checkpoint = await store.latest_checkpoint()
+    if checkpoint is None:
+        checkpoint = await store.latest_checkpoint()
     if checkpoint is None:
         raise NotFoundError("the ledger has no checkpoint yet")
     size = checkpoint.tree_size
@@ -109,4 +115,5 @@ async def build_dossier(  # noqa: PLR0913, PLR0917 - one argument per input of t
         evaluated_at=now,
         environment=environment,
         compliance=result_data(result),
+        timestamps=[b64encode(token) for token in timestamps],
     )

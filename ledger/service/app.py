@@ -7,6 +7,7 @@ the ASGI server imports in each worker process.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -39,7 +40,9 @@ from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, Limits, retu
 from ledger.service.openapi import document_availability, document_request_bodies, document_security
 from ledger.service.state import ServiceState
 from ledger.service.wire import refuse_nul_in_target
+from ledger.service.witnessing import WitnessingConfig, witnessing_from_env
 from ledger.storage.postgres import PostgresStore
+from ledger.storage.postgres_anchors import PostgresAnchorStore
 from ledger.storage.postgres_index import PostgresEvidenceIndex
 
 
@@ -56,6 +59,7 @@ class Settings:
     bench_routes: bool = False
     public_log: bool = False  # /checkpoint and /tile/* answer without a token (C2SP tile clients send none)
     limits: Limits = field(default_factory=Limits)  # body budget, body deadline, queue bytes
+    witnessing: WitnessingConfig = field(default_factory=WitnessingConfig)  # witnesses, time-stamping
 
 
 def settings_from_env() -> Settings:
@@ -73,6 +77,7 @@ def settings_from_env() -> Settings:
         bench_routes=os.environ.get("EVLEDGER_BENCH_ROUTES") == "1",
         public_log=os.environ.get(ENV_PUBLIC_LOG) == "1",
         limits=Limits.from_env(os.environ),
+        witnessing=witnessing_from_env(os.environ),
     )
 
 
@@ -97,20 +102,27 @@ def create_app(settings: Settings) -> Litestar:
                 max_pending_bytes=settings.limits.queue_bytes,
             )
             sequencer.start()
-            app.state.svc = ServiceState(
+            svc = app.state.svc = ServiceState(
                 store,
                 PostgresEvidenceIndex(store.pool),
                 sequencer,
                 ProofReader(store),
                 settings.signer,
+                PostgresAnchorStore(store.pool),
+                settings.witnessing,
                 public_log=settings.public_log,
             )
+            # Beside the sequencer, never in its way: the task only reads checkpoints and adds anchors.
+            witnessing = asyncio.create_task(svc.witnesses.run()) if settings.witnessing.enabled else None
             # Everything built so far lives as long as the process: keep it out of the collector's
             # generations, so full collections (tens of ms at p99) stay short.
             gc.freeze()
             try:
                 yield
             finally:
+                if witnessing is not None:
+                    witnessing.cancel()
+                    await asyncio.gather(witnessing, return_exceptions=True)
                 await sequencer.stop()
         finally:
             await store.close()
@@ -132,6 +144,7 @@ def create_app(settings: Settings) -> Litestar:
             routes_append.append_batch,
             routes_read.latest_checkpoint,
             routes_read.tlog_checkpoint,
+            routes_read.checkpoint_anchors,
             routes_read.entry,
             routes_read.entries,
             routes_read.inclusion_proof,

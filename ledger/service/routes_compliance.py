@@ -57,13 +57,27 @@ async def compliance(
 @get(
     f"{RELEASE}/dossier",
     summary="Offline-verifiable dossier of a release",
-    responses=errors(400, 401, 404),
+    responses=errors(400, 401, 404, 503),
     dependencies=READ,
 )
 async def dossier(svc: Svc, product: Product, version: Version, environment: Environment = None) -> Dossier:
-    """The checkpoint, every release entry with its proof, the key chain, the policy and compliance."""
+    """The checkpoint, every release entry with its proof, the key chain, the policy and compliance.
+
+    Under the checkpoint `GET /checkpoint` serves: with witnesses and authorities, the newest
+    one anchored by them, carried with its cosignatures and tokens.
+    """
+    checkpoint, anchors = await svc.served_checkpoint()
     return await build_dossier(
-        svc.store, svc.index, svc.proofs, svc.sequencer, product, version, environment=environment, now=_now()
+        svc.store,
+        svc.index,
+        svc.proofs,
+        svc.sequencer,
+        product,
+        version,
+        environment=environment,
+        now=_now(),
+        checkpoint=checkpoint,
+        timestamps=[token for _, token in anchors.timestamps],
     )
 
 

@@ -17,6 +17,7 @@ from ledger.service.auth import READ
 from ledger.service.openapi import NO_AUTH
 from ledger.service.state import Svc
 from ledger.service.wire import errors
+from ledger.service.witnessing import witness_keyids
 
 # The Prometheus text format 0.0.4; Litestar appends `; charset=utf-8` to every text/* type itself,
 # and a second charset parameter makes strict parsers (Go's mime, Prometheus 3) refuse the response.
@@ -72,11 +73,31 @@ async def metrics(svc: Svc) -> str:
     """Counters and gauges in the Prometheus text format."""
     head = await svc.store.head()
     seq = svc.sequencer
-    return svc.metrics.render(
-        {
-            "evledger_tree_size": ("Entries in the log.", head.tree_size if head else 0),
-            "evledger_sequencer_pending": ("Envelopes waiting to be integrated.", seq.pending),
-            "evledger_sequencer_batches": ("Batches this process committed.", seq.batches),
-            "evledger_sequencer_entries": ("Entries this process's batches committed.", seq.entries),
+    gauges: dict[str, tuple[str, float]] = {
+        "evledger_tree_size": ("Entries in the log.", head.tree_size if head else 0),
+        "evledger_sequencer_pending": ("Envelopes waiting to be integrated.", seq.pending),
+        "evledger_sequencer_batches": ("Batches this process committed.", seq.batches),
+        "evledger_sequencer_entries": ("Entries this process's batches committed.", seq.entries),
+    }
+    policy = svc.witnessing.policy
+    if policy is not None:
+        cosigned = await svc.anchors.latest_cosigned(witness_keyids(policy), policy.quorum)
+        gauges |= {
+            "evledger_cosigned_tree_size": (
+                "Entries under the newest quorum-cosigned checkpoint.",
+                cosigned or 0,
+            ),
+            "evledger_witness_lag_seconds": (
+                "Age of the oldest checkpoint newer than the newest quorum-cosigned one (0: none).",
+                await svc.anchors.witnessing_lag(cosigned),
+            ),
+            "evledger_witness_refusals": (
+                "Witness answers to this process that point at the log (fork, rollback).",
+                svc.witnesses.refusals,
+            ),
+            "evledger_witness_failures": (
+                "Failed submissions to witnesses or authorities by this process.",
+                svc.witnesses.failures,
+            ),
         }
-    )
+    return svc.metrics.render(gauges)

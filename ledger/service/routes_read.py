@@ -8,6 +8,7 @@ from litestar import Response, get
 from litestar.params import PathParameter, QueryParameter
 from litestar.response.base import ASGIResponse
 
+from ledger.core.cosignature import add_cosignatures
 from ledger.core.encoding import b64encode, hash_from_hex
 from ledger.core.proof import NodeID
 from ledger.errors import EncodingError, InputError, NotFoundError
@@ -24,6 +25,7 @@ from ledger.service.wire import (
     errors,
     json_response,
 )
+from ledger.verify.anchoring import ServedAnchors
 
 # Litestar appends `; charset=utf-8` to every text/* type itself; naming it here too would send it twice.
 TEXT = "text/plain"
@@ -35,16 +37,16 @@ async def _latest_size(svc: Svc, at_least: int = 0) -> tuple[int, str]:
 
 
 async def _checkpoint_note(svc: Svc) -> Response[str]:
-    """The newest checkpoint as a C2SP signed note (never cached: it changes with every batch)."""
-    checkpoint = await svc.latest_checkpoint(fresh=True)
+    """The served checkpoint as a C2SP signed note, cosigned under a witness policy (never cached)."""
+    checkpoint, _ = await svc.served_checkpoint()
     return Response(checkpoint.note, media_type=TEXT, headers={"Cache-Control": "no-store"})
 
 
 @get(
     "/v1/checkpoint",
     media_type=TEXT,
-    summary="The latest signed checkpoint",
-    responses=errors(400, 401, 404),
+    summary="The latest signed checkpoint (with a witness policy: the latest its quorum cosigned)",
+    responses=errors(400, 401, 404, 503),
     dependencies=READ,
 )
 async def latest_checkpoint(svc: Svc) -> Response[str]:
@@ -56,12 +58,46 @@ async def latest_checkpoint(svc: Svc) -> Response[str]:
     "/checkpoint",
     media_type=TEXT,
     summary="The latest signed checkpoint (C2SP tlog-tiles; open to all under serve --public-log)",
-    responses=errors(400, 401, 404),
+    responses=errors(400, 401, 404, 503),
     dependencies=LOG_READ,
 )
 async def tlog_checkpoint(svc: Svc) -> Response[str]:
     """The same note at the C2SP tlog-tiles path; without a token only when the log is public."""
     return await _checkpoint_note(svc)
+
+
+@get(
+    "/v1/anchors",
+    summary="A checkpoint with its witness cosignatures and RFC 3161 time-stamp tokens",
+    responses={**documented(ServedAnchors), **errors(400, 401, 404, 503)},
+    dependencies=READ,
+)
+async def checkpoint_anchors(
+    svc: Svc,
+    tree_size: Annotated[
+        int | None,
+        QueryParameter(
+            ge=0, description="A checkpoint's tree size; default: the one GET /checkpoint serves."
+        ),
+    ] = None,
+) -> ASGIResponse:
+    """The checkpoint of `tree_size`, every cosignature gathered for it as signature lines, and its tokens."""
+    if tree_size is None:
+        row, anchors = await svc.served_checkpoint()
+        note = row.note
+    else:
+        found = await svc.store.checkpoint(tree_size)
+        if found is None:
+            raise NotFoundError(f"no checkpoint was issued at tree size {tree_size}")
+        anchors = await svc.anchors.anchors(tree_size)
+        note = add_cosignatures(found.note, anchors.cosignatures)
+    return json_response(
+        ServedAnchors(
+            tree_size=anchors.tree_size,
+            checkpoint=note,
+            timestamps=[b64encode(token) for _, token in anchors.timestamps],
+        )
+    )
 
 
 @get(

@@ -14,13 +14,16 @@ from litestar.di import NamedDependency
 
 from ledger.append.appender import Appender
 from ledger.append.sequencer import Sequencer
+from ledger.core.cosignature import add_cosignatures
 from ledger.core.keys import SignerKey
-from ledger.errors import NotFoundError
+from ledger.errors import LedgerError, LogIntegrityError, NotFoundError, UnavailableError
 from ledger.query.proofs import ProofReader
 from ledger.rules.log_state import verified_checkpoint
 from ledger.service.auth import Tokens
 from ledger.service.metrics import Metrics
-from ledger.storage.protocol import CheckpointRow, EvidenceIndex, LogStore
+from ledger.service.witnessing import Witnessing, WitnessingConfig, witness_keyids
+from ledger.storage.protocol import Anchors, AnchorStore, CheckpointRow, EvidenceIndex, LogStore
+from ledger.verify.witness_policy import check_quorum
 
 CHECKPOINT_CACHE_SECONDS = 0.2
 
@@ -38,19 +41,24 @@ class ServiceState:
     sequencer: Sequencer
     proofs: ProofReader
     signer: SignerKey
+    anchors: AnchorStore  # witness cosignatures and time-stamp tokens of `store`'s checkpoints
+    witnessing: WitnessingConfig = field(default_factory=WitnessingConfig)
     metrics: Metrics = field(default_factory=Metrics)
     public_log: bool = False  # `serve --public-log`: /checkpoint and /tile/* need no token
+    witnesses: Witnessing = field(init=False)  # this process's witnessing tasks (run by the lease holder)
     appender: Appender = field(init=False)  # every append of this process, on `sequencer`
     tokens: Tokens = field(
         init=False
     )  # the bearer tokens of `store`, as each route's access check reads them
     _latest: tuple[CheckpointRow, float] | None = None
     _verified_note: str = ""  # the newest checkpoint note this process checked (or signed)
+    _verified_anchored: str = ""  # the newest anchored checkpoint note this process checked
 
     def __post_init__(self) -> None:
         """Build the appender and the token cache on the store and sequencer given."""
         self.appender = Appender(self.store, self.sequencer, self.proofs, on_commit=self._committed)
         self.tokens = Tokens(self.store)
+        self.witnesses = Witnessing(self.store, self.anchors, self.proofs, self.witnessing)
 
     async def latest_checkpoint(self, at_least: int = 0, *, fresh: bool = False) -> CheckpointRow:
         """The newest checkpoint, read at most every CHECKPOINT_CACHE_SECONDS unless `fresh`.
@@ -78,6 +86,42 @@ class ServiceState:
             self._verified_note = checkpoint.note
         self._remember(checkpoint)
         return checkpoint
+
+    async def served_checkpoint(self) -> tuple[CheckpointRow, Anchors]:
+        """The checkpoint `GET /checkpoint` serves, with every cosignature gathered, and its anchors.
+
+        Without witnesses or authorities, the newest checkpoint. Otherwise the newest one that
+        holds what they give (docs/trust-model.md): its policy's quorum of cosignatures and,
+        with authorities, a time-stamp token (they stamp only cosigned checkpoints). Until one
+        exists, UnavailableError (a 503): a verifier holding the policy accepts nothing less,
+        and receipts carry the ledger-signed checkpoints meanwhile. Its ledger signature and
+        quorum are checked before it is served (LogIntegrityError otherwise).
+        """
+        config = self.witnessing
+        if not config.enabled:
+            latest = await self.latest_checkpoint(fresh=True)
+            return latest, await self.anchors.anchors(latest.tree_size)
+        policy = config.policy
+        if config.authorities:
+            size = await self.anchors.latest_timestamped()
+        else:
+            assert policy is not None  # noqa: S101 - `enabled` without authorities means a policy
+            size = await self.anchors.latest_cosigned(witness_keyids(policy), policy.quorum)
+        row = None if size is None else await self.store.checkpoint(size)
+        if row is None:
+            needs = policy.describe() if policy else "a time-stamp token"
+            raise UnavailableError(f"no checkpoint is anchored yet (it needs {needs})", retry_after=5)
+        anchors = await self.anchors.anchors(row.tree_size)
+        note = add_cosignatures(row.note, anchors.cosignatures)
+        if note != self._verified_anchored:
+            verified_checkpoint(row, self.sequencer.ledger_key, self.sequencer.origin)
+            if policy is not None:
+                try:
+                    check_quorum(note, policy)
+                except LedgerError as exc:
+                    raise LogIntegrityError(f"the cosignatures of checkpoint {row.tree_size}: {exc}") from exc
+            self._verified_anchored = note
+        return CheckpointRow(row.tree_size, row.root_hash, note), anchors
 
     def _remember(self, checkpoint: CheckpointRow) -> None:
         if self._latest is None or checkpoint.tree_size >= self._latest[0].tree_size:

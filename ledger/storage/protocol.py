@@ -322,3 +322,60 @@ class EvidenceIndex(Protocol):
     async def latest_entry_of_kind(self, kind: str, before: int) -> EntryRow | None:
         """The newest entry of this kind (e.g. `policy.published`) below index `before`."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Anchors:
+    """What anchors one checkpoint outside the operator: witness cosignature lines, RFC 3161 tokens."""
+
+    tree_size: int
+    cosignatures: tuple[str, ...]  # signature lines, `— <name> <base64>`, oldest first
+    timestamps: tuple[tuple[str, bytes], ...]  # (authority URL, DER token), oldest first
+
+
+class AnchorStore(Protocol):
+    """Cosignatures and time-stamp tokens gathered for stored checkpoints (docs/trust-model.md).
+
+    Rows are only added, never changed. Each belongs to a checkpoint of the `LogStore`
+    it was built beside; the caller verifies a cosignature or token before adding it.
+    """
+
+    async def add_cosignature(self, tree_size: int, witness: str, line: str) -> None:
+        """Keep witness `witness`'s (its keyid string) cosignature line for the checkpoint of `tree_size`.
+
+        A second line by the same witness for the same size is ignored: the first one stands.
+        Precondition: a checkpoint of `tree_size` is stored and `line` verified against it.
+        """
+        ...
+
+    async def add_timestamp(self, tree_size: int, authority: str, token: bytes) -> None:
+        """Keep the RFC 3161 token `authority` (its URL) issued for the checkpoint of `tree_size`.
+
+        A second token by the same authority for the same size is ignored.
+        Precondition: a checkpoint of `tree_size` is stored and `token` verified against it.
+        """
+        ...
+
+    async def anchors(self, tree_size: int) -> Anchors:
+        """Every cosignature line and token kept for the checkpoint of `tree_size` (empty when none)."""
+        ...
+
+    async def latest_cosigned(self, witnesses: Sequence[str], quorum: int) -> int | None:
+        """The largest tree size cosigned by at least `quorum` of `witnesses` (keyid strings), or None."""
+        ...
+
+    async def latest_timestamped(self) -> int | None:
+        """The largest tree size holding an RFC 3161 token, None if none does."""
+        ...
+
+    async def witnessing_lag(self, cosigned: int | None) -> float:
+        """Seconds since the oldest checkpoint larger than `cosigned` was issued (0.0 when there is none)."""
+        ...
+
+    def witnessing_lease(self) -> AbstractAsyncContextManager[bool]:
+        """Hold, for the block, the one lease on submitting this log's checkpoints; yields whether it was got.
+
+        Only one holder at a time across every process on the database; the lease ends with
+        the block, or when the holder's connection is lost.
+        """
+        ...

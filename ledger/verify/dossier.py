@@ -37,6 +37,16 @@ from ledger.rules.completeness import Completeness, LastEvent
 from ledger.rules.events import Event, SignerNames, admitted_event
 from ledger.rules.registry import KeyRegistry
 from ledger.rules.replay import apply_recorded
+from ledger.verify.anchoring import (
+    LEDGER_KEY_ONLY,
+    NO_ANCHORS,
+    Anchoring,
+    Trust,
+    check_anchoring,
+    check_entry_times,
+    check_evaluation_time,
+    decode_timestamps,
+)
 from ledger.verify.compliance_claim import first_difference
 from ledger.verify.compliance_claim import recompute as recompute_compliance
 
@@ -64,6 +74,7 @@ class Dossier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     evaluated_at: str
     environment: str | None
     compliance: dict[str, Any]
+    timestamps: list[str] = []  # RFC 3161 tokens over the checkpoint's note text, base64 DER
 
 
 # (events, policy record, policy entry index, evaluated_at, environment) -> compliance result as JSON data
@@ -81,6 +92,7 @@ class DossierReport:
     completeness: Completeness
     compliance: dict[str, Any]
     checks: list[str] = field(default_factory=list)
+    anchoring: Anchoring = NO_ANCHORS  # the witness quorum and trusted time checked, if asked
 
     @property
     def sealed(self) -> bool:
@@ -255,8 +267,20 @@ def decode_dossier(data: bytes | str, source: str) -> Dossier:
         raise VerificationError(f"{source} is not an intact dossier: {exc}") from exc
 
 
+def _anchored(dossier: Dossier, trust: Trust, proven: list[_Proven]) -> Anchoring:
+    """The anchors `trust` requires of the checkpoint, and the times they bound (ledger.verify.anchoring)."""
+    anchoring = check_anchoring(dossier.checkpoint, decode_timestamps(dossier.timestamps, "dossier"), trust)
+    check_entry_times(anchoring, ((p.index, p.entry.time) for p in proven))
+    check_evaluation_time(anchoring, dossier.evaluated_at)
+    return anchoring
+
+
 def verify_dossier(
-    dossier: Dossier, verifier: VerifierKey, recompute: Recompute = recompute_compliance
+    dossier: Dossier,
+    verifier: VerifierKey,
+    recompute: Recompute = recompute_compliance,
+    *,
+    trust: Trust = LEDGER_KEY_ONLY,
 ) -> DossierReport:
     """Verify a dossier offline, trusting only `verifier` (the ledger key); raise at the first failure.
 
@@ -265,7 +289,10 @@ def verify_dossier(
     the key event the checkpoint names; the policy entry and every release entry
     signed by keys registered and unrevoked at their index; the release chain and its
     seal; and the compliance claim, re-evaluated with `recompute` (by default exactly
-    as the ledger evaluates it). VerificationError (or one of its kinds) otherwise.
+    as the ledger evaluates it). With `trust`, the checkpoint must also carry the witness
+    quorum and trusted time it requires, and every entry time and the evaluation time must
+    agree with that time (`ledger.verify.anchoring`). VerificationError (or one of its kinds)
+    otherwise.
     """
     if dossier.format != DOSSIER_FORMAT:
         raise VerificationError(
@@ -304,6 +331,8 @@ def verify_dossier(
     checks.append(f"release chain of {len(chained)} events unbroken from its first event")
     if completeness.sealed_at is not None:
         checks.append(f"release seal at entry {completeness.sealed_at} commits to the chain before it")
+    anchoring = _anchored(dossier, trust, [*keys, *entries])
+    checks += anchoring.statements()
     names = SignerNames(registry)
     read = (
         admitted_event(p.entry, p.leaf, admitted[p.index], names(admitted[p.index].signer_keyid))
@@ -326,4 +355,4 @@ def verify_dossier(
             labels=("dossier claims", "re-evaluated"),
         )
     checks.append(f"compliance re-evaluated: {computed.get('status')}")
-    return DossierReport(checkpoint, events, len(keys), completeness, computed, checks)
+    return DossierReport(checkpoint, events, len(keys), completeness, computed, checks, anchoring)

@@ -28,6 +28,7 @@ from ledger.core.tiles import TILE_WIDTH, Tile, decode_entry_bundle, tile_width
 from ledger.errors import EncodingError, LedgerError, RootMismatchError, VerificationError, failure_context
 from ledger.records.admin import KeyRegistered, KeyRevoked
 from ledger.rules.replay import LogReplayer, ReplayedEntry, latest_plausible_time
+from ledger.verify.anchoring import NO_ANCHORS, AnchorCheck, Anchoring, entry_time_limit
 from ledger.verify.audit_checks import check_key_chain_claim
 from ledger.verify.checkpoints import open_served_checkpoint
 from ledger.verify.signature_pool import DeferredSignatures
@@ -61,15 +62,17 @@ class WalkReport:
     checkpoint: Checkpoint
     signatures: int
     seconds: float
+    anchoring: Anchoring = NO_ANCHORS
 
 
-def walk_log(
+def walk_log(  # noqa: PLR0913 - the source, the key, then keyword-only options
     source: TileSource,
     verifier: VerifierKey,
     *,
     origin: str | None = None,
     jobs: int | None = None,
     progress: bool = False,
+    anchor: AnchorCheck | None = None,
 ) -> WalkReport:
     """Verify the whole log `source` serves, trusting only `verifier` (the ledger key).
 
@@ -78,37 +81,44 @@ def walk_log(
     helper processes check signatures beside the replay (0: none; None: `default_jobs`).
     With `progress`, a counter is drawn on stderr. NotFoundError when the source has
     no checkpoint at all (nothing to verify); VerificationError at the first failure.
+    With `anchor`, the checkpoint's anchors are checked before any entry (it gets the served
+    note and its opened checkpoint; `ledger.verify.anchoring`), and no entry may then claim a
+    time later than the checkpoint's trusted time.
     """
     with ExitStack() as stack:
         fetch = stack.enter_context(Prefetcher(source))
         note = source.read("checkpoint", MAX_CHECKPOINT_BYTES)
         checkpoint = open_served_checkpoint(note, verifier, origin, source.describe("checkpoint"))
+        anchoring = NO_ANCHORS if anchor is None else anchor(note, checkpoint)
         counter = Progress("verify-log", checkpoint.size, enabled=progress)
         helpers = default_jobs(checkpoint.size) if jobs is None else jobs
         signatures = stack.enter_context(DeferredSignatures(helpers)) if helpers > 0 else None
-        walk = LogWalk(source, fetch, verifier, counter, signatures)
+        walk = LogWalk(source, fetch, verifier, counter, signatures, not_after=entry_time_limit(anchoring))
         try:
             walk.run(checkpoint)
         finally:
             counter.close()
-        return WalkReport(checkpoint, walk.signature_count, counter.elapsed)
+        return WalkReport(checkpoint, walk.signature_count, counter.elapsed, anchoring)
 
 
 class LogWalk:
     """One pass over the level-0 tiles of a verified checkpoint, in log order."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - what a walk reads and checks with, then one keyword option
         self,
         source: TileSource,
         fetch: Prefetcher,
         verifier: VerifierKey,
         progress: Progress,
         signatures: DeferredSignatures | None = None,
+        *,
+        not_after: str | None = None,
     ) -> None:
         """Verify with `verifier`; read through `fetch`; `source` only names what is read.
 
         With `signatures`, entry signatures are checked by its helper processes (see
-        `ledger.verify.signature_pool`); without, in the replay itself.
+        `ledger.verify.signature_pool`); without, in the replay itself. No entry time may be
+        later than `not_after` (default: the verifier's clock, `latest_plausible_time`).
         """
         self.source = source
         self.fetch = fetch
@@ -116,7 +126,7 @@ class LogWalk:
         self.progress = progress
         self.signatures = signatures
         self.replayer = LogReplayer(
-            check_now if signatures is None else signatures, not_after=latest_plausible_time()
+            check_now if signatures is None else signatures, not_after=not_after or latest_plausible_time()
         )
         self.builder = TileBuilder()
         self.signature_count = 0

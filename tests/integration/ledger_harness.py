@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,12 +100,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(ledger: Ledger, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run `evledger serve` on the ledger in a subprocess; yield its base URL; stop it afterwards."""
+def live_server(
+    ledger: Ledger, *, workers: int = 1, env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Run `evledger serve [args]` on the ledger in a subprocess; yield its base URL; stop it afterwards."""
     port = free_port()
     cli = Path(sys.executable).with_name("evledger")
     command = [str(cli), "serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--port", str(port)]
-    command += ["--workers", str(workers)]
+    command += ["--workers", str(workers), *args]
     process = subprocess.Popen(  # noqa: S603 - our own CLI with arguments we built
         command,
         env={**os.environ, **(env or {})},

@@ -140,6 +140,12 @@ def test_the_fixture_ledger_has_a_full_and_a_partial_tile(ledger: Ledger) -> Non
 
 # --- as the owner: triggers ----------------------------------------------------------------------
 
+ADD_COSIGNATURE = (
+    "INSERT INTO checkpoint_cosignatures (tree_size, witness, line) VALUES (1, 'w+00000000', '— w AAAA'); "
+)
+ADD_TIMESTAMP = (
+    "INSERT INTO checkpoint_timestamps (tree_size, tsa, token) VALUES (1, 'http://tsa', '\\x01'); "
+)
 OWNER_ATTACKS = {
     "rewrite_entry_bytes": (
         "UPDATE entries SET data = convert_to('{}', 'UTF8') WHERE idx = 5",
@@ -168,6 +174,29 @@ OWNER_ATTACKS = {
     ),
     "delete_checkpoint": ("DELETE FROM checkpoints WHERE tree_size = 1", refused("DELETE", "checkpoints")),
     "truncate_checkpoints": ("TRUNCATE checkpoints", refused("TRUNCATE", "checkpoints")),
+    # What anchors a checkpoint outside the operator is as append-only as the log (issue #11). The
+    # row triggers fire only on rows, so each attack first adds one (rolled back with the attack).
+    "rewrite_cosignature": (
+        ADD_COSIGNATURE + "UPDATE checkpoint_cosignatures SET line = line || 'x'",  # noqa: S608 - constant SQL of the test
+        refused("UPDATE", "checkpoint_cosignatures"),
+    ),
+    "delete_cosignatures": (
+        ADD_COSIGNATURE + "DELETE FROM checkpoint_cosignatures",  # noqa: S608 - constant SQL of the test
+        refused("DELETE", "checkpoint_cosignatures"),
+    ),
+    "truncate_cosignatures": (
+        "TRUNCATE checkpoint_cosignatures",
+        refused("TRUNCATE", "checkpoint_cosignatures"),
+    ),
+    "rewrite_timestamp": (
+        ADD_TIMESTAMP + "UPDATE checkpoint_timestamps SET token = token || '\\x00'::bytea",  # noqa: S608 - constant SQL of the test
+        refused("UPDATE", "checkpoint_timestamps"),
+    ),
+    "delete_timestamps": (
+        ADD_TIMESTAMP + "DELETE FROM checkpoint_timestamps",  # noqa: S608 - constant SQL of the test
+        refused("DELETE", "checkpoint_timestamps"),
+    ),
+    "truncate_timestamps": ("TRUNCATE checkpoint_timestamps", refused("TRUNCATE", "checkpoint_timestamps")),
 }
 
 
@@ -271,6 +300,12 @@ SERVICE_ATTACKS = {
     "update_checkpoints": ("UPDATE checkpoints SET note = ''", denied("checkpoints")),
     "delete_checkpoints": ("DELETE FROM checkpoints", denied("checkpoints")),
     "truncate_checkpoints": ("TRUNCATE checkpoints", denied("checkpoints")),
+    "update_cosignatures": (
+        "UPDATE checkpoint_cosignatures SET line = ''",
+        denied("checkpoint_cosignatures"),
+    ),
+    "delete_cosignatures": ("DELETE FROM checkpoint_cosignatures", denied("checkpoint_cosignatures")),
+    "delete_timestamps": ("DELETE FROM checkpoint_timestamps", denied("checkpoint_timestamps")),
     "delete_tiles": ("DELETE FROM tiles", denied("tiles")),
     "truncate_tiles": ("TRUNCATE tiles", denied("tiles")),
     "delete_log_head": ("DELETE FROM log_head", denied("log_head")),

@@ -221,7 +221,7 @@ def test_bad_input_exits_2_naming_the_file_and_appends_nothing(pipeline, tmp_pat
         ({"EVLEDGER_TOKEN": ""}, "input", 2),  # no token: refused before anything is sent
         ({"EVLEDGER_TOKEN": "not-a-token"}, "unauthenticated", 2),
         ({"EVLEDGER_KEY": ""}, "input", 2),
-        ({"EVLEDGER_SERVER": f"http://127.0.0.1:{free_port()}"}, "unavailable", 2),
+        ({"EVLEDGER_SERVER": f"http://127.0.0.1:{free_port()}"}, "unavailable", 3),
         ({"EVLEDGER_KEY": "<unregistered key>"}, "signature", 1),  # the ledger's signature check failed
     ],
 )

@@ -24,6 +24,8 @@ LOG_ROUTES = ["/checkpoint", "/tile/0/000.p/1", "/tile/entries/000.p/1"]
 # Every other GET route, each with a request that would succeed with a token.
 PRIVATE_ROUTES = [
     "/v1/checkpoint",
+    "/v1/anchors",
+    "/v1/anchors?tree_size=1",
     "/v1/entries/0",
     "/v1/entries?start=0&limit=1",
     "/v1/proofs/inclusion?index=0&tree_size=1",

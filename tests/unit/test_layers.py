@@ -28,6 +28,7 @@ LAYERS = (
     "ledger.query",
     "ledger.append",
     "ledger.service",
+    "ledger.witness",
     "cli",
 )
 PURE_LAYERS = ("ledger.core", "ledger.records", "ledger.rules", "ledger.compliance", "ledger.verify")
