@@ -28,7 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,8 +307,10 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(ledger: BenchLedger, workers: int, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`evledger serve --dsn ... --key ... --port ... --workers N` with EVLEDGER_BENCH_ROUTES=1.
+def running_server(
+    ledger: BenchLedger, workers: int, env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[Server]:
+    """`evledger serve --dsn ... --key ... --port ... --workers N [args]` with EVLEDGER_BENCH_ROUTES=1.
 
     Output goes to a temporary log, printed if the server fails to start. The
     server runs in its own process group; on the way out it gets SIGTERM, and
@@ -317,7 +319,7 @@ def running_server(ledger: BenchLedger, workers: int, env: dict[str, str] | None
     port = free_port()
     cli = Path(sys.executable).with_name("evledger")
     command = [str(cli), "serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path)]
-    command += ["--port", str(port), "--workers", str(workers)]
+    command += ["--port", str(port), "--workers", str(workers), *args]
     extra = {"EVLEDGER_BENCH_ROUTES": "1", **(env or {})}
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(  # noqa: S603 - our own CLI with arguments we built
@@ -325,7 +327,7 @@ def running_server(ledger: BenchLedger, workers: int, env: dict[str, str] | None
     )
     url = f"http://127.0.0.1:{port}"
     shown = " ".join(f"{k}={v}" for k, v in extra.items()) + " evledger serve --dsn DSN --key KEY"
-    shown += f" --port {port} --workers {workers}"
+    shown += f" --port {port} --workers {workers}" + "".join(f" {a}" for a in args)
     try:
         _wait_ready(process, url, log)
         yield Server(url, shown, extra, process.pid)

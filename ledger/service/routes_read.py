@@ -25,6 +25,7 @@ from ledger.service.wire import (
     errors,
     json_response,
 )
+from ledger.storage.protocol import MAX_INDEX
 from ledger.verify.anchoring import ServedAnchors
 
 # Litestar appends `; charset=utf-8` to every text/* type itself; naming it here too would send it twice.
@@ -77,7 +78,9 @@ async def checkpoint_anchors(
     tree_size: Annotated[
         int | None,
         QueryParameter(
-            ge=0, description="A checkpoint's tree size; default: the one GET /checkpoint serves."
+            ge=0,
+            le=MAX_INDEX,
+            description="A checkpoint's tree size; default: the one GET /checkpoint serves.",
         ),
     ] = None,
 ) -> ASGIResponse:

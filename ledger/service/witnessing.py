@@ -43,7 +43,8 @@ from ledger.verify.witness_policy import Witness, WitnessPolicy, parse_witness_p
 
 log = logging.getLogger("evledger.witnessing")
 
-POLL_SECONDS = 0.05  # how often each task looks for a newer checkpoint (a primary-key read)
+POLL_SECONDS = 0.25  # how often witnessing looks for a newer checkpoint (a primary-key read)
+ROUND_SECONDS = 0.5  # how long a round of submissions waits for a slow witness before moving on
 LEASE_RETRY_SECONDS = 1.0  # how often a process that does not lead asks again
 SUBMIT_TIMEOUT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 30.0
@@ -181,8 +182,8 @@ class Witnessing:
 
     async def _lead(self) -> None:
         async with httpx.AsyncClient(timeout=SUBMIT_TIMEOUT_SECONDS) as http, asyncio.TaskGroup() as tasks:
-            for witness in self.config.policy.witnesses if self.config.policy else ():
-                tasks.create_task(self._follow(witness.name, partial(self._submit, http, witness)))
+            if self.config.policy is not None:
+                tasks.create_task(self._witness_rounds(http, self.config.policy))
             for authority in self.config.authorities:
                 handler = partial(self._stamp, http, authority)
                 tasks.create_task(
@@ -193,6 +194,62 @@ class Witnessing:
                         cosigned_only=self.config.policy is not None,
                     )
                 )
+
+    async def _witness_rounds(self, http: httpx.AsyncClient, policy: WitnessPolicy) -> None:
+        """Every POLL_SECONDS, submit the newest checkpoint to each witness that is free and behind.
+
+        One round, one checkpoint for every witness: so the witnesses cosign the same
+        checkpoints, and a quorum forms at each round's. A round waits at most ROUND_SECONDS
+        for its answers; a slower witness keeps its submission and sits out the rounds until
+        it answers, then joins the round of the moment, whose checkpoint the others cosign too.
+        """
+        busy: dict[str, asyncio.Task[None]] = {}
+        backoffs = {w.name: _Backoff() for w in policy.witnesses}
+        try:
+            await self._rounds(http, policy, busy, backoffs)
+        finally:
+            for task in busy.values():
+                task.cancel()
+
+    async def _rounds(
+        self,
+        http: httpx.AsyncClient,
+        policy: WitnessPolicy,
+        busy: dict[str, asyncio.Task[None]],
+        backoffs: dict[str, _Backoff],
+    ) -> None:
+        while True:
+            await asyncio.sleep(POLL_SECONDS)
+            latest = await self.store.latest_checkpoint()
+            if latest is None:
+                continue
+            now = time.monotonic()
+            started = [
+                busy.setdefault(w.name, asyncio.create_task(self._attempt(http, w, latest, backoffs[w.name])))
+                for w in policy.witnesses
+                if w.name not in busy
+                and now >= backoffs[w.name].until
+                and self._witness_sizes.get(w.name, -1) < latest.tree_size
+            ]
+            if started:
+                await asyncio.wait(started, timeout=ROUND_SECONDS)
+            for name, task in list(busy.items()):
+                if task.done():
+                    del busy[name]
+
+    async def _attempt(
+        self, http: httpx.AsyncClient, witness: Witness, checkpoint: CheckpointRow, backoff: _Backoff
+    ) -> None:
+        """One submission to one witness; a failure is logged and backs that witness off, never raised."""
+        try:
+            await self._submit(http, witness, checkpoint)
+        except (LedgerError, httpx.HTTPError) as exc:
+            self.failures += 1
+            delay = backoff.failed()
+            log.warning("witness %s: checkpoint %d not cosigned (retry in %.1fs): %s",
+                        witness.name, checkpoint.tree_size, delay, exc)  # fmt: skip
+        else:
+            backoff.succeeded()
 
     async def _follow(
         self, name: str, handle: _Handler, *, interval: float = 0.0, cosigned_only: bool = False
@@ -214,13 +271,9 @@ class Witnessing:
                 await handle(latest)
             except (LedgerError, httpx.HTTPError) as exc:
                 self.failures += 1
-                log.warning(
-                    "%s: checkpoint %d not anchored (retry in %.1fs): %s",
-                    name,
-                    latest.tree_size,
-                    backoff.failed(),
-                    exc,
-                )
+                delay = backoff.failed()
+                log.warning("%s: checkpoint %d not timestamped (retry in %.1fs): %s",
+                            name, latest.tree_size, delay, exc)  # fmt: skip
                 continue
             done = latest.tree_size
             backoff.succeeded()

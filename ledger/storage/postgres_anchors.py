@@ -30,9 +30,14 @@ _COSIGNATURES_SQL = (
 _TIMESTAMPS_SQL = (
     "SELECT tsa, token FROM checkpoint_timestamps WHERE tree_size = $1 ORDER BY received_at, tsa"
 )
-# Newest first along the primary key: the scan stops at the first size with enough cosigners.
+# The newest size with enough cosigners. First among the newest rows only (a backward scan of the
+# primary key, bounded): witnesses cosign the same recent checkpoints, so it is nearly always there.
+_RECENT_ROWS = 512
 _LATEST_COSIGNED_SQL = """
-SELECT tree_size FROM checkpoint_cosignatures WHERE witness = ANY($1::text[])
+SELECT tree_size FROM (
+    SELECT tree_size FROM checkpoint_cosignatures WHERE witness = ANY($1::text[])
+    ORDER BY tree_size DESC LIMIT $3
+) AS recent
 GROUP BY tree_size HAVING count(*) >= $2 ORDER BY tree_size DESC LIMIT 1
 """
 _LAG_SQL = """
@@ -75,7 +80,11 @@ class PostgresAnchorStore:
 
     async def latest_cosigned(self, witnesses: Sequence[str], quorum: int) -> int | None:
         """The largest size with `quorum` cosignatures among `witnesses`."""
-        size: int | None = await self._pool.fetchval(_LATEST_COSIGNED_SQL, list(witnesses), quorum)
+        size: int | None = await self._pool.fetchval(
+            _LATEST_COSIGNED_SQL, list(witnesses), quorum, _RECENT_ROWS
+        )
+        if size is None:  # a witness long absent: look through every row (NULL: no limit)
+            size = await self._pool.fetchval(_LATEST_COSIGNED_SQL, list(witnesses), quorum, None)
         return size
 
     async def latest_timestamped(self) -> int | None:

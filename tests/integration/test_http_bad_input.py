@@ -577,7 +577,12 @@ def test_attack_missing_or_unknown_token_is_401(api: Api, headers: dict[str, str
         api.refused("GET", path, 401, as_=None, headers=headers)
 
 
-BAD_PARAMETERS = ["/v1/entries?limit=0", "/v1/entries?start=-1", "/v1/proofs/consistency?first=x&second=2"]
+BAD_PARAMETERS = [
+    "/v1/entries?limit=0",
+    "/v1/entries?start=-1",
+    "/v1/proofs/consistency?first=x&second=2",
+    "/v1/anchors?tree_size=x",
+]
 
 
 @pytest.mark.parametrize("path", BAD_PARAMETERS)
@@ -709,6 +714,11 @@ def _proof_paths(size: int) -> dict[str, str]:
         "page_limit_too_big": "/v1/entries?limit=1001",
         "page_start_negative": "/v1/entries?start=-1",
         "negative_entry_index": "/v1/entries/-1",
+        "anchors_tree_size_negative": "/v1/anchors?tree_size=-1",
+        "anchors_tree_size_not_a_number": "/v1/anchors?tree_size=one",
+        "anchors_tree_size_past_int64": "/v1/anchors?tree_size=99999999999999999999",
+        "inclusion_tree_size_past_int64": "/v1/proofs/inclusion?index=0&tree_size=99999999999999999999",
+        "consistency_first_past_int64": "/v1/proofs/consistency?first=99999999999999999999",
     }
 
 
@@ -718,6 +728,10 @@ PROOF_CASES = list(_proof_paths(0))
 @pytest.mark.parametrize("case", PROOF_CASES)
 def test_attack_out_of_range_read_parameters_are_400(api: Api, case: str) -> None:
     api.refused("GET", _proof_paths(api.size)[case], 400, as_="auditor")
+
+
+def test_anchors_of_a_checkpoint_never_issued_are_404(api: Api) -> None:
+    api.refused("GET", f"/v1/anchors?tree_size={api.size + 1}", 404, as_="auditor")
 
 
 NUL_QUERIES = {

@@ -40,6 +40,7 @@ from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
 from ledger.core.tiles import TILE_WIDTH, encode_entry_bundle
+from ledger.errors import UnavailableError
 from ledger.rules.chains import key_chain_extension
 from ledger.verify.tree_check import TileBuilder
 
@@ -399,7 +400,10 @@ def _answers(url: str) -> bool:
 
 def _stamped(url: str) -> bool:
     with LedgerClient(url, AUDITOR[url]) as client:
-        size = int(client.get("/checkpoint").text.split("\n")[1])
+        try:  # 503 until an authority has stamped a first checkpoint
+            size = int(client.get("/checkpoint").text.split("\n")[1])
+        except UnavailableError:
+            return False
         return bool(client.get("/v1/anchors", tree_size=size).json()["timestamps"])
 
 

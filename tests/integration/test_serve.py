@@ -27,7 +27,7 @@ from ledger_harness import Ledger, free_port, live_server, token
 from service_support import bearer, opened, scratch_database, scratch_ledger
 
 from cli.serve_guard import SERVE_LOCK_FILE, data_dir_lock
-from ledger.core.keys import SignerKey
+from ledger.core.keys import ALG_COSIGNATURE_V1, SignerKey
 from ledger.errors import InputError
 from ledger.storage.migrate import migrate
 
@@ -163,6 +163,41 @@ def test_bad_listen_addresses_exit_2(
 ) -> None:
     args = ["serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--host", host, "--port", port]
     assert message in refused(args, tmp_path)
+
+
+WITNESS_KEY = SignerKey.from_seed("witness.test/w", bytes(32), ALG_COSIGNATURE_V1).verifier().format()
+BAD_ANCHORING = {
+    "policy_missing": (["--witness-policy", "no-such.policy"], "cannot read no-such.policy"),
+    "policy_without_quorum": (
+        ["--witness-policy", f"witness w {WITNESS_KEY} http://w"],
+        "no `quorum <n>` line",
+    ),
+    "policy_with_a_ledger_key": (
+        ["--witness-policy", "witness w {ledger} http://w\nquorum 1"],
+        "cosignature/v1",
+    ),
+    "tsa_without_certificate": (["--tsa", "http://tsa.test/"], "--tsa needs --tsa-cert"),
+    "certificate_without_tsa": (["--tsa-cert", "{pub}"], "without --tsa URL"),
+    "tsa_not_a_url": (["--tsa", "tsa.test", "--tsa-cert", "{pub}"], "not an http:// or https:// URL"),
+    "certificate_not_pem": (["--tsa", "http://tsa.test/", "--tsa-cert", "{pub}"], "certificate"),
+}
+
+
+@pytest.mark.parametrize(("options", "message"), BAD_ANCHORING.values(), ids=BAD_ANCHORING.keys())
+def test_bad_witness_or_time_stamping_configuration_exits_2_before_serving(
+    ledger: Ledger, tmp_path: Path, options: list[str], message: str
+) -> None:
+    ledger_key = ledger.pub_path.read_text().strip()
+    args = []
+    for option in options:
+        value = option.format(ledger=ledger_key, pub=ledger.pub_path)
+        if "\n" in value or value.startswith("witness "):  # a policy's text: write it to a file
+            policy = tmp_path / "given.policy"
+            policy.write_text(value + "\n")
+            value = str(policy)
+        args.append(value)
+    command = ["serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--port", str(free_port()), *args]
+    assert message in refused(command, tmp_path)
 
 
 # --- item 15: one serve per data directory -------------------------------------------------------------

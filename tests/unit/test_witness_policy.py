@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app
 from ledger.core.checkpoint import Checkpoint, sign_checkpoint
 from ledger.core.cosignature import add_cosignatures, cosign
 from ledger.core.keys import ALG_COSIGNATURE_V1, SignerKey
@@ -136,3 +139,45 @@ def test_check_anchoring_applies_the_policy_only_when_trusted() -> None:
     assert anchoring.statements() == [
         f"checkpoint cosigned by 2 of 2 required witnesses: {W1.name}, {W2.name}"
     ]
+
+
+# --- every verifier takes the same file, and refuses a malformed one before anything else (exit 2)
+
+VERIFIER_COMMANDS = {
+    "verify": ["verify", "dossier.json"],
+    "report": ["report", "prod", "1.0", "-o", "r.html", "--dossier", "dossier.json"],
+    "verify-log": ["verify-log", "--tiles", "."],
+    "verify-consistency": ["verify-consistency", "a", "b", "--proof", "p.json"],
+    "verify-proof inclusion": ["verify-proof", "inclusion", "--receipt", "r.json"],
+    "verify-proof consistency": ["verify-proof", "consistency", "--old", "a", "--new", "b", "--hash", "00"],
+    "monitor": ["monitor", "--server", "http://127.0.0.1:9", "--state", "state", "--once"],
+}
+
+
+@pytest.mark.parametrize("command", VERIFIER_COMMANDS.values(), ids=VERIFIER_COMMANDS.keys())
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [(None, "cannot read"), ("quorum 1\n", "names no witness"), ("witness a b\n", "expected `witness")],
+)
+def test_every_verifier_refuses_a_malformed_witness_policy_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], policy: str | None, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ledger.pub").write_text(LEDGER.verifier().format() + "\n")
+    if policy is not None:
+        (tmp_path / "w.policy").write_text(policy)
+    result = CliRunner().invoke(app, [*command, "--key", "ledger.pub", "--witness-policy", "w.policy"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+@pytest.mark.parametrize("command", VERIFIER_COMMANDS.values(), ids=VERIFIER_COMMANDS.keys())
+def test_every_verifier_refuses_a_tsa_certificate_that_is_not_one_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ledger.pub").write_text(LEDGER.verifier().format() + "\n")
+    (tmp_path / "tsa.pem").write_text("not a certificate\n")
+    result = CliRunner().invoke(app, [*command, "--key", "ledger.pub", "--tsa-cert", "tsa.pem"])
+    assert result.exit_code == 2, result.output
+    assert "certificate" in result.output
