@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,7 @@ from cli.tile_source import HttpTiles
 from ledger.core.keys import VerifierKey
 from ledger.core.tiles import tiles_for_size
 from ledger.errors import InputError
+from ledger.storage.durable_files import append_durably, fsync_directory, replace_durably
 from ledger.verify.monitor_history import AcceptedCheckpoint, Alert, MonitorHistory
 from ledger.verify.tile_source import MAX_BUNDLE_BYTES, MAX_TILE_BYTES, DirectoryTiles, read_committed
 
@@ -39,33 +39,6 @@ PENDING_DIR = "pending"
 def utc_stamp() -> str:
     """The current UTC time to the second, as the monitor's log lines, alerts and webhook messages give it."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _fsync_dir(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace `path` by `data` durably: a temporary file beside it, fsync, rename, fsync of the directory."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    temporary.replace(path)
-    _fsync_dir(path.parent)
-
-
-def append_durably(path: Path, line: str) -> None:
-    """Append one line to `path` and fsync it (a crash leaves at most an unfinished last line)."""
-    with path.open("a", encoding="utf-8") as stream:
-        stream.write(line)
-        stream.flush()
-        os.fsync(stream.fileno())
 
 
 class StateDir:
@@ -103,22 +76,22 @@ class StateDir:
         """
         if not self.history_path.exists():
             history = MonitorHistory(verifier)
-            write_atomic(self.history_path, history.header_line().encode())
+            replace_durably(self.history_path, history.header_line().encode())
             return history
         text = self.history_path.read_text(encoding="utf-8")
         history = MonitorHistory.loads(text, verifier, str(self.history_path))
         if not text.endswith("\n"):
-            write_atomic(self.history_path, text[: text.rfind("\n") + 1].encode())
+            replace_durably(self.history_path, text[: text.rfind("\n") + 1].encode())
         return history
 
     def record(self, accepted: AcceptedCheckpoint) -> None:
         """Append an accepted checkpoint to the history file."""
-        append_durably(self.history_path, accepted.to_json_line())
+        append_durably(self.history_path, accepted.to_json_line().encode())
 
     def record_alert(self, server: str, alert: Alert) -> None:
         """Append an alert to the alert log (one JSON object a line, with the time and the server)."""
         entry = {"time": utc_stamp(), "server": server, **alert.to_json()}
-        append_durably(self.alerts_path, json.dumps(entry, sort_keys=True) + "\n")
+        append_durably(self.alerts_path, (json.dumps(entry, sort_keys=True) + "\n").encode())
 
 
 def needed_paths(size: int) -> dict[str, int]:
@@ -164,10 +137,7 @@ def fetch_missing(state: StateDir, http: HttpTiles, size: int) -> int:
         data = read_committed(http, path, limit)
         target = state.pending / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
+        replace_durably(target, data)
         fetched += 1
     return fetched
 
@@ -186,8 +156,8 @@ def commit_mirror(state: StateDir, accepted: AcceptedCheckpoint) -> None:
             source.replace(target)
             directories.add(target.parent)
     for directory in sorted(directories):
-        _fsync_dir(directory)
-    write_atomic(state.mirror / "checkpoint", accepted.note.encode())
+        fsync_directory(directory)
+    replace_durably(state.mirror / "checkpoint", accepted.note.encode())
     needed = needed_paths(accepted.checkpoint.size)
     for stale in [p for p in (state.mirror / "tile").rglob("*") if p.is_file() and p.parent.suffix == ".p"]:
         if stale.relative_to(state.mirror).as_posix() not in needed:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +37,7 @@ from ledger.core.keys import SignerKey, VerifierKey
 from ledger.core.note import SIGNATURE_PREFIX, parse_note
 from ledger.core.witness_protocol import AddCheckpoint, Authenticated, Refusal, authenticate, judge
 from ledger.errors import LedgerError, UnavailableError
+from ledger.storage.durable_files import append_durably, replace_durably
 
 CHECKPOINTS_DIR = "checkpoints"
 REFUSED_FILE = "refused.jsonl"
@@ -59,14 +59,6 @@ class Cosigned:
 
 def _signature_line(name: str, key_id: int, signature: bytes) -> str:
     return f"{SIGNATURE_PREFIX}{name} {b64encode(key_id.to_bytes(4, 'big') + signature)}\n"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class WitnessState:
@@ -144,19 +136,9 @@ class WitnessState:
         Precondition: the caller holds `origin`'s lock and `note` is a signed checkpoint of
         `origin`. UnavailableError (503) when the disk refuses; the old state then stays.
         """
-        path = self.path_of(origin)
-        temporary = path.with_name(path.name + ".tmp")
         try:
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            try:
-                os.write(fd, note.encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            temporary.replace(path)
-            _fsync_dir(self.checkpoints_dir)
+            replace_durably(self.path_of(origin), note.encode("utf-8"))
         except OSError as exc:
-            temporary.unlink(missing_ok=True)
             raise UnavailableError(
                 f"cannot persist the witness state of {origin[:200]!r}: {exc.strerror or exc}",
                 retry_after=STATE_RETRY_AFTER,
@@ -185,12 +167,7 @@ class WitnessState:
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._refused_lock:
             try:
-                fd = os.open(self.refused_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                try:
-                    os.write(fd, line)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                append_durably(self.refused_path, line)
             except OSError as exc:
                 raise UnavailableError(
                     f"cannot record a refused checkpoint: {exc.strerror or exc}",

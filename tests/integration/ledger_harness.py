@@ -105,29 +105,36 @@ def live_server(
 ) -> Iterator[str]:
     """Run `evledger serve [args]` on the ledger in a subprocess; yield its base URL; stop it afterwards."""
     port = free_port()
+    command = ["serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--port", str(port)]
+    with running_evledger(
+        [*command, "--workers", str(workers), *args], f"http://127.0.0.1:{port}", env
+    ) as url:
+        yield url
+
+
+@contextmanager
+def running_evledger(args: Sequence[str], url: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `evledger ARGS` in a subprocess until `url`/healthz answers; yield `url`; stop it afterwards."""
     cli = Path(sys.executable).with_name("evledger")
-    command = [str(cli), "serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--port", str(port)]
-    command += ["--workers", str(workers), *args]
     process = subprocess.Popen(  # noqa: S603 - our own CLI with arguments we built
-        command,
+        [str(cli), *args],
         env={**os.environ, **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
                 output = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"evledger serve exited with {process.returncode}:\n{output}")
+                raise RuntimeError(f"evledger {args[0]} exited with {process.returncode}:\n{output}")
             try:
                 if httpx.get(url + "/healthz", timeout=1).status_code in {200, 401}:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("evledger serve did not start within 30 s")
+                raise RuntimeError(f"evledger {args[0]} did not start within 30 s")
             time.sleep(0.1)
         yield url
     finally:

@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import ClassVar, Self
 
 import asyncpg
-import httpx
 import pytest
 import typer
 from audit_support import PIPELINE_PRODUCT, scratch_database, serving
 from forged_log import ForgedLog
-from ledger_harness import Ledger, evidence, free_port, init_ledger, register, revoke, token
+from ledger_harness import Ledger, evidence, free_port, init_ledger, live_server, register, revoke, token
 from tsa_authority import LocalTsa, local_tsa, other_tsa
 from typer.testing import CliRunner
 
@@ -375,27 +374,13 @@ def test_a_ledger_without_trusted_time_serves_no_timestamps_and_that_is_no_alert
 @contextlib.contextmanager
 def served_with_tsa(ledger: Ledger, tsa: LocalTsa) -> Iterator[str]:
     """`evledger serve` timestamping every checkpoint with `tsa`; an auditor token for the monitor."""
-    port = free_port()
-    command = [str(Path(sys.executable).with_name("evledger")), "serve", "--dsn", ledger.dsn]
-    command += ["--key", str(ledger.key_path), "--port", str(port), "--workers", "1"]
-    command += ["--tsa", tsa.url, "--tsa-cert", str(tsa.ca_path), "--tsa-interval", "0.1"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(lambda: _answers(url))
+    args = ["--tsa", tsa.url, "--tsa-cert", str(tsa.ca_path), "--tsa-interval", "0.1"]
+    with live_server(ledger, args=args) as url:
         AUDITOR[url] = token(ledger.dsn, "auditor")
-        yield url
-    finally:
-        AUDITOR.pop(url, None)
-        process.terminate()
-        process.wait(timeout=15)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=1).status_code in {200, 401}
-    except httpx.TransportError:
-        return False
+        try:
+            yield url
+        finally:
+            AUDITOR.pop(url, None)
 
 
 def _stamped(url: str) -> bool:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -11,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import httpx
-from ledger_harness import free_port
+from ledger_harness import free_port, running_evledger
 
 from ledger.core.keys import ALG_COSIGNATURE_V1, SignerKey
 
@@ -55,36 +52,10 @@ def write_policy(path: Path, witnesses: Sequence[WitnessSpec], quorum: int) -> P
 @contextmanager
 def running_witness(spec: WitnessSpec, log_pub: Path) -> Iterator[WitnessSpec]:
     """Run `evledger witness serve` for `spec`, witnessing the log of `log_pub`, for the block."""
-    cli = Path(sys.executable).with_name("evledger")
-    command = [str(cli), "witness", "serve", "--key", str(spec.key_path), "--log", str(log_pub)]
+    command = ["witness", "serve", "--key", str(spec.key_path), "--log", str(log_pub)]
     command += ["--data-dir", str(spec.data_dir), "--port", str(spec.port)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603
-    try:
-        wait_for(lambda: _answers(spec.url + "/healthz") or _exited(process), 30, "the witness to start")
-        if process.poll() is not None:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise RuntimeError(f"evledger witness serve exited with {process.returncode}:\n{output}")
+    with running_evledger(command, spec.url):
         yield spec
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _exited(process: subprocess.Popen[bytes]) -> bool:
-    return process.poll() is not None
 
 
 def wait_for(probe: Callable[[], T | None], seconds: float, what: str) -> T:
