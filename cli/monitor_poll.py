@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from cli.client import LedgerClient
 from cli.monitor_state import StagedTiles, StateDir, clear_pending, commit_mirror, fetch_missing
+from cli.served import fetch_consistency_proof
 from cli.tile_source import HttpTiles
-from cli.verify_log import fetch_consistency_proof
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.keys import VerifierKey
 from ledger.errors import LedgerError, NotFoundError, UnavailableError, VerificationError

@@ -14,8 +14,11 @@ from typing import Annotated
 
 import typer
 
+from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import create_exclusive, load_receipt, load_verifier_key, proof_hashes, read_input
+from cli.served import anchored_extension
+from cli.settings import TokenOption
 from cli.trust_options import (
     TimestampOption,
     TsaCertOption,
@@ -235,6 +238,16 @@ def verify_inclusion_proof(
     witness_policy: WitnessPolicyOption = None,
     tsa_cert: TsaCertOption = None,
     timestamp: TimestampOption = None,
+    anchored_by: Annotated[
+        str | None,
+        typer.Option(
+            "--anchored-by",
+            metavar="URL",
+            help="With --witness-policy or --tsa-cert: fetch this ledger's newest anchored checkpoint "
+            "and prove it extends the evidence's own (a receipt's checkpoint is signed by the ledger alone).",
+        ),
+    ] = None,
+    token: TokenOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Check that a leaf is at --index in the tree a signed checkpoint commits to.
@@ -242,9 +255,10 @@ def verify_inclusion_proof(
     Give either --checkpoint with a proof (--proof FILE or --hash ...), or --receipt. The
     leaf (--entry or --leaf-hash) and --index may come from the receipt or proof file; when
     given as well they must match it. Tree size and root come from the verified checkpoint.
-    With --witness-policy the checkpoint must carry the quorum's cosignatures (a receipt's
-    does not: take the cosigned checkpoint from `evledger dossier --tlog-proofs` or
-    GET /checkpoint); with --tsa-cert a --timestamp token over it by a trusted authority.
+    With --witness-policy the checkpoint must carry the quorum's cosignatures, and with
+    --tsa-cert a --timestamp token over it by a trusted authority. A receipt's checkpoint
+    carries neither (receipts never wait for witnesses): add --anchored-by URL to prove that
+    the server's anchored checkpoint extends it.
     """
     with command_errors(json_output=json_output):
         if index is not None and index < 0:
@@ -269,10 +283,17 @@ def verify_inclusion_proof(
         if leaf_hex is None:
             raise InputError("give the leaf as --leaf-hash HEX or --entry FILE")
         signed = verify_inclusion_claim(claim, verifier, leaf_index, leaf_hex, origin)
-        anchoring = anchored(claim.checkpoint_note, token_files(timestamp), trust, claim.checkpoint_source)
-        fields = {"index": leaf_index, "leaf_hash": leaf_hex, "signed_by": verifier.keyid, "time": claim.time}
         lines = [f"verified: leaf {leaf_hex} is at index {leaf_index} of the log", *_checkpoint_lines(signed)]
         lines.append(f"  signed by:  {verifier.keyid}")
+        if anchored_by is not None and trust.requires_anchors:
+            with LedgerClient(anchored_by, token) as client:
+                newer, anchoring = anchored_extension(client, signed, verifier, trust)
+            lines.append(f"  extended by the anchored checkpoint of size {newer.size} at {anchored_by}:")
+        else:
+            anchoring = anchored(
+                claim.checkpoint_note, token_files(timestamp), trust, claim.checkpoint_source
+            )
+        fields = {"index": leaf_index, "leaf_hash": leaf_hex, "signed_by": verifier.keyid, "time": claim.time}
         lines += [f"  {line}" for line in anchoring.statements()]
         fields["anchoring"] = anchoring_fields(anchoring)
         if claim.time is not None:

@@ -15,7 +15,6 @@ from typing import Annotated
 
 import typer
 
-from cli.client import LedgerClient
 from cli.files import read_input, read_text
 from ledger.errors import VerificationError
 from ledger.verify.anchoring import (
@@ -23,8 +22,6 @@ from ledger.verify.anchoring import (
     Anchoring,
     Trust,
     check_anchoring,
-    decode_served_anchors,
-    decode_timestamps,
 )
 from ledger.verify.trusted_time import load_tsa_certificates
 from ledger.verify.witness_policy import parse_witness_policy
@@ -78,18 +75,6 @@ def load_trust(policy: Path | None, tsa_certs: Sequence[Path] | None) -> Trust:
 def token_files(paths: Sequence[Path] | None) -> list[bytes]:
     """The bytes of each `--timestamp` file."""
     return [read_input(path, "timestamp token", MAX_TOKEN_BYTES) for path in paths or ()]
-
-
-def served_anchors(client: LedgerClient, tree_size: int) -> tuple[str, list[bytes]]:
-    """The cosigned note and the tokens the server keeps for the checkpoint of `tree_size` (GET /v1/anchors).
-
-    Not trusted: the caller checks both with `check_anchoring`; a malformed answer fails
-    verification.
-    """
-    served = decode_served_anchors(client.get("/v1/anchors", tree_size=tree_size).content, "the server")
-    if served.tree_size != tree_size:
-        raise VerificationError(f"the server answered with the anchors of checkpoint {served.tree_size}")
-    return served.checkpoint, decode_timestamps(served.timestamps, "served")
 
 
 def anchored(note: str | bytes, timestamps: Sequence[bytes], trust: Trust, what: str) -> Anchoring:

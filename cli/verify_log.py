@@ -15,13 +15,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
 
-import msgspec
 import typer
 
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
-from cli.files import ProofFile, load_verifier_key, proof_hashes, read_text
+from cli.files import load_verifier_key, proof_hashes, read_text
 from cli.offline import KeyOption, OriginOption, ProofFileOption
+from cli.served import fetch_consistency_proof, served_anchors
 from cli.settings import OptionalServerOption, TokenOption
 from cli.tile_source import HttpTiles
 from cli.trust_options import (
@@ -31,14 +31,12 @@ from cli.trust_options import (
     anchored,
     anchoring_fields,
     load_trust,
-    served_anchors,
     token_files,
 )
 from ledger.core.checkpoint import Checkpoint
-from ledger.core.encoding import JSON_ERRORS
-from ledger.errors import EncodingError, InputError, VerificationError
+from ledger.errors import InputError
 from ledger.verify.anchoring import Anchoring, Trust
-from ledger.verify.checkpoints import open_checkpoints, parse_hashes, settle, verify_extension
+from ledger.verify.checkpoints import open_checkpoints, verify_extension
 from ledger.verify.log_walk import HELPERS_FROM_ENTRIES, walk_log
 from ledger.verify.tile_source import DirectoryTiles, TileSource
 
@@ -137,24 +135,6 @@ def verify_log(
                 *(f"  {line}" for line in report.anchoring.statements()),
             ],
         )
-
-
-_consistency_decoder = msgspec.json.Decoder(ProofFile)
-
-
-def fetch_consistency_proof(client: LedgerClient, first: int, second: int) -> list[bytes]:
-    """The server's proof from `first` to `second` (needs 0 < first < second).
-
-    The server is not trusted: a malformed answer fails verification (exit 1).
-    """
-    response = client.get("/v1/proofs/consistency", first=first, second=second)
-    try:
-        served = _consistency_decoder.decode(response.content)
-        settle("tree size", first, "the old checkpoint", served.first, "the server's proof")
-        settle("tree size", second, "the new checkpoint", served.second, "the server's proof")
-        return parse_hashes(served.hashes, "server proof hash")
-    except (*JSON_ERRORS, EncodingError) as exc:
-        raise VerificationError(f"the server's consistency proof is malformed: {exc}") from exc
 
 
 def verify_consistency_command(

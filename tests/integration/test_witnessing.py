@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import http.server
+import json
 import secrets
 import threading
 import time
@@ -90,10 +91,25 @@ def test_checkpoints_are_cosigned_by_the_quorum_and_dossiers_carry_them(
     ):
         set_up(url, ledger, admin, appender, VERSION)
         register_pipeline(url, ledger, admin)
-        size = append_one(url, ledger, appender, 1)
+        body = to_json(evidence(_PIPELINE, n=1, product=None))
+        receipt = httpx.post(url + "/v1/entries", content=body, headers=auth(appender), timeout=30).json()
+        receipt_file = tmp_path / "receipt.json"
+        receipt_file.write_text(json.dumps(receipt))
+        size = open_checkpoint(receipt["checkpoint"], ledger.signer.verifier()).size
         note = wait_for(
             lambda: served_cosigned(url, ledger, reader, policy, size), 20, "a cosigned checkpoint"
         )
+        # A receipt carries the checkpoint the ledger signed alone: it lacks the quorum by itself,
+        # and the server's cosigned checkpoint is proven to extend it.
+        check = ["verify-proof", "inclusion", "--receipt", str(receipt_file), "--key", str(ledger.pub_path)]
+        check += ["--witness-policy", str(policy_file)]
+        alone = evledger(*check)
+        assert alone.exit_code == 1, alone.output
+        assert "lacks its witness quorum" in alone.output
+        extended = evledger(*check, "--anchored-by", url, "--token", reader)
+        assert extended.exit_code == 0, extended.output
+        assert "extended by the anchored checkpoint" in extended.output
+        assert "cosigned by 2 of 2 required witnesses" in extended.output
         quorum = check_quorum(note, policy)
         assert {w.name for w, _ in quorum.cosigned} == {w.key.name for w in witnesses}
         anchors = httpx.get(url + "/v1/anchors", headers=auth(reader)).json()
