@@ -27,7 +27,7 @@ from ledger.append.bootstrap import check_ledger_key, initialise
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.errors import ConflictError, InputError
 from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, server_options
-from ledger.service.witnessing import DEFAULT_TSA_INTERVAL, load_witnessing, witnessing_env
+from ledger.service.witnessing_config import DEFAULT_TSA_INTERVAL, load_witnessing, witnessing_env
 from ledger.storage.migrate import create_token
 
 DEFAULT_ORIGIN = "evledger.local/ledger"

@@ -71,6 +71,14 @@ class RootMismatchError(VerificationError):
     """A proof recomputed a root other than the one the checkpoint commits to."""
 
 
+class WitnessRefusalError(VerificationError):
+    """A witness refused a checkpoint in a way that points at the log itself: a fork or a rollback.
+
+    It holds a larger tree than the log has, another root at the same size, or found the
+    consistency proof from its tree to the log's invalid (c2sp.org/tlog-witness 409/422).
+    """
+
+
 class SignatureError(VerificationError):
     """A signature is missing, malformed, by an unknown key, or does not verify."""
 

@@ -40,7 +40,7 @@ from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, Limits, retu
 from ledger.service.openapi import document_availability, document_request_bodies, document_security
 from ledger.service.state import ServiceState
 from ledger.service.wire import refuse_nul_in_target
-from ledger.service.witnessing import WitnessingConfig, witnessing_from_env
+from ledger.service.witnessing_config import WitnessingConfig, witnessing_from_env
 from ledger.storage.postgres import PostgresStore
 from ledger.storage.postgres_anchors import PostgresAnchorStore
 from ledger.storage.postgres_index import PostgresEvidenceIndex

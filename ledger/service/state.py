@@ -21,7 +21,8 @@ from ledger.query.proofs import ProofReader
 from ledger.rules.log_state import verified_checkpoint
 from ledger.service.auth import Tokens
 from ledger.service.metrics import Metrics
-from ledger.service.witnessing import Witnessing, WitnessingConfig, witness_keyids
+from ledger.service.witnessing import Witnessing, witness_keyids
+from ledger.service.witnessing_config import WitnessingConfig
 from ledger.storage.protocol import Anchors, AnchorStore, CheckpointRow, EvidenceIndex, LogStore
 from ledger.verify.witness_policy import check_quorum
 

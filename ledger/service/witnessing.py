@@ -1,12 +1,15 @@
 """Witnessing beside the sequencer: new checkpoints go to the witnesses and time-stamping authorities.
 
-One task per witness of the policy (C2SP tlog-witness) and one per authority (RFC 3161)
-follow the newest checkpoint in the database. A witness gets `old <size it last
-cosigned>`, the consistency proof from there, and the checkpoint; its cosignature lines
-are checked against its key and kept (`AnchorStore`). An authority gets the SHA-256 of
-the checkpoint's note text; its token is checked against the configured certificates and
-kept. Nothing here is on the append path: a slow, absent or lying witness only delays
-the cosigned checkpoint (`GET /checkpoint`), and the lag shows in `/metrics`.
+Every POLL_SECONDS a round hands the newest checkpoint in the database to each witness of
+the policy (C2SP tlog-witness) that is free and behind, so that all of them cosign the
+same checkpoints; one task per authority (RFC 3161) follows the newest checkpoint the
+quorum cosigned. A witness gets `old <size it last cosigned>`, the consistency proof from
+there, and the checkpoint; its cosignature lines are checked against its key and kept
+(`AnchorStore`). An authority gets the SHA-256 of the checkpoint's note text; its token
+is checked against the configured certificates and kept. The configuration is
+`ledger.service.witnessing_config`. Nothing here is on the append path: a slow, absent or
+lying witness only delays the cosigned checkpoint (`GET /checkpoint`), and the lag shows
+in `/metrics`.
 
 Several service processes may share one database; one of them at a time leads the
 witnessing, under a PostgreSQL advisory lock (`AnchorStore.witnessing_lease`), so a
@@ -17,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import httpx
 
@@ -34,12 +35,12 @@ from ledger.core.witness_protocol import (
     parse_cosignature_response,
     parse_size_body,
 )
-from ledger.errors import InputError, LedgerError
+from ledger.errors import LedgerError, WitnessRefusalError
 from ledger.query.proofs import ProofReader
 from ledger.service.timestamping import request_timestamp
+from ledger.service.witnessing_config import Authority, WitnessingConfig
 from ledger.storage.protocol import AnchorStore, CheckpointRow, LogStore
-from ledger.verify.trusted_time import TsaCertificate, load_tsa_certificates
-from ledger.verify.witness_policy import Witness, WitnessPolicy, parse_witness_policy
+from ledger.verify.witness_policy import Witness, WitnessPolicy
 
 log = logging.getLogger("evledger.witnessing")
 
@@ -49,93 +50,8 @@ LEASE_RETRY_SECONDS = 1.0  # how often a process that does not lead asks again
 SUBMIT_TIMEOUT_SECONDS = 10.0
 MAX_BACKOFF_SECONDS = 30.0
 MAX_RESPONSE_BYTES = 64 * 1024
-DEFAULT_TSA_INTERVAL = 10.0
 
 _Handler = Callable[[CheckpointRow], Awaitable[None]]
-
-# How `evledger serve` hands the configuration to its worker processes.
-ENV_WITNESS_POLICY = "EVLEDGER_WITNESS_POLICY"  # a policy file's path
-ENV_TSA_URLS = "EVLEDGER_TSA_URLS"  # authority URLs, separated by spaces
-ENV_TSA_CERTS = "EVLEDGER_TSA_CERTS"  # PEM files, separated by os.pathsep
-ENV_TSA_INTERVAL = "EVLEDGER_TSA_INTERVAL"  # seconds between two tokens of one authority
-
-
-@dataclass(frozen=True, slots=True)
-class Authority:
-    """A time-stamping authority: its URL and the certificates its tokens must verify against."""
-
-    url: str
-    certificates: tuple[TsaCertificate, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class WitnessingConfig:
-    """What the ledger submits its checkpoints to (`serve --witness-policy`, `--tsa`/`--tsa-cert`)."""
-
-    policy: WitnessPolicy | None = None
-    authorities: tuple[Authority, ...] = ()
-    tsa_interval: float = DEFAULT_TSA_INTERVAL  # at most one token per authority this often
-
-    @property
-    def enabled(self) -> bool:
-        """Whether there is anything to submit checkpoints to."""
-        return self.policy is not None or bool(self.authorities)
-
-
-def load_witnessing(
-    policy: Path | None, tsa_urls: Sequence[str], tsa_certs: Sequence[Path], tsa_interval: float
-) -> WitnessingConfig:
-    """Read and check a witness policy file and the authorities' certificates; InputError names what is wrong.
-
-    Every URL is trusted with every certificate given (a token must verify against one of
-    them); an authority without any certificate is refused, so no token goes unchecked.
-    """
-    parsed = None if policy is None else parse_witness_policy(_read(policy), str(policy))
-    if tsa_urls and not tsa_certs:
-        raise InputError("--tsa needs --tsa-cert CERT.pem: the certificate its tokens must verify against")
-    if tsa_certs and not tsa_urls:
-        raise InputError("--tsa-cert is given without --tsa URL (the authority to ask)")
-    for url in tsa_urls:
-        if not url.startswith(("http://", "https://")):
-            raise InputError(f"--tsa {url!r} is not an http:// or https:// URL")
-    certificates = tuple(c for path in tsa_certs for c in load_tsa_certificates(_read(path).encode()))
-    if not tsa_interval > 0:
-        raise InputError(f"the time-stamping interval must be positive, not {tsa_interval}")
-    return WitnessingConfig(parsed, tuple(Authority(u, certificates) for u in tsa_urls), tsa_interval)
-
-
-def witnessing_from_env(environ: Mapping[str, str]) -> WitnessingConfig:
-    """The configuration `evledger serve` put in the environment of its workers (see the ENV_ names)."""
-    policy = environ.get(ENV_WITNESS_POLICY)
-    return load_witnessing(
-        Path(policy) if policy else None,
-        environ.get(ENV_TSA_URLS, "").split(),
-        [Path(p) for p in environ.get(ENV_TSA_CERTS, "").split(os.pathsep) if p],
-        float(environ.get(ENV_TSA_INTERVAL, str(DEFAULT_TSA_INTERVAL))),
-    )
-
-
-def witnessing_env(
-    policy: Path | None, urls: Sequence[str], certs: Sequence[Path], interval: float
-) -> dict[str, str]:
-    """The environment that makes `witnessing_from_env` read back these arguments of `load_witnessing`."""
-    return {
-        ENV_WITNESS_POLICY: str(policy.resolve()) if policy else "",
-        ENV_TSA_URLS: " ".join(urls),
-        ENV_TSA_CERTS: os.pathsep.join(str(c.resolve()) for c in certs),
-        ENV_TSA_INTERVAL: str(interval),
-    }
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
-
-
-class WitnessRefusalError(LedgerError):
-    """A witness refused a checkpoint in a way that points at the log (a fork or a rollback)."""
 
 
 @dataclass(slots=True)
