@@ -66,7 +66,8 @@ async def dossier(svc: Svc, product: Product, version: Version, environment: Env
     Under the checkpoint `GET /checkpoint` serves: with witnesses and authorities, the newest
     one anchored by them, carried with its cosignatures and tokens.
     """
-    checkpoint, anchors = await svc.served_checkpoint()
+    checkpoint = await svc.served_checkpoint()
+    anchors = await svc.anchors.anchors(checkpoint.tree_size)
     return await build_dossier(
         svc.store,
         svc.index,

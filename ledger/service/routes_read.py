@@ -39,7 +39,7 @@ async def _latest_size(svc: Svc, at_least: int = 0) -> tuple[int, str]:
 
 async def _checkpoint_note(svc: Svc) -> Response[str]:
     """The served checkpoint as a C2SP signed note, cosigned under a witness policy (never cached)."""
-    checkpoint, _ = await svc.served_checkpoint()
+    checkpoint = await svc.served_checkpoint()
     return Response(checkpoint.note, media_type=TEXT, headers={"Cache-Control": "no-store"})
 
 
@@ -85,15 +85,11 @@ async def checkpoint_anchors(
     ] = None,
 ) -> ASGIResponse:
     """The checkpoint of `tree_size`, every cosignature gathered for it as signature lines, and its tokens."""
-    if tree_size is None:
-        row, anchors = await svc.served_checkpoint()
-        note = row.note
-    else:
-        found = await svc.store.checkpoint(tree_size)
-        if found is None:
-            raise NotFoundError(f"no checkpoint was issued at tree size {tree_size}")
-        anchors = await svc.anchors.anchors(tree_size)
-        note = add_cosignatures(found.note, anchors.cosignatures)
+    found = await (svc.served_checkpoint() if tree_size is None else svc.store.checkpoint(tree_size))
+    if found is None:
+        raise NotFoundError(f"no checkpoint was issued at tree size {tree_size}")
+    anchors = await svc.anchors.anchors(found.tree_size)
+    note = add_cosignatures(found.note, anchors.cosignatures)
     return json_response(
         ServedAnchors(
             tree_size=anchors.tree_size,

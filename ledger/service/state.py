@@ -23,7 +23,7 @@ from ledger.service.auth import Tokens
 from ledger.service.metrics import Metrics
 from ledger.service.witnessing import Witnessing, witness_keyids
 from ledger.service.witnessing_config import WitnessingConfig
-from ledger.storage.protocol import Anchors, AnchorStore, CheckpointRow, EvidenceIndex, LogStore
+from ledger.storage.protocol import AnchorStore, CheckpointRow, EvidenceIndex, LogStore
 from ledger.verify.witness_policy import check_quorum
 
 CHECKPOINT_CACHE_SECONDS = 0.2
@@ -88,8 +88,8 @@ class ServiceState:
         self._remember(checkpoint)
         return checkpoint
 
-    async def served_checkpoint(self) -> tuple[CheckpointRow, Anchors]:
-        """The checkpoint `GET /checkpoint` serves, with every cosignature gathered, and its anchors.
+    async def served_checkpoint(self) -> CheckpointRow:
+        """The checkpoint `GET /checkpoint` serves, with every cosignature gathered as a signature line.
 
         Without witnesses or authorities, the newest checkpoint. Otherwise the newest one that
         holds what they give (docs/trust-model.md): its policy's quorum of cosignatures and,
@@ -100,8 +100,7 @@ class ServiceState:
         """
         config = self.witnessing
         if not config.enabled:
-            latest = await self.latest_checkpoint(fresh=True)
-            return latest, await self.anchors.anchors(latest.tree_size)
+            return await self.latest_checkpoint(fresh=True)
         policy = config.policy
         if config.authorities:
             size = await self.anchors.latest_timestamped()
@@ -122,7 +121,7 @@ class ServiceState:
                 except LedgerError as exc:
                     raise LogIntegrityError(f"the cosignatures of checkpoint {row.tree_size}: {exc}") from exc
             self._verified_anchored = note
-        return CheckpointRow(row.tree_size, row.root_hash, note), anchors
+        return CheckpointRow(row.tree_size, row.root_hash, note)
 
     def _remember(self, checkpoint: CheckpointRow) -> None:
         if self._latest is None or checkpoint.tree_size >= self._latest[0].tree_size:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import secrets
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +92,31 @@ def scratch_database(pg_server_dsn: str, template: str | None = None) -> Iterato
         yield with_database(pg_server_dsn, name)
     finally:
         execute(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def restored_copy(pg_server_dsn: str, source_dsn: str) -> Iterator[str]:
+    """A copy of the database of `source_dsn`, as a backup restored, dropped afterwards.
+
+    Precondition: the server that used it was stopped; its sessions may take a moment to
+    end, so the copy is retried for up to 20 s ("source database is being accessed").
+    """
+    name = urlsplit(source_dsn).path.lstrip("/")
+    deadline = time.monotonic() + 20
+    while True:
+        copy = scratch_database(pg_server_dsn, template=name)
+        try:
+            dsn = copy.__enter__()
+        except asyncpg.PostgresError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        break
+    try:
+        yield dsn
+    finally:
+        copy.__exit__(None, None, None)
 
 
 @contextmanager

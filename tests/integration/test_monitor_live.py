@@ -24,10 +24,9 @@ from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, Thread
 from pathlib import Path
 from typing import ClassVar, Self
 
-import asyncpg
 import pytest
 import typer
-from audit_support import PIPELINE_PRODUCT, scratch_database, serving
+from audit_support import PIPELINE_PRODUCT, restored_copy, scratch_database, serving
 from forged_log import ForgedLog
 from ledger_harness import Ledger, evidence, free_port, init_ledger, live_server, register, revoke, token
 from tsa_authority import LocalTsa, local_tsa, other_tsa
@@ -210,30 +209,6 @@ def test_unreachable_server_exits_3(ledger, tmp_path):
     assert "cannot reach the ledger" in output
 
 
-def _copy_when_free(pg_server_dsn: str, source_dsn: str) -> contextlib.AbstractContextManager[str]:
-    """A copy of a database just released by a stopped server (its sessions may take a moment to go)."""
-    name = source_dsn.rsplit("/", 1)[1]
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            cm = scratch_database(pg_server_dsn, template=name)
-            dsn = cm.__enter__()
-        except asyncpg.PostgresError:  # "source database is being accessed by other users"
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-            continue
-        return _entered(cm, dsn)
-
-
-@contextlib.contextmanager
-def _entered(cm: contextlib.AbstractContextManager[str], dsn: str) -> Iterator[str]:
-    try:
-        yield dsn
-    finally:
-        cm.__exit__(None, None, None)
-
-
 def test_fork_from_a_restored_database_is_a_rollback_then_a_split_view(ledger, pg_server_dsn, tmp_path):
     state = tmp_path / "state"
     with served(ledger) as url:
@@ -242,7 +217,7 @@ def test_fork_from_a_restored_database_is_a_rollback_then_a_split_view(ledger, p
         code, output = run_monitor(ledger.pub_path, url, state)
         assert code == 0, output
     assert history_sizes(state) == [5]
-    with _copy_when_free(pg_server_dsn, ledger.dsn) as backup_dsn:
+    with restored_copy(pg_server_dsn, ledger.dsn) as backup_dsn:
         with served(ledger) as url:
             append_evidence(ledger, url, pipeline, 3, 100)
             code, output = run_monitor(ledger.pub_path, url, state)

@@ -9,7 +9,6 @@ refused by the witnesses and by the verifier.
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import json
 import secrets
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import database_dsn, execute_on
+from audit_support import restored_copy
 from ledger_harness import Ledger, evidence, init_ledger, live_server, register, to_json, token
 from release_support import PRODUCT, set_up
 from story_support import evledger
@@ -257,7 +256,6 @@ def test_attack_fork_by_restoring_a_backup_is_refused_by_witnesses_and_verify(
     policy = parse_witness_policy(policy_file.read_text())
     admin, appender, reader = (token(ledger.dsn, role) for role in ("admin", "appender", "auditor"))
     witnessed = ["--witness-policy", str(policy_file)]
-    backup = f"evl_backup_{secrets.token_hex(4)}"
     with running_witness(witnesses[0], ledger.pub_path), running_witness(witnesses[1], ledger.pub_path):
         with live_server(ledger, args=witnessed) as url:
             set_up(url, ledger, admin, appender, VERSION)
@@ -265,8 +263,7 @@ def test_attack_fork_by_restoring_a_backup_is_refused_by_witnesses_and_verify(
             size = append_one(url, ledger, appender, 1)
             wait_for(lambda: served_cosigned(url, ledger, reader, policy, size), 20, "a cosigned checkpoint")
         # The backup: a copy of the database as it is now (the service is stopped, as for pg_dump).
-        asyncio.run(execute_on(pg_server_dsn, f'CREATE DATABASE "{backup}" TEMPLATE "{_name(ledger.dsn)}"'))
-        try:
+        with restored_copy(pg_server_dsn, ledger.dsn) as backup:
             with live_server(ledger, args=witnessed) as url:
                 size = max(append_one(url, ledger, appender, n) for n in range(2, 5))
                 honest = wait_for(
@@ -275,9 +272,7 @@ def test_attack_fork_by_restoring_a_backup_is_refused_by_witnesses_and_verify(
             honest_size = open_checkpoint(honest, ledger.signer.verifier()).size
 
             # The operator restores the backup and appends other entries with the same ledger key.
-            forked = Ledger(
-                database_dsn(pg_server_dsn, backup), ledger.signer, ledger.key_path, ledger.pub_path
-            )
+            forked = Ledger(backup, ledger.signer, ledger.key_path, ledger.pub_path)
             with live_server(forked, args=witnessed) as url:
                 fork_size = max(append_one(url, ledger, appender, n) for n in range(100, 106))
                 assert fork_size > honest_size
@@ -302,12 +297,6 @@ def test_attack_fork_by_restoring_a_backup_is_refused_by_witnesses_and_verify(
             result = evledger("verify", str(dossier_file), "--key", str(ledger.pub_path), *witnessed)
             assert result.exit_code == 1, result.output
             assert "lacks its witness quorum" in result.output
-        finally:
-            asyncio.run(execute_on(pg_server_dsn, f'DROP DATABASE IF EXISTS "{backup}" WITH (FORCE)'))
-
-
-def _name(dsn: str) -> str:
-    return dsn.rsplit("/", 1)[1].split("?", 1)[0]
 
 
 def _gauge(url: str, reader: str, name: str) -> float:
