@@ -81,9 +81,25 @@ def append_admin_record(
     return receipt
 
 
-def _report(receipts: list[dict[str, Any]], what: str, *, json_output: bool) -> None:
-    lines = [f"{what}: entry {r['index']} (leaf {r['leaf_hash'][:16]}…, {r['time']})" for r in receipts]
-    emit_success(json_output=json_output, fields={"receipts": receipts}, lines=lines)
+def receipt_lines(
+    receipts: list[dict[str, Any]], what: str = "appended", *, already_recorded: bool = False
+) -> list[str]:
+    """One line per receipt; a retry the ledger answered with the original receipts says so."""
+    if already_recorded:
+        return [
+            f"already recorded as entry {r['index']} (leaf {r['leaf_hash'][:16]}…, {r['time']}): "
+            "the ledger returned the original receipt"
+            for r in receipts
+        ]
+    return [f"{what}: entry {r['index']} (leaf {r['leaf_hash'][:16]}…, {r['time']})" for r in receipts]
+
+
+def _report(
+    receipts: list[dict[str, Any]], what: str, *, json_output: bool, already_recorded: bool = False
+) -> None:
+    lines = receipt_lines(receipts, what, already_recorded=already_recorded)
+    fields = {"receipts": receipts, "already_recorded": already_recorded}
+    emit_success(json_output=json_output, fields=fields, lines=lines)
 
 
 @key_app.command("register")
@@ -148,5 +164,7 @@ def submit(
         decode_statement(payload)  # refuse locally what the server would refuse
         envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, [load_signer(key)])
         with LedgerClient(server, token) as client:
-            receipts = client.append([envelope], idempotency_key)
-        _report(receipts, "appended", json_output=json_output)
+            appended = client.append_envelopes([envelope], idempotency_key)
+        _report(
+            appended.receipts, "appended", json_output=json_output, already_recorded=appended.already_recorded
+        )

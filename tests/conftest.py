@@ -14,6 +14,8 @@ overrides both.
 
 from __future__ import annotations
 
+import os
+
 from ci_mode import ci_requested
 from hypothesis import HealthCheck, settings
 
@@ -30,3 +32,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(CI_PROFILE if ci_requested() else "default")
+
+# The CLI tries a request again while the service answers 503 or cannot be reached (cli/client.py),
+# waiting seconds each time. Tests that stop or never start a service want the answer at once:
+# retries are off unless a test asks for them (tests/unit/test_client_retries.py tests them).
+os.environ.setdefault("EVLEDGER_RETRIES", "0")
