@@ -288,6 +288,15 @@ KIND_NAMES: dict[str, str] = {
 }
 
 
+def unknown_own_type(predicate_type: str) -> bool:
+    """Whether `predicate_type` is under our namespace (BASE) but not one of our predicates: a typo.
+
+    Any other predicate type is generic evidence about its subjects; one of ours that does not
+    exist would be too, forever, so admission refuses it instead (issue #12).
+    """
+    return predicate_type.startswith(f"{BASE}/") and predicate_type not in PREDICATE_TYPES
+
+
 def kind_name(predicate_type: str) -> str:
     """The short name of a predicate type (`evidence` for generic ones)."""
     return KIND_NAMES.get(predicate_type, "evidence")

@@ -31,7 +31,14 @@ from ledger.errors import (
     UntrustedSignerError,
 )
 from ledger.records.admin import AdminRecord, KeyRegistered, decode_admin_record
-from ledger.records.predicates import Approval, Predicate, decode_predicate
+from ledger.records.predicates import (
+    BASE,
+    PREDICATE_TYPES,
+    Approval,
+    Predicate,
+    decode_predicate,
+    unknown_own_type,
+)
 from ledger.records.statement import Statement, decode_statement, release_of, seal_of, subject_digests
 from ledger.rules.registry import KeyRegistry
 
@@ -149,6 +156,13 @@ def admit(
     statement and predicate in the result, for a reader that goes on to read the entry.
     """
     inspected = _inspect(envelope)
+    if index == AS_OF_NOW and unknown_own_type(inspected.kind):
+        # A rule for what is appended from now on, like the one below: the log's entries stay valid.
+        known = ", ".join(sorted(t.removeprefix(f"{BASE}/") for t in PREDICATE_TYPES if t.startswith(BASE)))
+        raise EncodingError(
+            f"predicate type {inspected.kind!r} is under {BASE}/ but is none of the ledger's "
+            f"predicates ({known}); other namespaces are recorded as generic evidence"
+        )
     if index == AS_OF_NOW and inspected.undated_approval:
         # A rule for what is appended from now on: approvals recorded before it stay valid.
         raise EncodingError(

@@ -336,6 +336,11 @@ CONTENT_BUILDERS: dict[str, Callable[[], tuple[str, bytes]]] = {
     "wrong_statement_type": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(_type="https://x/Statement/v0")),
     "release_not_an_object": lambda: (INTOTO_PAYLOAD_TYPE, _release_not_an_object()),
     "unknown_admin_kind": lambda: (ADMIN_PAYLOAD_TYPE, b'{"kind": "key.exploded"}'),
+    # A typo under our own namespace would be generic evidence forever (issue #12).
+    "typo_in_our_predicate_type": lambda: (
+        INTOTO_PAYLOAD_TYPE,
+        _statement_with(predicateType="https://evledger.dev/aproval/v1"),
+    ),
     # U+0000 cannot be stored in a PostgreSQL text column: refused at admission, not by a failed batch.
     "nul_in_product": lambda: (INTOTO_PAYLOAD_TYPE, statement(product="pro\x00d", n=next(_numbers))),
     "nul_in_version": lambda: (INTOTO_PAYLOAD_TYPE, statement(version="1.0\x00", n=next(_numbers))),
