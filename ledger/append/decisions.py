@@ -23,8 +23,8 @@ from ledger.compliance.gate import Decision, decision_of, gate_statement
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.encoding import format_time
 from ledger.core.keys import SignerKey
-from ledger.errors import StaleEvaluationError, UnavailableError
-from ledger.query.release_record import evaluate_release
+from ledger.errors import EncodingError, StaleEvaluationError, UnavailableError
+from ledger.query.release_record import evaluate_release, policy_in_force
 from ledger.records import predicates as p
 from ledger.storage.protocol import EntryRow, EvidenceIndex
 
@@ -67,9 +67,16 @@ async def decide_gate(  # noqa: PLR0913 - the release, and each thing the decisi
     the current time, and appends the decision for `client` only if the release's chain
     is still what it evaluated; after GATE_ATTEMPTS evaluations overtaken by new entries
     it raises UnavailableError (retry later). NotFoundError when the release or a policy
-    is missing. Preconditions: `index` reads the entries of `appender.store`, and
+    is missing; EncodingError (422) for an environment the policy in force does not name. Preconditions: `index` reads the entries of `appender.store`, and
     `ledger_key` is the key of the ledger the appender's sequencer signs for.
     """
+    record, _ = await policy_in_force(index, await tree_size())
+    if not record.policy.names_environment(environment):
+        named = ", ".join(record.policy.continuity.environments)
+        raise EncodingError(
+            f"the policy in force ({record.policy.name} {record.policy.version}) names the environments "
+            f"{named}; {environment!r} is none of them"
+        )
     for _ in range(GATE_ATTEMPTS):
         now = _now()
         result, rows = await evaluate_release(

@@ -176,6 +176,16 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     sealing: Sealing | msgspec.UnsetType = msgspec.UNSET
     description: str = ""
 
+    def names_environment(self, environment: str) -> bool:
+        """Whether a gate may be asked about `environment`: one the policy names (its continuity list).
+
+        A policy that names no environment leaves the gate open to any (issue #12 asks to refuse
+        a gate request for an environment the policy does not name: a typo such as `prod` for
+        `production` would otherwise be allowed without the checks meant for it).
+        """
+        environments = self.continuity.environments
+        return not environments or environment in environments
+
     def seal_roles(self) -> frozenset[str]:
         """The roles whose keys may seal a release under this policy."""
         if isinstance(self.sealing, msgspec.UnsetType):

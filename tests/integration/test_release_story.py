@@ -181,6 +181,21 @@ def test_timeline_is_complete_and_sealed(world: World) -> None:
     )
 
 
+@pytest.mark.parametrize("environment", ["prod", "Production", "staging"])
+def test_a_gate_for_an_environment_the_policy_does_not_name_is_422_and_appends_nothing(
+    world: World, environment: str
+) -> None:
+    """The example policy names `production`: a typo would get a decision without its checks (issue #12)."""
+    size = world.get("/v1/entries", start="0", limit="1000")["entries"][-1]["index"]
+    body = msgspec.json.encode({"product": s.PRODUCT, "version": VERSION, "environment": environment})
+    response = httpx.post(
+        f"{world.live.url}/v1/gates/evaluate", content=body, headers=_bearer(world.live.appender_token)
+    )
+    assert response.status_code == 422, response.text
+    assert "names the environments production" in response.json()["detail"]
+    assert world.get("/v1/entries", start="0", limit="1000")["entries"][-1]["index"] == size
+
+
 def test_a_late_entry_after_the_seal_is_refused_with_409(world: World) -> None:
     before = httpx.get(f"{world.live.url}/v1/checkpoint", headers=_bearer(world.live.admin_token)).text
     run = p.TestRun(
