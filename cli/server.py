@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated
@@ -30,7 +31,7 @@ from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, server_optio
 from ledger.service.witnessing_config import DEFAULT_TSA_INTERVAL, load_witnessing, witnessing_env
 from ledger.storage.migrate import create_token
 
-DEFAULT_ORIGIN = "evledger.local/ledger"
+DEFAULT_ORIGIN_PREFIX = "evledger.local/ledger-"  # + 8 random hex digits: one origin per installation
 
 
 def ledger_key(
@@ -54,7 +55,9 @@ def ledger_key(
     path = data_dir / LEDGER_KEY_FILE
     if path.exists():
         return parse_signer_key(path.read_text(encoding="utf-8")), path
-    signer = SignerKey.generate(origin or DEFAULT_ORIGIN)
+    # Each installation gets its own origin, so that a witness or a monitor following two
+    # ledgers never confuses their checkpoints (the origin names the log, docs/formats.md).
+    signer = SignerKey.generate(origin or DEFAULT_ORIGIN_PREFIX + secrets.token_hex(4))
     data_dir.mkdir(parents=True, exist_ok=True)
     create_exclusive(path, signer.format() + "\n", private=True)
     create_exclusive(path.with_suffix(".pub"), signer.verifier().format() + "\n", private=False)

@@ -585,3 +585,15 @@ def test_end_to_end_console_script(tmp_path):
     assert json.loads(verified.stdout)["checkpoint"]["tree_size"] == 3
     note.write_text(note.read_text().replace("\n3\n", "\n4\n"))
     assert run("verify-note", note, "--key", tmp_path / "e2e.pub").returncode == 1
+
+
+def test_each_installation_gets_its_own_default_origin(tmp_path):
+    """Two ledgers started without --origin must not share a log origin (a witness keys its state by it)."""
+    from cli.server import DEFAULT_ORIGIN_PREFIX, ledger_key  # noqa: PLC0415
+
+    first, _ = ledger_key(None, tmp_path / "a", None)
+    second, _ = ledger_key(None, tmp_path / "b", None)
+    again, _ = ledger_key(None, tmp_path / "a", None)
+    assert first.name.startswith(DEFAULT_ORIGIN_PREFIX)
+    assert first.name != second.name
+    assert again.name == first.name  # the key, and with it the origin, is made once
