@@ -67,8 +67,9 @@ async def decide_gate(  # noqa: PLR0913 - the release, and each thing the decisi
     the current time, and appends the decision for `client` only if the release's chain
     is still what it evaluated; after GATE_ATTEMPTS evaluations overtaken by new entries
     it raises UnavailableError (retry later). NotFoundError when the release or a policy
-    is missing; EncodingError (422) for an environment the policy in force does not name. Preconditions: `index` reads the entries of `appender.store`, and
-    `ledger_key` is the key of the ledger the appender's sequencer signs for.
+    is missing; EncodingError (422) for an environment the policy in force does not name.
+    Preconditions: `index` reads the entries of `appender.store`, and `ledger_key` is the
+    key of the ledger the appender's sequencer signs for.
     """
     record, _ = await policy_in_force(index, await tree_size())
     if not record.policy.names_environment(environment):
