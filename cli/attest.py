@@ -1,5 +1,9 @@
 """`evledger attest junit|sarif|statement`: a CI report as signed evidence, appended (docs/cli.md).
 
+`junit` reads JUnit XML, NUnit 3 XML or CTRF JSON (`--format`, detected by
+default); `sarif` reads SARIF 2.1.0, with `--severity-map` for a tool whose
+levels mean less than they say (Ruff marks every finding `error`).
+
 Each command converts its input with the pure converters of
 `ledger.records.attest` (refusing locally what the ledger would refuse), signs
 the statement as a DSSE envelope with `--key`, and appends it over HTTP with
@@ -23,10 +27,11 @@ from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.errors import InputError, failure_context
 from ledger.records import attest
 from ledger.records.predicates import kind_name
+from ledger.records.sarif import SEVERITY_MAP_SYNTAX, parse_severity_map
 from ledger.records.statement import decode_statement
 
 attest_app = typer.Typer(
-    help="Sign a JUnit report, a SARIF log or an in-toto statement as evidence and append it over HTTP.",
+    help="Sign a test report, a SARIF log or an in-toto statement as evidence and append it over HTTP.",
     no_args_is_help=True,
 )
 
@@ -88,7 +93,10 @@ def _append(
 @attest_app.command("junit")
 def junit(
     report: Annotated[
-        Path, typer.Argument(help="A JUnit XML report (pytest --junitxml, Surefire, …); - for stdin.")
+        Path,
+        typer.Argument(
+            help="A JUnit XML (pytest --junitxml, Surefire, …), NUnit 3 XML or CTRF JSON report; - for stdin."
+        ),
     ],
     product: ProductOption,
     version: VersionOption,
@@ -106,13 +114,17 @@ def junit(
     report_location: Annotated[
         str | None, typer.Option(help="Where the report is archived (URL or path), recorded as is.")
     ] = None,
+    report_format: Annotated[
+        str,
+        typer.Option("--format", help="junit, nunit (NUnit 3), ctrf, or auto: detected from the report."),
+    ] = "auto",
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
     idempotency_key: IdempotencyKeyOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Append a test run (https://evledger.dev/test-run/v1) counted from a JUnit XML report."""
+    """Append a test run (https://evledger.dev/test-run/v1) counted from a JUnit, NUnit 3 or CTRF report."""
     with command_errors(json_output=json_output):
         data = read_input(report, "JUnit report", attest.MAX_REPORT_BYTES)
         with failure_context(_source(report)):
@@ -127,6 +139,7 @@ def junit(
                 commit=commit,
                 environment=environment,
                 report_location=report_location,
+                report_format=report_format,
             )
         run = decode_statement(payload).predicate
         summary = (
@@ -154,6 +167,14 @@ def sarif(
     version: VersionOption,
     subject_name: SubjectNameOption,
     subject_digest: SubjectDigestOption,
+    severity_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--severity-map",
+            help=f"The severity a tool's SARIF level counts as: {SEVERITY_MAP_SYNTAX}; "
+            "comma-separate or repeat. Recorded in the predicate.",
+        ),
+    ] = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -162,6 +183,7 @@ def sarif(
 ) -> None:
     """Append a scan (https://evledger.dev/scan/v1): the open findings of a SARIF log by severity."""
     with command_errors(json_output=json_output):
+        mappings = parse_severity_map(severity_map or [])
         data = read_input(report, "SARIF report", attest.MAX_REPORT_BYTES)
         with failure_context(_source(report)):
             payload = attest.statement_from_sarif(
@@ -170,10 +192,14 @@ def sarif(
                 version=version,
                 subject_name=subject_name,
                 subject_digest=subject_digest,
+                severity_map=mappings,
             )
         scan = decode_statement(payload).predicate
         counts = ", ".join(f"{count} {severity}" for severity, count in scan["findings"].items())
         summary = f"scan by {scan['tool']} {scan['tool_version']}: open findings {counts}"
+        if scan.get("severity_map"):
+            chosen = ", ".join(f"{m['tool']}:{m['level']}={m['severity']}" for m in scan["severity_map"])
+            summary += f" (severity map {chosen})"
         _append(
             payload,
             data,

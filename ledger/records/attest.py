@@ -1,26 +1,31 @@
-"""Evidence from the reports pipelines already write: JUnit XML and SARIF into in-toto Statements. Pure.
+"""Evidence from the reports pipelines already write: test reports and SARIF into in-toto Statements. Pure.
 
-`statement_from_junit` makes a test-run statement and `statement_from_sarif` a
-scan statement (schemas/PREDICATES.md); `check_statement` refuses locally what
+`statement_from_junit` makes a test-run statement from a JUnit XML, NUnit 3 XML
+or CTRF JSON test report (`test_counts`), and `statement_from_sarif` a scan
+statement (schemas/PREDICATES.md); `check_statement` refuses locally what
 admission would refuse. Each returns Statement v1 JSON bytes (sorted keys), the
 payload `evledger attest` signs. Converters are deterministic: the same report
 and arguments give the same bytes, so a retried CI job signs the same envelope
 and its idempotency key (`idempotency_key`) replays the first receipt.
 
-Reports are untrusted input: at most `MAX_REPORT_BYTES`; XML with a DOCTYPE is
-refused as soon as the parser meets it, before any DTD or entity is read (no
-external entities, no entity expansion); anything malformed is an EncodingError
-that says which report and what is wrong.
+Reports are untrusted input: at most `MAX_REPORT_BYTES`; XML is parsed with
+defusedxml, which refuses a DOCTYPE as soon as the parser meets it, before any
+DTD or entity is read (no external entities, no entity expansion); anything
+malformed is an EncodingError that says which report and what is wrong.
 """
 
 from __future__ import annotations
 
 import hashlib
 import xml.etree.ElementTree as ET
-from typing import get_args
+from collections.abc import Sequence
+from typing import Any, Literal, get_args
 
 import msgspec
+from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.ElementTree import fromstring as defused_fromstring
 
+from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, InputError, TooLargeError
 from ledger.records.formats import normal_sha256_digest
 from ledger.records.predicates import (
@@ -28,12 +33,13 @@ from ledger.records.predicates import (
     TEST_RUN,
     Release,
     Scan,
+    SeverityMapping,
     TestRun,
     TestSuite,
     decode_predicate,
     kind_name,
 )
-from ledger.records.sarif import count_open_findings, decode_sarif
+from ledger.records.sarif import count_open_findings, decode_sarif, resolve_severity_map, strip_bom
 from ledger.records.statement import (
     STATEMENT_TYPE_V1,
     decode_statement,
@@ -44,9 +50,24 @@ from ledger.records.statement import (
 
 MAX_REPORT_BYTES = 20 * 1024 * 1024
 JUNIT = "JUnit XML report"
+NUNIT = "NUnit XML report"
+CTRF = "CTRF report"
 SARIF = "SARIF report"
 IDEMPOTENCY_PREFIX = "evledger-attest"
-_FAILED, _SKIPPED = frozenset({"failure", "error"}), "skipped"
+TestFormat = Literal["auto", "junit", "nunit", "ctrf"]
+TEST_FORMATS: tuple[str, ...] = get_args(TestFormat)
+Counts = tuple[int, int, int]  # passed, failed, skipped
+_FAILED = frozenset({"failure", "error"})
+_SKIPPED = frozenset({"skipped", "disabled"})  # <skipped/>; <disabled/> as some JUnit writers put it
+# A <testcase> that did not run: status="notrun" (GoogleTest, CTest), "disabled" (CTest), "skipped";
+# result="suppressed" (a GoogleTest DISABLED_ test) or "skipped" (GTEST_SKIP).
+_NOT_RUN_STATUS = frozenset({"notrun", "disabled", "skipped"})
+_NOT_RUN_RESULT = frozenset({"suppressed", "skipped"})
+# NUnit 3 test-case results (docs.nunit.org, "Test Result XML Format"); Inconclusive and Warning
+# are neither a pass nor a failure, so they count as skipped.
+_NUNIT_RESULTS = {"Passed": 0, "Failed": 1, "Skipped": 2, "Inconclusive": 2, "Warning": 2}
+# CTRF test statuses (ctrf.io specification): pending and other are not passes.
+_CTRF_STATUSES = {"passed": 0, "failed": 1, "skipped": 2, "pending": 2, "other": 2}
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
@@ -90,66 +111,195 @@ def _statement(
     return check_statement(_encoder.encode(statement))
 
 
-class _NoDoctype(ET.TreeBuilder):
-    """A tree builder that stops the parser at `<!DOCTYPE`, before the DTD's entities are declared."""
-
-    def doctype(self, name: str, pubid: str | None, system: str | None) -> None:
-        """Refuse the document (expat calls this at the start of the declaration)."""
-        external = system or pubid
+def _refusal(exc: DefusedXmlException) -> str:
+    """What defusedxml refused, in words."""
+    if isinstance(exc, DTDForbidden):
+        external = exc.sysid or exc.pubid
         source = f" (external DTD {external!r})" if external else ""
-        raise EncodingError(
-            f"declares a DOCTYPE <!DOCTYPE {name}>{source}; DTDs and entity declarations are refused "
+        return (
+            f"declares a DOCTYPE <!DOCTYPE {exc.name}>{source}; DTDs and entity declarations are refused "
             "(external entities, entity expansion)"
         )
+    if isinstance(exc, EntitiesForbidden):
+        return f"declares the entity {exc.name!r}; entity declarations are refused"
+    if isinstance(exc, ExternalReferenceForbidden):
+        return f"refers to the external resource {exc.sysid!r}; external references are refused"
+    return f"is refused by the XML parser: {exc}"  # pragma: no cover - defusedxml has no other refusal
 
 
 def parse_xml(data: bytes, what: str) -> ET.Element:
     """The root element of an XML document; refuses over-large input, any DOCTYPE, and malformed XML.
 
+    Parsed with defusedxml with `forbid_dtd`: a DOCTYPE stops the parser where it
+    starts, so no DTD is read, no entity is declared or expanded and nothing
+    external is fetched (OWASP XXE prevention; "billion laughs").
     Precondition: none; every refusal is an InputError naming `what`.
     """
     check_report_size(data, what)
-    # S314: defusedxml is not needed: _NoDoctype stops expat at the DOCTYPE, and without one
-    # XML can declare no entity, internal or external.
-    parser = ET.XMLParser(target=_NoDoctype())  # noqa: S314
     try:
-        parser.feed(data)
-        return parser.close()
-    except EncodingError as exc:
-        raise EncodingError(f"{what} {exc}") from None
+        root: ET.Element = defused_fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise EncodingError(f"{what} {_refusal(exc)}") from None
     except ET.ParseError as exc:
         raise EncodingError(f"{what} is not well-formed XML: {exc}") from None
+    return root
 
 
 def _local(tag: str) -> str:
     return tag.rpartition("}")[2]  # Surefire and friends write no namespace, but some tools do
 
 
-def junit_counts(xml: bytes) -> tuple[int, int, int]:
-    """(passed, failed, skipped) over every <testcase> of a JUnit XML report.
+def _count_attribute(element: ET.Element, name: str, what: str) -> int:
+    """A non-negative integer attribute (0 when absent); EncodingError for anything else."""
+    text = element.get(name, "0").strip()
+    if not text.isascii() or not text.isdigit():
+        raise EncodingError(f"{what}: <{_local(element.tag)} {name}={text!r}> is not a count")
+    return int(text)
 
-    The root is <testsuites> or <testsuite>; suites may nest. A test case with a
-    <failure> or <error> child failed (an error is a failure to pass), else one
-    with <skipped> was skipped, else it passed. Precondition: none; a report
-    with no test case is refused, since a run that ran nothing proves nothing.
+
+def _junit_case(case: ET.Element) -> int:
+    """0 passed, 1 failed, 2 skipped: one <testcase> (a failure or error outranks a skip)."""
+    outcomes = {_local(child.tag) for child in case}
+    if outcomes & _FAILED:
+        return 1
+    not_run = case.get("status") in _NOT_RUN_STATUS or case.get("result") in _NOT_RUN_RESULT
+    return 2 if not_run or outcomes & _SKIPPED else 0
+
+
+def junit_counts(root: ET.Element) -> Counts:
+    """(passed, failed, skipped) over every <testcase> of a JUnit XML report's root element.
+
+    The root is <testsuites> or <testsuite>; suites may nest. There is no single
+    JUnit specification; this follows what the writers do (Ant's and Surefire's
+    XSD, Jenkins' junit-10.xsd, GoogleTest, CTest, pytest, jest-junit, gotestsum).
+    A test case with a <failure> or <error> child failed (an error is a failure
+    to pass). One that did not run was skipped: a <skipped> or <disabled> child,
+    `status="notrun|disabled|skipped"` or `result="suppressed|skipped"` (a
+    disabled GoogleTest test). Any other passed. A suite that declares more
+    disabled tests (`disabled="N"`) than it lists as skipped has that many of
+    its passes counted as skipped instead: a disabled test never ran.
+    Precondition: none; a report with no test case is refused, since a run that
+    ran nothing proves nothing.
     """
-    root = parse_xml(xml, JUNIT)
     if _local(root.tag) not in {"testsuites", "testsuite"}:
         raise EncodingError(f"{JUNIT}: the root element is <{root.tag}>, not <testsuites> or <testsuite>")
-    passed = failed = skipped = 0
-    for case in root.iter():
-        if _local(case.tag) != "testcase":
-            continue
-        outcomes = {_local(child.tag) for child in case}
-        if outcomes & _FAILED:
-            failed += 1
-        elif _SKIPPED in outcomes:
-            skipped += 1
-        else:
-            passed += 1
-    if passed + failed + skipped == 0:
+    totals = [0, 0, 0]
+    for parent in root.iter():
+        children = list(parent)
+        cases = [child for child in children if _local(child.tag) == "testcase"]
+        counts = [0, 0, 0]
+        for case in cases:
+            counts[_junit_case(case)] += 1
+        leaf_suite = _local(parent.tag) == "testsuite" and not any(
+            _local(child.tag) == "testsuite" for child in children
+        )
+        if leaf_suite:
+            unlisted = _count_attribute(parent, "disabled", JUNIT) - counts[2]
+            moved = max(0, min(unlisted, counts[0]))
+            counts[0] -= moved
+            counts[2] += moved
+        totals = [total + count for total, count in zip(totals, counts, strict=True)]
+    if sum(totals) == 0:
         raise EncodingError(f"{JUNIT} holds no <testcase> element; refusing to record a run of no tests")
-    return passed, failed, skipped
+    return totals[0], totals[1], totals[2]
+
+
+def nunit_counts(root: ET.Element) -> Counts:
+    """(passed, failed, skipped) over every <test-case> of an NUnit 3 result file's root (<test-run>).
+
+    NUnit 3's "Test Result XML Format": a test case's `result` is Passed, Failed
+    (whatever its label: Error, Cancelled, Invalid), Skipped (Ignored, Explicit),
+    Inconclusive or Warning; the last two count as skipped, being no pass. A
+    run whose own `result` is Failed (or `Failed(Child)`) with no failed test
+    case, as when a one-time teardown fails, counts one failure: NUnit failed
+    it. Precondition: none; an unknown result or no test case is refused.
+    """
+    if _local(root.tag) != "test-run":
+        raise EncodingError(f"{NUNIT}: the root element is <{root.tag}>, not <test-run> (NUnit 3)")
+    counts = [0, 0, 0]
+    for case in root.iter():
+        if _local(case.tag) != "test-case":
+            continue
+        result = case.get("result", "")
+        if result not in _NUNIT_RESULTS:
+            raise EncodingError(
+                f"{NUNIT}: <test-case name={case.get('name', '')!r}> has result {result!r}, "
+                f"not one of {', '.join(_NUNIT_RESULTS)}"
+            )
+        counts[_NUNIT_RESULTS[result]] += 1
+    if sum(counts) == 0:
+        raise EncodingError(f"{NUNIT} holds no <test-case> element; refusing to record a run of no tests")
+    if root.get("result", "").startswith("Failed") and counts[1] == 0:
+        counts[1] = 1
+    return counts[0], counts[1], counts[2]
+
+
+class _CtrfTest(msgspec.Struct, frozen=True):
+    name: str
+    status: Literal["passed", "failed", "skipped", "pending", "other"]
+
+
+class _CtrfTool(msgspec.Struct, frozen=True):
+    name: str
+
+
+class _CtrfResults(msgspec.Struct, frozen=True):
+    tool: _CtrfTool
+    summary: dict[str, Any]
+    tests: list[_CtrfTest]
+
+
+class _CtrfReport(msgspec.Struct, frozen=True):
+    results: _CtrfResults
+
+
+_ctrf_decoder = msgspec.json.Decoder(_CtrfReport)
+
+
+def ctrf_counts(data: bytes) -> Counts:
+    """(passed, failed, skipped) over the tests of a CTRF JSON report (https://ctrf.io).
+
+    The report is `{"results": {"tool": {"name"}, "summary": {...}, "tests":
+    [{"name", "status"}, ...]}}`; a status is passed, failed, skipped, pending
+    or other, and pending and other count as skipped, being no pass. A UTF-8
+    byte order mark is ignored. Precondition: none; anything else, or no test,
+    is refused.
+    """
+    check_report_size(data, CTRF)
+    try:
+        report = _ctrf_decoder.decode(strip_bom(data))
+    except JSON_ERRORS as exc:
+        raise EncodingError(f"{CTRF} is not a CTRF report: {exc}") from None
+    counts = [0, 0, 0]
+    for test in report.results.tests:
+        counts[_CTRF_STATUSES[test.status]] += 1
+    if sum(counts) == 0:
+        raise EncodingError(f"{CTRF} lists no test; refusing to record a run of no tests")
+    return counts[0], counts[1], counts[2]
+
+
+def report_counts(report: bytes, report_format: str = "auto") -> Counts:
+    """(passed, failed, skipped) of a test report: JUnit XML, NUnit 3 XML or CTRF JSON.
+
+    `report_format` is one of TEST_FORMATS; `auto` reads a JSON object (after an
+    optional byte order mark and white space) as CTRF, and XML by its root
+    element: <testsuites> or <testsuite> as JUnit, <test-run> as NUnit 3. See
+    `junit_counts`, `nunit_counts` and `ctrf_counts` for the counting rules.
+    Precondition: none; an unknown format is an InputError.
+    """
+    if report_format not in TEST_FORMATS:
+        raise InputError(f"the report format must be one of {', '.join(TEST_FORMATS)}; got {report_format!r}")
+    if report_format == "ctrf" or (report_format == "auto" and strip_bom(report).lstrip().startswith(b"{")):
+        return ctrf_counts(report)
+    root = parse_xml(report, NUNIT if report_format == "nunit" else JUNIT)
+    if report_format == "nunit" or (report_format == "auto" and _local(root.tag) == "test-run"):
+        return nunit_counts(root)
+    if report_format == "auto" and _local(root.tag) not in {"testsuites", "testsuite"}:
+        raise EncodingError(
+            f"{JUNIT}: the root element is <{root.tag}>, not <testsuites> or <testsuite> (JUnit) "
+            "or <test-run> (NUnit 3)"
+        )
+    return junit_counts(root)
 
 
 def statement_from_junit(  # noqa: PLR0913 - keyword-only: the test-run predicate's own fields
@@ -164,19 +314,21 @@ def statement_from_junit(  # noqa: PLR0913 - keyword-only: the test-run predicat
     commit: str,
     environment: str,
     report_location: str | None = None,
+    report_format: str = "auto",
 ) -> bytes:
-    """A test-run statement (https://evledger.dev/test-run/v1) for a JUnit XML report.
+    """A test-run statement (https://evledger.dev/test-run/v1) for a JUnit XML, NUnit 3 or CTRF report.
 
     Preconditions: `subject_digest` is `sha256:<64 hex>` (the artifact tested);
-    `suite` is one of the predicate's suites; the text arguments are non-empty.
-    The result is `failed` when any test case failed or erred; `report_digest`
-    is the SHA-256 of `xml` exactly as given.
+    `suite` is one of the predicate's suites; the text arguments are non-empty;
+    `report_format` is one of TEST_FORMATS (`report_counts`). The result is
+    `failed` when any test case failed or erred; `report_digest` is the SHA-256
+    of `xml` exactly as given.
     """
     _require_text(product=product, version=version, command=command, commit=commit, environment=environment)
     suites = get_args(TestSuite)
     if suite not in suites:
         raise InputError(f"suite must be one of {', '.join(suites)}; got {suite!r}")
-    passed, failed, skipped = junit_counts(xml)
+    passed, failed, skipped = report_counts(xml, report_format)
     predicate = TestRun(
         release=Release(product, version),
         suite=suite,  # type: ignore[arg-type]  # checked against TestSuite above
@@ -193,27 +345,37 @@ def statement_from_junit(  # noqa: PLR0913 - keyword-only: the test-run predicat
     return _statement(TEST_RUN, subject_name, subject_digest, predicate)
 
 
-def statement_from_sarif(
-    sarif: bytes, *, product: str, version: str, subject_name: str, subject_digest: str
+def statement_from_sarif(  # noqa: PLR0913 - keyword-only: the scan predicate's own fields
+    sarif: bytes,
+    *,
+    product: str,
+    version: str,
+    subject_name: str,
+    subject_digest: str,
+    severity_map: Sequence[SeverityMapping] = (),
 ) -> bytes:
     """A scan statement (https://evledger.dev/scan/v1) for a SARIF 2.1.0 log.
 
     Preconditions: `subject_digest` is `sha256:<64 hex>` (the artifact or source
-    scanned); the text arguments are non-empty. The tool is the first run's
-    driver; open findings of every run are counted by severity (see
-    `ledger.records.sarif.count_open_findings`); `report_digest` is the
-    SHA-256 of `sarif` exactly as given.
+    scanned); the text arguments are non-empty; each of `severity_map` names a
+    tool of the log (`ledger.records.sarif.parse_severity_map`). The tool is the
+    first run's driver; open findings of every run are counted by severity (see
+    `ledger.records.sarif.count_open_findings`, SARIF §3.27.10); the mappings
+    used are recorded as `severity_map`; `report_digest` is the SHA-256 of
+    `sarif` exactly as given.
     """
     _require_text(product=product, version=version)
     check_report_size(sarif, SARIF)
     log = decode_sarif(sarif, SARIF)
+    mappings = resolve_severity_map(log, severity_map, SARIF)
     driver = log.runs[0].tool.driver
     predicate = Scan(
         release=Release(product, version),
         tool=driver.name,
         tool_version=driver.version or driver.semantic_version or "unknown",
-        findings=count_open_findings(log, SARIF),
+        findings=count_open_findings(log, SARIF, mappings),
         report_digest=report_digest(sarif),
+        severity_map=mappings or None,
     )
     return _statement(SCAN, subject_name, subject_digest, predicate)
 
@@ -239,11 +401,20 @@ def idempotency_key(payload: bytes, report: bytes) -> str:
 
     Precondition: `payload` passes `check_statement`. The key hashes the
     predicate type, release (product and version), subject digests and the
-    report's SHA-256, so a retried CI job sends the same key for the same
-    evidence, and other evidence never shares it.
+    report's SHA-256 (and a scan's `severity_map`, when it has one), so a
+    retried CI job sends the same key for the same evidence, and other evidence
+    never shares it.
     """
     statement = decode_statement(payload)
     product, version = release_of(statement)
-    material = [statement.predicate_type, product, version, subject_digests(statement), report_digest(report)]
+    material: list[Any] = [
+        statement.predicate_type,
+        product,
+        version,
+        subject_digests(statement),
+        report_digest(report),
+    ]
+    if statement.predicate.get("severity_map"):  # the same log read another way is other evidence
+        material.append(statement.predicate["severity_map"])
     digest = hashlib.sha256(_encoder.encode(material)).hexdigest()
     return f"{IDEMPOTENCY_PREFIX}:{kind_name(statement.predicate_type)}:{digest}"

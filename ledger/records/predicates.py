@@ -114,6 +114,18 @@ class Findings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     info: int = 0
 
 
+SarifLevel = Literal["none", "note", "warning", "error"]  # SARIF 2.1.0 §3.27.10
+Severity = Literal["critical", "high", "medium", "low", "info"]
+
+
+class SeverityMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A severity chosen by the pipeline for a tool's SARIF level (`evledger attest sarif --severity-map`)."""
+
+    tool: str
+    level: SarifLevel
+    severity: Severity
+
+
 class Scan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A static-analysis, dependency or container scan."""
 
@@ -122,6 +134,7 @@ class Scan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tool_version: str
     findings: Findings
     report_digest: str | None = None
+    severity_map: list[SeverityMapping] | None = None
 
 
 class Dataset(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -29,6 +29,7 @@ from ledger.core.entry import parse_entry
 from ledger.core.keys import SignerKey
 
 FIXTURES = Path(__file__).resolve().parents[1] / "unit" / "fixtures"
+ATTEST_FIXTURES = FIXTURES / "attest"
 PRODUCT, VERSION = "ivd-analyzer", "2.4.0"
 DIGEST = "sha256:" + "4a5e1e4baab89f3a32518a88c31bc87f618f76673e2cc77ab2127b7afdeda33b"
 RELEASE = [
@@ -145,6 +146,58 @@ def test_sarif_log_is_appended_as_a_scan(pipeline):
     assert statement["predicateType"] == "https://evledger.dev/scan/v1"
     assert statement["predicate"]["tool"] == "CodeQL"
     assert statement["predicate"]["findings"] == {"critical": 1, "high": 3, "medium": 1, "low": 2, "info": 0}
+
+
+@pytest.mark.parametrize(
+    ("fixture", "format_args", "counts"),
+    [
+        ("nunit3-console.xml", [], (3, 2, 2)),
+        ("ctrf-playwright.json", [], (3, 1, 2)),
+        ("googletest.xml", ["--format", "junit"], (1, 1, 3)),
+    ],
+)
+def test_nunit_ctrf_and_disabled_tests_are_appended_as_counted(pipeline, fixture, format_args, counts):
+    output = appended(pipeline, "junit", str(ATTEST_FIXTURES / fixture), *RELEASE, *TEST_RUN, *format_args)
+    statement, _ = logged_statement(pipeline, output["receipts"][0]["index"])
+    predicate = statement["predicate"]
+    assert (predicate["passed"], predicate["failed"], predicate["skipped"]) == counts
+    assert predicate["result"] == "failed"
+
+
+def test_sarif_severity_map_is_applied_and_recorded_in_the_evidence(pipeline):
+    report = str(ATTEST_FIXTURES / "ruff.sarif")
+    plain = appended(pipeline, "sarif", report, *RELEASE)
+    assert plain["predicate"]["findings"]["high"] == 3
+    assert "severity_map" not in plain["predicate"]
+    output = appended(pipeline, "sarif", report, *RELEASE, "--severity-map", "ruff:error=low")
+    assert output["idempotency_key"] != plain["idempotency_key"]
+    statement, _ = logged_statement(pipeline, output["receipts"][0]["index"])
+    assert statement["predicate"]["findings"] == {"critical": 0, "high": 0, "medium": 0, "low": 3, "info": 0}
+    assert statement["predicate"]["severity_map"] == [{"tool": "ruff", "level": "error", "severity": "low"}]
+
+
+@pytest.mark.parametrize(
+    ("args", "detail"),
+    [
+        (["junit", str(ATTEST_FIXTURES / "billion-laughs.xml"), *RELEASE, *TEST_RUN], "declares a DOCTYPE"),
+        (["junit", str(ATTEST_FIXTURES / "xxe.xml"), *RELEASE, *TEST_RUN], "declares a DOCTYPE"),
+        (["junit", str(FIXTURES / "junit-pytest.xml"), *RELEASE, *TEST_RUN, "--format", "xunit"],
+         "the report format must be one of"),
+        (["sarif", str(ATTEST_FIXTURES / "ruff.sarif"), *RELEASE, "--severity-map", "ruff:error"],
+         "is not TOOL:LEVEL=SEVERITY"),
+        (["sarif", str(ATTEST_FIXTURES / "ruff.sarif"), *RELEASE, "--severity-map", "flake8:error=low"],
+         "names tool 'flake8'"),
+    ],
+)  # fmt: skip
+def test_attack_and_bad_options_exit_2_and_append_nothing(pipeline, args, detail):
+    size = tree_size(pipeline)
+    code, output = attest(pipeline, *args)
+    assert (code, output["ok"]) == (2, False), output
+    assert output["error"] in {"input", "encoding"}
+    assert detail in output["detail"]
+    assert "lollol" not in output["detail"]
+    assert "root:" not in output["detail"]
+    assert tree_size(pipeline) == size
 
 
 def test_statement_file_is_appended_as_written_and_idempotently(pipeline, tmp_path):

@@ -1,8 +1,10 @@
-"""The JUnit converter of `evledger attest`, `check_statement` and the idempotency key.
+"""The test-report converter of `evledger attest`, `check_statement` and the idempotency key.
 
 Fixtures are reports as real tools write them (tests/unit/fixtures): pytest
---junitxml and a Maven Surefire TEST-*.xml. Negative cases are named after the
-attack or the defect. The SARIF converter is tested in test_attest_sarif.py.
+--junitxml and a Maven Surefire TEST-*.xml, and under attest/ gotestsum,
+jest-junit, GoogleTest, NUnit 3 console and a Playwright CTRF report. Negative
+cases are named after the attack or the defect. The SARIF converter is tested
+in test_attest_sarif.py.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import json
 import msgspec
 import pytest
 from attest_support import DIGEST, FIXTURES, JUNIT_RUN, RUN, admitted, cases, junit, sarif
+from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from ledger.errors import EncodingError, InputError, TooLargeError
+from ledger.records import attest
 from ledger.records.attest import (
     MAX_REPORT_BYTES,
     check_statement,
@@ -161,6 +165,164 @@ def test_oversized_report_is_refused_before_parsing():
         statement_from_junit(huge, **JUNIT_RUN)
     with pytest.raises(TooLargeError):
         statement_from_sarif(huge, **RUN)
+
+
+# Disabled tests, NUnit 3 and CTRF
+
+ATTEST_FIXTURES = FIXTURES / "attest"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "counts"),
+    [
+        # GoogleTest: two DISABLED_ tests (status="notrun" result="suppressed", no child) and a GTEST_SKIP
+        ("googletest.xml", (1, 1, 3)),
+        # NUnit 3 console: Passed x3 (two parameterized), Failed twice (one Error), Ignored, Inconclusive
+        ("nunit3-console.xml", (3, 2, 2)),
+        # Playwright CTRF: passed x3 (one flaky), failed, skipped, other (interrupted)
+        ("ctrf-playwright.json", (3, 1, 2)),
+    ],
+)
+def test_test_reports_from_real_tools_are_detected_and_counted(fixture, counts):
+    report = (ATTEST_FIXTURES / fixture).read_bytes()
+    run = junit(report)
+    assert (run.passed, run.failed, run.skipped) == counts
+    assert run.result == "failed"
+    assert run.report_digest == "sha256:" + hashlib.sha256(report).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("fixture", "report_format", "counts"),
+    [
+        # gotestsum --junitfile: the parent of a failed subtest fails too; a t.Skip is <skipped>
+        ("attest/gotestsum.xml", "junit", (4, 2, 1)),
+        ("attest/jest-junit.xml", "junit", (2, 1, 2)),
+        ("junit-surefire.xml", "junit", (3, 2, 1)),
+        ("attest/nunit3-console.xml", "nunit", (3, 2, 2)),
+        ("attest/ctrf-playwright.json", "ctrf", (3, 1, 2)),
+    ],
+)
+def test_report_format_can_be_named(fixture, report_format, counts):
+    run = junit((FIXTURES / fixture).read_bytes(), report_format=report_format)
+    assert (run.passed, run.failed, run.skipped) == counts
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        '<testcase name="a" status="disabled"/>',  # CTest, Jenkins junit-10.xsd
+        '<testcase name="a" status="notrun"/>',
+        '<testcase name="a" status="run" result="suppressed"/>',  # GoogleTest DISABLED_
+        '<testcase name="a"><disabled/></testcase>',
+    ],
+)
+def test_disabled_test_case_counts_as_skipped_not_passed(case):
+    run = junit(f'<testsuite><testcase name="ok"/>{case}</testsuite>'.encode())
+    assert (run.passed, run.failed, run.skipped, run.result) == (1, 0, 1, "passed")
+
+
+def test_failure_outranks_a_disabled_status():
+    run = junit(
+        b'<testsuite><testcase name="a" status="disabled"><failure/></testcase>'
+        b'<testcase name="b" status="disabled"/></testsuite>'
+    )
+    assert (run.passed, run.failed, run.skipped) == (0, 1, 1)
+
+
+def test_suite_declaring_disabled_tests_it_does_not_mark_has_them_counted_as_skipped():
+    xml = (
+        b'<testsuites disabled="3">'  # the aggregate of the suites below: not counted again
+        b'<testsuite name="a" disabled="2"><testcase name="x"/><testcase name="y"/><testcase name="z"/>'
+        b"</testsuite>"
+        b'<testsuite name="b" disabled="1"><testcase name="p"/><testcase name="q" status="notrun"/>'
+        b"</testsuite></testsuites>"
+    )
+    run = junit(xml)
+    assert (run.passed, run.failed, run.skipped) == (2, 0, 3)
+
+
+def test_suite_whose_disabled_count_is_not_a_number_is_refused():
+    with pytest.raises(EncodingError, match="<testsuite disabled='two'> is not a count"):
+        statement_from_junit(b'<testsuite disabled="two"><testcase name="a"/></testsuite>', **JUNIT_RUN)
+
+
+def nunit(*results: str, run_result: str = "Passed") -> bytes:
+    body = "".join(f'<test-case id="0-{n}" name="T{n}" result="{r}"/>' for n, r in enumerate(results))
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><test-run id="0" result="{run_result}">'
+        f'<test-suite type="Assembly" name="A.dll">{body}</test-suite></test-run>'
+    ).encode()
+
+
+def test_nunit_warning_and_inconclusive_are_no_pass():
+    run = junit(nunit("Passed", "Warning", "Inconclusive"))
+    assert (run.passed, run.failed, run.skipped, run.result) == (1, 0, 2, "passed")
+
+
+@pytest.mark.parametrize("run_result", ["Failed", "Failed(Child)"])
+def test_nunit_run_failed_outside_its_test_cases_is_a_failed_run(run_result):
+    run = junit(nunit("Passed", "Passed", run_result=run_result))  # e.g. a OneTimeTearDown failed
+    assert (run.passed, run.failed, run.result) == (2, 1, "failed")
+
+
+@pytest.mark.parametrize(
+    ("report", "report_format", "error", "message"),
+    [
+        (nunit("Passed", "Success"), "auto", EncodingError, "has result 'Success', not one of Passed"),
+        (nunit(), "auto", EncodingError, "NUnit XML report holds no <test-case>"),
+        (b"<test-results><test-case result='Success'/></test-results>", "nunit", EncodingError,
+         r"root element is <test-results>, not <test-run> \(NUnit 3\)"),
+        (b"<html/>", "auto", EncodingError, r"<html>, not <testsuites> or <testsuite> \(JUnit\) or"),
+        (nunit("Passed"), "junit", EncodingError, "root element is <test-run>, not <testsuites>"),
+        (cases(""), "ctrf", EncodingError, "CTRF report is not a CTRF report"),
+        (b'{"results": {"tool": {"name": "jest"}, "summary": {}, "tests": []}}', "auto", EncodingError,
+         "CTRF report lists no test"),
+        (b'{"results": {"tool": {"name": "jest"}, "tests": [{"name": "a", "status": "passed"}]}}', "auto",
+         EncodingError, "missing required field `summary`"),
+        (b'{"results": {"tool": {"name": "jest"}, "summary": {}, "tests": [{"name": "a", "status": "ok"}]}}',
+         "auto", EncodingError, "Invalid enum value 'ok'"),
+        (cases(""), "xunit", InputError, "the report format must be one of auto, junit, nunit, ctrf"),
+    ],
+)  # fmt: skip
+def test_malformed_nunit_and_ctrf_reports_are_refused(report, report_format, error, message):
+    with pytest.raises(error, match=message):
+        statement_from_junit(report, **JUNIT_RUN, report_format=report_format)
+
+
+def test_ctrf_report_with_a_byte_order_mark_is_read():
+    report = b"\xef\xbb\xbf\n" + (ATTEST_FIXTURES / "ctrf-playwright.json").read_bytes()
+    run = junit(report)
+    assert (run.passed, run.failed, run.skipped) == (3, 1, 2)
+    assert run.report_digest == "sha256:" + hashlib.sha256(report).hexdigest()
+
+
+# Hostile XML
+
+
+@pytest.mark.parametrize(
+    ("fixture", "leak"),
+    [("billion-laughs.xml", b"lollollol"), ("xxe.xml", b"root:")],
+)
+def test_attack_entity_files_are_refused_and_never_expanded(fixture, leak):
+    report = (ATTEST_FIXTURES / fixture).read_bytes()
+    with pytest.raises(InputError, match="declares a DOCTYPE") as refused:
+        statement_from_junit(report, **JUNIT_RUN)
+    assert leak.decode() not in str(refused.value)
+    assert len(str(refused.value)) < 300
+
+
+def test_attack_xml_is_parsed_only_by_defusedxml_with_dtds_forbidden(monkeypatch):
+    calls = []
+
+    def spy(data, **options):
+        calls.append(options)
+        return defused_fromstring(data, **options)
+
+    monkeypatch.setattr(attest, "defused_fromstring", spy)
+    junit(cases(""))
+    with pytest.raises(EncodingError, match="declares a DOCTYPE"):
+        statement_from_junit((ATTEST_FIXTURES / "xxe.xml").read_bytes(), **JUNIT_RUN)
+    assert calls == [{"forbid_dtd": True}] * 2
 
 
 # check_statement and idempotency keys
