@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.append_cmds import receipt_lines
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import read_input
@@ -77,15 +78,17 @@ def _append(
     chosen = idempotency_key or attest.idempotency_key(payload, report)
     envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, [signer])
     with LedgerClient(server, token) as client:
-        receipts = client.append([envelope], chosen)
+        appended = client.append_envelopes([envelope], chosen)
+    receipts = appended.receipts
     lines = [f"idempotency key: {chosen}", summary]
-    lines += [f"appended: entry {r['index']} (leaf {r['leaf_hash'][:16]}…, {r['time']})" for r in receipts]
+    lines += receipt_lines(receipts, already_recorded=appended.already_recorded)
     statement = decode_statement(payload)
     fields: dict[str, Any] = {
         "idempotency_key": chosen,
         "predicate_type": statement.predicate_type,
         "predicate": statement.predicate,
         "receipts": receipts,
+        "already_recorded": appended.already_recorded,
     }
     emit_success(json_output=json_output, fields=fields, lines=lines)
 

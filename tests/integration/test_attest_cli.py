@@ -314,4 +314,5 @@ def test_console_script_prints_the_idempotency_key_and_the_receipt(pipeline):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("idempotency key: evledger-attest:test-run:")
     assert lines[1] == "test run regression: 3 passed, 2 failed, 1 skipped: failed"
-    assert lines[2].startswith("appended: entry ")
+    # An earlier test of this module may have recorded the same report: then the original receipt.
+    assert lines[2].startswith(("appended: entry ", "already recorded as entry "))
