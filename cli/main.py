@@ -19,6 +19,7 @@ from cli import (
     monitor_cmd,
     offline,
     policy_cmd,
+    record_cmd,
     server,
     timeline_cmd,
     token_cmd,
@@ -47,6 +48,7 @@ app.add_typer(append_cmds.key_app, name="key")
 app.add_typer(policy_cmd.policy_app, name="policy")
 app.command("submit")(append_cmds.submit)
 app.add_typer(attest.attest_app, name="attest")
+app.add_typer(record_cmd.record_app, name="record")
 app.command("demo")(demo.demo)
 app.command("verify-log")(verify_log.verify_log)
 app.command("verify-consistency")(verify_log.verify_consistency_command)
