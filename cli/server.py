@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from contextlib import ExitStack
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -32,6 +35,10 @@ from ledger.service.witnessing_config import DEFAULT_TSA_INTERVAL, load_witnessi
 from ledger.storage.migrate import create_token
 
 DEFAULT_ORIGIN_PREFIX = "evledger.local/ledger-"  # + 8 random hex digits: one origin per installation
+# prometheus_client's variable (ledger.service.metrics), named here: importing that module would
+# import prometheus_client in this process before the variable is set, and the workers forked
+# from it would keep their counts to themselves.
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def ledger_key(
@@ -182,8 +189,10 @@ def serve(
             _initialise(url, signer, key_path, check_only=skip_init)
             if not dsn:
                 _first_admin_token(url, data_dir)
+            metrics_dir = owned.enter_context(_metrics_dir())
             os.environ.update(
                 {
+                    METRICS_DIR_ENV: str(metrics_dir),
                     ENV_DSN: url,
                     ENV_KEY: str(key_path.resolve()),
                     ENV_PUBLIC_LOG: "1" if public_log else "0",
@@ -200,6 +209,20 @@ def serve(
             for authority in witnessing.authorities:
                 typer.echo(f"evledger: checkpoints timestamped by {authority.url}")
             Granian(**options).serve()
+
+
+@contextmanager
+def _metrics_dir() -> Iterator[Path]:
+    """A fresh directory (mode 0700) where the workers keep their metrics, removed at exit.
+
+    Fresh per run, so a scrape never adds the counts of an earlier run (or of another server).
+    A `serve` killed with SIGKILL leaves it behind in the temporary directory (a few kB).
+    """
+    path = Path(tempfile.mkdtemp(prefix="evledger-metrics-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _first_admin_token(url: str, data_dir: Path) -> None:

@@ -37,7 +37,12 @@ from ledger.service import (
 from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, Limits, return_freed_memory
-from ledger.service.openapi import document_availability, document_request_bodies, document_security
+from ledger.service.openapi import (
+    DocsPage,
+    document_availability,
+    document_request_bodies,
+    document_security,
+)
 from ledger.service.state import ServiceState
 from ledger.service.wire import refuse_nul_in_target
 from ledger.service.witnessing_config import WitnessingConfig, witnessing_from_env
@@ -114,16 +119,20 @@ def create_app(settings: Settings) -> Litestar:
             )
             # Beside the sequencer, never in its way: the task only reads checkpoints and adds anchors.
             witnessing = asyncio.create_task(svc.witnesses.run()) if settings.witnessing.enabled else None
+            # Under `serve`, the other workers' scrapes read this one's counts from the shared files.
+            publishing = asyncio.create_task(svc.keep_metrics_published()) if svc.metrics.shared else None
             # Everything built so far lives as long as the process: keep it out of the collector's
             # generations, so full collections (tens of ms at p99) stay short.
             gc.freeze()
             try:
                 yield
             finally:
-                if witnessing is not None:
-                    witnessing.cancel()
-                    await asyncio.gather(witnessing, return_exceptions=True)
+                for task in (witnessing, publishing):
+                    if task is not None:
+                        task.cancel()
+                        await asyncio.gather(task, return_exceptions=True)
                 await sequencer.stop()
+                svc.retire_metrics()
         finally:
             await store.close()
 
@@ -162,7 +171,9 @@ def create_app(settings: Settings) -> Litestar:
         before_request=refuse_nul_in_target,
         middleware=[DefineMiddleware(BodyGuard, budget=budget, watch=watch)],
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="evidence-ledger", version="1", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title="evidence-ledger", version="1", path="/schema", render_plugins=[DocsPage("/schema")]
+        ),
         debug=False,
     )
     document_request_bodies(app)

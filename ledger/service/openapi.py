@@ -15,15 +15,24 @@ into the document for the app's mode, from those same declarations.
 And for what any route may answer before it runs (ledger.service.availability):
 `document_availability` adds the 503 with Retry-After (database unreachable, a
 budget or queue full) and, for routes that take a body, the 408 of a slow one.
+
+The page at `/schema` is Swagger UI (`DocsPage`), whose script, style and icon the
+service serves itself, from the installed swagger-ui-py package, under
+`/schema/static/<its version>/`: the page works without internet access and loads
+nothing from any other site.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Any
 
 import msgspec
-from litestar import Litestar
+from litestar import Litestar, Router, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
     OpenAPIHeader,
     OpenAPIMediaType,
@@ -34,7 +43,10 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
+from litestar.params import FromPath
+from litestar.response import File
 
+from ledger.errors import NotFoundError
 from ledger.service.auth import access_of
 from ledger.service.wire import ErrorBody
 
@@ -194,3 +206,68 @@ def document_availability(app: Litestar) -> None:
                 timed_out = OpenAPIResponse(description="Request Timeout", content=error_body)
                 responses.setdefault("408", timed_out)
             operation.responses = responses
+
+
+_SWAGGER_UI = "swagger_ui"  # the import name of swagger-ui-py, which ships Swagger UI's built files
+_DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui-standalone-preset.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+    "favicon-16x16.png": "image/png",
+}
+# The asset URLs name the package's version, so a file under one URL never changes: cache it for good.
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def _swagger_ui_static() -> Path:
+    """The directory of Swagger UI's files in the installed swagger-ui-py (found, not imported)."""
+    spec = find_spec(_SWAGGER_UI)
+    if spec is None or not spec.submodule_search_locations:
+        msg = "swagger-ui-py is not installed: the /schema page has no Swagger UI to serve"
+        raise RuntimeError(msg)
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+class DocsPage(SwaggerRenderPlugin):
+    """Swagger UI at the schema root (`/schema`), with its files served from the service, not a CDN.
+
+    `schema_path` is the app's `OpenAPIConfig.path`; the assets live under it, in
+    `static/<swagger-ui-py version>/`, need no token and may be cached for good.
+    """
+
+    def __init__(self, schema_path: str = "/schema") -> None:
+        """The page, its asset URLs under `schema_path`."""
+        self.assets = _swagger_ui_static()
+        self.release = version("swagger-ui-py")
+        self.schema_path = schema_path.rstrip("/")
+        base = f"{self.schema_path}/static/{self.release}"
+        super().__init__(
+            js_url=f"{base}/swagger-ui-bundle.js",
+            css_url=f"{base}/swagger-ui.css",
+            standalone_preset_js_url=f"{base}/swagger-ui-standalone-preset.js",
+            path="/",
+            favicon=f"<link rel='icon' type='image/png' href='{base}/favicon-32x32.png'>",
+        )
+
+    def receive_router(self, router: Router) -> None:
+        """Serve the page's files beside it (and, unlike Swagger's default, no OAuth2 redirect page)."""
+        if router.path.rstrip("/") != self.schema_path:
+            msg = f"the docs page links its files under {self.schema_path}, the schema is at {router.path}"
+            raise ValueError(msg)
+        assets, headers = self.assets, {"Cache-Control": _IMMUTABLE, "X-Content-Type-Options": "nosniff"}
+
+        @get(f"/static/{self.release}/{{name:str}}", include_in_schema=False, sync_to_thread=False)
+        def docs_asset(name: FromPath[str]) -> File:
+            media_type = _DOCS_ASSETS.get(name)
+            if media_type is None:
+                raise NotFoundError(f"no file {name!r} belongs to the documentation page")
+            return File(
+                assets / name,
+                filename=name,
+                media_type=media_type,
+                content_disposition_type="inline",
+                headers=headers,
+            )
+
+        router.register(docs_asset)

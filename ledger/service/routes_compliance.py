@@ -87,7 +87,7 @@ async def dossier(svc: Svc, product: Product, version: Version, environment: Env
     status_code=201,
     summary="Gate decision, appended as a signed VSA",
     request_max_body_size=GATE_BODY_LIMIT,
-    responses=errors(400, 401, 403, 404, 409, 413, 503),
+    responses=errors(400, 401, 403, 404, 409, 413, 422, 503),
     opt=request_body(GateRequest),
     dependencies=APPEND,
 )

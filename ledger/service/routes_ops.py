@@ -70,34 +70,13 @@ async def readyz(svc: Svc) -> Response[dict[str, object]]:
     dependencies=READ,
 )
 async def metrics(svc: Svc) -> str:
-    """Counters and gauges in the Prometheus text format."""
+    """Counters and gauges in the Prometheus text format, the same from any worker (see metrics.py)."""
     head = await svc.store.head()
-    seq = svc.sequencer
-    gauges: dict[str, tuple[str, float]] = {
-        "evledger_tree_size": ("Entries in the log.", head.tree_size if head else 0),
-        "evledger_sequencer_pending": ("Envelopes waiting to be integrated.", seq.pending),
-        "evledger_sequencer_batches": ("Batches this process committed.", seq.batches),
-        "evledger_sequencer_entries": ("Entries this process's batches committed.", seq.entries),
-    }
+    facts: dict[str, float] = {"evledger_tree_size": head.tree_size if head else 0}
     policy = svc.witnessing.policy
     if policy is not None:
         cosigned = await svc.anchors.latest_cosigned(witness_keyids(policy), policy.quorum)
-        gauges |= {
-            "evledger_cosigned_tree_size": (
-                "Entries under the newest quorum-cosigned checkpoint.",
-                cosigned or 0,
-            ),
-            "evledger_witness_lag_seconds": (
-                "Age of the oldest checkpoint newer than the newest quorum-cosigned one (0: none).",
-                await svc.anchors.witnessing_lag(cosigned),
-            ),
-            "evledger_witness_refusals": (
-                "Witness answers to this process that point at the log (fork, rollback).",
-                svc.witnesses.refusals,
-            ),
-            "evledger_witness_failures": (
-                "Failed submissions to witnesses or authorities by this process.",
-                svc.witnesses.failures,
-            ),
-        }
-    return svc.metrics.render(gauges)
+        facts["evledger_cosigned_tree_size"] = cosigned or 0
+        facts["evledger_witness_lag_seconds"] = await svc.anchors.witnessing_lag(cosigned)
+    svc.publish_metrics()  # this worker's counts up to now; the others' are at most PUBLISH_SECONDS old
+    return svc.metrics.render(facts, witnessing=policy is not None)

@@ -7,6 +7,7 @@ the service's own: the cached, verified newest checkpoint and the metrics.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from ledger.errors import LedgerError, LogIntegrityError, NotFoundError, Unavail
 from ledger.query.proofs import ProofReader
 from ledger.rules.log_state import verified_checkpoint
 from ledger.service.auth import Tokens
-from ledger.service.metrics import Metrics
+from ledger.service.metrics import PUBLISH_SECONDS, Metrics, Tallies
 from ledger.service.witnessing import Witnessing, witness_keyids
 from ledger.service.witnessing_config import WitnessingConfig
 from ledger.storage.protocol import AnchorStore, CheckpointRow, EvidenceIndex, LogStore
@@ -126,6 +127,23 @@ class ServiceState:
     def _remember(self, checkpoint: CheckpointRow) -> None:
         if self._latest is None or checkpoint.tree_size >= self._latest[0].tree_size:
             self._latest = (checkpoint, time.monotonic() + CHECKPOINT_CACHE_SECONDS)
+
+    def publish_metrics(self) -> None:
+        """Hand this process's tallies and queue length to the metrics (`ledger.service.metrics`)."""
+        seq, witnesses = self.sequencer, self.witnesses
+        tallies = Tallies(seq.batches, seq.entries, witnesses.refusals, witnesses.failures)
+        self.metrics.publish(tallies, seq.pending)
+
+    async def keep_metrics_published(self) -> None:
+        """Publish every PUBLISH_SECONDS until cancelled: any worker's scrape sees this one's counts."""
+        while True:
+            self.publish_metrics()
+            await asyncio.sleep(PUBLISH_SECONDS)
+
+    def retire_metrics(self) -> None:
+        """Once the sequencer stopped: publish the last counts and leave the live gauges."""
+        self.publish_metrics()
+        self.metrics.retire()
 
     def _committed(self, count: int) -> None:
         """After this process's appender committed `count` entries: count them, remember the checkpoint.

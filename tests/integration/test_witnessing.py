@@ -240,7 +240,9 @@ def test_attack_a_witness_that_cosigns_a_wrong_root_is_not_counted(
         register_pipeline(url, ledger, admin)
         append_one(url, ledger, appender, 1)
         wait_for(
-            lambda: _gauge(url, reader, "evledger_witness_failures") or None, 20, "the liar's answer refused"
+            lambda: _gauge(url, reader, "evledger_witness_failures_total") or None,
+            20,
+            "the liar's answer refused",
         )
         assert httpx.get(url + "/checkpoint", headers=auth(reader)).status_code == 503
         anchors = httpx.get(url + "/v1/anchors?tree_size=1", headers=auth(reader)).json()
@@ -278,7 +280,9 @@ def test_attack_fork_by_restoring_a_backup_is_refused_by_witnesses_and_verify(
                 assert fork_size > honest_size
                 # Both witnesses refuse the fork: they hold the honest tree, which it does not extend.
                 wait_for(
-                    lambda: _gauge(url, reader, "evledger_witness_refusals") >= 2 or None, 20, "refusals"
+                    lambda: _gauge(url, reader, "evledger_witness_refusals_total") >= 2 or None,
+                    20,
+                    "refusals",
                 )
                 served = httpx.get(url + "/checkpoint", headers=auth(reader))
                 if served.status_code == 200:  # the backup's own, older cosigned checkpoint at most
