@@ -26,7 +26,9 @@ from ledger.append.sequencer import Sequencer
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.query.proofs import ProofReader
 from ledger.service import (
+    access_log,
     routes_append,
+    routes_audit,
     routes_bench,
     routes_compliance,
     routes_ops,
@@ -65,6 +67,7 @@ class Settings:
     public_log: bool = False  # /checkpoint and /tile/* answer without a token (C2SP tile clients send none)
     limits: Limits = field(default_factory=Limits)  # body budget, body deadline, queue bytes
     witnessing: WitnessingConfig = field(default_factory=WitnessingConfig)  # witnesses, time-stamping
+    access_log: bool = False  # one log line per request (EVLEDGER_ACCESS_LOG=1); costs ~10 % of appends
 
 
 def settings_from_env() -> Settings:
@@ -83,6 +86,7 @@ def settings_from_env() -> Settings:
         public_log=os.environ.get(ENV_PUBLIC_LOG) == "1",
         limits=Limits.from_env(os.environ),
         witnessing=witnessing_from_env(os.environ),
+        access_log=access_log.enabled(os.environ),
     )
 
 
@@ -162,6 +166,9 @@ def create_app(settings: Settings) -> Litestar:
             routes_releases.release_timeline,
             routes_releases.artifact,
             routes_releases.search,
+            routes_audit.list_releases,
+            routes_audit.list_keys,
+            routes_audit.list_policies,
             routes_ops.healthz,
             routes_ops.readyz,
             routes_ops.metrics,
@@ -179,6 +186,8 @@ def create_app(settings: Settings) -> Litestar:
     document_request_bodies(app)
     document_security(app, public_log=settings.public_log)
     document_availability(app)
+    if settings.access_log:
+        access_log.install(app)  # outermost, around the router too: every request, one line
     return app
 
 

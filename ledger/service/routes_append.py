@@ -90,6 +90,7 @@ async def append_entry(request: Request[Any, Any, Any]) -> ASGIResponse:
     svc: ServiceState = request.app.state.svc
     authorization, idempotency_key = _headers(request, b"authorization", b"idempotency-key")
     token = await svc.tokens.authenticate(authorization, APPEND_ROLES)
+    request.scope["auth"] = token  # who appended, for the access log (ledger.service.access_log)
     envelope = decode_body(envelope_decoder, await request.body(), "the body")
     assert isinstance(envelope, Envelope)  # noqa: S101 - the decoder's type
     _check_shape(envelope, "")

@@ -13,7 +13,8 @@ from typing import Annotated
 from litestar import get
 from litestar.params import PathParameter, QueryParameter
 
-from ledger.query import timeline
+from ledger.errors import InputError
+from ledger.query import audit_lists, timeline
 from ledger.rules.events import Event
 from ledger.service.auth import READ
 from ledger.service.params import RELEASE, Cursor, Limit, Product, Version
@@ -107,12 +108,24 @@ async def search(  # noqa: PLR0913 - each query parameter is one documented filt
     product: Annotated[str | None, QueryParameter(description="Product named by the release.")] = None,
     version: Annotated[str | None, QueryParameter(description="Version (with product).")] = None,
     signer: Annotated[str | None, QueryParameter(description="Signer keyid string.")] = None,
+    signer_owner: Annotated[
+        str | None,
+        QueryParameter(description="Owner as registered: any of the owner's keys, revoked ones too."),
+    ] = None,
     since: Annotated[str | None, QueryParameter(description="RFC 3339; entries at or after.")] = None,
     until: Annotated[str | None, QueryParameter(description="RFC 3339; entries before.")] = None,
     cursor: Cursor = None,
     limit: Limit = timeline.DEFAULT_PAGE,
 ) -> SearchPage:
-    """Entries matching every filter given, in index order, a page at a time."""
+    """Entries matching every filter given, in index order, a page at a time.
+
+    `signer_owner` searches every key ever registered to that owner; it does not combine with `signer`.
+    """
     query = timeline.SearchQuery(kind, product, version, signer, since, until, cursor, limit)
-    page = await timeline.search(svc.store, svc.index, svc.sequencer, query)
+    if signer_owner:
+        if signer:
+            raise InputError("give signer or signer_owner, not both")
+        page = await audit_lists.search_by_owner(svc.store, svc.index, svc.sequencer, query, signer_owner)
+    else:
+        page = await timeline.search(svc.store, svc.index, svc.sequencer, query)
     return SearchPage([event_view(r) for r in page.events], page.next_cursor)

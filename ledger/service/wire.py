@@ -237,3 +237,72 @@ class GateResponse(msgspec.Struct, frozen=True):
     decision: str
     compliance: dict[str, Any]
     receipt: dict[str, Any]
+
+
+class ReleaseSummaryView(msgspec.Struct, frozen=True):
+    """A release as `GET /v1/releases` lists it: its chain's length, first and newest entries, its seal."""
+
+    product: str
+    version: str
+    events: int
+    first_index: int
+    last_index: int
+    first_time: str
+    last_time: str
+    sealed_at: int | None
+
+
+class ReleaseListPage(msgspec.Struct, frozen=True):
+    """`GET /v1/releases` response; `next_cursor` continues the listing (null at the end)."""
+
+    releases: list[ReleaseSummaryView]
+    next_cursor: str | None
+
+
+class EntryMoment(msgspec.Struct, frozen=True):
+    """The entry that recorded an admin event: its index and time."""
+
+    index: int
+    time: str
+
+
+class RevocationView(msgspec.Struct, frozen=True):
+    """The entry that revoked a key, and the reason it gives."""
+
+    index: int
+    time: str
+    reason: str
+
+
+class KeyView(msgspec.Struct, frozen=True):
+    """A key ever registered: who holds it, what it may sign, when it was registered and revoked."""
+
+    keyid: str
+    owner: str
+    roles: list[str]
+    products: list[str]
+    registered_at: EntryMoment
+    revoked_at: RevocationView | None
+
+
+class KeyList(msgspec.Struct, frozen=True):
+    """`GET /v1/keys` response: every key in order of registration."""
+
+    keys: list[KeyView]
+
+
+class PolicyView(msgspec.Struct, frozen=True):
+    """A published policy: its entry, name, version and digest, and whether it is in force now."""
+
+    index: int
+    time: str
+    name: str
+    version: str
+    digest: str
+    in_force: bool
+
+
+class PolicyList(msgspec.Struct, frozen=True):
+    """`GET /v1/policies` response: every published policy in index order."""
+
+    policies: list[PolicyView]

@@ -119,3 +119,32 @@ def search_sql(  # noqa: PLR0913 - the filters of one search, each optional
         args.append(kind)
         arms.append(f"({SELECT_ENTRIES} WHERE {where} AND kind = ${len(args)} ORDER BY idx LIMIT $2)")
     return f"{' UNION ALL '.join(arms)} ORDER BY idx LIMIT $2", args
+
+
+def release_list_sql(*, product: bool, after: bool) -> str:
+    """The releases in (product, version) order, each with its chain's first and newest entry (issue #12).
+
+    Arguments: `$1` the number of releases; with `after`, `$2, $3` the (product, version) to start
+    after; with `product`, the product (`$2` without `after`, else `$4`). A skip scan of the
+    partial unique index `entries_release_seq` (product, version, release_seq), migration 004: one
+    index descent per release found, whatever its number of entries, then two more for its first
+    (release_seq 0) and newest entries. Never more than `$1` releases are read.
+    """
+    base = ["release_seq IS NOT NULL"]
+    if product:
+        base.append(f"product = ${4 if after else 2}")
+    first = " AND ".join([*base, "(product, version) > ($2, $3)"] if after else base)
+    step = " AND ".join([*base, "(product, version) > (r.product, r.version)"])
+    chain = "FROM entries WHERE product = r.product AND version = r.version AND release_seq IS NOT NULL"
+    return f"""WITH RECURSIVE releases(product, version) AS (
+        (SELECT product, version FROM entries WHERE {first} ORDER BY product, version LIMIT 1)
+        UNION ALL
+        SELECT n.product, n.version FROM releases AS r CROSS JOIN LATERAL (
+            SELECT product, version FROM entries WHERE {step}
+            ORDER BY product, version LIMIT 1) AS n)
+    SELECT r.product, r.version, f.idx, f.integrated_at, h.idx, h.integrated_at, h.release_seq, h.kind
+    FROM (SELECT product, version FROM releases LIMIT $1) AS r
+    CROSS JOIN LATERAL (SELECT idx, integrated_at {chain} ORDER BY release_seq LIMIT 1) AS f
+    CROSS JOIN LATERAL (
+        SELECT idx, integrated_at, release_seq, kind {chain} ORDER BY release_seq DESC LIMIT 1) AS h
+    ORDER BY r.product, r.version"""  # noqa: S608 - constant columns; values are bind parameters

@@ -31,11 +31,12 @@ from ledger.storage.entry_queries import (
     SCAN_WINDOW,
     UNCHAINED_ABOUT_BUILDS_SQL,
     is_combination,
+    release_list_sql,
     search_sql,
 )
 from ledger.storage.outage import unavailable_on_outage
 from ledger.storage.postgres import entry_row
-from ledger.storage.protocol import MAX_INDEX, EntryRow
+from ledger.storage.protocol import MAX_INDEX, EntryRow, ReleaseSummaryRow
 
 
 @unavailable_on_outage  # a lost connection is a 503 with Retry-After, not a 500
@@ -136,6 +137,20 @@ class PostgresEvidenceIndex:
         """The newest entry of `kind` below `before` (a backward scan of the (kind, idx) index)."""
         row = await self._pool.fetchrow(LATEST_OF_KIND_SQL, kind, min(before, MAX_INDEX))
         return None if row is None else entry_row(row)
+
+    async def releases(
+        self, *, product: str | None, after: tuple[str, str] | None, count: int
+    ) -> list[ReleaseSummaryRow]:
+        """Up to `count` releases after `after` by (product, version): a skip scan (`release_list_sql`)."""
+        args: list[object] = [count]
+        if after is not None:
+            args += after
+        if product is not None:
+            args.append(product)
+        sql = release_list_sql(product=product is not None, after=after is not None)
+        async with self._custom_plans() as conn:
+            rows = await conn.fetch(sql, *args)
+        return [ReleaseSummaryRow(*r) for r in rows]
 
     @asynccontextmanager
     async def _custom_plans(self) -> AsyncIterator[PoolConnectionProxy[Any]]:

@@ -263,6 +263,20 @@ class LogStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ReleaseSummaryRow:
+    """A release as `EvidenceIndex.releases` lists it: its chain's first and newest entries (issue #12)."""
+
+    product: str
+    version: str
+    first_index: int
+    first_time: datetime
+    last_index: int
+    last_time: datetime
+    last_seq: int  # the newest entry's release_seq: the chain holds last_seq + 1 entries
+    last_kind: str  # the newest entry's kind (a release seal closes the chain)
+
+
 class EvidenceIndex(Protocol):
     """The read model over the log's entries: release timelines, artifacts, search, kind lookups (issue #4).
 
@@ -321,6 +335,16 @@ class EvidenceIndex(Protocol):
 
     async def latest_entry_of_kind(self, kind: str, before: int) -> EntryRow | None:
         """The newest entry of this kind (e.g. `policy.published`) below index `before`."""
+        ...
+
+    async def releases(
+        self, *, product: str | None, after: tuple[str, str] | None, count: int
+    ) -> list[ReleaseSummaryRow]:
+        """Up to `count` releases (those with a chain) after `after`, in (product, version) order.
+
+        Only `product`'s when given. Read-only; one index descent per release listed.
+        Precondition: `count` >= 1.
+        """
         ...
 
 

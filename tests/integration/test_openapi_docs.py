@@ -226,6 +226,13 @@ def _requests(served: Served) -> list[Call]:
         ("GET", "/v1/search", "/v1/search?kind=key.registered", "auditor", None, 200),
         ("GET", "/v1/search", "/v1/search?kind=no-such-kind", "auditor", None, 400),
         ("GET", "/v1/search", "/v1/search", None, None, 401),
+        ("GET", "/v1/releases", "/v1/releases", "auditor", None, 200),
+        ("GET", "/v1/releases", "/v1/releases?state=closed", "auditor", None, 400),
+        ("GET", "/v1/releases", "/v1/releases", None, None, 401),
+        ("GET", "/v1/keys", "/v1/keys", "auditor", None, 200),
+        ("GET", "/v1/keys", "/v1/keys", None, None, 401),
+        ("GET", "/v1/policies", "/v1/policies", "auditor", None, 200),
+        ("GET", "/v1/policies", "/v1/policies", None, None, 401),
         # No policy is published: compliance, dossier and gate have nothing to evaluate against.
         (
             "GET",

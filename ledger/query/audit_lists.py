@@ -1,0 +1,240 @@
+"""What an auditor starts from without knowing a release: releases, keys, policies (issue #12).
+
+Releases are listed from the evidence index in (product, version) order, a page
+at a time. Keys and policies are read from their admin entries in the log (the
+kind index) and replayed in index order, so every service process answers the
+same as committed, whatever its own registry has caught up with. A search by
+owner resolves the owner's keyids the same way and searches each.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+import msgspec
+
+from ledger.core.dsse import envelope_payload
+from ledger.core.encoding import format_time
+from ledger.core.entry import parse_entry
+from ledger.errors import InputError
+from ledger.query import timeline
+from ledger.records.admin import (
+    KEY_EVENT_KINDS,
+    POLICY_KIND,
+    KeyRegistered,
+    KeyRevoked,
+    PolicyPublished,
+    decode_admin_record,
+)
+from ledger.records.predicates import RELEASE_SEAL
+from ledger.rules.registry import KeyRegistry, RegisteredKey
+from ledger.storage.protocol import EntryRow, EvidenceIndex, LogStore
+
+RELEASE_STATES = ("open", "sealed")
+# A page filtered by state reads at most this many releases past the page (then returns a cursor),
+# so a request's work is bounded however rare the state asked for.
+STATE_SCAN = 1000
+MAX_CURSOR = 2048  # characters: two names of at most a few hundred characters each, in base64
+_cursor_decoder = msgspec.json.Decoder(tuple[str, str])
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseSummary:
+    """A release: its chain's length, first and newest entries, and the seal's index when sealed."""
+
+    product: str
+    version: str
+    events: int
+    first_index: int
+    last_index: int
+    first_time: str
+    last_time: str
+    sealed_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseList:
+    """One page of releases; `next_cursor` continues after it (None at the end)."""
+
+    releases: list[ReleaseSummary]
+    next_cursor: str | None
+
+
+def encode_release_cursor(product: str, version: str) -> str:
+    """The opaque cursor continuing after release (product, version): URL-safe base64 of JSON."""
+    return base64.urlsafe_b64encode(msgspec.json.encode((product, version))).decode().rstrip("=")
+
+
+def parse_release_cursor(cursor: str | None) -> tuple[str, str] | None:
+    """The release a cursor continues after (None without one); InputError for anything we did not issue."""
+    if cursor is None or cursor == "":
+        return None
+    refused = InputError(f"cursor {cursor[:40]!r} is not one this server issued")
+    if len(cursor) > MAX_CURSOR:
+        raise refused
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        product, version = _cursor_decoder.decode(raw)
+        # Text PostgreSQL can store and compare: no NUL, no lone surrogate.
+        for name in (product, version):
+            name.encode("utf-8")
+    except (binascii.Error, ValueError, msgspec.DecodeError, UnicodeError) as exc:
+        raise refused from exc
+    if "\x00" in product + version:
+        raise refused
+    return product, version
+
+
+async def releases(
+    index: EvidenceIndex, *, product: str | None, state: str | None, cursor: str | None, limit: int
+) -> ReleaseList:
+    """A page of releases in (product, version) order, only `product`'s and in `state` when given.
+
+    InputError for an unknown state or a cursor this server did not issue. A page
+    filtered by state reads at most `limit` + STATE_SCAN releases, so it may be
+    short (even empty) and still carry a cursor. Precondition: 1 <= `limit` <= timeline.MAX_PAGE.
+    """
+    if state is not None and state != "" and state not in RELEASE_STATES:
+        raise InputError(f"state must be open or sealed, got {state[:40]!r}")
+    wanted = state or None
+    after = parse_release_cursor(cursor)
+    count = limit + 1 + (STATE_SCAN if wanted else 0)
+    rows = await index.releases(product=product or None, after=after, count=count)
+    found: list[ReleaseSummary] = []
+    for row in rows:
+        sealed_at = row.last_index if row.last_kind == RELEASE_SEAL else None
+        if wanted is not None and (sealed_at is not None) != (wanted == "sealed"):
+            continue
+        if len(found) == limit:
+            last = found[-1]
+            return ReleaseList(found, encode_release_cursor(last.product, last.version))
+        found.append(
+            ReleaseSummary(
+                product=row.product,
+                version=row.version,
+                events=row.last_seq + 1,
+                first_index=row.first_index,
+                last_index=row.last_index,
+                first_time=format_time(row.first_time),
+                last_time=format_time(row.last_time),
+                sealed_at=sealed_at,
+            )
+        )
+    if len(rows) == count:  # the scan stopped before the end: continue after the last release read
+        return ReleaseList(found, encode_release_cursor(rows[-1].product, rows[-1].version))
+    return ReleaseList(found, None)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHistory:
+    """A key as registered, with the entries (index, time) that registered and revoked it."""
+
+    key: RegisteredKey
+    registered_time: str
+    revoked_time: str | None
+
+
+def _admin_record(row: EntryRow) -> object:
+    return decode_admin_record(envelope_payload(parse_entry(row.data).envelope))
+
+
+async def key_histories(store: LogStore) -> list[KeyHistory]:
+    """Every key ever registered, in order of registration, replayed from the log's key events."""
+    rows = await store.entries_of_kinds(KEY_EVENT_KINDS, 0)
+    registry = KeyRegistry()
+    times = {r.index: format_time(r.integrated_at) for r in rows}
+    for row in rows:
+        record = _admin_record(row)
+        if isinstance(record, KeyRegistered):
+            registry.register(row.index, record)
+        elif isinstance(record, KeyRevoked):
+            registry.revoke(row.index, record)
+    keys = sorted(registry.keys.values(), key=lambda k: k.registered_at)
+    return [
+        KeyHistory(k, times[k.registered_at], None if k.revoked_at is None else times[k.revoked_at])
+        for k in keys
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedPolicy:
+    """A policy.published entry: where and when, what it published, and whether it is in force now."""
+
+    index: int
+    time: str
+    name: str
+    version: str
+    digest: str
+    in_force: bool
+
+
+async def published_policies(store: LogStore) -> list[PublishedPolicy]:
+    """Every published policy in index order; the newest is the one in force."""
+    rows = await store.entries_of_kinds((POLICY_KIND,), 0)
+    found = []
+    for number, row in enumerate(rows):
+        record = _admin_record(row)
+        if not isinstance(record, PolicyPublished):  # the kind index says it is
+            continue
+        found.append(
+            PublishedPolicy(
+                index=row.index,
+                time=format_time(row.integrated_at),
+                name=record.name,
+                version=record.version,
+                digest=record.digest,
+                in_force=number == len(rows) - 1,
+            )
+        )
+    return found
+
+
+async def owner_keyids(store: LogStore, owner: str) -> list[str]:
+    """The keyids ever registered to `owner` (exactly as registered), revoked ones included."""
+    return [h.key.keyid for h in await key_histories(store) if h.key.owner == owner]
+
+
+async def search_by_owner(
+    store: LogStore,
+    index: EvidenceIndex,
+    holder: timeline.RegistryHolder,
+    query: timeline.SearchQuery,
+    owner: str,
+) -> timeline.Page:
+    """`timeline.search` over the entries signed by any key of `owner`, a page at a time, index order.
+
+    One search per keyid from the same cursor, merged: every search covers its
+    keyid's matches up to its own cursor, so the merged page stops at the
+    smallest of those (and continues from there). Preconditions as `timeline.search`;
+    `query.signer` is None.
+    """
+    keyids = await owner_keyids(store, owner)
+    if not keyids:
+        _check_filters(query)
+        return timeline.Page([], None)
+    pages = [await timeline.search(store, index, holder, _with_signer(query, k)) for k in keyids]
+    bound = min((int(p.next_cursor) for p in pages if p.next_cursor is not None), default=None)
+    events = sorted(
+        (e for p in pages for e in p.events if bound is None or e.index < bound), key=lambda e: e.index
+    )
+    if len(events) > query.limit:
+        return timeline.Page(events[: query.limit], str(events[query.limit].index))
+    return timeline.Page(events, None if bound is None else str(bound))
+
+
+def _check_filters(query: timeline.SearchQuery) -> None:
+    """The InputErrors `timeline.search` gives for bad filters, for a search that reads nothing."""
+    timeline.resolve_kinds(query.kind)
+    if query.version and not query.product:
+        raise InputError("version filters within a product: give product too")
+    timeline.parse_cursor(query.cursor)
+    timeline.parse_moment(query.since, "since")
+    timeline.parse_moment(query.until, "until")
+
+
+def _with_signer(query: timeline.SearchQuery, keyid: str) -> timeline.SearchQuery:
+    return timeline.SearchQuery(
+        query.kind, query.product, query.version, keyid, query.since, query.until, query.cursor, query.limit
+    )
