@@ -1,4 +1,4 @@
-"""Commands that sign and append: `key register`, `key revoke`, `submit` (docs/cli.md).
+"""Commands that sign and append: `key register`, `key revoke`, `submit`; and `key list` (docs/cli.md).
 
 With `--token` they go to the service over HTTP (`--server`); without one they
 append directly through the sequencer into the database (`--dsn`, or the
@@ -168,3 +168,38 @@ def submit(
         _report(
             appended.receipts, "appended", json_output=json_output, already_recorded=appended.already_recorded
         )
+
+
+def _key_rows(keys: list[dict[str, Any]]) -> list[str]:
+    """The keys as an aligned table: keyid, owner, roles, products, registered and revoked."""
+    header = ["KEYID", "OWNER", "ROLES", "PRODUCTS", "REGISTERED", "REVOKED"]
+    rows = [header]
+    for k in keys:
+        registered = k["registered_at"]
+        revoked = k.get("revoked_at")
+        rows.append(
+            [
+                k["keyid"],
+                k["owner"],
+                ",".join(k["roles"]) or "-",
+                ",".join(k["products"]) or "-",
+                f"#{registered['index']} {registered['time']}",
+                f"#{revoked['index']} {revoked['time']} ({revoked['reason']})" if revoked else "-",
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in rows]
+
+
+@key_app.command("list")
+def key_list(
+    token: TokenOption = None,
+    server: ServerOption = DEFAULT_SERVER,
+    json_output: JsonOption = False,
+) -> None:
+    """List every key ever registered (GET /v1/keys): owner, roles, products, registration, revocation."""
+    with command_errors(json_output=json_output):
+        with LedgerClient(server, token) as client:
+            keys: list[dict[str, Any]] = client.get("/v1/keys").json()["keys"]
+        lines = _key_rows(keys) if keys else ["no keys registered"]
+        emit_success(json_output=json_output, fields={"keys": keys}, lines=lines)

@@ -9,6 +9,8 @@ argument of `-` reads standard input.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +20,7 @@ from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import create_exclusive, load_receipt, load_verifier_key, proof_hashes, read_input
 from cli.served import anchored_extension
-from cli.settings import TokenOption
+from cli.settings import ENV_KEY_PASSPHRASE, TokenOption
 from cli.trust_options import (
     TimestampOption,
     TsaCertOption,
@@ -31,6 +33,7 @@ from cli.trust_options import (
 from ledger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text
 from ledger.core.encoding import hash_from_hex
 from ledger.core.hashing import leaf_hash
+from ledger.core.key_files import encrypt_signer_key
 from ledger.core.keys import ALG_COSIGNATURE_V1, ALG_ED25519, SignerKey
 from ledger.core.note import open_note
 from ledger.core.tiles import MAX_ENTRY_SIZE
@@ -89,6 +92,18 @@ def key_file_prefix(name: str, out: Path | None) -> Path:
     return prefix
 
 
+def _new_passphrase() -> str:
+    """The passphrase for a new encrypted key: EVLEDGER_KEY_PASSPHRASE when set, else typed twice."""
+    given = os.environ.get(ENV_KEY_PASSPHRASE)
+    if given is None:
+        if not sys.stdin.isatty():
+            raise InputError(f"--passphrase needs a terminal to type the passphrase, or {ENV_KEY_PASSPHRASE}")
+        given = str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True, err=True))
+    if not given:
+        raise InputError("the passphrase must not be empty")
+    return given
+
+
 def keygen(
     name: Annotated[
         str, typer.Argument(metavar="NAME", help="Key name, e.g. ledger.example/prod (no spaces, no '+').")
@@ -104,14 +119,25 @@ def keygen(
             "(signature type 0x04), which signs only cosignatures, never notes or envelopes.",
         ),
     ] = False,
+    passphrase: Annotated[
+        bool,
+        typer.Option(
+            "--passphrase",
+            help="Encrypt the signer key with a passphrase (asked twice; EVLEDGER_KEY_PASSPHRASE when set): "
+            "every command that signs with it then asks for it again.",
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Generate an Ed25519 key pair: PATH.key (signer, mode 0600) and PATH.pub (verifier).
 
     PATH defaults to the name's last '/' segment. Existing files are never overwritten.
     With --witness the pair is a witness's cosignature/v1 key (type 0x04) for `evledger witness serve`.
+    With --passphrase PATH.key is encrypted (docs/formats.md#keys).
     """
     with command_errors(json_output=json_output):
+        if passphrase and witness:
+            raise InputError("--passphrase is for people's signer keys; a witness key is not encrypted")
         signer = SignerKey.generate(name, ALG_COSIGNATURE_V1 if witness else ALG_ED25519)
         verifier = signer.verifier()
         prefix = key_file_prefix(name, out)
@@ -119,7 +145,8 @@ def keygen(
         for path in (key_path, pub_path):
             if path.exists() or path.is_symlink():
                 raise InputError(f"{path} already exists; refusing to overwrite it")
-        create_exclusive(key_path, signer.format() + "\n", private=True)
+        key_text = encrypt_signer_key(signer, _new_passphrase()).format() if passphrase else signer.format()
+        create_exclusive(key_path, key_text + "\n", private=True)
         try:
             create_exclusive(pub_path, verifier.format() + "\n", private=False)
         except BaseException:
@@ -133,9 +160,12 @@ def keygen(
                 "verifier_key": verifier.format(),
                 "signer_key_file": str(key_path),
                 "verifier_key_file": str(pub_path),
+                "encrypted": passphrase,
             },
             lines=[
-                f"wrote signer key   {key_path} (mode 0600; keep it secret)",
+                f"wrote signer key   {key_path} (mode 0600; "
+                + ("encrypted with your passphrase; " if passphrase else "")
+                + "keep it secret)",
                 f"wrote verifier key {pub_path}",
                 f"key ID:       {verifier.keyid}",
                 f"verifier key: {verifier.format()}",

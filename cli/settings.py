@@ -8,6 +8,7 @@ attach to it when `evledger serve` already runs it, and start it otherwise.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated
 import typer
 
 from cli.embedded_postgres import CLUSTER_DIR, DATABASE, PORT, SUPERUSER, EmbeddedPostgres
+from ledger.core.key_files import is_encrypted_key, parse_encrypted_key
 from ledger.core.keys import SignerKey, parse_signer_key
 from ledger.errors import InputError
 
@@ -49,11 +51,31 @@ SignerKeyOption = Annotated[
 ]
 
 
+ENV_KEY_PASSPHRASE = "EVLEDGER_KEY_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+
+
 def load_signer(path: Path | None, what: str = "signer key") -> SignerKey:
-    """Read a signer key file; InputError when none was given."""
+    """Read a signer key file; InputError when none was given.
+
+    An encrypted key file (docs/formats.md#keys) is opened with EVLEDGER_KEY_PASSPHRASE when
+    it is set, else with a passphrase asked on the terminal; with neither, InputError (exit 2)
+    says how to give one. A wrong passphrase is InputError too, naming the key, never showing it.
+    """
     if path is None:
         raise InputError(f"give the {what} with --key or EVLEDGER_KEY")
-    return parse_signer_key(path.read_text(encoding="utf-8"))
+    text = path.read_text(encoding="utf-8")
+    if not is_encrypted_key(text):
+        return parse_signer_key(text)
+    encrypted = parse_encrypted_key(text)
+    passphrase = os.environ.get(ENV_KEY_PASSPHRASE)
+    if passphrase is None:
+        if not sys.stdin.isatty():
+            raise InputError(
+                f"the {what} {path} ({encrypted.keyid}) is encrypted: run on a terminal to type its "
+                f"passphrase, or set {ENV_KEY_PASSPHRASE}"
+            )
+        passphrase = str(typer.prompt(f"Passphrase for {encrypted.keyid}", hide_input=True, err=True))
+    return encrypted.decrypt(passphrase)
 
 
 def _running_embedded_dsn(data_dir: Path) -> str | None:
