@@ -11,6 +11,15 @@ URIs: `urn:evledger:entry:<index>` names an entry of the verifier's log and
 `urn:evledger:release:<product>:<version>` (percent-encoded) a release. Input
 entries are identified by their RFC 9162 leaf hash, under the digest name
 `rfc9162LeafHash` (it is not a plain SHA-256 of the entry).
+
+SLSA VSA v1 (https://slsa.dev/spec/v1.0/verification_summary): `verifier.id` is "URI
+indicating the verifier's identity", here `https://evledger.dev/verifier/<ledger key name>`
+(`verifier_uri`); `verifiedLevels` "Indicates the highest level of each track verified for
+the artifact ..., or "FAILED" if policy verification failed", so an allow is
+[EVLEDGER_POLICY_COMPLIANT] and a deny ["FAILED"]; and "Producers MAY add extension fields
+using field names that are URIs", so the gate's own fields (release, environment, decision,
+findings) are under `https://evledger.dev/gate-decision/v1` (`predicates.GATE_EXTENSION`).
+`slsaVersion` is "1.0".
 """
 
 from __future__ import annotations
@@ -43,6 +52,11 @@ def decision_of(result: ComplianceResult) -> Decision:
 def entry_uri(index: int) -> str:
     """The URI of a log entry in gate decisions (relative to the verifier's log)."""
     return f"urn:evledger:entry:{index}"
+
+
+def verifier_uri(key_name: str) -> str:
+    """The VSA `verifier.id` of the ledger whose key is named `key_name` (percent-encoded, `/` kept)."""
+    return f"{p.VERIFIER_BASE}{quote(key_name, safe='/')}"
 
 
 def release_uri(release: p.Release) -> str:
@@ -97,7 +111,8 @@ def gate_statement(  # noqa: PLR0913 - each argument is one VSA field, named at 
     Preconditions: `result` was evaluated for `release` and `environment` against the policy
     `policy_ref` = (entry index, "sha256:<hex>" digest); `input_entries` are (index, leaf hash
     as 64 lowercase hex) of the entries evaluated; `verifier_id` names the ledger (its key
-    name); `time` is RFC 3339. InputError when one of them does not hold.
+    name; the statement's `verifier.id` is `verifier_uri(verifier_id)`); `time` is RFC 3339.
+    InputError when one of them does not hold.
     """
     _check(result, release, environment, policy_ref, time)
     inputs = []
@@ -108,17 +123,20 @@ def gate_statement(  # noqa: PLR0913 - each argument is one VSA field, named at 
     algorithm, _, value = policy_ref[1].partition(":")
     decision = decision_of(result)
     predicate = p.GateDecision(
-        verifier=p.Verifier(verifier_id),
+        verifier=p.Verifier(verifier_uri(verifier_id)),
         time_verified=time,
         resource_uri=release_uri(release),
         policy=p.PolicyRef(entry_uri(policy_ref[0]), {algorithm: value}),
         input_attestations=inputs,
         verification_result="PASSED" if decision == "allow" else "FAILED",
-        verified_levels=[VERIFIED_LEVEL] if decision == "allow" else [],
-        release=release,
-        environment=environment,
-        decision=decision,
-        findings=[msgspec.to_builtins(f) for f in result.findings],
+        verified_levels=[VERIFIED_LEVEL] if decision == "allow" else [p.FAILED_LEVEL],
+        gate=p.GateDetails(
+            release=release,
+            environment=environment,
+            decision=decision,
+            findings=[msgspec.to_builtins(f) for f in result.findings],
+        ),
+        slsa_version=p.SLSA_VERSION,
     )
     statement = {
         "_type": STATEMENT_TYPE_V1,

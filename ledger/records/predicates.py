@@ -249,8 +249,71 @@ class InputAttestation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     digest: dict[str, str]
 
 
+GATE_EXTENSION = f"{BASE}/gate-decision/v1"
+VERIFIER_BASE = f"{BASE}/verifier/"
+SLSA_VERSION = "1.0"
+FAILED_LEVEL = "FAILED"
+
+
+class GateDetails(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the ledger's gate adds to a VSA, under the URI-named key GATE_EXTENSION."""
+
+    release: Release
+    environment: str
+    decision: Literal["allow", "deny"]
+    findings: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+
 class GateDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
-    """A gate decision as a SLSA Verification Summary Attestation v1, signed by the ledger."""
+    """A gate decision as a SLSA Verification Summary Attestation v1, signed by the ledger key.
+
+    The VSA v1 parsing rules (https://slsa.dev/spec/v1.0/verification_summary#parsing-rules):
+    "Producers MAY add extension fields using field names that are URIs." The gate's own
+    fields (release, environment, decision, findings) are therefore under the key
+    `https://evledger.dev/gate-decision/v1` (GATE_EXTENSION); `verifier.id` is a URI
+    (`https://evledger.dev/verifier/<ledger key name>`); a deny is `verificationResult`
+    FAILED with `verifiedLevels` ["FAILED"] ("the highest level of each track verified ...,
+    or "FAILED" if policy verification failed"). Decisions recorded before (LegacyGateDecision,
+    their fields at the top level) are read into this type too.
+    """
+
+    verifier: Verifier
+    time_verified: Time
+    resource_uri: str
+    policy: PolicyRef
+    input_attestations: list[InputAttestation]
+    verification_result: Literal["PASSED", "FAILED"]
+    verified_levels: list[str]
+    gate: GateDetails = msgspec.field(name=GATE_EXTENSION)
+    slsa_version: str | None = None
+
+    @property
+    def release(self) -> Release:
+        """The release decided on."""
+        return self.gate.release
+
+    @property
+    def environment(self) -> str:
+        """The environment the release was evaluated for."""
+        return self.gate.environment
+
+    @property
+    def decision(self) -> Literal["allow", "deny"]:
+        """`allow` or `deny`."""
+        return self.gate.decision
+
+    @property
+    def findings(self) -> list[dict[str, Any]]:
+        """The compliance findings the decision follows from."""
+        return self.gate.findings
+
+
+class LegacyGateDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
+    """A gate decision as the ledger wrote it before issue #12: its own fields at the top level.
+
+    Only read (they stay in logs): `verifier.id` the ledger key's name, `verifiedLevels`
+    empty for a deny. `upgrade` reads it as a GateDecision, values unchanged.
+    """
 
     verifier: Verifier
     time_verified: Time
@@ -263,6 +326,47 @@ class GateDecision(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rena
     environment: str
     decision: Literal["allow", "deny"]
     findings: list[dict[str, Any]] = msgspec.field(default_factory=list)
+
+    def upgrade(self) -> GateDecision:
+        """The same decision as a GateDecision (the values as signed, none rewritten)."""
+        return GateDecision(
+            self.verifier, self.time_verified, self.resource_uri, self.policy, self.input_attestations,
+            self.verification_result, self.verified_levels,
+            GateDetails(self.release, self.environment, self.decision, self.findings),
+        )  # fmt: skip
+
+
+def decode_gate(predicate: dict[str, Any]) -> GateDecision | None:
+    """Our gate decision in a VSA predicate, in either shape; None for someone else's VSA.
+
+    A predicate with our extension key (GATE_EXTENSION) must be a valid GateDecision
+    (EncodingError otherwise). One without it is one of ours only in the legacy shape,
+    exactly; any other VSA (the spec's example, with `dependencyLevels`, say) is generic
+    evidence about its subjects.
+    """
+    if GATE_EXTENSION not in predicate:
+        try:
+            legacy = msgspec.convert(predicate, LegacyGateDecision)
+        except msgspec.ValidationError:
+            return None
+        return legacy.upgrade()
+    try:
+        value = msgspec.convert(predicate, GateDecision)
+    except msgspec.ValidationError as exc:
+        raise EncodingError(f"gate-decision predicate is invalid: {exc}") from exc
+    if (value.decision == "allow") != (value.verification_result == "PASSED"):
+        raise EncodingError("a gate decision's verificationResult must be PASSED for allow, FAILED for deny")
+    if value.verification_result == "FAILED" and value.verified_levels != [FAILED_LEVEL]:
+        raise EncodingError(f"a FAILED gate decision's verifiedLevels must be [{FAILED_LEVEL!r}]")
+    return value
+
+
+def gate_release(predicate: dict[str, Any]) -> object:
+    """The raw `release` a VSA predicate names: under our extension key, else at the top level."""
+    extension = predicate.get(GATE_EXTENSION)
+    if isinstance(extension, dict) and "release" in extension:
+        return extension["release"]
+    return predicate.get("release")
 
 
 Predicate = (
@@ -316,10 +420,18 @@ def kind_name(predicate_type: str) -> str:
 
 
 def decode_predicate(predicate_type: str, predicate: dict[str, Any]) -> Predicate | None:
-    """Validate and convert one of our predicates; None for generic evidence (and SLSA provenance)."""
+    """Validate and convert one of our predicates; None for generic evidence (and SLSA provenance).
+
+    A VSA is ours only in our gate's shape (`decode_gate`); any other is generic evidence.
+    """
     cls = PREDICATE_TYPES.get(predicate_type)
     if cls is None:
         return None
+    if cls is GateDecision:
+        gate = decode_gate(predicate)
+        if gate is not None:
+            _check_values(gate)
+        return gate
     try:
         value: Predicate = msgspec.convert(predicate, cls)
     except msgspec.ValidationError as exc:

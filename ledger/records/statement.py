@@ -13,7 +13,7 @@ import msgspec
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError
 from ledger.records.formats import is_hex64
-from ledger.records.predicates import RELEASE_SEAL
+from ledger.records.predicates import GATE_DECISION, RELEASE_SEAL, gate_release
 
 STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
 
@@ -80,8 +80,15 @@ def subject_digests(statement: Statement) -> tuple[str, ...]:
 
 
 def release_of(statement: Statement) -> tuple[str | None, str | None]:
-    """The (product, version) named in `predicate.release`, or (None, None) when absent."""
-    release = statement.predicate.get("release")
+    """The (product, version) named in `predicate.release`, or (None, None) when absent.
+
+    A gate decision (SLSA VSA) names it under its URI-named extension key instead
+    (`predicates.GATE_EXTENSION`), or at the top level as written before issue #12.
+    """
+    if statement.predicate_type == GATE_DECISION:
+        release = gate_release(statement.predicate)
+    else:
+        release = statement.predicate.get("release")
     if release is None:
         return None, None
     if not isinstance(release, dict):

@@ -32,11 +32,16 @@ UNKNOWN_OWNER = "(key not in the registry)"
 
 @dataclass(frozen=True, slots=True)
 class Signer:
-    """Who signed: the keyid, and the key's registered owner (printed name) and roles."""
+    """Who signed: the keyid, and the key's registered owner (printed name) and roles.
+
+    `ledger` is whether it is the ledger key (the key entry 0 registers): only a VSA it
+    signed is one of the ledger's gate decisions; anyone else's is generic evidence.
+    """
 
     keyid: str
     owner: str
     roles: tuple[str, ...]
+    ledger: bool = False
 
 
 class Event(msgspec.Struct, frozen=True, gc=False):
@@ -93,7 +98,8 @@ class SignerNames:
         if signer is None:
             key = self._registry.keys.get(keyid)
             owner, roles = (UNKNOWN_OWNER, ()) if key is None else (key.owner, tuple(sorted(key.roles)))
-            signer = self._cache[keyid] = Signer(keyid, owner, roles)
+            ledger = key is not None and key.registered_at == 0
+            signer = self._cache[keyid] = Signer(keyid, owner, roles, ledger)
         return signer
 
 
@@ -139,11 +145,16 @@ def _evidence(
     link = entry.release
     release, seq = ((link.product, link.version), link.seq) if link is not None else (None, None)
     predicate_type = statement.predicate_type
+    kind = p.kind_name(predicate_type)
+    if isinstance(predicate, p.GateDecision) and not signer.ledger:
+        predicate = None  # a VSA in our shape, but not signed by the ledger key: not our gate's decision
+    if predicate_type == p.GATE_DECISION and predicate is None:
+        kind = "evidence"  # someone else's VSA: generic evidence about its subjects
     return Event(
         entry.index,
         digest,
         entry.time,
-        p.kind_name(predicate_type),
+        kind,
         predicate_type,
         signer,
         subject_digests(statement),
@@ -180,6 +191,11 @@ def _predicate(predicate_type: str, raw: dict[str, Any]) -> p.Predicate | None:
     cls = p.PREDICATE_TYPES.get(predicate_type)
     if cls is None:
         return None
+    if cls is p.GateDecision:
+        try:
+            return p.decode_gate(raw)  # either shape (ours before issue #12 too); another's VSA is None
+        except EncodingError:
+            return None
     try:
         value: p.Predicate = msgspec.convert(raw, cls)
     except msgspec.ValidationError:

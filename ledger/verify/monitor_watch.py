@@ -107,7 +107,9 @@ def _gate_decision(replayed: ReplayedEntry) -> str | None:
         statement = decode_statement(envelope_payload(envelope))
     except EncodingError:
         return None
-    decision = statement.predicate.get("decision")
+    extension = statement.predicate.get(predicates.GATE_EXTENSION)  # the shape since issue #12
+    holder = extension if isinstance(extension, dict) else statement.predicate
+    decision = holder.get("decision")
     return decision if isinstance(decision, str) else None
 
 

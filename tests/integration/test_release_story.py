@@ -140,9 +140,10 @@ def test_gate_decisions_are_ledger_signed_vsas_in_the_release_chain(world: World
     statement = msgspec.json.decode(envelope_payload(entry.envelope))
     assert statement["predicateType"] == p.GATE_DECISION == "https://slsa.dev/verification_summary/v1"
     predicate = statement["predicate"]
-    assert (predicate["decision"], predicate["environment"]) == (which, "production")
+    gate_fields = predicate[p.GATE_EXTENSION]  # SLSA VSA v1: extension fields are URI-named
+    assert (gate_fields["decision"], gate_fields["environment"]) == (which, "production")
     assert predicate["verificationResult"] == ("PASSED" if which == "allow" else "FAILED")
-    assert predicate["verifier"] == {"id": ledger.name}
+    assert predicate["verifier"] == {"id": f"https://evledger.dev/verifier/{ledger.name}"}
     assert entry.release is not None
     assert (entry.release.product, entry.release.version) == (s.PRODUCT, VERSION)
 

@@ -373,7 +373,7 @@ def test_gate_denies_and_carries_the_findings() -> None:
     assert (decision.decision, decision.verification_result, decision.verified_levels) == (
         "deny",
         "FAILED",
-        [],
+        ["FAILED"],  # SLSA VSA v1: verifiedLevels is "FAILED" if policy verification failed
     )
     assert [f["rule"] for f in decision.findings] == [pol.FINDINGS_MAX_OPEN]
 
