@@ -40,9 +40,11 @@ MAX_CURSOR = 2048  # characters: two names of at most a few hundred characters e
 _cursor_decoder = msgspec.json.Decoder(tuple[str, str])
 
 
-@dataclass(frozen=True, slots=True)
-class ReleaseSummary:
-    """A release: its chain's length, first and newest entries, and the seal's index when sealed."""
+class ReleaseSummary(msgspec.Struct, frozen=True):
+    """A release: its chain's length, first and newest entries, and the seal's index when sealed.
+
+    Also the wire type of `GET /v1/releases` (one per release).
+    """
 
     product: str
     version: str
@@ -54,9 +56,8 @@ class ReleaseSummary:
     sealed_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class ReleaseList:
-    """One page of releases; `next_cursor` continues after it (None at the end)."""
+class ReleaseList(msgspec.Struct, frozen=True):
+    """One page of releases (`GET /v1/releases`); `next_cursor` continues after it (null at the end)."""
 
     releases: list[ReleaseSummary]
     next_cursor: str | None

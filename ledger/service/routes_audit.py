@@ -22,8 +22,6 @@ from ledger.service.wire import (
     KeyView,
     PolicyList,
     PolicyView,
-    ReleaseListPage,
-    ReleaseSummaryView,
     RevocationView,
     errors,
 )
@@ -39,29 +37,15 @@ async def list_releases(
     ] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
-) -> ReleaseListPage:
+) -> audit_lists.ReleaseList:
     """Every release with an entry on its chain, in (product, version) order, a page at a time.
 
     `sealed_at` is the index of the release's seal, null while it is open. A page
     filtered by `state` may be short (even empty) and still carry a cursor.
     """
-    page = await audit_lists.releases(
+    return await audit_lists.releases(
         svc.index, product=product, state=release_state, cursor=cursor, limit=limit
     )
-    views = [
-        ReleaseSummaryView(
-            product=r.product,
-            version=r.version,
-            events=r.events,
-            first_index=r.first_index,
-            last_index=r.last_index,
-            first_time=r.first_time,
-            last_time=r.last_time,
-            sealed_at=r.sealed_at,
-        )
-        for r in page.releases
-    ]
-    return ReleaseListPage(views, page.next_cursor)
 
 
 @get("/v1/keys", summary="Every key ever registered", responses=errors(400, 401), dependencies=READ)

@@ -239,26 +239,6 @@ class GateResponse(msgspec.Struct, frozen=True):
     receipt: dict[str, Any]
 
 
-class ReleaseSummaryView(msgspec.Struct, frozen=True):
-    """A release as `GET /v1/releases` lists it: its chain's length, first and newest entries, its seal."""
-
-    product: str
-    version: str
-    events: int
-    first_index: int
-    last_index: int
-    first_time: str
-    last_time: str
-    sealed_at: int | None
-
-
-class ReleaseListPage(msgspec.Struct, frozen=True):
-    """`GET /v1/releases` response; `next_cursor` continues the listing (null at the end)."""
-
-    releases: list[ReleaseSummaryView]
-    next_cursor: str | None
-
-
 class EntryMoment(msgspec.Struct, frozen=True):
     """The entry that recorded an admin event: its index and time."""
 
