@@ -192,6 +192,20 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             return DEFAULT_SEAL_ROLES
         return frozenset(self.sealing.roles)
 
+    def rules_in_force(self) -> tuple[str, ...]:
+        """The rule ids (keys of `RULES`, in its order) this policy applies; the others it switches off.
+
+        A release record lists every rule in force with its result, and names the rest as off,
+        so that a rule without findings reads as met only when the policy applied it.
+        """
+        sod = self.separation_of_duties
+        off = {
+            SOD_NOT_AUTHOR: not sod.approver_not_author,
+            SOD_ONE_ROLE: not sod.one_person_one_role,
+            APPROVALS_AFTER_EVIDENCE: not self.approvals.after_evidence,
+        }
+        return tuple(rule for rule in RULES if not off.get(rule, False))
+
     def tier(self, risk_class: RiskClass) -> Tier:
         """The tier for a change's risk class."""
         tier: Tier = getattr(self.tiers, risk_class)
