@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import msgspec
 
@@ -204,38 +204,9 @@ async def search_by_owner(
     query: timeline.SearchQuery,
     owner: str,
 ) -> timeline.Page:
-    """`timeline.search` over the entries signed by any key of `owner`, a page at a time, index order.
+    """`timeline.search` over the entries signed by any key ever registered to `owner`, index order.
 
-    One search per keyid from the same cursor, merged: every search covers its
-    keyid's matches up to its own cursor, so the merged page stops at the
-    smallest of those (and continues from there). Preconditions as `timeline.search`;
-    `query.signer` is None.
+    Preconditions as `timeline.search`; `query.signer` is None (the two do not combine).
     """
-    keyids = await owner_keyids(store, owner)
-    if not keyids:
-        _check_filters(query)
-        return timeline.Page([], None)
-    pages = [await timeline.search(store, index, holder, _with_signer(query, k)) for k in keyids]
-    bound = min((int(p.next_cursor) for p in pages if p.next_cursor is not None), default=None)
-    events = sorted(
-        (e for p in pages for e in p.events if bound is None or e.index < bound), key=lambda e: e.index
-    )
-    if len(events) > query.limit:
-        return timeline.Page(events[: query.limit], str(events[query.limit].index))
-    return timeline.Page(events, None if bound is None else str(bound))
-
-
-def _check_filters(query: timeline.SearchQuery) -> None:
-    """The InputErrors `timeline.search` gives for bad filters, for a search that reads nothing."""
-    timeline.resolve_kinds(query.kind)
-    if query.version and not query.product:
-        raise InputError("version filters within a product: give product too")
-    timeline.parse_cursor(query.cursor)
-    timeline.parse_moment(query.since, "since")
-    timeline.parse_moment(query.until, "until")
-
-
-def _with_signer(query: timeline.SearchQuery, keyid: str) -> timeline.SearchQuery:
-    return timeline.SearchQuery(
-        query.kind, query.product, query.version, keyid, query.since, query.until, query.cursor, query.limit
-    )
+    keyids = tuple(await owner_keyids(store, owner))
+    return await timeline.search(store, index, holder, replace(query, signer_keyids=keyids))

@@ -183,6 +183,9 @@ class SearchQuery:
     until: str | None = None  # exclusive
     cursor: str | None = None
     limit: int = DEFAULT_PAGE
+    # Any of these keyids (an owner's keys, `audit_lists.search_by_owner`), instead of `signer`;
+    # None: no such filter; empty: no key, so nothing matches.
+    signer_keyids: tuple[str, ...] | None = None
 
 
 async def search(store: LogStore, index: EvidenceIndex, holder: RegistryHolder, query: SearchQuery) -> Page:
@@ -208,6 +211,11 @@ async def search(store: LogStore, index: EvidenceIndex, holder: RegistryHolder, 
         start = max(start, first)
     if until is not None:
         stop = await index.first_index_at_or_after(until)
+    signers: tuple[str, ...] = (query.signer,) if query.signer else ()
+    if query.signer_keyids is not None:
+        signers = query.signer_keyids
+        if not signers:
+            return Page([], None)
     if stop is not None and start >= stop:
         return Page([], None)
     rows, resume = await index.search_entries(
@@ -216,7 +224,7 @@ async def search(store: LogStore, index: EvidenceIndex, holder: RegistryHolder, 
         kinds=kinds,
         product=query.product or None,
         version=query.version or None,
-        signer=query.signer or None,
+        signers=signers,
         limit=query.limit + 1,
     )
     page = _page(await _decode(store, holder, rows[: query.limit]), rows, query.limit)

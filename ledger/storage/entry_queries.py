@@ -8,6 +8,8 @@ store's column list (`postgres.SELECT_ENTRIES`), whose rows `postgres.entry_row`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ledger.storage.postgres import SELECT_ENTRIES
 
 # ledger.records.predicates.BUILD, spelled as in migration 005's partial index (a test checks);
@@ -68,23 +70,25 @@ LATEST_OF_KIND_SQL = f"{SELECT_ENTRIES} WHERE kind = $1 AND idx < $2 ORDER BY id
 CUSTOM_PLANS_SQL = "SET LOCAL plan_cache_mode = force_custom_plan"
 
 
-def is_combination(*, kinds: list[str], product: str | None, version: str | None, signer: str | None) -> bool:
+def is_combination(
+    *, kinds: Sequence[str], product: str | None, version: str | None, signers: Sequence[str]
+) -> bool:
     """Whether a search combines filters no one index orders by (then its idx range must be bounded).
 
     A release (product and version) is one index whatever else is asked; kind,
-    signer and product alone each have theirs.
+    signer and product alone each have theirs (several kinds or signers: one scan each, merged).
     """
-    return version is None and (bool(kinds) + (product is not None) + (signer is not None)) >= 2
+    return version is None and (bool(kinds) + (product is not None) + bool(signers)) >= 2
 
 
 def search_sql(  # noqa: PLR0913 - the filters of one search, each optional
     *,
     start: int,
     stop: int | None,
-    kinds: list[str],
+    kinds: Sequence[str],
     product: str | None,
     version: str | None,
-    signer: str | None,
+    signers: Sequence[str],
     limit: int,
 ) -> tuple[str, list[object]]:
     """The search query and its arguments: entries in [start, stop) matching every filter, index order.
@@ -94,31 +98,30 @@ def search_sql(  # noqa: PLR0913 - the filters of one search, each optional
     `stop` not far from `start`, since the scan may visit every entry between
     them. Otherwise, planned for its values, it is one ordered scan of the
     filter's own index: (product, version, idx), (signer_keyid, idx), (kind, idx),
-    (product, idx) or the primary key. Several kinds are one ordered, limited scan
-    per kind, merged, because `kind = ANY(...)` would sort every entry of those kinds.
+    (product, idx) or the primary key. Several kinds (or signers: an owner's keys) are one
+    ordered, limited scan per kind and signer, merged, because `kind = ANY(...)` would sort
+    every entry of those kinds. `kinds` and `signers` empty: any.
     """
     args: list[object] = [start, limit]
     conditions = ["idx >= $1"]
-    for condition, value in (
-        ("idx <", stop),
-        ("product =", product),
-        ("version =", version),
-        ("signer_keyid =", signer),
-    ):
+    for condition, value in (("idx <", stop), ("product =", product), ("version =", version)):
         if value is not None:
             args.append(value)
             conditions.append(f"{condition} ${len(args)}")
     where = " AND ".join(conditions)
-    if len(kinds) <= 1:
-        if kinds:
-            args.append(kinds[0])
-            where += f" AND kind = ${len(args)}"
-        return f"{SELECT_ENTRIES} WHERE {where} ORDER BY idx LIMIT $2", args
     arms = []
-    for kind in kinds:
-        args.append(kind)
-        arms.append(f"({SELECT_ENTRIES} WHERE {where} AND kind = ${len(args)} ORDER BY idx LIMIT $2)")
-    return f"{' UNION ALL '.join(arms)} ORDER BY idx LIMIT $2", args
+    any_value: list[str | None] = [None]
+    for kind in [*kinds] or any_value:
+        for signer in [*signers] or any_value:
+            arm = where
+            for column, value in (("kind", kind), ("signer_keyid", signer)):
+                if value is not None:
+                    args.append(value)
+                    arm += f" AND {column} = ${len(args)}"
+            arms.append(f"{SELECT_ENTRIES} WHERE {arm} ORDER BY idx LIMIT $2")
+    if len(arms) == 1:
+        return arms[0], args
+    return f"{' UNION ALL '.join(f'({arm})' for arm in arms)} ORDER BY idx LIMIT $2", args
 
 
 def release_list_sql(*, product: bool, after: bool) -> str:

@@ -80,7 +80,7 @@ class PostgresEvidenceIndex:
         kinds: Sequence[str],
         product: str | None,
         version: str | None,
-        signer: str | None,
+        signers: Sequence[str],
         limit: int,
     ) -> tuple[list[EntryRow], int | None]:
         """Entries in [start, stop) matching every filter given, index order; see `entry_queries.search_sql`.
@@ -99,12 +99,12 @@ class PostgresEvidenceIndex:
                 kinds=wanted,
                 product=product,
                 version=version,
-                signer=signer,
+                signers=signers,
                 limit=count,
             )
 
         async with self._custom_plans() as conn:
-            if not is_combination(kinds=wanted, product=product, version=version, signer=signer):
+            if not is_combination(kinds=wanted, product=product, version=version, signers=signers):
                 sql, args = query(start, stop, limit)
                 return [entry_row(r) for r in await conn.fetch(sql, *args)], None
             end = stop if stop is not None else await conn.fetchval("SELECT tree_size FROM log_head")

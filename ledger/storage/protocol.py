@@ -310,12 +310,13 @@ class EvidenceIndex(Protocol):
         kinds: Sequence[str],
         product: str | None,
         version: str | None,
-        signer: str | None,
+        signers: Sequence[str],
         limit: int,
     ) -> tuple[list[EntryRow], int | None]:
         """Up to `limit` entries with `start` <= index < `stop` matching every filter given, index order.
 
         `kinds` are stored kind values (predicate types or admin kinds; empty: any);
+        `signers` keyid strings (empty: any);
         `version` needs `product`. The store may stop early to bound its work (a
         combination of filters no single index serves): the second value is then the
         index to continue from, else None. Read-only. Precondition: `limit` >= 1.

@@ -265,3 +265,60 @@ def test_keys_and_policies_are_the_same_on_a_second_worker(world: World) -> None
     with service(world.ledger) as other:
         for path in ("/v1/keys", "/v1/policies", "/v1/releases"):
             assert other.get(path, headers=world.auditor).json() == world.get(path)
+
+
+def test_search_by_owner_pages_through_several_keys_in_index_order(
+    pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An owner with two keys (one revoked): one search over both, interleaved, a page at a time."""
+    with scratch_ledger(pg_server_dsn, tmp_path_factory.mktemp("owner")) as ledger, service(ledger) as client:
+        admin, auditor = bearer(token(ledger.dsn, "admin")), bearer(token(ledger.dsn, "auditor"))
+        first, second = (SignerKey.generate("keys.test/qa") for _ in range(2))
+        other = SignerKey.generate("keys.test/someone-else")
+
+        def post(envelope: Any) -> int:
+            response = client.post("/v1/entries", content=to_json(envelope), headers=admin)
+            assert response.status_code == 201, response.text
+            index: int = response.json()["index"]
+            return index
+
+        for key in (first, second, other):
+            post(register(ledger.signer, key, ["tester"]))
+        signers = [first, other, second, second, other, first, second]
+        indices = [post(evidence(key, product="app", version="1", n=n)) for n, key in enumerate(signers)]
+        expected = [index for index, key in zip(indices, signers, strict=True) if key is not other]
+        post(revoke(ledger.signer, first.keyid, "rotated"))
+
+        def search(**params: object) -> list[int]:
+            found: list[int] = []
+            cursor = None
+            for _ in range(20):
+                query = {**params, **({"cursor": cursor} if cursor else {})}
+                page = client.get("/v1/search", params=query, headers=auditor).json()
+                found += [e["index"] for e in page["events"]]
+                assert all(e["signer"]["owner"] == "owner of keys.test/qa" for e in page["events"])
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    return found
+            raise AssertionError("the search never ended")
+
+        assert search(signer_owner="owner of keys.test/qa") == expected
+        assert search(signer_owner="owner of keys.test/qa", limit=1) == expected
+        generic = "https://evledger.test/generic/v1"
+        assert search(signer_owner="owner of keys.test/qa", kind=generic, product="app", limit=2) == expected
+        assert search(signer_owner="owner of keys.test/qa", kind="build") == []
+
+
+def test_a_search_over_several_signers_is_one_ordered_scan_per_signer() -> None:
+    sql, args = entry_queries.search_sql(
+        start=5, stop=None, kinds=["a", "b"], product=None, version=None, signers=["k1", "k2"], limit=3
+    )
+    assert sql.count("UNION ALL") == 3  # one arm per (kind, signer)
+    assert sql.count("ORDER BY idx LIMIT $2") == 5  # each arm ordered and limited, then the merge
+    assert args[:2] == [5, 3]
+    assert sorted(str(a) for a in args[2:]) == ["a", "a", "b", "b", "k1", "k1", "k2", "k2"]
+    single, _ = entry_queries.search_sql(
+        start=0, stop=None, kinds=[], product=None, version=None, signers=["k1"], limit=3
+    )
+    assert "UNION" not in single
+    assert "signer_keyid = $3" in single

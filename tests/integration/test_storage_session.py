@@ -37,11 +37,11 @@ async def _modes_around_searches(dsn: str) -> dict[str, str]:
             modes["searching"] = await conn.fetchval(SHOW)
         modes["after searching"] = await pool.fetchval(SHOW)
         await index.search_entries(
-            start=0, stop=None, kinds=["key.registered"], product=None, version=None, signer=None, limit=10
+            start=0, stop=None, kinds=["key.registered"], product=None, version=None, signers=(), limit=10
         )
         modes["after search"] = await pool.fetchval(SHOW)
         await index.search_entries(
-            start=0, stop=None, kinds=["key.registered"], product="p", version=None, signer=None, limit=10
+            start=0, stop=None, kinds=["key.registered"], product="p", version=None, signers=(), limit=10
         )  # a combination: searched a window at a time
         modes["after combined search"] = await pool.fetchval(SHOW)
         await index.entries_about_artifact(DIGEST, 0, 10)
