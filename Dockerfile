@@ -2,6 +2,11 @@
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
+# `evledger report -o record.pdf` renders with WeasyPrint, which needs Pango (and HarfBuzz-Subset) and a font.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+        fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements/runtime.lock requirements/runtime.lock
 # --require-hashes: every wheel must match the lock byte for byte; --no-deps: the lock is complete.
 RUN pip install --no-cache-dir --require-hashes --no-deps -r requirements/runtime.lock

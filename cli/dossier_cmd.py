@@ -6,6 +6,7 @@ the ledger's public key given with `--key`.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from cli.trust_options import TsaCertOption, WitnessPolicyOption, anchoring_fiel
 from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex
 from ledger.core.tlog_proof import format_tlog_proof, tlog_proofs
 from ledger.errors import VerificationError
-from ledger.query.report import manifestation, render_report
+from ledger.query.report import Paper, document_id, manifestation, render_report
 from ledger.records.predicates import Approval
 from ledger.rules.events import Event
 from ledger.verify.anchoring import LEDGER_KEY_ONLY, Trust, decode_timestamps
@@ -203,6 +204,34 @@ def verify(
         )
 
 
+class ReportFormat(StrEnum):
+    """The release record's file format."""
+
+    HTML = "html"
+    PDF = "pdf"
+
+
+class PaperSize(StrEnum):
+    """The printed page size of the release record."""
+
+    A4 = "a4"
+    LETTER = "letter"
+
+
+FormatOption = Annotated[
+    ReportFormat | None,
+    typer.Option("--format", help="html or pdf; by default from the suffix of --out (.pdf is a PDF)."),
+]
+PaperOption = Annotated[PaperSize, typer.Option("--paper", help="Page size of the printed record.")]
+
+
+def report_format(out: Path, chosen: ReportFormat | None) -> ReportFormat:
+    """The record's format: the one chosen with --format, else PDF for an --out ending in .pdf, else HTML."""
+    if chosen is not None:
+        return chosen
+    return ReportFormat.PDF if out.suffix.lower() == ".pdf" else ReportFormat.HTML
+
+
 def report(
     product: Annotated[str, typer.Argument()],
     version: Annotated[str, typer.Argument()],
@@ -211,17 +240,23 @@ def report(
     dossier_file: Annotated[
         Path | None, typer.Option("--dossier", help="Render from this dossier file instead of fetching one.")
     ] = None,
+    output_format: FormatOption = None,
+    paper: PaperOption = PaperSize.A4,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
     witness_policy: WitnessPolicyOption = None,
     tsa_cert: TsaCertOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Write a printable HTML release record, from a dossier verified offline first.
+    """Write a printable release record (HTML or PDF), from a dossier verified offline first.
 
-    --witness-policy and --tsa-cert apply as for `evledger verify`.
+    The record names the policy, its version and the tier applied with every rule's
+    result, the signatures, deployments, reports and digests, and carries a document id
+    on every page (docs/cli.md#report). --witness-policy and --tsa-cert apply as for
+    `evledger verify`.
     """
     with command_errors(json_output=json_output):
+        kind = report_format(out, output_format)
         source = dossier_file
         if source is None:
             source = out.with_suffix(".dossier.json")
@@ -229,13 +264,19 @@ def report(
         parsed, verified = load_and_verify(source, key, load_trust(witness_policy, tsa_cert))
         if (parsed.product, parsed.version) != (product, version):
             raise VerificationError(f"the dossier is about {parsed.product} {parsed.version}")
-        out.write_text(
-            render_report(parsed, verified, ledger_key=load_verifier_key(key).format()), encoding="utf-8"
-        )
+        page_size: Paper = "Letter" if paper is PaperSize.LETTER else "A4"
+        html = render_report(parsed, verified, ledger_key=load_verifier_key(key).format(), paper=page_size)
+        if kind is ReportFormat.PDF:
+            from ledger.query.report_pdf import html_to_pdf  # noqa: PLC0415 - WeasyPrint loads only for a PDF
+
+            out.write_bytes(html_to_pdf(html))
+        else:
+            out.write_text(html, encoding="utf-8")
+        ident = document_id(parsed, verified)
         emit_success(
             json_output=json_output,
-            fields={"file": str(out), "dossier": str(source)},
-            lines=[f"release record of {product} {version} -> {out} (from verified dossier {source})"],
+            fields={"file": str(out), "dossier": str(source), "format": kind.value, "document_id": ident},
+            lines=[f"release record {ident} of {product} {version} ({kind.value}) -> {out} (from {source})"],
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import itertools
+import re
 
 import msgspec
 import pytest
@@ -80,6 +81,12 @@ def _record(events: list[Event], completeness: Completeness) -> str:
     return render_report(dossier, report, ledger_key="ledger.test+00000000+AQ==")
 
 
+def _unwrapped(text: str) -> str:
+    """`text` as the record prints it: escaped, each timestamp in a span that never wraps."""
+    stamp = r"\d{4}-\d\d-\d\dT[\d:.]+Z"
+    return re.sub(stamp, lambda m: f'<span class="nw">{m[0]}</span>', html.escape(text))
+
+
 OPEN = Completeness(None, LastEvent(7, 0, WHEN), 1, 9)
 
 
@@ -97,9 +104,10 @@ def test_an_approval_reads_decision_first_then_the_meaning_of_the_signature(
 
     page = _record([event], OPEN)
     cells = [
-        expected, "Dana Dev", WHEN, decision.upper(), meaning, DANA.keyid, "entry 7",
+        _unwrapped(expected), f"Dana Dev<br>key <code>{html.escape(DANA.keyid)}</code>",
+        f'<span class="ts">{WHEN}</span>', decision.upper(), meaning, "7",
     ]  # fmt: skip
-    assert "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" in page
+    assert "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" in page
     assert f"{meaning} ({decision})" not in page  # the old, misleading spelling
 
     record = decode_event(data, DANA.keyid, SignerNames(_registry())).event
@@ -131,7 +139,8 @@ def test_the_record_of_an_open_release_says_how_far_it_is_proven() -> None:
         f"(event 11 of the release, counted from 0, recorded {WHEN}). Later events of this release under the "
         "checkpoint of 57 entries may exist and are not proven absent."
     )
-    assert page.count(f'<p class="open"><b>Completeness:</b> {html.escape(statement)}</p>') == 2
+    shown = _unwrapped(statement)
+    assert page.count(f'<p class="open"><b>Completeness:</b> {shown}</p>') == 2
     assert "complete." not in page
 
 
