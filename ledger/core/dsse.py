@@ -3,6 +3,11 @@
 The signature covers PAE(type, body) = "DSSEv1" SP len(type) SP type SP len(body) SP body,
 lengths in ASCII decimal of the UTF-8 / raw byte lengths. Input base64 may be
 standard or URL-safe, as the DSSE spec allows; we always emit standard.
+
+Decoding follows the DSSE envelope spec (envelope.md): unknown fields of the envelope and
+of a signature (a Sigstore `cert`, say) are ignored and dropped, since no signature covers
+them; `keyid` is OPTIONAL, an unauthenticated hint, and "" when absent. Admission names
+the key of a signature without one (ledger.rules.admission), so a stored entry always does.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ PAE_PREFIX = b"DSSEv1"
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 ADMIN_PAYLOAD_TYPE = "application/vnd.evledger.admin+json"
 MAX_SIGNATURES = 16
+# Signatures without a keyid an envelope may hold: admission tries each against the registered
+# keys that may sign it, so this bounds the verifications one envelope can cost.
+MAX_KEYLESS_SIGNATURES = 4
 
 SignatureCheck = Callable[[VerifierKey, bytes, bytes], None]
 """Checks one Ed25519 signature (key, message, raw signature); raises SignatureError if it fails."""
@@ -29,15 +37,15 @@ def check_now(key: VerifierKey, message: bytes, signature: bytes) -> None:
     key.verify(message, signature)
 
 
-class Signature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """One DSSE signature: the signing key's keyid string and the base64 signature."""
+class Signature(msgspec.Struct, frozen=True):
+    """One DSSE signature: base64 `sig` and the signing key's `keyid` ("" if none); other fields dropped."""
 
-    keyid: str
     sig: str
+    keyid: str = ""
 
 
-class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
-    """A DSSE envelope: `payload` is base64, `payloadType` a media type."""
+class Envelope(msgspec.Struct, frozen=True, rename="camel"):
+    """A DSSE envelope: `payload` is base64, `payloadType` a media type; other fields are dropped."""
 
     payload: str
     payload_type: str

@@ -18,7 +18,7 @@ from datetime import datetime
 import msgspec
 
 from ledger.core.dsse import Envelope
-from ledger.core.encoding import format_time, hash_from_hex, parse_time
+from ledger.core.encoding import JSON_ERRORS, format_time, hash_from_hex, parse_time
 from ledger.core.hashing import HASH_SIZE, leaf_hash
 from ledger.core.tiles import MAX_ENTRY_SIZE
 from ledger.errors import ChainError, EncodingError, TooLargeError
@@ -107,7 +107,7 @@ def parse_entry(data: bytes) -> Entry:
         raise TooLargeError(f"entry is {len(data)} bytes, over the {MAX_ENTRY_SIZE}-byte limit")
     try:
         entry = _decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except JSON_ERRORS as exc:  # RecursionError too: an unknown envelope field is skipped recursively
         raise EncodingError(f"entry is not a valid entry object: {exc}") from exc
     if entry.v != ENTRY_VERSION:
         raise EncodingError(f"entry version {entry.v} is not {ENTRY_VERSION}")

@@ -19,6 +19,7 @@ BASE = "https://evledger.dev"
 CHANGE = f"{BASE}/change/v1"
 BUILD = f"{BASE}/build/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+SLSA_PROVENANCE_V02 = "https://slsa.dev/provenance/v0.2"  # still emitted by builders, in Statement v0.1
 TEST_RUN = f"{BASE}/test-run/v1"
 SCAN = f"{BASE}/scan/v1"
 VALIDATION = f"{BASE}/validation/v1"
@@ -392,6 +393,7 @@ KIND_NAMES: dict[str, str] = {
     CHANGE: "change",
     BUILD: "build",
     SLSA_PROVENANCE: "build",
+    SLSA_PROVENANCE_V02: "build",
     TEST_RUN: "test-run",
     SCAN: "scan",
     VALIDATION: "validation",

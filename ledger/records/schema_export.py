@@ -33,6 +33,7 @@ from ledger.records.statement import (
     MAX_NAME,
     MAX_PREDICATE_TYPE,
     STATEMENT_TYPE_V1,
+    STATEMENT_TYPES,
     Statement,
 )
 
@@ -69,7 +70,7 @@ _RULES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "release-seal": {"/properties/count": _COUNT, "/properties/head": {"pattern": anchored(HEX64)}},
     "statement": {
-        "/properties/_type": {"const": STATEMENT_TYPE_V1},
+        "/properties/_type": {"enum": list(STATEMENT_TYPES)},
         "/properties/predicateType": {"minLength": 1, "maxLength": MAX_PREDICATE_TYPE},
         "/properties/subject": {"minItems": 1},
         "/$defs/ResourceDescriptor": {"required": ["digest"]},
@@ -98,6 +99,7 @@ _RULES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "admin-record": {
         "/$defs/KeyRegistered/properties/owner": _NON_BLANK,
+        "/$defs/KeyRegistered/properties/expires": {"format": "date-time"},  # KeyRegistered.expiry
         "/$defs/KeyRegistered/properties/roles": {"minItems": 1},
         "/$defs/KeyRegistered/properties/roles/items": {"pattern": "^[a-z][a-z0-9-]{0,63}$"},
     },

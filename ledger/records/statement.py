@@ -2,6 +2,10 @@
 
 Only what the ledger indexes is interpreted here: the subjects' digests, the
 predicate type, and the release a predicate names (`predicate.release`).
+Following the spec's parsing rules (spec/v1/README.md#parsing-rules), unknown
+fields are ignored; the payload is stored exactly as signed, so they stay in
+the log. Statement v0.1 (`https://in-toto.io/Statement/v0.1`, which builders
+of SLSA Provenance v0.2 still emit) has the same shape for what is read here.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from ledger.records.formats import is_hex64
 from ledger.records.predicates import GATE_DECISION, RELEASE_SEAL, gate_release
 
 STATEMENT_TYPE_V1 = "https://in-toto.io/Statement/v1"
+STATEMENT_TYPE_V01 = "https://in-toto.io/Statement/v0.1"
+STATEMENT_TYPES = (STATEMENT_TYPE_V1, STATEMENT_TYPE_V01)  # the `_type`s admitted
 
 
 class ResourceDescriptor(msgspec.Struct, frozen=True, rename="camel"):
@@ -29,8 +35,8 @@ class ResourceDescriptor(msgspec.Struct, frozen=True, rename="camel"):
     annotations: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class Statement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """An in-toto Statement v1."""
+class Statement(msgspec.Struct, frozen=True):
+    """An in-toto Statement v1 (or v0.1); other fields are ignored here and kept in the stored payload."""
 
     type: str = msgspec.field(name="_type")
     subject: list[ResourceDescriptor] = msgspec.field(default_factory=list)
@@ -49,13 +55,13 @@ MAX_DIGEST_VALUE = 512
 
 
 def decode_statement(payload: bytes) -> Statement:
-    """Parse a Statement v1; it needs at least one subject with a digest and a predicate type."""
+    """Parse a Statement v1 or v0.1; it needs at least one subject with a digest and a predicate type."""
     try:
         statement = _decoder.decode(payload)
     except JSON_ERRORS as exc:
         raise EncodingError(f"payload is not an in-toto Statement: {exc}") from exc
-    if statement.type != STATEMENT_TYPE_V1:
-        raise EncodingError(f"statement _type must be {STATEMENT_TYPE_V1}, got {statement.type!r}")
+    if statement.type not in STATEMENT_TYPES:
+        raise EncodingError(f"statement _type must be {' or '.join(STATEMENT_TYPES)}, got {statement.type!r}")
     if not statement.predicate_type:
         raise EncodingError("statement predicateType must not be empty")
     if len(statement.predicate_type) > MAX_PREDICATE_TYPE:

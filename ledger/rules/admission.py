@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 from ledger.core.dsse import (
     ADMIN_PAYLOAD_TYPE,
     INTOTO_PAYLOAD_TYPE,
+    MAX_KEYLESS_SIGNATURES,
     Envelope,
+    Signature,
     SignatureCheck,
     check_now,
     envelope_payload,
     pae,
     verify_envelope,
 )
-from ledger.core.encoding import MAX_JSON_DEPTH, json_holds_nul, json_nests_deeper_than
+from ledger.core.encoding import MAX_JSON_DEPTH, b64decode_lenient, json_holds_nul, json_nests_deeper_than
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import (
     EncodingError,
@@ -30,7 +33,7 @@ from ledger.errors import (
     SignatureError,
     UntrustedSignerError,
 )
-from ledger.records.admin import AdminRecord, KeyRegistered, decode_admin_record
+from ledger.records.admin import ROLE_ADMIN, AdminRecord, KeyRegistered, decode_admin_record
 from ledger.records.predicates import (
     BASE,
     PREDICATE_TYPES,
@@ -60,6 +63,8 @@ class Admitted:
     signers: tuple[VerifierKey, ...]
     seal: tuple[int, str] | None = None
     statement_hash: bytes = b""  # SHA-256 of PAE(payloadType, payload): the statement signed
+    # `envelope` is what the entry stores: the payload as sent, every signature naming its keyid
+    # (admission names the key of one sent without), and no field the signatures do not cover.
     # Set by the writer, never read from the envelope: the (count, head leaf hash) the release's
     # chain must still have when this entry joins it (a gate decision evaluated on that chain).
     expected_chain: tuple[int, str] | None = None
@@ -137,12 +142,13 @@ def _inspect(envelope: Envelope) -> _Inspected:
     )
 
 
-def admit(
+def admit(  # noqa: PLR0913 - the envelope, where and when it is judged, and two options
     envelope: Envelope,
     registry: KeyRegistry,
     index: int,
     check: SignatureCheck = check_now,
     *,
+    at: datetime | None = None,
     keep_decoded: bool = False,
 ) -> Admitted:
     """Check an envelope as if it were appended at `index`; `check` verifies each signature.
@@ -154,8 +160,18 @@ def admit(
     admits a new append, which must also meet the rules the log's older entries
     predate (an approval states when it was signed). `keep_decoded` keeps the decoded
     statement and predicate in the result, for a reader that goes on to read the entry.
+    `at` is when the entry was (or will be) recorded: a key that expired by then may not sign
+    (ledger.rules.registry). A verifier passes the entry's own time; a new append the time now,
+    and the sequencer judges again at the time it stamps.
+
+    A new append (`index` AS_OF_NOW) may carry signatures without a keyid (DSSE makes it
+    optional): `_name_keyless` finds each one's key, and the admitted envelope names it. In
+    the log every signature names its key, so a verifier (a real `index`) treats a signature
+    without one as by no registered key.
     """
     inspected = _inspect(envelope)
+    if index == AS_OF_NOW:
+        envelope = _name_keyless(envelope, inspected, registry, index, at)
     if index == AS_OF_NOW and unknown_own_type(inspected.kind):
         # A rule for what is appended from now on, like the one below: the log's entries stay valid.
         known = ", ".join(sorted(t.removeprefix(f"{BASE}/") for t in PREDICATE_TYPES if t.startswith(BASE)))
@@ -171,12 +187,85 @@ def admit(
         )
     try:
         signers = verify_envelope(
-            envelope, lambda keyid: registry.signing_key(keyid, index), inspected.payload, check
+            envelope, lambda keyid: registry.signing_key(keyid, index, at), inspected.payload, check
         )
     except UntrustedSignerError as exc:
-        reason = registry.explain_refusal([s.keyid for s in envelope.signatures], index)
+        reason = registry.explain_refusal([s.keyid or "(no keyid)" for s in envelope.signatures], index, at)
         raise UntrustedSignerError(f"no signature by a key that may sign here: {reason}") from exc
     return _authorise(envelope, inspected, registry, signers, keep_decoded=keep_decoded)
+
+
+def _keyless_candidates(
+    inspected: _Inspected, registry: KeyRegistry, index: int, at: datetime | None
+) -> list[VerifierKey]:
+    """The keys that may sign the envelope at `index` (recorded at `at`), in registration order.
+
+    Admin keys for an admin record, else the keys allowed for the statement's product.
+    """
+    candidates = []
+    for keyid, key in registry.keys.items():
+        verifier = registry.signing_key(keyid, index, at)
+        if verifier is None:
+            continue
+        admin = inspected.admin is not None
+        if (ROLE_ADMIN in key.roles) if admin else key.allows_product(inspected.product):
+            candidates.append(verifier)
+    return candidates
+
+
+def _name_keyless(
+    envelope: Envelope, inspected: _Inspected, registry: KeyRegistry, index: int, at: datetime | None
+) -> Envelope:
+    """The envelope with each signature sent without a keyid named by the registered key it verifies under.
+
+    DSSE makes `keyid` an optional, unsigned hint (envelope.md), so naming the key changes nothing
+    signed; the stored entry then lets every verifier check the signature directly. Candidates are
+    the keys that may sign the envelope at `index` (`_keyless_candidates`); the first one under which
+    the signature verifies names it (an Ed25519 signature verifies under one key only). At most
+    MAX_KEYLESS_SIGNATURES signatures may come without a keyid (SignatureError past it), which
+    bounds the work to that many times the number of candidates. UntrustedSignerError when no
+    candidate verifies one of them; MalformedRequestError when its base64 does not decode.
+    """
+    keyless = [n for n, s in enumerate(envelope.signatures) if not s.keyid]
+    if not keyless:
+        return envelope
+    if len(keyless) > MAX_KEYLESS_SIGNATURES:
+        raise SignatureError(
+            f"an envelope may hold at most {MAX_KEYLESS_SIGNATURES} signatures without a keyid, "
+            f"this one holds {len(keyless)}: name the signing keys' keyids"
+        )
+    candidates = _keyless_candidates(inspected, registry, index, at)
+    message = pae(envelope.payload_type, inspected.payload)
+    signatures = list(envelope.signatures)
+    for n in keyless:
+        try:
+            raw = b64decode_lenient(signatures[n].sig, f"signatures[{n}] (without keyid)")
+        except EncodingError as exc:
+            raise MalformedRequestError(str(exc)) from exc
+        found = next((key for key in candidates if _verifies(key, message, raw)), None)
+        if found is None:
+            scope = (
+                "admin keys"
+                if inspected.admin is not None
+                else f"keys for product {inspected.product!r}"
+                if inspected.product
+                else "keys for any product"
+            )
+            raise UntrustedSignerError(
+                f"no registered key verified signatures[{n}], which names no keyid "
+                f"(tried the {len(candidates)} {scope} that may sign now): name its keyid, "
+                "or register the key that made it"
+            )
+        signatures[n] = Signature(sig=signatures[n].sig, keyid=found.keyid)
+    return Envelope(envelope.payload, envelope.payload_type, signatures)
+
+
+def _verifies(key: VerifierKey, message: bytes, raw: bytes) -> bool:
+    try:
+        key.verify(message, raw)
+    except SignatureError:
+        return False
+    return True
 
 
 def _authorise(

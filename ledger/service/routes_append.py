@@ -49,7 +49,8 @@ def _check_shape(envelope: Envelope, where: str) -> None:
     """
     try:
         for signature in envelope.signatures:
-            b64decode_lenient(signature.sig, f"{where}signature by {signature.keyid}")
+            by = f"by {signature.keyid}" if signature.keyid else "without keyid"
+            b64decode_lenient(signature.sig, f"{where}signature {by}")
     except EncodingError as exc:
         raise MalformedRequestError(str(exc)) from exc
     if not envelope.signatures:

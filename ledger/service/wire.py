@@ -183,7 +183,8 @@ def decode_body(decoder: msgspec.json.Decoder[Any], body: bytes, what: str) -> o
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise MalformedRequestError(f"{what} does not have the expected shape: {exc}") from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: skipping an unknown field (DSSE envelopes', issue #12) nested too deeply
         raise MalformedRequestError(f"{what} is not valid JSON: {exc}") from exc
 
 
@@ -263,6 +264,7 @@ class KeyView(msgspec.Struct, frozen=True):
     products: list[str]
     registered_at: EntryMoment
     revoked_at: RevocationView | None
+    expires: str | None = None  # RFC 3339 UTC; None: the registration set no expiry
 
 
 class KeyList(msgspec.Struct, frozen=True):

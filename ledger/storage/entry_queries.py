@@ -16,6 +16,7 @@ from ledger.storage.postgres import SELECT_ENTRIES
 # both build kinds' subjects count as what a release built.
 BUILD_KIND = "https://evledger.dev/build/v1"
 SLSA_PROVENANCE_KIND = "https://slsa.dev/provenance/v1"  # ledger.records.predicates.SLSA_PROVENANCE
+SLSA_PROVENANCE_V02_KIND = "https://slsa.dev/provenance/v0.2"  # ledger.records.predicates.SLSA_PROVENANCE_V02
 
 # A search combining filters reads at most MAX_WINDOWS windows of SCAN_WINDOW indices per call:
 # the planner orders by the index it judges most selective and filters on the others, and where
@@ -32,7 +33,7 @@ RELEASE_CHAIN_SQL = (
 # In-toto evidence on no chain whose subjects (GIN) include a digest the given build entries
 # produced: their subjects, and for our build type the artifacts its predicate lists (migration
 # 005's function). Run after RELEASE_CHAIN_SQL on the same connection, with the chain's builds.
-BUILD_KINDS = (BUILD_KIND, SLSA_PROVENANCE_KIND)
+BUILD_KINDS = (BUILD_KIND, SLSA_PROVENANCE_KIND, SLSA_PROVENANCE_V02_KIND)
 UNCHAINED_ABOUT_BUILDS_SQL = f"""{SELECT_ENTRIES}
     WHERE release_seq IS NULL AND payload_type = 'application/vnd.in-toto+json' AND subjects && (
         SELECT coalesce(array_agg(DISTINCT d), '{{}}') FROM entries AS b, unnest(b.subjects || CASE

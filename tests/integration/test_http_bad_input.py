@@ -1,7 +1,8 @@
 """Every bad request gets its documented status, the `{"status","error","detail"}` body, and writes nothing.
 
-One ledger serves the module, with tokens for each role and three signing keys:
-`appender` (registered, any product), `revoked` (registered, then revoked) and
+One ledger serves the module, with tokens for each role and five signing keys:
+`appender` and `second` (registered, any product, in that order), `product_b`
+(registered for product B only), `revoked` (registered, then revoked) and
 `stranger` (never registered). Every response of the module is recorded; the
 last test checks that none of them was a 500 or leaked a traceback.
 """
@@ -24,7 +25,15 @@ from ledger_harness import Ledger, evidence, register, revoke, statement, to_jso
 from litestar.testing import TestClient
 from service_support import bearer, check_error, nothing_written, scratch_ledger, service, written
 
-from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, Signature, sign_envelope
+from ledger.core.dsse import (
+    ADMIN_PAYLOAD_TYPE,
+    INTOTO_PAYLOAD_TYPE,
+    MAX_KEYLESS_SIGNATURES,
+    Envelope,
+    Signature,
+    sign_envelope,
+)
+from ledger.core.entry import parse_entry
 from ledger.core.keys import SignerKey
 from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
 
@@ -85,12 +94,16 @@ def api(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "appender": SignerKey.generate("appender.test/ci"),
             "revoked": SignerKey.generate("revoked.test/ci"),
             "stranger": SignerKey.generate("stranger.test/ci"),
+            "second": SignerKey.generate("second.test/ci"),
+            "product_b": SignerKey.generate("product-b.test/ci"),
         }
         with service(ledger) as client:
             api = Api(client, ledger, tokens, keys)
             setup = [
                 register(ledger.signer, keys["appender"], ["appender"]),
                 register(ledger.signer, keys["revoked"], ["appender"]),
+                register(ledger.signer, keys["second"], ["appender"]),
+                register(ledger.signer, keys["product_b"], ["appender"], ["B"]),
             ]
             assert api.post("/v1/entries/batch", {"envelopes": setup}).status_code == 201
             assert api.post("/v1/entries", revoke(ledger.signer, keys["revoked"].keyid)).status_code == 201
@@ -152,8 +165,8 @@ WRONG_SHAPE_BUILDERS: dict[str, Callable[[dict[str, Any]], object]] = {
     "payload_type_snake_case": lambda e: {**_without_payload_type(e), "payload_type": INTOTO_PAYLOAD_TYPE},
     "signatures_object": lambda e: {**e, "signatures": {"keyid": "x", "sig": "aGk="}},
     "keyid_int": lambda e: {**e, "signatures": [{"keyid": 7, "sig": _first_sig(e)["sig"]}]},
-    "unknown_envelope_field": lambda e: {**e, "extra": "smuggled"},
-    "unknown_signature_field": lambda e: {**e, "signatures": [{**_first_sig(e), "cert": "x"}]},
+    "keyid_null": lambda e: {**e, "signatures": [{"keyid": None, "sig": _first_sig(e)["sig"]}]},
+    "sig_missing": lambda e: {**e, "signatures": [{"keyid": _first_sig(e)["keyid"]}]},
 }
 WRONG_SHAPES = list(WRONG_SHAPE_BUILDERS)
 
@@ -163,7 +176,7 @@ def _mutated(api: Api, change: str) -> object:
 
 
 @pytest.mark.parametrize("change", WRONG_SHAPES)
-def test_attack_envelope_of_wrong_types_or_unknown_fields_is_400(api: Api, change: str) -> None:
+def test_attack_envelope_of_wrong_types_is_400(api: Api, change: str) -> None:
     api.refused_post("/v1/entries", _mutated(api, change), 400)
 
 
@@ -171,6 +184,96 @@ def test_attack_envelope_of_wrong_types_or_unknown_fields_is_400(api: Api, chang
 def test_attack_batch_holding_a_wrongly_shaped_envelope_is_400(api: Api, change: str) -> None:
     envelopes = [as_dict(good(api)), _mutated(api, change), as_dict(good(api))]
     api.refused_post("/v1/entries/batch", {"envelopes": envelopes}, 400)
+
+
+# --- 201: what the DSSE and in-toto specs say a consumer must accept (issue #12) -----------------
+
+
+def stored_envelope(api: Api, receipt: dict[str, Any]) -> tuple[Envelope, bytes]:
+    """The envelope of the entry a receipt names, as stored, and the entry's exact bytes."""
+    view = api.get(f"/v1/entries/{receipt['index']}").json()
+    data = base64.b64decode(view["entry"])
+    return parse_entry(data).envelope, data
+
+
+def _keyless(envelope: Envelope) -> Envelope:
+    return Envelope(
+        envelope.payload, envelope.payload_type, [Signature(sig=s.sig) for s in envelope.signatures]
+    )
+
+
+def test_unknown_envelope_and_signature_fields_are_accepted_and_not_stored(api: Api) -> None:
+    # DSSE: unknown fields are ignored. No signature covers them, so the entry does not keep them.
+    envelope = good(api)
+    body = {**as_dict(envelope), "extra": "smuggled"}
+    body["signatures"] = [{**_first_sig(body), "cert": "-----BEGIN CERTIFICATE-----"}]
+    response = api.post("/v1/entries", body)
+    assert response.status_code == 201, response.text
+    stored, data = stored_envelope(api, response.json())
+    assert stored == envelope
+    assert b"smuggled" not in data
+    assert b"CERTIFICATE" not in data
+
+
+def test_batch_of_envelopes_with_unknown_fields_is_accepted(api: Api) -> None:
+    envelopes = [as_dict(good(api)), {**as_dict(good(api)), "x-relay": {"hop": 1}}]
+    response = api.post("/v1/entries/batch", {"envelopes": envelopes})
+    assert response.status_code == 201, response.text
+    assert b"x-relay" not in stored_envelope(api, response.json()["receipts"][1])[1]
+
+
+def test_statement_with_unknown_fields_is_accepted_and_kept_byte_for_byte(api: Api) -> None:
+    # in-toto: consumers MUST ignore unknown fields. The payload is stored exactly as signed.
+    payload = _statement_with(**{"https://example.org/ext/v1": {"note": "x"}, "_comment": [1, 2]})
+    envelope = signed(api, INTOTO_PAYLOAD_TYPE, payload)
+    response = api.post("/v1/entries", envelope)
+    assert response.status_code == 201, response.text
+    stored, _ = stored_envelope(api, response.json())
+    assert base64.b64decode(stored.payload) == payload
+
+
+@pytest.mark.parametrize("keyid", [None, ""], ids=["keyid_absent", "keyid_empty"])
+def test_signature_without_keyid_is_accepted_and_stored_naming_its_key(api: Api, keyid: str | None) -> None:
+    envelope = good(api)
+    body = as_dict(envelope)
+    body["signatures"] = [{"sig": _first_sig(body)["sig"]} | ({} if keyid is None else {"keyid": keyid})]
+    response = api.post("/v1/entries", body)
+    assert response.status_code == 201, response.text
+    stored, _ = stored_envelope(api, response.json())
+    assert stored == envelope  # the appender key, named
+    assert stored.signatures[0].keyid == api.keys["appender"].keyid
+
+
+def test_keyless_signature_is_named_by_the_registered_key_that_verifies_it(api: Api) -> None:
+    # `appender` is registered before `second` and is tried first: it does not verify, `second` does.
+    envelope = good(api, signer="second")
+    response = api.post("/v1/entries", _keyless(envelope))
+    assert response.status_code == 201, response.text
+    stored, _ = stored_envelope(api, response.json())
+    assert [s.keyid for s in stored.signatures] == [api.keys["second"].keyid]
+    assert stored == envelope
+
+
+def test_keyless_signature_by_a_key_for_its_product_is_accepted(api: Api) -> None:
+    response = api.post("/v1/entries", _keyless(good(api, product="B", signer="product_b")))
+    assert response.status_code == 201, response.text
+    stored, _ = stored_envelope(api, response.json())
+    assert [s.keyid for s in stored.signatures] == [api.keys["product_b"].keyid]
+
+
+def _over_the_keyless_cap(api: Api) -> Envelope:
+    envelope = good(api)
+    return _keyless(
+        Envelope(envelope.payload, envelope.payload_type, envelope.signatures * (MAX_KEYLESS_SIGNATURES + 1))
+    )
+
+
+def test_keyless_signatures_up_to_the_cap_are_accepted_and_past_it_refused(api: Api) -> None:
+    envelope = good(api)
+    at_cap = Envelope(envelope.payload, envelope.payload_type, envelope.signatures * MAX_KEYLESS_SIGNATURES)
+    assert api.post("/v1/entries", _keyless(at_cap)).status_code == 201
+    body = api.refused_post("/v1/entries", _over_the_keyless_cap(api), 422)
+    assert f"at most {MAX_KEYLESS_SIGNATURES} signatures without a keyid" in str(body["detail"])
 
 
 BATCH_SHAPES = {
@@ -330,7 +433,6 @@ CONTENT_BUILDERS: dict[str, Callable[[], tuple[str, bytes]]] = {
     "payload_not_json": lambda: (INTOTO_PAYLOAD_TYPE, b"hello world"),
     "empty_payload": lambda: (INTOTO_PAYLOAD_TYPE, b""),
     "wrong_payload_type": lambda: ("text/plain", statement(n=next(_numbers))),
-    "statement_unknown_field": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(smuggled=True)),
     "statement_without_subjects": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(subject=[])),
     "subject_without_digest": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(subject=[{"name": "a"}])),
     "wrong_statement_type": lambda: (INTOTO_PAYLOAD_TYPE, _statement_with(_type="https://x/Statement/v0")),
@@ -504,17 +606,17 @@ def _with_signatures(envelope: Envelope, *signatures: Signature) -> Envelope:
 def _truncated(envelope: Envelope) -> Envelope:
     sig = envelope.signatures[0]
     short = base64.b64encode(base64.b64decode(sig.sig)[:10]).decode()
-    return _with_signatures(envelope, Signature(sig.keyid, short))
+    return _with_signatures(envelope, Signature(keyid=sig.keyid, sig=short))
 
 
 def _under_keyid(envelope: Envelope, keyid: str) -> Envelope:
-    return _with_signatures(envelope, Signature(keyid, envelope.signatures[0].sig))
+    return _with_signatures(envelope, Signature(keyid=keyid, sig=envelope.signatures[0].sig))
 
 
 # Each forges, from a fresh valid envelope, one whose signatures must not be accepted.
 FORGERIES: dict[str, Callable[[Api, Envelope], Envelope]] = {
     "signature_over_other_bytes": lambda api, e: _with_signatures(
-        e, Signature(e.signatures[0].keyid, good(api).signatures[0].sig)
+        e, Signature(keyid=e.signatures[0].keyid, sig=good(api).signatures[0].sig)
     ),
     "truncated_signature": lambda _, e: _truncated(e),
     "payload_swapped_after_signing": lambda api, e: Envelope(good(api).payload, e.payload_type, e.signatures),
@@ -524,8 +626,19 @@ FORGERIES: dict[str, Callable[[Api, Envelope], Envelope]] = {
         good(api, signer="stranger"), api.keys["appender"].keyid
     ),
     "valid_signature_plus_bad_one_by_known_key": lambda api, e: _with_signatures(
-        e, e.signatures[0], Signature(api.ledger.signer.keyid, good(api).signatures[0].sig)
+        e, e.signatures[0], Signature(keyid=api.ledger.signer.keyid, sig=good(api).signatures[0].sig)
     ),
+    # Signatures without a keyid (issue #12): no key that may sign verifies them.
+    "keyless_by_unregistered_key": lambda api, _: _keyless(good(api, signer="stranger")),
+    "keyless_by_revoked_key": lambda api, _: _keyless(good(api, signer="revoked")),
+    "keyless_by_key_of_another_product": lambda api, _: _keyless(good(api, product="A", signer="product_b")),
+    "keyless_payload_swapped_after_signing": lambda api, e: _keyless(
+        Envelope(good(api).payload, e.payload_type, e.signatures)
+    ),
+    "keyless_valid_plus_keyless_by_stranger": lambda api, e: _with_signatures(
+        e, e.signatures[0], Signature(sig=good(api, signer="stranger").signatures[0].sig)
+    ),
+    "keyless_over_the_cap": lambda api, _: _over_the_keyless_cap(api),
 }
 SIGNATURE_CASES = list(FORGERIES)
 

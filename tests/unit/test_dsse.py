@@ -82,11 +82,42 @@ def test_envelope_json_uses_the_dsse_field_names() -> None:
     assert msgspec.json.decode(msgspec.json.encode(envelope), type=Envelope) == envelope
 
 
-def test_envelope_with_unknown_fields_is_refused() -> None:
-    envelope = msgspec.json.decode(msgspec.json.encode(sign_envelope(INTOTO_PAYLOAD_TYPE, b"{}", [ALICE])))
-    envelope["extra"] = 1
+def test_unknown_envelope_and_signature_fields_are_ignored_and_dropped() -> None:
+    # DSSE envelope.md: consumers ignore unknown fields. No signature covers them, so they are not kept.
+    envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, [ALICE])
+    sent = msgspec.json.decode(msgspec.json.encode(envelope))
+    sent["extra"] = {"smuggled": True}
+    sent["signatures"][0]["cert"] = "-----BEGIN CERTIFICATE-----"
+    decoded = msgspec.json.decode(msgspec.json.encode(sent), type=Envelope)
+    assert decoded == envelope
+    assert set(msgspec.json.decode(msgspec.json.encode(decoded))) == {"payload", "payloadType", "signatures"}
+    assert verify_envelope(decoded, _lookup(ALICE)) == [ALICE.verifier()]
+
+
+@pytest.mark.parametrize("signature", [{"sig": "AA=="}, {"sig": "AA==", "keyid": ""}])
+def test_keyid_is_optional_and_decodes_as_empty(signature) -> None:
+    body = {"payload": "e30=", "payloadType": INTOTO_PAYLOAD_TYPE, "signatures": [signature]}
+    decoded = msgspec.json.decode(msgspec.json.encode(body), type=Envelope)
+    assert decoded.signatures == [Signature(sig="AA==", keyid="")]
+    # Encoded, the signature always names its keyid field, so a stored entry is never ambiguous.
+    assert msgspec.json.decode(msgspec.json.encode(decoded))["signatures"] == [{"sig": "AA==", "keyid": ""}]
+
+
+@pytest.mark.parametrize(
+    "signature", [{"keyid": "k"}, {"keyid": "k", "sig": None}, {"keyid": 7, "sig": "AA=="}]
+)
+def test_signature_without_a_string_sig_or_with_a_non_string_keyid_is_refused(signature) -> None:
+    body = {"payload": "e30=", "payloadType": INTOTO_PAYLOAD_TYPE, "signatures": [signature]}
     with pytest.raises(msgspec.ValidationError):
-        msgspec.json.decode(msgspec.json.encode(envelope), type=Envelope)
+        msgspec.json.decode(msgspec.json.encode(body), type=Envelope)
+
+
+def test_signature_without_keyid_counts_as_by_no_known_key() -> None:
+    # verify_envelope looks keys up by keyid; naming the key of a keyless signature is admission's job.
+    envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, [ALICE])
+    keyless = _with(envelope, signatures=[Signature(sig=envelope.signatures[0].sig)])
+    with pytest.raises(SignatureError):
+        verify_envelope(keyless, _lookup(ALICE))
 
 
 def test_multi_signed_envelope_verifies_every_known_key() -> None:
@@ -104,7 +135,7 @@ def test_url_safe_and_unpadded_base64_are_accepted() -> None:
     assert not url_sig.endswith("=")
     for payload in (envelope.payload, url_payload, envelope.payload.rstrip("=")):
         for sig in (envelope.signatures[0].sig, url_sig, envelope.signatures[0].sig.rstrip("=")):
-            variant = _with(envelope, payload=payload, signatures=[Signature(ALICE.keyid, sig)])
+            variant = _with(envelope, payload=payload, signatures=[Signature(keyid=ALICE.keyid, sig=sig)])
             assert envelope_payload(variant) == PAYLOAD
             assert verify_envelope(variant, _lookup(ALICE)) == [ALICE.verifier()]
 
@@ -140,17 +171,19 @@ def test_tampered_signature_is_rejected() -> None:
     envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, [ALICE])
     sig = envelope.signatures[0].sig
     for position in range(64):
-        bad = _with(envelope, signatures=[Signature(ALICE.keyid, _flip_b64(sig, position))])
+        bad = _with(envelope, signatures=[Signature(keyid=ALICE.keyid, sig=_flip_b64(sig, position))])
         with pytest.raises(SignatureError):
             verify_envelope(bad, _lookup(ALICE))
     for short in (base64.b64encode(base64.b64decode(sig)[:63]).decode(), ""):
         with pytest.raises(SignatureError, match="does not verify"):
-            verify_envelope(_with(envelope, signatures=[Signature(ALICE.keyid, short)]), _lookup(ALICE))
+            verify_envelope(
+                _with(envelope, signatures=[Signature(keyid=ALICE.keyid, sig=short)]), _lookup(ALICE)
+            )
 
 
 def test_signature_moved_to_another_keyid_is_rejected() -> None:
     envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, [ALICE])
-    stolen = _with(envelope, signatures=[Signature(BOB.keyid, envelope.signatures[0].sig)])
+    stolen = _with(envelope, signatures=[Signature(keyid=BOB.keyid, sig=envelope.signatures[0].sig)])
     with pytest.raises(SignatureError):
         verify_envelope(stolen, _lookup(ALICE, BOB))
 
@@ -173,7 +206,7 @@ def test_envelope_without_signatures_is_rejected() -> None:
 
 def test_unknown_signers_are_ignored_next_to_a_valid_known_one() -> None:
     envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, [MALLORY, ALICE])
-    garbage = Signature("nobody.example/k+00000000", "!!not base64!!")
+    garbage = Signature(keyid="nobody.example/k+00000000", sig="!!not base64!!")
     envelope = _with(envelope, signatures=[garbage, *envelope.signatures])
     assert verify_envelope(envelope, _lookup(ALICE)) == [ALICE.verifier()]
 
@@ -181,7 +214,7 @@ def test_unknown_signers_are_ignored_next_to_a_valid_known_one() -> None:
 def test_bad_signature_by_a_known_key_is_rejected_even_next_to_a_valid_one() -> None:
     envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, PAYLOAD, [ALICE, BOB])
     alice, bob = envelope.signatures
-    forged_bob = Signature(bob.keyid, _flip_b64(bob.sig, 10))
+    forged_bob = Signature(keyid=bob.keyid, sig=_flip_b64(bob.sig, 10))
     for signatures in ([alice, forged_bob], [forged_bob, alice]):
         with pytest.raises(SignatureError):
             verify_envelope(_with(envelope, signatures=signatures), _lookup(ALICE, BOB))

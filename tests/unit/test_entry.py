@@ -390,3 +390,13 @@ def test_equal_times_are_in_order() -> None:
     # One batch stamps all its entries with one time, and a clock a little behind repeats it.
     chain = _timed_chain([START, START, START])
     assert verify_chain(chain) == leaf_hash(chain[-1])
+
+
+def test_attack_an_entry_with_a_deeply_nested_unknown_envelope_field_is_an_encoding_error() -> None:
+    """Unknown envelope fields are skipped (DSSE, issue #12); skipping one nested past the
+    interpreter's recursion limit must still be a refusal of the entry, never a RecursionError."""
+    entry = encode_entry(0, GENESIS_PREV, TIME, ENVELOPE)
+    nested = b'"x":' + b"[" * 5000 + b"]" * 5000 + b","
+    hostile = entry.replace(b'{"envelope":{', b'{"envelope":{' + nested, 1)
+    with pytest.raises(EncodingError, match="entry is not a valid entry object"):
+        parse_entry(hostile)

@@ -190,7 +190,7 @@ def test_every_added_schema_rule_is_enforced_by_the_code(predicate_type, predica
 @pytest.mark.parametrize(
     "changes",
     [
-        {"_type": "https://in-toto.io/Statement/v0.1"},
+        {"_type": "https://in-toto.io/Statement/v0.2"},
         {"predicateType": ""},
         {"subject": []},
         {"subject": [{"name": "no digest"}]},
@@ -241,6 +241,7 @@ def test_admin_record_schema_rules_are_enforced_by_the_code(record):
 
 @pytest.mark.parametrize("count", [0, 17])
 def test_envelope_signature_count_rule_is_enforced_by_the_code(count):
-    envelope = Envelope("aGk=", "application/vnd.in-toto+json", [Signature("k+00000000", "AA==")] * count)
+    signatures = [Signature(keyid="k+00000000", sig="AA==")] * count
+    envelope = Envelope("aGk=", "application/vnd.in-toto+json", signatures)
     with pytest.raises(SignatureError):
         verify_envelope(envelope, lambda _keyid: None)

@@ -25,7 +25,7 @@ from ledger.rules.chains import chain_is_complete
 from ledger.rules.events import Decoded, SignerNames, admitted_event, decode_event, event_from_entry
 from ledger.rules.registry import KeyRegistry
 from ledger.service.routes_releases import event_view
-from ledger.storage.entry_queries import BUILD_KIND, is_combination, search_sql
+from ledger.storage.entry_queries import BUILD_KIND, BUILD_KINDS, is_combination, search_sql
 from ledger.storage.protocol import Head
 
 LEDGER = SignerKey.from_seed("ledger.test/unit", bytes(range(32)))
@@ -160,7 +160,7 @@ def test_a_link_that_skips_a_seq_is_a_gap(decoded: list[Decoded]) -> None:
 
 
 def test_filters() -> None:
-    assert resolve_kinds("build") == (p.BUILD, p.SLSA_PROVENANCE)
+    assert resolve_kinds("build") == (p.BUILD, p.SLSA_PROVENANCE, p.SLSA_PROVENANCE_V02)
     assert resolve_kinds("test-run") == (p.TEST_RUN,)
     assert resolve_kinds("key.revoked") == ("key.revoked",)
     assert resolve_kinds("https://example.org/x/v1") == ("https://example.org/x/v1",)
@@ -183,12 +183,12 @@ def test_filters() -> None:
 
 def test_search_sql_binds_every_value() -> None:
     sql, args = search_sql(
-        start=5, stop=9, kinds=["k1", "k2"], product="p'; --", version="v", signer="s", limit=11
+        start=5, stop=9, kinds=["k1", "k2"], product="p'; --", version="v", signers=["s"], limit=11
     )
     assert sql.count("UNION ALL") == 1
     assert "p'; --" not in sql
-    assert args == [5, 11, 9, "p'; --", "v", "s", "k1", "k2"]
-    sql, args = search_sql(start=0, stop=None, kinds=[], product=None, version=None, signer=None, limit=3)
+    assert args == [5, 11, 9, "p'; --", "v", "k1", "s", "k2", "s"]  # each arm binds its kind and signer
+    sql, args = search_sql(start=0, stop=None, kinds=[], product=None, version=None, signers=[], limit=3)
     assert sql.endswith("WHERE idx >= $1 ORDER BY idx LIMIT $2")
     assert args == [0, 3]
 
@@ -199,19 +199,22 @@ def test_search_sql_binds_every_value() -> None:
         ({}, False),
         ({"kinds": ["k"]}, False),
         ({"kinds": ["k1", "k2"]}, False),
-        ({"signer": "s"}, False),
+        ({"signers": ["s"]}, False),
+        ({"signers": ["s1", "s2"]}, False),  # an owner's keys: one scan each, merged
         ({"product": "p"}, False),
-        ({"product": "p", "version": "v", "kinds": ["k"], "signer": "s"}, False),  # one release: its index
+        ({"product": "p", "version": "v", "kinds": ["k"], "signers": ["s"]}, False),  # one release: its index
         ({"product": "p", "kinds": ["k"]}, True),
-        ({"signer": "s", "kinds": ["k"]}, True),
+        ({"signers": ["s"], "kinds": ["k"]}, True),
     ],
 )
 def test_combinations_no_index_serves(filters: dict[str, Any], combined: bool) -> None:
-    query = {"kinds": [], "product": None, "version": None, "signer": None} | filters
+    query = {"kinds": [], "product": None, "version": None, "signers": []} | filters
     assert is_combination(**query) == combined
 
 
 def test_build_kind_matches_predicates_and_migration() -> None:
     assert BUILD_KIND == p.BUILD
+    # the storage layer's own copy of the build kinds (it may not import the records layer)
+    assert set(BUILD_KINDS) == {t for t, name in p.KIND_NAMES.items() if name == "build"}
     migration = resources.files("ledger.storage") / "migrations" / "005_timeline_indexes.sql"
     assert f"WHERE kind = '{BUILD_KIND}'" in migration.read_text()
