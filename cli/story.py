@@ -18,7 +18,7 @@ import msgspec
 
 from cli.client import LedgerClient
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
-from ledger.core.encoding import format_time
+from ledger.core.encoding import format_time, parse_time
 from ledger.core.keys import SignerKey
 from ledger.records import predicates as p
 from ledger.records.admin import KeyRegistered, encode_admin_record, encode_policy_record
@@ -180,11 +180,16 @@ def record_exception(client: LedgerClient, story: Story, say: Say) -> None:
 
 
 def deploy_and_seal(client: LedgerClient, story: Story, timeline: Timeline, say: Say) -> None:
-    """Deploy the approved artifact to production, then seal the release at its current head."""
-    now = datetime.now(UTC)
+    """Deploy the approved artifact to production, then seal the release at its current head.
+
+    The pipeline deploys once the gate has allowed it (rule deployments.gate-allow), and its
+    window starts now: never before the ledger recorded the evidence it deploys (rule
+    deployments.after-evidence; the receipts' ledger times bound it, should this clock lag).
+    """
+    started = format_time(max([datetime.now(UTC), *(parse_time(r["time"]) for r in story.receipts.values())]))
     deployment = p.Deployment(
-        story.release, "production", story.artifact, format_time(now - timedelta(minutes=4)),
-        format_time(now), "succeeded", infrastructure_revision="infra@5d1e",
+        story.release, "production", story.artifact, started, started, "succeeded",
+        infrastructure_revision="infra@5d1e",
     )  # fmt: skip
     _record(client, story, say, "deployment", "pipeline", deployment)
     head = timeline()

@@ -252,24 +252,24 @@ def _one_role(ctx: Context) -> list[Finding]:
     return out
 
 
+def latest_approvals(ctx: Context) -> list[Item[p.Approval]]:
+    """The latest approving decision made per candidate digest and role, in index order.
+
+    A later approval in the same role re-approves: only it is checked by the rules about what an
+    approval lists and when it came (approvals.after-evidence, approvals.entries-in-release).
+    """
+    latest = {(a.pred.artifact_digest.lower(), a.pred.role): a for a in ctx.relevant_approvals()}
+    return sorted(latest.values(), key=lambda a: a.index)
+
+
 def check_after_evidence(ctx: Context) -> list[Finding]:
     """approvals.after-evidence: a role's latest approval follows what it lists and its digest's evidence."""
     if not ctx.policy.approvals.after_evidence:
         return []
     out: list[Finding] = []
-    facts = ctx.facts
-    # A later approval in the same role re-approves: only the latest made per digest and role is checked.
-    latest = {(a.pred.artifact_digest.lower(), a.pred.role): a for a in ctx.relevant_approvals()}
-    for approval in sorted(latest.values(), key=lambda a: a.index):
+    for approval in latest_approvals(ctx):
         digest = approval.pred.artifact_digest.lower()
-        sources = facts.sources_of(digest)
-        evidence = [
-            *(t.index for t in facts.tests if t.about(digest)),
-            *(v.index for v in facts.validations if v.about(digest)),
-            *(s.index for s in facts.scans if s.about(digest) or sources & set(s.event.subjects)),
-            *(b.index for b in facts.builds_of(digest)),
-        ]
-        later = sorted(i for i in evidence if i > approval.index)
+        later = [e.index for e in ctx.facts.evidence_about(digest) if e.index > approval.index]
         listed = sorted(i for i in approval.pred.entries if i >= approval.index)
         if later or listed:
             parts = [f"entries it lists come at or after it ({_names(map(str, listed))})"] if listed else []
@@ -282,6 +282,30 @@ def check_after_evidence(ctx: Context) -> list[Finding]:
             out.append(
                 finding(pol.APPROVALS_AFTER_EVIDENCE, "fail", message, [approval.index, *later, *listed])
             )
+    return out
+
+
+def check_entries_in_release(ctx: Context) -> list[Finding]:
+    """approvals.entries-in-release: every entry a role's latest approval lists is an entry of its release.
+
+    An entry of another release, or one not in the log when the release is evaluated (the
+    evaluation is given every entry of the release), is a `fail`: the approval says it
+    reviewed something that is not part of what it approves.
+    """
+    if not ctx.policy.approvals.checks_entries():
+        return []
+    out: list[Finding] = []
+    release = ctx.facts.release
+    name = "its release" if release is None else f"release {release.product} {release.version}"
+    for approval in latest_approvals(ctx):
+        foreign = sorted({i for i in approval.pred.entries if i not in ctx.facts.release_entries})
+        if foreign:
+            message = (
+                f"approval by {approval.owner} in role {approval.pred.role} (entry {approval.index}) lists "
+                f"entries that are not entries of {name} (of another release, or not in the log when "
+                f"evaluated): {_names(map(str, foreign))}"
+            )
+            out.append(finding(pol.APPROVALS_ENTRIES_IN_RELEASE, "fail", message, [approval.index]))
     return out
 
 

@@ -26,11 +26,13 @@ from ledger.compliance.checks import (
     check_after_evidence,
     check_approvals,
     check_classified,
+    check_entries_in_release,
     check_findings,
     check_separation,
     check_tests,
     check_validation,
 )
+from ledger.compliance.deployments import check_deployed_after_evidence, check_gate_allow, gate_entries
 from ledger.compliance.facts import candidates, collect, scoped_deployments
 from ledger.compliance.waivers import apply_exceptions, check_continuity
 from ledger.core.encoding import JSON_ERRORS
@@ -79,7 +81,7 @@ class ComplianceResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     environment: str | None
     risk_class: RiskClass | None
     candidates: list[p.Artifact]  # the artifacts the rules were checked against
-    entries: list[int]  # the evidence entries evaluated
+    entries: list[int]  # the evidence entries evaluated (and the gate decisions deployments.gate-allow read)
     findings: list[Finding]
 
 
@@ -142,8 +144,11 @@ def evaluate(
         *check_approvals(ctx),
         *check_separation(ctx),
         *check_after_evidence(ctx),
+        *check_entries_in_release(ctx),
         *check_findings(ctx),
         *check_continuity(ctx),
+        *check_gate_allow(ctx),
+        *check_deployed_after_evidence(ctx),
     ]
     findings, exception_findings = apply_exceptions(ctx, findings, now_time, now)
     ordered = sorted([*findings, *exception_findings], key=lambda f: (f.rule, f.entries, f.status, f.message))
@@ -155,7 +160,7 @@ def evaluate(
         environment=environment,
         risk_class=risk,
         candidates=ctx.candidates,
-        entries=list(facts.entries),
+        entries=sorted({*facts.entries, *gate_entries(ctx)}),
         findings=ordered,
     )
 

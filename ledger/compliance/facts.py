@@ -1,9 +1,11 @@
 """The evidence a compliance evaluation reads: a release's events sorted by kind, and its candidates. Pure.
 
 `collect` keeps the events of our predicate types that name the release
-(schemas/PREDICATES.md) and files them by kind; generic evidence, gate
-decisions and seals say nothing the rules read. `candidates` picks the
-artifacts the rules are checked against (schemas/POLICY.md, "the candidate").
+(schemas/PREDICATES.md) and files them by kind. Gate decisions are filed apart:
+only `deployments.gate-allow` reads them, and they are not among `entries` (the
+evidence evaluated). Generic evidence and seals say nothing the rules read, but
+are entries of the release an approval may list (`release_entries`). `candidates`
+picks the artifacts the rules are checked against (schemas/POLICY.md, "the candidate").
 """
 
 from __future__ import annotations
@@ -59,6 +61,11 @@ class Facts:
     exceptions: tuple[Item[p.PolicyException], ...]
     reviews: tuple[Item[p.ExceptionReview], ...]
     deployments: tuple[Item[p.Deployment], ...]
+    # The ledger's own gate decisions about the release (either VSA shape, read by ledger.rules.events).
+    gates: tuple[Item[p.GateDecision], ...] = ()
+    # Every entry of the release the evaluation was given: its typed evidence, gate decisions and
+    # seal, and generic evidence (about its artifacts); not the entries naming another release.
+    release_entries: frozenset[int] = frozenset()
 
     def build_artifacts(self, build: Item[p.Build | None]) -> list[p.Artifact]:
         """What one build produced: its artifacts and its statement's sha256 subjects, by digest."""
@@ -75,6 +82,21 @@ class Facts:
     def builds_of(self, digest: str) -> list[Item[p.Build | None]]:
         """The builds that produced `digest`."""
         return [b for b in self.builds if any(a.digest == digest for a in self.build_artifacts(b))]
+
+    def evidence_about(self, digest: str) -> list[Event]:
+        """The builds that produced `digest` and its test runs, validations and scans (of it or its source).
+
+        What an approval of `digest` approves, and what a deployment of it deploys (rules
+        approvals.after-evidence and deployments.after-evidence), in index order.
+        """
+        sources = self.sources_of(digest)
+        found = [
+            *(t.event for t in self.tests if t.about(digest)),
+            *(v.event for v in self.validations if v.about(digest)),
+            *(s.event for s in self.scans if s.about(digest) or sources & set(s.event.subjects)),
+            *(b.event for b in self.builds_of(digest)),
+        ]
+        return sorted(found, key=lambda event: event.index)
 
     def sources_of(self, digest: str) -> set[str]:
         """`gitCommit:<sha>` of the commits `digest` was built from (scans of source count for it)."""
@@ -119,7 +141,9 @@ def collect(events: Sequence[Event], release: p.Release | None = None) -> Facts:
     """
     ordered = sorted(events, key=lambda e: e.index)
     target = release or _release_of(ordered)
-    mine = [e for e in ordered if _names(e, target) and not isinstance(e.predicate, p.GateDecision | p.Seal)]
+    named = [e for e in ordered if _names(e, target)]
+    mine = [e for e in named if not isinstance(e.predicate, p.GateDecision | p.Seal)]
+    generic = [e for e in ordered if e.statement is not None and e.predicate is None and e.kind != "build"]
     builds = tuple(
         Item(e, e.predicate if isinstance(e.predicate, p.Build) else None) for e in mine if e.kind == "build"
     )
@@ -135,6 +159,8 @@ def collect(events: Sequence[Event], release: p.Release | None = None) -> Facts:
         exceptions=_of(mine, p.PolicyException),
         reviews=_of(mine, p.ExceptionReview),
         deployments=_of(mine, p.Deployment),
+        gates=_of(named, p.GateDecision),
+        release_entries=frozenset(e.index for e in (*named, *generic)),
     )
 
 

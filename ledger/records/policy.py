@@ -31,10 +31,13 @@ VALIDATION_REQUIRED = "validation.required"
 APPROVALS_REQUIRED = "approvals.required-roles"
 APPROVALS_REJECTED = "approvals.rejected"
 APPROVALS_AFTER_EVIDENCE = "approvals.after-evidence"
+APPROVALS_ENTRIES_IN_RELEASE = "approvals.entries-in-release"
 SOD_NOT_AUTHOR = "sod.approver-not-author"
 SOD_ONE_ROLE = "sod.one-person-one-role"
 FINDINGS_MAX_OPEN = "findings.max-open"
 CONTINUITY = "continuity.artifact"
+DEPLOY_GATE_ALLOW = "deployments.gate-allow"
+DEPLOY_AFTER_EVIDENCE = "deployments.after-evidence"
 EXCEPTION_VALID = "exceptions.valid"
 EXCEPTION_REVIEW = "exceptions.review-due"
 
@@ -46,14 +49,19 @@ RULES: dict[str, str] = {
     APPROVALS_REQUIRED: "every role the tier requires approved the candidate artifact",
     APPROVALS_REJECTED: "no standing rejection of the candidate artifact",
     APPROVALS_AFTER_EVIDENCE: "approvals come after the evidence they approve",
+    APPROVALS_ENTRIES_IN_RELEASE: "every entry an approval lists is an entry of its release",
     SOD_NOT_AUTHOR: "no approver is an author of the change",
     SOD_ONE_ROLE: "no one person fills two required approval roles",
     FINDINGS_MAX_OPEN: "open scan findings stay within the tier's limits",
     CONTINUITY: "what is deployed is exactly the artifact built, tested, validated and approved",
+    DEPLOY_GATE_ALLOW: "a deployment follows a gate decision allowing its digest into its environment",
+    DEPLOY_AFTER_EVIDENCE: "a deployment does not start before the evidence of its digest was recorded",
     EXCEPTION_VALID: "an exception is justified, allowed, time-boxed and in force when it is relied on",
     EXCEPTION_REVIEW: "every exception is reviewed by its review date",
 }
-# Rules an exception can never bypass: the tier itself, and the exception process.
+# Rules an exception can never bypass: the tier itself, and the exception process. Every other rule,
+# the deployment and approval rules included, may be bypassed only if the policy lists it in
+# `[exceptions] allowed_rules` (schemas/POLICY.md, "Exceptions").
 NOT_WAIVABLE = frozenset({CHANGE_CLASSIFIED, EXCEPTION_VALID, EXCEPTION_REVIEW})
 
 ROLE_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"  # key roles too (ledger.records.admin): one spelling of a role
@@ -136,9 +144,34 @@ class Continuity(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ApprovalRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How approvals relate to the evidence they approve."""
+    """How approvals relate to the evidence they approve.
+
+    `entries_in_release` may be left out (off): policies published before it existed have
+    none, and are encoded without it, so their digests stay as they were signed.
+    """
 
     after_evidence: bool
+    entries_in_release: bool | msgspec.UnsetType = msgspec.UNSET
+
+    def checks_entries(self) -> bool:
+        """Whether every entry an approval lists must be an entry of its release."""
+        return self.entries_in_release is True
+
+
+class DeploymentRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a deployment needs before it (the optional `[deployments]` section; both keys required in it).
+
+    `require_gate_allow`: environments whose deployments need an earlier gate decision allowing
+    the same digest into the same environment; `not_before_evidence`: a deployment may not
+    start before the evidence of its digest was recorded.
+    """
+
+    require_gate_allow: list[Text]
+    not_before_evidence: bool
+
+    def __post_init__(self) -> None:
+        """Refuse duplicate environments."""
+        _no_duplicates(self.require_gate_allow, "require_gate_allow")
 
 
 # Who may seal before any policy is published, and under a policy without [sealing] (every policy
@@ -159,11 +192,12 @@ class Sealing(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A complete release policy (schemas/POLICY.md); every section and key is required but two.
+    """A complete release policy (schemas/POLICY.md); every section and key is required but a few.
 
     `description` may be left out, and so may `sealing` (then only keys with role
-    release-manager may seal). A policy without `sealing` is encoded without it, so a
-    policy published before the section existed keeps the digest it was published under.
+    release-manager may seal), `deployments` and `approvals.entries_in_release` (then those
+    rules are off). A policy without them is encoded without them, so a policy published
+    before they existed keeps the digest it was published under, and its meaning.
     """
 
     name: Text
@@ -174,7 +208,28 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     continuity: Continuity
     approvals: ApprovalRules
     sealing: Sealing | msgspec.UnsetType = msgspec.UNSET
+    deployments: DeploymentRules | msgspec.UnsetType = msgspec.UNSET
     description: str = ""
+
+    def __post_init__(self) -> None:
+        """Refuse a gate requirement for an environment no gate may be asked about (not in continuity)."""
+        for environment in self.gated_environments():
+            if environment not in self.continuity.environments:
+                raise ValueError(
+                    f"deployments.require_gate_allow names {environment!r}, which continuity.environments "
+                    "does not list: a gate can only be asked about (and deployments there are only "
+                    "checked in) the continuity environments"
+                )
+
+    def gated_environments(self) -> list[str]:
+        """The environments whose deployments need an earlier gate allow (none without `[deployments]`)."""
+        if isinstance(self.deployments, msgspec.UnsetType):
+            return []
+        return list(self.deployments.require_gate_allow)
+
+    def deployments_after_evidence(self) -> bool:
+        """Whether a deployment may not start before the evidence of its digest was recorded."""
+        return not isinstance(self.deployments, msgspec.UnsetType) and self.deployments.not_before_evidence
 
     def names_environment(self, environment: str) -> bool:
         """Whether a gate may be asked about `environment`: one the policy names (its continuity list).
@@ -203,6 +258,9 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             SOD_NOT_AUTHOR: not sod.approver_not_author,
             SOD_ONE_ROLE: not sod.one_person_one_role,
             APPROVALS_AFTER_EVIDENCE: not self.approvals.after_evidence,
+            APPROVALS_ENTRIES_IN_RELEASE: not self.approvals.checks_entries(),
+            DEPLOY_GATE_ALLOW: not self.gated_environments(),
+            DEPLOY_AFTER_EVIDENCE: not self.deployments_after_evidence(),
         }
         return tuple(rule for rule in RULES if not off.get(rule, False))
 
@@ -283,6 +341,7 @@ def describe_policy(policy: Policy) -> list[str]:
             f"  findings:        {findings}",
         ]
     sod, exc = policy.separation_of_duties, policy.exceptions
+    in_force = policy.rules_in_force()
     lines += [
         (
             f"separation of duties: approver not author {_yes(sod.approver_not_author)}, "
@@ -294,10 +353,13 @@ def describe_policy(policy: Policy) -> list[str]:
         ),
         f"continuity: deployed digest checked in {', '.join(policy.continuity.environments) or '(none)'}",
         f"approvals after evidence: {_yes(policy.approvals.after_evidence)}",
+        f"approvals list only entries of their release: {_yes(policy.approvals.checks_entries())}",
+        "deployments need an earlier gate allow in: " + (", ".join(policy.gated_environments()) or "(none)"),
+        f"deployments start after the evidence of their digest: {_yes(policy.deployments_after_evidence())}",
         f"sealing: by a key with role {' or '.join(sorted(policy.seal_roles()))}"
         + (" (the default: the policy has no [sealing])" if policy.sealing is msgspec.UNSET else ""),
         "rules:",
-        *(f"  {rule}: {text}" for rule, text in RULES.items()),
+        *(f"  {rule}: {text}" + ("" if rule in in_force else " (off)") for rule, text in RULES.items()),
     ]
     return lines
 

@@ -2,7 +2,9 @@
 
 A release is a list of steps (who signed which predicate about which subjects),
 numbered from entry 10 on, one minute apart. `compliant_steps` is a high-risk
-release that is fully compliant under schemas/policy.example.toml.
+release that is fully compliant under schemas/policy.example.toml; a deployment
+into production under that policy needs a `gate_decision` allowing it first
+(`deployed_steps`). A deployment's window ends when it is recorded unless told.
 """
 
 from __future__ import annotations
@@ -104,12 +106,52 @@ def review(entry: int) -> Step:
     return RITA, p.ExceptionReview(REL, entry, "accepted", "root cause fixed"), (D1,)
 
 
-def deployment(digest: str = D1, environment: str = "production") -> Step:
-    pred = p.Deployment(REL, environment, digest, at(0), at(1), "succeeded")
+AT_ENTRY = "(the minute before the deployment is recorded)"  # replaced by `event`
+
+
+def deployment(
+    digest: str = D1, environment: str = "production", started: str = AT_ENTRY, finished: str = AT_ENTRY
+) -> Step:
+    pred = p.Deployment(REL, environment, digest, started, finished, "succeeded")
     return CI, pred, (digest,)
 
 
+LEDGER = "evledger ledger"
+
+
+def gate_decision(
+    decision: str = "allow", digest: str = D1, environment: str = "production", *, legacy: bool = False
+) -> Step:
+    """A gate decision signed by the ledger key: VSA v1 shape, or (legacy) the shape before issue #12."""
+    fields: dict[str, Any] = {
+        "verifier": {
+            "id": "ledger.example/prod" if legacy else "https://evledger.dev/verifier/ledger.example/prod"
+        },
+        "timeVerified": NOW,
+        "resourceUri": "urn:evledger:release:analyzer:2.4.0",
+        "policy": {"uri": f"urn:evledger:entry:{POLICY_ENTRY}", "digest": {"sha256": "0" * 64}},
+        "inputAttestations": [],
+        "verificationResult": "PASSED" if decision == "allow" else "FAILED",
+        "verifiedLevels": ["EVLEDGER_POLICY_COMPLIANT"] if decision == "allow" else ["FAILED"],
+    }
+    gate = {
+        "release": msgspec.to_builtins(REL),
+        "environment": environment,
+        "decision": decision,
+        "findings": [],
+    }
+    raw = {**fields, **gate} if legacy else {**fields, p.GATE_EXTENSION: gate, "slsaVersion": "1.0"}
+    pred = p.decode_predicate(p.GATE_DECISION, raw)  # the one reader of both shapes
+    assert isinstance(pred, p.GateDecision)
+    return LEDGER, (pred, raw), (digest,)
+
+
 APPROVERS = (approval("qa", QUINN), approval("clinical", CLEO), approval("security", SAM))
+
+
+def deployed_steps(*extra: Step) -> list[Step]:
+    """The compliant release, `extra` steps, the production gate's allow, then the deployment."""
+    return [*compliant_steps(), *extra, gate_decision(), deployment()]
 
 
 def compliant_steps() -> list[Step]:
@@ -127,8 +169,17 @@ def compliant_steps() -> list[Step]:
 
 def event(index: int, step: Step) -> Event:
     owner, pred, subjects = step
+    raw = None
+    if isinstance(pred, tuple):  # a gate decision: the predicate as read, and its raw shape as signed
+        pred, raw = pred
+    if isinstance(pred, p.Deployment):
+        window = {"started": entry_time(index - 1), "finished": entry_time(index)}
+        pred = msgspec.structs.replace(
+            pred, **{k: v for k, v in window.items() if getattr(pred, k) == AT_ENTRY}
+        )
     descriptors = [ResourceDescriptor(name="s", digest=dict([s.split(":", 1)])) for s in subjects]
-    statement = Statement(STATEMENT_TYPE_V1, descriptors, TYPES[type(pred)], msgspec.to_builtins(pred))
+    raw = msgspec.to_builtins(pred) if raw is None else raw
+    statement = Statement(STATEMENT_TYPE_V1, descriptors, TYPES[type(pred)], raw)
     role = pred.role if isinstance(pred, p.Approval) else "ci"
     return Event(
         index=index,
@@ -139,7 +190,7 @@ def event(index: int, step: Step) -> Event:
         statement=statement,
         predicate=pred,
         subjects=subject_digests(statement),
-        signer=Signer(f"{owner.split()[0].lower()}+0000000{index % 10}", owner, (role,)),
+        signer=Signer(f"{owner.split()[0].lower()}+0000000{index % 10}", owner, (role,), owner == LEDGER),
         release_seq=index - FIRST,
     )
 

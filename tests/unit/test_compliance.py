@@ -32,6 +32,7 @@ from compliance_support import (
     build,
     change,
     compliant_steps,
+    deployed_steps,
     deployment,
     events,
     exception,
@@ -71,8 +72,10 @@ def test_compliant_high_risk_release_before_deployment() -> None:
 
 
 def test_compliant_release_deployed_to_production() -> None:
-    result = run([*compliant_steps(), deployment()], environment=None)
+    steps = deployed_steps()
+    result = run(steps, environment=None)
     assert result.status == "compliant", result.findings
+    assert result.entries == list(range(FIRST, FIRST + len(steps)))  # the deciding gate decision too
 
 
 def test_result_is_deterministic_and_independent_of_event_order() -> None:

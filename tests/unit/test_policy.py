@@ -53,6 +53,10 @@ def test_example_policy_loads_with_three_tiers() -> None:
     assert policy.continuity.environments == ["production"]
     assert policy.separation_of_duties.approver_not_author
     assert policy.approvals.after_evidence
+    assert policy.approvals.checks_entries()
+    assert policy.gated_environments() == ["production"]
+    assert policy.deployments_after_evidence()
+    assert policy.rules_in_force() == tuple(pol.RULES)  # the example applies every rule
 
 
 def test_digest_is_sha256_of_canonical_json_and_ignores_toml_layout() -> None:
@@ -129,6 +133,36 @@ def test_admin_record_with_an_invalid_policy_is_refused() -> None:
             "require_validation = 1",
             "tiers.high.require_validation",
             id="int-for-bool",
+        ),
+        pytest.param(
+            'require_gate_allow = ["production"]',
+            'require_gate_allow = ["staging"]',
+            "deployments.require_gate_allow names 'staging', which continuity.environments does not list",
+            id="gate-for-an-environment-not-in-continuity",
+        ),
+        pytest.param(
+            'require_gate_allow = ["production"]',
+            'require_gate_allow = ["production", "production"]',
+            "require_gate_allow lists 'production' twice",
+            id="duplicate-gated-environment",
+        ),
+        pytest.param(
+            "not_before_evidence = true\n",
+            "",
+            "missing key deployments.not_before_evidence",
+            id="deployments-section-needs-both-keys",
+        ),
+        pytest.param(
+            "[deployments]\n",
+            "[deployments]\ncolour = 1\n",
+            "deployments.colour",
+            id="unknown-deployments-key",
+        ),
+        pytest.param(
+            "entries_in_release = true",
+            'entries_in_release = "yes"',
+            "approvals.entries_in_release",
+            id="entries-in-release-not-a-bool",
         ),
     ],
 )
