@@ -9,6 +9,7 @@ checkpoint.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,7 +32,10 @@ from cli.settings import (
     load_signer,
 )
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
+from ledger.core.encoding import format_time
+from ledger.errors import InputError
 from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
+from ledger.records.formats import parse_offset_time
 from ledger.records.statement import decode_statement
 
 key_app = typer.Typer(help="Register and revoke the keys that may sign evidence.", no_args_is_help=True)
@@ -81,6 +85,22 @@ def append_admin_record(
     return receipt
 
 
+def expiry_time(text: str) -> str:
+    """`--expires` as the record states it: RFC 3339 UTC; a plain date means midnight UTC.
+
+    InputError for anything else, or a moment already past (such a key could never sign).
+    """
+    moment = parse_offset_time(f"{text}T00:00:00Z" if len(text) == len("2027-06-30") else text)
+    if moment is None:
+        raise InputError(
+            f"--expires {text[:40]!r} is not an RFC 3339 date-time with a zone (2027-06-30T00:00:00Z) "
+            "or a date (2027-06-30)"
+        )
+    if moment <= datetime.now(UTC):
+        raise InputError(f"--expires {text!r} is already past: the key could never sign")
+    return format_time(moment)
+
+
 def receipt_lines(
     receipts: list[dict[str, Any]], what: str = "appended", *, already_recorded: bool = False
 ) -> list[str]:
@@ -108,6 +128,13 @@ def key_register(
     owner: Annotated[str, typer.Option(help="The person or system the key belongs to (printed name).")],
     role: Annotated[list[str], typer.Option(help="A role of the key; repeat.")],
     product: Annotated[list[str] | None, typer.Option(help="Limit the key to a product; repeat.")] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            help="When the key stops being able to sign: an RFC 3339 date-time with a zone "
+            "(2027-06-30T00:00:00Z) or a date (2027-06-30, midnight UTC). Default: never.",
+        ),
+    ] = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -116,10 +143,16 @@ def key_register(
     ledger_key: LedgerKeyOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Register a key (an admin record signed with an admin key given by --key)."""
+    """Register a key (an admin record signed with an admin key given by --key).
+
+    With --expires the ledger refuses anything the key signs that it would record at or after
+    that moment; register a new key before then (`evledger key list` shows every expiry).
+    """
     with command_errors(json_output=json_output):
         verifier = load_verifier_key(pubfile)
         record = KeyRegistered(verifier.format(), owner, list(role), list(product or []))
+        if expires is not None:
+            record = msgspec.structs.replace(record, expires=expiry_time(expires))
         receipt = append_admin_record(
             encode_admin_record(record),
             key=key, token=token, server=server, dsn=dsn, data_dir=data_dir, ledger_key=ledger_key,
@@ -171,8 +204,8 @@ def submit(
 
 
 def _key_rows(keys: list[dict[str, Any]]) -> list[str]:
-    """The keys as an aligned table: keyid, owner, roles, products, registered and revoked."""
-    header = ["KEYID", "OWNER", "ROLES", "PRODUCTS", "REGISTERED", "REVOKED"]
+    """The keys as an aligned table: keyid, owner, roles, products, expiry, registered and revoked."""
+    header = ["KEYID", "OWNER", "ROLES", "PRODUCTS", "EXPIRES", "REGISTERED", "REVOKED"]
     rows = [header]
     for k in keys:
         registered = k["registered_at"]
@@ -183,6 +216,7 @@ def _key_rows(keys: list[dict[str, Any]]) -> list[str]:
                 k["owner"],
                 ",".join(k["roles"]) or "-",
                 ",".join(k["products"]) or "-",
+                k.get("expires") or "never",
                 f"#{registered['index']} {registered['time']}",
                 f"#{revoked['index']} {revoked['time']} ({revoked['reason']})" if revoked else "-",
             ]
@@ -197,7 +231,7 @@ def key_list(
     server: ServerOption = DEFAULT_SERVER,
     json_output: JsonOption = False,
 ) -> None:
-    """List every key ever registered (GET /v1/keys): owner, roles, products, registration, revocation."""
+    """List every key ever registered (GET /v1/keys): owner, roles, products, expiry, registered, revoked."""
     with command_errors(json_output=json_output):
         with LedgerClient(server, token) as client:
             keys: list[dict[str, Any]] = client.get("/v1/keys").json()["keys"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Protocol
 
 import msgspec
@@ -87,15 +88,16 @@ class Appender:
 
         A SignatureError first catches the registry up from the stored log (another process
         may have registered the key); it is raised only when the caught-up registry refuses too.
+        A key expired by now is refused here already (the sequencer judges again when it stamps).
         """
         try:
-            return admit(envelope, self.sequencer.registry, AS_OF_NOW)
+            return admit(envelope, self.sequencer.registry, AS_OF_NOW, at=datetime.now(UTC))
         except SignatureError:
             before = self.sequencer.registry
             keyids = [s.keyid for s in envelope.signatures]
             if await current_registry(self.store, self.sequencer, keyids) is before:
                 raise
-        return admit(envelope, self.sequencer.registry, AS_OF_NOW)
+        return admit(envelope, self.sequencer.registry, AS_OF_NOW, at=datetime.now(UTC))
 
     async def append(
         self,

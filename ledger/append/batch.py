@@ -81,12 +81,12 @@ class _State:
     nodes: list[tuple[int, int, bytes]] = field(default_factory=list)  # (tree level, node index, hash)
 
 
-def _valid_signers(item: Admitted, registry: KeyRegistry, index: int) -> list[VerifierKey]:
-    """The item's verified signers that may still sign at `index`; SignatureError if none may."""
-    valid = [s for s in item.signers if registry.signing_key(s.keyid, index) == s]
+def _valid_signers(item: Admitted, registry: KeyRegistry, index: int, at: datetime) -> list[VerifierKey]:
+    """The item's verified signers that may still sign entry `index` stamped `at`; else SignatureError."""
+    valid = [s for s in item.signers if registry.signing_key(s.keyid, index, at) == s]
     if not valid:
         raise SignatureError(
-            f"entry {index}: " + registry.explain_refusal([s.keyid for s in item.signers], index)
+            f"entry {index}: " + registry.explain_refusal([s.keyid for s in item.signers], index, at)
         )
     return valid
 
@@ -154,7 +154,7 @@ def _place(
     for item in request.submissions:
         index = trial.compact.size
         if not genesis:
-            valid = _valid_signers(item, trial.registry, index)
+            valid = _valid_signers(item, trial.registry, index, integrated_at)
             if item.admin is not None:
                 trial.registry.require_admin(valid)  # a revoked co-signer's admin role does not count
             if item.seal is not None:

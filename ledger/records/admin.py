@@ -8,12 +8,14 @@ key's own self-signed registration.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import msgspec
 
 from ledger.core.encoding import JSON_ERRORS
 from ledger.core.keys import parse_verifier_key
 from ledger.errors import EncodingError, InputError
+from ledger.records.formats import parse_offset_time
 from ledger.records.policy import ROLE_PATTERN, Policy, policy_digest
 
 ROLE_ADMIN = "admin"
@@ -24,12 +26,31 @@ _ROLE_NAME = re.compile(ROLE_PATTERN)
 class KeyRegistered(
     msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="kind", tag="key.registered"
 ):
-    """A key may sign from the next index on, for `products` (empty: all) in `roles`."""
+    """A key may sign from the next index on, for `products` (empty: all) in `roles`, until `expires`.
+
+    `expires` (RFC 3339 with an offset; issue #12) is the moment from which the key may no longer
+    sign: an entry the ledger records at or after it is refused, as for a revoked key. A
+    registration without it (every one written before it existed) never expires; it is then
+    left out of the record, so those records keep their bytes.
+    """
 
     key: str
     owner: str
     roles: list[str]
     products: list[str] = msgspec.field(default_factory=list)
+    expires: str | msgspec.UnsetType = msgspec.UNSET
+
+    def expiry(self) -> datetime | None:
+        """When the key stops being able to sign (None: never); EncodingError for a malformed time."""
+        if isinstance(self.expires, msgspec.UnsetType):
+            return None
+        moment = parse_offset_time(self.expires)
+        if moment is None:
+            raise EncodingError(
+                f"admin record is invalid: expires {self.expires[:40]!r} is not an RFC 3339 date-time "
+                "with an offset (e.g. 2027-06-30T00:00:00Z)"
+            )
+        return moment
 
 
 class KeyRevoked(
@@ -93,6 +114,7 @@ def decode_admin_record(payload: bytes) -> AdminRecord:
             raise EncodingError(f"admin record is invalid: {exc}") from exc
         if not record.owner.strip():
             raise EncodingError("admin record is invalid: key owner must not be empty")
+        record.expiry()
         bad = sorted(role for role in record.roles if not _ROLE_NAME.fullmatch(role))
         if not record.roles or bad:
             raise EncodingError(

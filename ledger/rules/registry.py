@@ -1,7 +1,9 @@
 """The key registry, replayed from the log's admin records (docs/formats.md#envelopes).
 
 A key registered by entry i may sign entries i+1 onwards; a key revoked by
-entry j may not sign entries j+1 onwards. A published policy names the roles
+entry j may not sign entries j+1 onwards; a key registered with an expiry may not
+sign an entry the ledger records at or after it (the entry's own time decides, so
+every verifier replays the same answer). A published policy names the roles
 that may seal a release from the next entry on (`release-manager` until one
 does). The same class serves the sequencer (which extends it as it integrates)
 and the verifiers (which rebuild it from the entries they were given), so both
@@ -11,7 +13,9 @@ apply exactly the same rules, through one `apply`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
+from ledger.core.encoding import format_time
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.errors import EncodingError, PermissionDeniedError
 from ledger.records.admin import ROLE_ADMIN, AdminRecord, KeyRegistered, KeyRevoked, PolicyPublished
@@ -30,6 +34,11 @@ class RegisteredKey:
     registered_at: int
     revoked_at: int | None = None
     revoke_reason: str = ""
+    expires: datetime | None = None
+
+    def expired_at(self, at: datetime | None) -> bool:
+        """Whether the key has expired by `at` (None: no time to judge by, as for a key list)."""
+        return self.expires is not None and at is not None and at >= self.expires
 
     @property
     def keyid(self) -> str:
@@ -86,7 +95,12 @@ class KeyRegistry:
         if verifier.keyid in self.keys:
             raise EncodingError(f"key {verifier.keyid} is already registered")
         key = RegisteredKey(
-            verifier, record.owner, frozenset(record.roles), frozenset(record.products), index
+            verifier,
+            record.owner,
+            frozenset(record.roles),
+            frozenset(record.products),
+            index,
+            expires=record.expiry(),
         )
         self.keys[verifier.keyid] = key
         self.applied_through = max(self.applied_through, index)
@@ -104,17 +118,24 @@ class KeyRegistry:
         self.applied_through = max(self.applied_through, index)
         return key
 
-    def signing_key(self, keyid: str, index: int) -> VerifierKey | None:
-        """The key that may sign entry `index` under this keyid, or None if unknown or revoked then."""
+    def signing_key(self, keyid: str, index: int, at: datetime | None = None) -> VerifierKey | None:
+        """The key that may sign entry `index`, recorded at `at`, under this keyid; None if it may not.
+
+        None when the key is unknown, registered only later, revoked by then or expired at `at`.
+        `at` is None only where no entry time exists yet and none is judged (then the sequencer
+        judges expiry at the time it stamps, `ledger.append.batch`).
+        """
         key = self.keys.get(keyid)
         if key is None or key.registered_at >= index:
             return None
         if key.revoked_at is not None and key.revoked_at < index:
             return None
+        if key.expired_at(at):
+            return None
         return key.verifier
 
-    def explain_refusal(self, keyids: list[str], index: int) -> str:
-        """Plain words for why none of `keyids` may sign entry `index`."""
+    def explain_refusal(self, keyids: list[str], index: int, at: datetime | None = None) -> str:
+        """Plain words for why none of `keyids` may sign entry `index` (recorded at `at`)."""
         reasons = []
         for keyid in keyids:
             key = self.keys.get(keyid)
@@ -122,8 +143,13 @@ class KeyRegistry:
                 reasons.append(f"{keyid} is not registered")
             elif key.registered_at >= index:
                 reasons.append(f"{keyid} is registered only from entry {key.registered_at + 1}")
-            elif key.revoked_at is not None:
+            elif key.revoked_at is not None and key.revoked_at < index:
                 reasons.append(f"{keyid} was revoked at entry {key.revoked_at} ({key.revoke_reason})")
+            elif key.expires is not None and key.expired_at(at):
+                reasons.append(
+                    f"{keyid} expired at {format_time(key.expires)} (its registration, entry "
+                    f"{key.registered_at}, set that expiry; register a new key for {key.owner})"
+                )
             else:
                 reasons.append(f"{keyid} did not produce a valid signature")
         return "; ".join(reasons) or "no signatures"

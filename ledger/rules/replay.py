@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from ledger.core.dsse import SignatureCheck, check_now
-from ledger.core.encoding import format_time
+from ledger.core.encoding import format_time, parse_time
 from ledger.core.entry import ChainVerifier, Entry
 from ledger.errors import LedgerError, SignatureError, VerificationError
 from ledger.rules.admission import Admitted, admit, admit_genesis
@@ -59,7 +59,7 @@ def apply_recorded(
     if entry.index == 0:
         admitted = admit_genesis(entry.envelope)
     else:
-        admitted = admit(entry.envelope, registry, entry.index, check)
+        admitted = admit(entry.envelope, registry, entry.index, check, at=parse_time(entry.time))
     chains.check(entry, admitted)
     if admitted.admin is not None:
         registry.apply(entry.index, admitted.admin)

@@ -12,6 +12,7 @@ from typing import Annotated
 from litestar import get
 from litestar.params import QueryParameter
 
+from ledger.core.encoding import format_time
 from ledger.query import audit_lists
 from ledger.service.auth import READ
 from ledger.service.params import Cursor, Limit
@@ -65,6 +66,7 @@ async def list_keys(svc: Svc) -> KeyList:
                 products=sorted(key.products),
                 registered_at=EntryMoment(key.registered_at, history.registered_time),
                 revoked_at=revoked,
+                expires=None if key.expires is None else format_time(key.expires),
             )
         )
     return KeyList(keys)

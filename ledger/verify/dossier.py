@@ -24,7 +24,7 @@ from typing import Any
 import msgspec
 
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
-from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex
+from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex, parse_time
 from ledger.core.entry import Entry, KeyLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import VerifierKey
@@ -203,7 +203,8 @@ def _admit(proven: _Proven, registry: KeyRegistry) -> Admitted:
     with _valid_at_its_index(proven.index):
         if proven.index == 0:
             return admit_genesis(proven.entry.envelope)
-        return admit(proven.entry.envelope, registry, proven.index, keep_decoded=True)
+        entry = proven.entry
+        return admit(entry.envelope, registry, proven.index, at=parse_time(entry.time), keep_decoded=True)
 
 
 def _check_release_chain(release: list[_Proven], product: str, version: str) -> None:

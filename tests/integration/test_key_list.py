@@ -10,13 +10,15 @@ registered and the revoked keys.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_harness import Ledger, live_server, register, to_json, token
+from ledger_harness import Ledger, evidence, live_server, register, to_json, token
 from service_support import scratch_ledger
 from typer.testing import CliRunner
 
@@ -100,13 +102,14 @@ def test_encrypted_admin_key_signs_and_key_list_shows_registered_and_revoked(wor
     table = cli("key", "list", "--token", world.auditor, "--server", world.url)
     assert table.exit_code == 0, table.output
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["KEYID", "OWNER", "ROLES", "PRODUCTS", "REGISTERED", "REVOKED"]
+    assert lines[0].split() == ["KEYID", "OWNER", "ROLES", "PRODUCTS", "EXPIRES", "REGISTERED", "REVOKED"]
     (leaver_line,) = [line for line in lines if line.startswith(leaver.keyid)]
     assert "left the company" in leaver_line
     (colleague_line,) = [line for line in lines if line.startswith(colleague.keyid)]
     assert "Carl Colleague" in colleague_line
     assert "ivd-analyzer" in colleague_line
     assert colleague_line.rstrip().endswith("-")  # not revoked
+    assert " never " in colleague_line  # registered without an expiry
 
 
 def test_encrypted_key_with_a_wrong_passphrase_appends_nothing(world: World) -> None:
@@ -134,3 +137,62 @@ def test_key_list_with_a_bad_token_exits_2(world: World) -> None:
     as_json = cli("key", "list", "--token", "not-a-token", "--server", world.url, "--json")
     assert as_json.exit_code == 2
     assert json.loads(as_json.stdout)["error"] == "unauthenticated"
+
+
+def _register_expiring(world: World, name: str, expires: str) -> tuple[SignerKey, Any]:
+    key = SignerKey.generate(f"people.test/{name}")
+    pub = world.directory / f"{name}.pub"
+    pub.write_text(key.verifier().format() + "\n")
+    result = cli(
+        "key", "register", pub, "--owner", f"Owner {name}", "--role", "appender", "--expires", expires,
+        "--key", world.ledger.key_path, "--token", world.admin, "--server", world.url,
+    )  # fmt: skip
+    return key, result
+
+
+def test_a_key_signs_until_its_expiry_and_is_refused_after_it_with_a_clear_error(world: World) -> None:
+    import httpx  # noqa: PLC0415 - only this test talks HTTP directly
+
+    soon = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    key, result = _register_expiring(world, "short-lived", soon)
+    assert result.exit_code == 0, result.output
+    headers = {"Authorization": f"Bearer {world.admin}"}
+    before = httpx.post(f"{world.url}/v1/entries", content=to_json(evidence(key, n=1)), headers=headers)
+    assert before.status_code == 201, before.text  # before its expiry the key signs
+    time.sleep(max(0.0, (datetime.fromisoformat(soon) - datetime.now(UTC)).total_seconds()) + 0.2)
+    after = httpx.post(f"{world.url}/v1/entries", content=to_json(evidence(key, n=2)), headers=headers)
+    assert after.status_code == 422, after.text
+    detail = after.json()["detail"]
+    assert f"{key.keyid} expired at " in detail
+    assert "register a new key for Owner short-lived" in detail
+
+    listed = cli("key", "list", "--token", world.auditor, "--server", world.url, "--json")
+    keys = {k["keyid"]: k for k in json.loads(listed.stdout)["keys"]}
+    assert keys[key.keyid]["expires"] == soon[:23] + "Z"  # stated in the ledger's own time format
+
+
+@pytest.mark.parametrize(
+    ("expires", "complaint"),
+    [
+        ("2001-01-01", "is already past"),
+        ("next tuesday", "is not an RFC 3339 date-time"),
+        ("2031-02-30", "is not an RFC 3339 date-time"),
+        ("2031-01-01T00:00:00", "is not an RFC 3339 date-time"),  # no zone
+    ],
+)
+def test_key_register_refuses_an_expiry_that_is_past_or_malformed(
+    world: World, expires: str, complaint: str
+) -> None:
+    key, result = _register_expiring(world, f"bad-{abs(hash(expires))}", expires)
+    assert result.exit_code == 2, result.output
+    assert complaint in result.output
+    listed = cli("key", "list", "--token", world.auditor, "--server", world.url, "--json")
+    assert key.keyid not in listed.stdout  # nothing was registered
+
+
+def test_a_date_means_midnight_utc(world: World) -> None:
+    key, result = _register_expiring(world, "dated", "2031-06-30")
+    assert result.exit_code == 0, result.output
+    listed = cli("key", "list", "--token", world.auditor, "--server", world.url, "--json")
+    keys = {k["keyid"]: k for k in json.loads(listed.stdout)["keys"]}
+    assert keys[key.keyid]["expires"] == "2031-06-30T00:00:00.000Z"
