@@ -1,8 +1,10 @@
 """Batch planning: turn admitted requests into the rows one transaction writes. Pure.
 
-Given the locked head, the planner assigns indices, chains `prev` links,
-encodes the entries, extends the compact range, collects the tile hashes the
-batch completes, applies admin records to a copy of the key registry, and
+Given the locked head, the planner assigns indices, chains `prev` links and
+the release, key-event and artifact back-links, encodes the entries, collects
+the new head of every chain the batch extended (the completeness index's
+rows), extends the compact range, collects the tile hashes the batch
+completes, applies admin records to a copy of the key registry, and
 signs the new checkpoint. A request whose envelope is no longer acceptable at
 its exact index (its key was revoked meanwhile, say) is left out whole before
 any index is assigned to it, so a batch never leaves a gap.
@@ -26,6 +28,8 @@ from ledger.core.encoding import format_time, parse_time
 from ledger.core.entry import encode_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey, VerifierKey
+from ledger.core.sparse_merkle import KEY_EVENTS_KEY, artifact_key, release_key
+from ledger.core.sparse_merkle import Head as IndexHead
 from ledger.core.tiles import TILE_HEIGHT, TILE_WIDTH
 from ledger.errors import ConflictError, EncodingError, LedgerError, SignatureError
 from ledger.rules.admission import Admitted
@@ -33,10 +37,12 @@ from ledger.rules.chains import Chains, key_chain_extension
 from ledger.rules.registry import KeyRegistry
 from ledger.storage.protocol import (
     BatchWrite,
+    ChainHead,
     CheckpointRow,
     EntryRow,
     Head,
     IdempotencyRow,
+    IndexHeadRow,
     TileAppend,
 )
 
@@ -161,13 +167,16 @@ def _place(
                 trial.registry.sealers(valid)  # under the policy in force at this very index
         release = trial.chains.release_link(item)
         keys = trial.chains.key_link(item)
-        data = encode_entry(index, trial.prev, stamp, item.envelope, release=release, keys=keys)
+        artifacts = trial.chains.artifact_links(item)
+        data = encode_entry(
+            index, trial.prev, stamp, item.envelope, release=release, keys=keys, artifacts=artifacts
+        )
         if item.admin is not None:
             trial.registry.apply(index, item.admin)  # the last step that may fail; it changes only `registry`
             trial.last_admin_entry = index
             trial.last_key_event = index if keys is not None else trial.last_key_event
         digest = leaf_hash(data)
-        trial.chains.advance(index, digest, release, keys, item.kind)
+        trial.chains.advance(index, digest, release, keys, item.kind, artifacts)
         for level, node in trial.compact.append(digest):
             if level % TILE_HEIGHT == 0:
                 trial.nodes.append((level, index >> level, node))
@@ -197,6 +206,35 @@ def _tile_appends(nodes: list[tuple[int, int, bytes]]) -> list[TileAppend]:
     return [TileAppend(level, index, b"".join(hashes)) for (level, index), hashes in grouped.items()]
 
 
+def _index_head(key: bytes, kind: str, head: ChainHead, *names: str | None) -> IndexHeadRow:
+    product, version, digest = names or (None, None, None)
+    return IndexHeadRow(
+        key, int.from_bytes(key[:2], "big"), kind, product, version, digest,
+        IndexHead(head.seq + 1, head.index, head.leaf_hash),
+    )  # fmt: skip
+
+
+def index_heads(before: Chains, after: Chains) -> list[IndexHeadRow]:
+    """The completeness index's rows for every chain whose head moved from `before` to `after`.
+
+    A chain's head only moves forward, so a head that differs is one the batch extended: its
+    count is the newest member's seq + 1 (docs/completeness-index.md#heads).
+    """
+    rows = [
+        _index_head(release_key(*release), "release", head, *release, None)
+        for release, head in after.releases.items()
+        if before.releases.get(release) != head
+    ]
+    rows += [
+        _index_head(artifact_key(digest), "artifact", head, None, None, digest)
+        for digest, head in after.artifacts.items()
+        if before.artifacts.get(digest) != head
+    ]
+    if after.keys is not None and after.keys != before.keys:
+        rows.append(_index_head(KEY_EVENTS_KEY, "keys", after.keys))
+    return rows
+
+
 def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object would only hide them
     head: Head,
     requests: Sequence[PendingRequest],
@@ -221,11 +259,14 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
     # Entry times never go backwards: a clock a little behind the newest entry stamps its time.
     stamp = max(format_time(now), head.last_time)
     base = chains or Chains()
+    base = Chains(
+        dict(base.releases), base.keys or registry.key_head, dict(base.artifacts), base.chained_from
+    )
     state = _State(
         CompactRange(head.tree_size, list(head.compact_range)),
         head.last_leaf_hash,
         registry,
-        Chains(base.releases, base.keys or registry.key_head),
+        base.copy(),
         last_admin_entry=head.last_admin_entry,
         last_key_event=head.last_key_event,
     )
@@ -277,5 +318,6 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
             for position, (first, count) in plan.placed.items()
             if (r := requests[position]).idempotency is not None
         ],
+        index_heads=index_heads(base, state.chains),
     )
     return plan

@@ -39,6 +39,7 @@ from ledger.core.append_proofs import appended_inclusion_paths
 from ledger.core.compact_range import CompactRange
 from ledger.core.encoding import parse_time
 from ledger.core.keys import SignerKey, VerifierKey
+from ledger.core.sparse_merkle import is_chained_digest
 from ledger.errors import (
     DuplicateStatementError,
     LedgerError,
@@ -154,6 +155,7 @@ class Sequencer:
         self._queue: deque[_Waiting] = deque()
         self._retry: deque[_Batch] = deque()  # parts of a refused batch, or one to look up: next, in order
         self._verified_head: Head | None = None  # the head this process last wrote or checked
+        self._chained_from: int | None = None  # the ledger's first chained index, once read
         self._pending = 0
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
@@ -306,8 +308,7 @@ class Sequencer:
             replays = await self._find_replays(txn, batch.waiting)
             fresh = [w for w in batch.waiting if id(w) not in replays]
             recorded = await self._recorded(txn, fresh) if batch.lookup else None
-            releases = sorted({r for w in fresh for item in w.request.submissions if (r := item.release)})
-            chains = Chains(await txn.release_heads(releases) if releases else {})
+            chains = await self._chain_heads(txn, fresh)
             plan = plan_batch(
                 head, [w.request for w in fresh], registry, self._signer, now,
                 chains=chains, recorded=recorded,
@@ -323,6 +324,19 @@ class Sequencer:
             old = CompactRange(head.tree_size, list(head.compact_range))
             paths = appended_inclusion_paths(old, [e.leaf_hash for e in plan.write.entries])
         self._resolve(batch.waiting, fresh, plan, replays, paths)
+
+    async def _chain_heads(self, txn: AppendTransaction, fresh: list[_Waiting]) -> Chains:
+        """The heads of the release and artifact chains the fresh requests join, read under the head lock."""
+        if self._chained_from is None:
+            self._chained_from = await txn.chained_from()  # set once, by the migration: it never changes
+        submissions = [item for w in fresh for item in w.request.submissions]
+        releases = sorted({r for item in submissions if (r := item.release)})
+        digests = sorted({d for item in submissions for d in item.subjects if is_chained_digest(d)})
+        return Chains(
+            await txn.release_heads(releases) if releases else {},
+            artifacts=await txn.artifact_heads(digests) if digests else {},
+            chained_from=self._chained_from,
+        )
 
     async def _check_head(self, txn: AppendTransaction, head: Head) -> None:
         """The locked head is the tree of a checkpoint the ledger key signed (LogIntegrityError if not).

@@ -12,7 +12,7 @@ always hash the bytes they were given and never re-encode them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import msgspec
@@ -20,6 +20,7 @@ import msgspec
 from ledger.core.dsse import Envelope
 from ledger.core.encoding import JSON_ERRORS, format_time, hash_from_hex, parse_time
 from ledger.core.hashing import HASH_SIZE, leaf_hash
+from ledger.core.sparse_merkle import MAX_CHAINED_SUBJECTS, is_chained_digest
 from ledger.core.tiles import MAX_ENTRY_SIZE
 from ledger.errors import ChainError, EncodingError, TooLargeError
 
@@ -50,11 +51,24 @@ class KeyLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defa
     prev: ChainLink | None = None
 
 
+class ArtifactLink(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The chain of one artifact (docs/completeness-index.md): this is entry `seq` naming `digest`.
+
+    `digest` is a `sha256:<hex>` subject digest as stored; `prev` the chain's entry before.
+    """
+
+    digest: str
+    seq: int
+    prev: ChainLink | None = None
+
+
 class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """The decoded fields of one log entry; `prev` is the hex leaf hash of the entry before.
 
-    `release` and `keys` are the sequencer's back-links (absent when the entry is
-    neither release-scoped nor a key event); they sort into place among the keys.
+    `release`, `keys` and `artifacts` are the sequencer's back-links (absent when the entry
+    is neither release-scoped, nor a key event, nor names a sha256 subject, or when it was
+    recorded before the ledger chained artifacts); they sort into place among the keys.
+    `artifacts` holds one link per distinct sha256 subject digest, sorted by digest.
     """
 
     envelope: Envelope
@@ -64,6 +78,7 @@ class Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
     v: int
     keys: KeyLink | None = None
     release: ReleaseLink | None = None
+    artifacts: list[ArtifactLink] | None = None
 
 
 _encoder = msgspec.json.Encoder(order="sorted")
@@ -78,6 +93,7 @@ def encode_entry(  # noqa: PLR0913 - the entry's fields, one argument each
     *,
     release: ReleaseLink | None = None,
     keys: KeyLink | None = None,
+    artifacts: Sequence[ArtifactLink] | None = None,
 ) -> bytes:
     """Build the canonical bytes of entry `index` whose predecessor's leaf hash is `prev`."""
     if index < 0:
@@ -94,6 +110,7 @@ def encode_entry(  # noqa: PLR0913 - the entry's fields, one argument each
         v=ENTRY_VERSION,
         keys=keys,
         release=release,
+        artifacts=None if artifacts is None else list(artifacts),
     )
     data = _encoder.encode(entry)
     if len(data) > MAX_ENTRY_SIZE:
@@ -118,6 +135,8 @@ def parse_entry(data: bytes) -> Entry:
     for name, link in (("release", entry.release), ("keys", entry.keys)):
         if link is not None:
             _check_link(name, entry.index, link.seq, link.prev)
+    if entry.artifacts is not None:
+        _check_artifact_links(entry.index, entry.artifacts)
     if _encoder.encode(entry) != data:
         raise EncodingError(
             f"entry {entry.index} is not canonical JSON (sorted keys, no whitespace, no floats)"
@@ -135,6 +154,24 @@ def _check_link(name: str, index: int, seq: int, prev: ChainLink | None) -> None
             raise EncodingError(
                 f"entry {index}: {name} link points to entry {prev.index}, not an earlier one"
             )
+
+
+def _check_artifact_links(index: int, links: Sequence[ArtifactLink]) -> None:
+    """1 to MAX_CHAINED_SUBJECTS links, strictly sorted by sha256 digest, each well formed."""
+    if not 0 < len(links) <= MAX_CHAINED_SUBJECTS:
+        raise EncodingError(
+            f"entry {index}: artifact links name 1 to {MAX_CHAINED_SUBJECTS} digests, not {len(links)}"
+        )
+    previous = ""
+    for link in links:
+        if not is_chained_digest(link.digest):
+            raise EncodingError(f"entry {index}: artifact link digest {link.digest!r} is not a sha256 digest")
+        if link.digest <= previous:
+            raise EncodingError(
+                f"entry {index}: artifact links are not sorted by digest without repeats ({link.digest})"
+            )
+        previous = link.digest
+        _check_link(f"artifact {link.digest}", index, link.seq, link.prev)
 
 
 class ChainVerifier:

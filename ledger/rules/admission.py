@@ -26,6 +26,7 @@ from ledger.core.dsse import (
 )
 from ledger.core.encoding import MAX_JSON_DEPTH, b64decode_lenient, json_holds_nul, json_nests_deeper_than
 from ledger.core.keys import VerifierKey, parse_verifier_key
+from ledger.core.sparse_merkle import MAX_CHAINED_SUBJECTS, is_chained_digest
 from ledger.errors import (
     EncodingError,
     MalformedRequestError,
@@ -179,6 +180,8 @@ def admit(  # noqa: PLR0913 - the envelope, where and when it is judged, and two
             f"predicate type {inspected.kind!r} is under {BASE}/ but is none of the ledger's "
             f"predicates ({known}); other namespaces are recorded as generic evidence"
         )
+    if index == AS_OF_NOW:
+        _refuse_too_many_chained_subjects(inspected.subjects)
     if index == AS_OF_NOW and inspected.undated_approval:
         # A rule for what is appended from now on: approvals recorded before it stay valid.
         raise EncodingError(
@@ -193,6 +196,21 @@ def admit(  # noqa: PLR0913 - the envelope, where and when it is judged, and two
         reason = registry.explain_refusal([s.keyid or "(no keyid)" for s in envelope.signatures], index, at)
         raise UntrustedSignerError(f"no signature by a key that may sign here: {reason}") from exc
     return _authorise(envelope, inspected, registry, signers, keep_decoded=keep_decoded)
+
+
+def _refuse_too_many_chained_subjects(subjects: tuple[str, ...]) -> None:
+    """EncodingError when a statement names more than MAX_CHAINED_SUBJECTS distinct sha256 subject digests.
+
+    Each one gets an artifact back-link in the entry (docs/completeness-index.md#index-keys). A rule
+    for what is appended from now on: statements recorded before it stay valid (they carry no links).
+    """
+    chained = sum(1 for digest in subjects if is_chained_digest(digest))  # `subjects` are distinct
+    if chained > MAX_CHAINED_SUBJECTS:
+        raise EncodingError(
+            f"the statement names {chained} distinct sha256 subject digests; at most "
+            f"{MAX_CHAINED_SUBJECTS} are allowed (each joins its artifact's chain): split it into "
+            "several statements"
+        )
 
 
 def _keyless_candidates(

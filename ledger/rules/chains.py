@@ -1,11 +1,15 @@
-"""The back-linked chains inside the log: one per release, and one of key events. Pure.
+"""The back-linked chains inside the log: one per release, one per artifact, one of key events. Pure.
 
 Each release-scoped entry links to the previous entry of its release (index
 and leaf hash) and counts its place (`seq`), so a release's events form their
 own hash chain; leaving one out of a timeline breaks the chain. A release seal
 commits to the count and the head, and nothing may join the release after it.
 Key registrations and revocations form one more chain, whose newest index each
-checkpoint names, so a verifier can know it holds every key event.
+checkpoint names, so a verifier can know it holds every key event. Every entry
+whose statement names a sha256 subject digest links to the previous entry naming
+that digest, so an artifact's history is a chain too (docs/completeness-index.md).
+A ledger upgraded to artifact chains has entries without artifact links below its
+*first chained index*: `Chains.chained_from`.
 
 The sequencer builds links with these rules and every verifier re-derives them
 with the same code.
@@ -16,7 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ledger.core.entry import ChainLink, Entry, KeyLink, ReleaseLink
+from ledger.core.entry import ArtifactLink, ChainLink, Entry, KeyLink, ReleaseLink
+from ledger.core.sparse_merkle import is_chained_digest
 from ledger.errors import ChainError, ConflictError, StaleEvaluationError
 from ledger.records.admin import KeyRegistered, KeyRevoked
 from ledger.records.predicates import RELEASE_SEAL
@@ -56,16 +61,35 @@ def is_key_event(item: Admitted) -> bool:
     return isinstance(item.admin, KeyRegistered | KeyRevoked)
 
 
+def chained_digests(subjects: Sequence[str]) -> list[str]:
+    """The distinct sha256 digests among `subjects` (as stored), sorted: the artifact chains joined."""
+    return sorted({digest for digest in subjects if is_chained_digest(digest)})
+
+
+# `Chains.chained_from` when no checkpoint states the first chained index: artifact chains begin
+# at the first entry that carries artifact links (see `Chains.check`).
+UNSTATED: None = None
+
+
 @dataclass(slots=True)
 class Chains:
-    """The heads of the chains: per (product, version), and of the key events."""
+    """The heads of the chains: per (product, version), per artifact digest, and of the key events.
+
+    `chained_from` is the ledger's first chained index (S0, docs/completeness-index.md#checkpoints):
+    entries below it carry no artifact links, entries from it on exactly the links these chains
+    imply. UNSTATED (None) when no checkpoint says: the first entry carrying artifact links is
+    then taken as S0 (a log recorded before the upgrade carries none, one recorded after it
+    carries them from S0 on), and `chained_from` is set to its index.
+    """
 
     releases: dict[tuple[str, str], ChainHead] = field(default_factory=dict)
     keys: ChainHead | None = None
+    artifacts: dict[str, ChainHead] = field(default_factory=dict)
+    chained_from: int | None = 0
 
     def copy(self) -> Chains:
-        """An independent copy (heads are immutable; the dict is not shared)."""
-        return Chains(dict(self.releases), self.keys)
+        """An independent copy (heads are immutable; the dicts are not shared)."""
+        return Chains(dict(self.releases), self.keys, dict(self.artifacts), self.chained_from)
 
     def release_link(self, item: Admitted) -> ReleaseLink | None:
         """The back-link the entry for `item` gets; ConflictError after a seal or for a stale seal."""
@@ -97,24 +121,54 @@ class Chains:
         seq, prev = _next(self.keys)
         return KeyLink(seq, prev)
 
-    def advance(
-        self, index: int, leaf_hash: bytes, release: ReleaseLink | None, keys: KeyLink | None, kind: str
+    def artifact_links(self, item: Admitted) -> list[ArtifactLink] | None:
+        """The artifact back-links the entry for `item` gets: one per sha256 subject, sorted (None if none).
+
+        The writer's rule: every new entry is at or past the first chained index.
+        """
+        digests = chained_digests(item.subjects)
+        if not digests:
+            return None
+        return [ArtifactLink(digest, *_next(self.artifacts.get(digest))) for digest in digests]
+
+    def advance(  # noqa: PLR0913, PLR0917 - an entry's index, leaf hash, each chain's link and its kind
+        self,
+        index: int,
+        leaf_hash: bytes,
+        release: ReleaseLink | None,
+        keys: KeyLink | None,
+        kind: str,
+        artifacts: Sequence[ArtifactLink] | None = None,
     ) -> None:
         """Record that entry `index` (with these links) is now the head of its chains."""
         if release is not None:
             self.releases[(release.product, release.version)] = ChainHead(index, leaf_hash, release.seq, kind)
         if keys is not None:
             self.keys = ChainHead(index, leaf_hash, keys.seq, kind)
+        for link in artifacts or ():
+            self.artifacts[link.digest] = ChainHead(index, leaf_hash, link.seq, kind)
+
+    def _implied_artifact_links(self, entry: Entry, item: Admitted) -> list[ArtifactLink] | None:
+        """The artifact links a recorded entry must carry: none below the first chained index."""
+        if self.chained_from is UNSTATED and entry.artifacts is not None:
+            self.chained_from = entry.index  # the first entry carrying links: artifact chains begin here
+        if self.chained_from is UNSTATED or entry.index < self.chained_from:
+            return None
+        return self.artifact_links(item)
 
     def check(self, entry: Entry, item: Admitted) -> None:
-        """Verify that a recorded entry carries exactly the links these chains imply (ChainError if not)."""
+        """Verify that a recorded entry carries exactly the links these chains imply (ChainError if not).
+
+        Artifact links: none below `chained_from`, exactly `artifact_links(item)` from it on.
+        """
         try:
             expected_release = self.release_link(item)
         except ConflictError as exc:
             raise ChainError(f"entry {entry.index}: {exc}") from exc
-        links = (
+        links: tuple[tuple[str, object, object], ...] = (
             ("release back-link", expected_release, entry.release),
             ("key-event back-link", self.key_link(item), entry.keys),
+            ("list of artifact back-links", self._implied_artifact_links(entry, item), entry.artifacts),
         )
         for what, implied, carried in links:
             if carried != implied:

@@ -1,8 +1,8 @@
 """Replaying a log: the checks every verifier applies to every entry, in log order. Pure.
 
 For each entry: its bytes are canonical (§3.4), it names the next index and
-links to its predecessor's leaf hash, its release and key-event back-links are
-exactly what the chains imply (`ledger.rules.chains`), and its envelope carries a valid
+links to its predecessor's leaf hash, its release, key-event and artifact back-links
+are exactly what the chains imply (`ledger.rules.chains`), and its envelope carries a valid
 signature by a key registered and not revoked before it (§3.5), with admin
 records signed by an admin key. Admin records then update the registry. The
 sequencer applies the same rules when it appends (`ledger.rules.admission`), so a
@@ -20,7 +20,7 @@ from ledger.core.encoding import format_time, parse_time
 from ledger.core.entry import ChainVerifier, Entry
 from ledger.errors import LedgerError, SignatureError, VerificationError
 from ledger.rules.admission import Admitted, admit, admit_genesis
-from ledger.rules.chains import Chains
+from ledger.rules.chains import UNSTATED, Chains
 from ledger.rules.registry import KeyRegistry
 
 # How far ahead of a verifier's clock an entry may be stamped before it counts as from the future:
@@ -51,10 +51,11 @@ def apply_recorded(
     replay, the registry the service follows, a dossier's key events): entry 0 must be
     the ledger key's self-registration, any other entry must pass admission against
     `registry` as it stood before it (`ledger.rules.admission`), carry exactly the
-    back-links `chains` implies, and then its admin record (if any) updates `registry`
-    and the entry becomes the head of its chains. Precondition: `entry` parsed from
-    bytes whose leaf hash is `leaf`, and `registry` and `chains` hold every entry of
-    the chains it joins that came before it. Raises the admission or ChainError.
+    back-links `chains` implies (artifact links only from `chains.chained_from` on), and
+    then its admin record (if any) updates `registry` and the entry becomes the head of
+    its chains. Precondition: `entry` parsed from bytes whose leaf hash is `leaf`, and
+    `registry` and `chains` hold every entry of the chains it joins that came before it.
+    Raises the admission error or ChainError.
     """
     if entry.index == 0:
         admitted = admit_genesis(entry.envelope)
@@ -63,15 +64,22 @@ def apply_recorded(
     chains.check(entry, admitted)
     if admitted.admin is not None:
         registry.apply(entry.index, admitted.admin)
-    chains.advance(entry.index, leaf, entry.release, entry.keys, admitted.kind)
+    chains.advance(entry.index, leaf, entry.release, entry.keys, admitted.kind, entry.artifacts)
     return admitted
 
 
 class LogReplayer:
     """Checks entries one by one from index 0 (or from a trusted point with its registry)."""
 
-    def __init__(self, check: SignatureCheck = check_now, *, not_after: str = "") -> None:
+    def __init__(
+        self, check: SignatureCheck = check_now, *, not_after: str = "", chained_from: int | None = UNSTATED
+    ) -> None:
         """Start at entry 0 with an empty registry and no chains; `check` verifies signatures.
+
+        `chained_from` is the log's first chained index, as its checkpoint's `evledger-index` line
+        states it (docs/completeness-index.md#checkpoints): entries below it carry no artifact links,
+        entries from it on exactly the implied ones. UNSTATED (the default, for a checkpoint without
+        that line): the first entry carrying artifact links is taken as the first chained index.
 
         A `check` that defers verification (see `ledger.core.dsse.verify_envelope`) makes
         `check` below provisional: the caller must fail the entry if a deferred check fails.
@@ -83,7 +91,7 @@ class LogReplayer:
         self._not_after = not_after
         self.registry = KeyRegistry()
         self.chain = ChainVerifier()
-        self.chains = Chains()
+        self.chains = Chains(chained_from=chained_from)
 
     @property
     def next_index(self) -> int:

@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from ledger.core.sparse_merkle import artifact_key
 from ledger.errors import DuplicateStatementError, LogIntegrityError, UnstorableError
 from ledger.storage.outage import COMMAND_TIMEOUT, CONNECT_TIMEOUT, open_connection, unavailable_on_outage
 from ledger.storage.protocol import (
@@ -80,7 +81,8 @@ _RELEASE_HEADS_SQL = """SELECT r.product, r.version, e.idx, e.leaf_hash, e.relea
 # Everything a batch writes besides its entries, in one statement (one round trip inside the head
 # lock), before them: the head moves first, because the database accepts entries only below a head
 # moved past them (007_log_integrity.sql). The tile appends, the checkpoint and the idempotency keys
-# ride along; their triggers check them against the moved head when the transaction commits.
+# ride along; their triggers check them against the moved head when the transaction commits. So do
+# the new heads of the chains the batch extended (011_index_heads.sql), stamped with the new size.
 _BATCH_TAIL_SQL = """
     WITH tiles AS (
         INSERT INTO tiles AS t (level, idx, width, hashes)
@@ -94,10 +96,21 @@ _BATCH_TAIL_SQL = """
         INSERT INTO idempotency_keys (token_id, key, body_hash, first_idx, count, checkpoint_size)
         SELECT * FROM unnest($7::bigint[], $8::text[], $9::bytea[],
                              $10::bigint[], $11::integer[], $12::bigint[])
+    ), index_heads AS (
+        INSERT INTO index_heads (key_hash, bucket, kind, product, version, digest,
+                                 count, last_idx, last_leaf, updated_size)
+        SELECT *, $13 FROM unnest($19::bytea[], $20::integer[], $21::text[], $22::text[], $23::text[],
+                                  $24::text[], $25::bigint[], $26::bigint[], $27::bytea[])
+        ON CONFLICT (key_hash) DO UPDATE
+        SET count = EXCLUDED.count, last_idx = EXCLUDED.last_idx, last_leaf = EXCLUDED.last_leaf,
+            updated_size = EXCLUDED.updated_size
     )
     UPDATE log_head SET tree_size = $13, compact_range = $14, last_leaf_hash = $15,
                         last_time = $16, last_key_event = $17, last_admin_entry = $18
     WHERE id = 1"""
+# The stored heads of artifact chains (011_index_heads.sql), one primary-key probe each.
+_ARTIFACT_HEADS_SQL = """SELECT digest, last_idx, last_leaf, count FROM index_heads
+                         WHERE key_hash = ANY($1::bytea[]) AND kind = 'artifact'"""
 _IDEMPOTENCY_SQL = """SELECT i.token_id, i.key, i.body_hash, i.first_idx, i.count, i.checkpoint_size
                       FROM idempotency_keys i
                       JOIN unnest($1::bigint[], $2::text[]) AS k(token_id, key)
@@ -242,8 +255,22 @@ class PostgresAppendTransaction:
             )
         return {(r[0], r[1]): ChainHead(r[2], r[3], r[4], r[5]) for r in rows}
 
+    async def artifact_heads(self, digests: Sequence[str]) -> dict[str, ChainHead]:
+        """The stored head of each artifact chain among `digests` (index_heads, one probe each)."""
+        if not digests:
+            return {}
+        rows = await self._conn.fetch(_ARTIFACT_HEADS_SQL, [artifact_key(d) for d in digests])
+        return {r[0]: ChainHead(r[1], r[2], r[3] - 1) for r in rows}
+
+    async def chained_from(self) -> int:
+        """The ledger's first chained index, as 011_index_heads.sql recorded it (index_state)."""
+        value = await self._conn.fetchval("SELECT chained_from FROM index_state")
+        if value is None:
+            raise LogIntegrityError("the ledger's database has no first chained index (index_state is empty)")
+        return int(value)
+
     async def write(self, batch: BatchWrite) -> None:
-        """Write the head, tiles, checkpoint and idempotency keys in one statement, then the entries (COPY).
+        """Write head, tiles, checkpoint, idempotency keys and chain heads in one statement; then the entries.
 
         The head goes first: the database takes entries only below a head moved past them
         (007_log_integrity.sql). Raises UnstorableError when PostgreSQL refuses a value itself
@@ -255,7 +282,13 @@ class PostgresAppendTransaction:
 
     async def _write(self, batch: BatchWrite) -> None:
         conn = self._conn
-        tiles, cp, head, idem = batch.tiles, batch.checkpoint, batch.head, batch.idempotency
+        tiles, cp, head, idem, heads = (
+            batch.tiles,
+            batch.checkpoint,
+            batch.head,
+            batch.idempotency,
+            batch.index_heads,
+        )
         await conn.execute(
             _BATCH_TAIL_SQL,
             [t.level for t in tiles],
@@ -276,6 +309,15 @@ class PostgresAppendTransaction:
             head.last_time,
             head.last_key_event,
             head.last_admin_entry,
+            [h.key_hash for h in heads],
+            [h.bucket for h in heads],
+            [h.kind for h in heads],
+            [h.product for h in heads],
+            [h.version for h in heads],
+            [h.digest for h in heads],
+            [h.head.count for h in heads],
+            [h.head.last_index for h in heads],
+            [h.head.last_leaf for h in heads],
         )
         await conn.copy_records_to_table(
             "entries",

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ledger.core.encoding import format_time
+from ledger.core.sparse_merkle import Head as IndexHead
 
 # No log reaches 2^62 entries: an index at or past it (from a URL, say) names nothing, and
 # implementations may answer "none" without asking their database (whose integers may overflow).
@@ -140,15 +141,39 @@ class Beyond:
     tile: tuple[int, int, int] | None = None  # (level, index, width) of a hash tile reaching past it
 
 
+INDEX_KINDS = ("release", "artifact", "keys")  # as the CHECK on index_heads.kind (011_index_heads.sql)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexHeadRow:
+    """A chain's head as the completeness index stores it (docs/completeness-index.md#heads).
+
+    `key_hash` is the chain's index key, `bucket` its first 16 bits; `kind` one of INDEX_KINDS,
+    with `product` and `version` for a release, `digest` for an artifact, none for the key events.
+    """
+
+    key_hash: bytes
+    bucket: int
+    kind: str
+    product: str | None
+    version: str | None
+    digest: str | None
+    head: IndexHead
+
+
 @dataclass(slots=True)
 class BatchWrite:
-    """Everything one integrated batch writes, in one transaction."""
+    """Everything one integrated batch writes, in one transaction.
+
+    `index_heads`: the new head of every chain the batch extended (release, artifact, keys).
+    """
 
     entries: list[EntryRow]
     tiles: list[TileAppend]
     checkpoint: CheckpointRow
     head: Head
     idempotency: list[IdempotencyRow] = field(default_factory=list)
+    index_heads: list[IndexHeadRow] = field(default_factory=list)
 
 
 class AppendTransaction(Protocol):
@@ -180,6 +205,18 @@ class AppendTransaction(Protocol):
 
     async def release_heads(self, releases: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ChainHead]:
         """The newest chained entry of each (product, version) that has one."""
+        ...
+
+    async def artifact_heads(self, digests: Sequence[str]) -> dict[str, ChainHead]:
+        """The head of each of these artifacts' chains (sha256 digests as stored) that has one.
+
+        Read from the completeness index's stored heads (`seq` is the count minus one; `kind`
+        is empty). An artifact named only below the first chained index has no chain.
+        """
+        ...
+
+    async def chained_from(self) -> int:
+        """The ledger's first chained index: where artifact chains begin (docs/completeness-index.md)."""
         ...
 
     async def write(self, batch: BatchWrite) -> None:

@@ -25,14 +25,22 @@ import msgspec
 
 from ledger.core.checkpoint import Checkpoint, open_checkpoint
 from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex, parse_time
-from ledger.core.entry import Entry, KeyLink, ReleaseLink, parse_entry
+from ledger.core.entry import ChainLink, Entry, KeyLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import VerifierKey
 from ledger.core.proof import verify_inclusion
 from ledger.errors import ChainError, LedgerError, VerificationError
 from ledger.records.admin import PolicyPublished
 from ledger.rules.admission import Admitted, admit, admit_genesis
-from ledger.rules.chains import KEY_CHAIN_EXTENSION, Chains, Member, first_break, key_chain_head_of
+from ledger.rules.chains import (
+    KEY_CHAIN_EXTENSION,
+    UNSTATED,
+    Chains,
+    Member,
+    chained_digests,
+    first_break,
+    key_chain_head_of,
+)
 from ledger.rules.completeness import Completeness, LastEvent
 from ledger.rules.events import Event, SignerNames, admitted_event
 from ledger.rules.registry import KeyRegistry
@@ -143,7 +151,7 @@ def _key_chain_head(checkpoint: Checkpoint) -> int:
     return head
 
 
-def _replay_keys(keys: list[_Proven], head: int) -> KeyRegistry:
+def _replay_keys(keys: list[_Proven], head: int, chained_from: int | None = UNSTATED) -> KeyRegistry:
     """Rebuild the registry from the complete key-event chain ending at entry `head`."""
     if not keys or keys[-1].index != head:
         raise VerificationError(
@@ -161,7 +169,7 @@ def _replay_keys(keys: list[_Proven], head: int) -> KeyRegistry:
             calculated=str(broken.actual),
             labels=("link to the key event before", "entry's link"),
         )
-    registry, chains = KeyRegistry(), Chains()
+    registry, chains = KeyRegistry(), Chains(chained_from=chained_from)
     for proven, member in zip(keys, members, strict=True):
         with _valid_at_its_index(proven.index):
             apply_recorded(proven.entry, member.leaf_hash, registry, chains)
@@ -231,6 +239,87 @@ def _check_release_chain(release: list[_Proven], product: str, version: str) -> 
     )
 
 
+def _check_artifact_links(
+    entries: list[_Proven], admitted: dict[int, Admitted], chained_from: int | None
+) -> int:
+    """Each entry carries the artifact links its subjects imply, consistent with the others held; ChainError.
+
+    From the first chained index on (`chained_from`; UNSTATED: from the first entry carrying
+    artifact links), an entry carries one link per distinct sha256 subject digest and none
+    below it (`ledger.rules.chains.Chains.check`, the whole-log rule). A dossier holds only
+    part of each artifact's chain, so links are checked against the entries it holds: a later
+    entry on the same chain counts a later place and links no earlier than the one held, to it
+    by its leaf hash when it counts the very next place, and an entry a link names must be on
+    that chain. Precondition: `entries` are in index order. Returns how many carry links.
+    """
+    held = {proven.index: proven for proven in entries}
+    newest: dict[str, tuple[_Proven, int]] = {}  # digest -> newest entry held on its chain, its seq
+    carrying = 0
+    for proven in entries:
+        links = proven.entry.artifacts
+        if chained_from is UNSTATED and links is not None:
+            chained_from = proven.index
+        digests = chained_digests(admitted[proven.index].subjects)
+        implied = digests if chained_from is not None and proven.index >= chained_from and digests else None
+        carried = None if links is None else [link.digest for link in links]
+        if carried != implied:
+            raise ChainError(
+                f"entry {proven.index} does not carry the artifact back-links its subjects imply",
+                expected=", ".join(implied or ["none"]),
+                calculated=", ".join(carried or ["none"]),
+                labels=("subjects' sha256 digests", "entry links"),
+            )
+        carrying += links is not None
+        for link in links or ():
+            prev = link.prev
+            named = held.get(prev.index) if prev is not None else None
+            if named is not None and not any(a.digest == link.digest for a in named.entry.artifacts or ()):
+                raise ChainError(
+                    f"entry {proven.index} links to entry {named.index} on the chain of {link.digest}, "
+                    "which that entry is not on"
+                )
+            before = newest.get(link.digest)
+            if before is not None:
+                _follows(proven, link.digest, link.seq, prev, before)
+            newest[link.digest] = (proven, link.seq)
+    return carrying
+
+
+def _artifact_link_checks(
+    entries: list[_Proven], admitted: dict[int, Admitted], chained_from: int | None
+) -> list[str]:
+    """`_check_artifact_links`, and what it established (nothing to say when no entry carries links)."""
+    carrying = _check_artifact_links(entries, admitted, chained_from)
+    return (
+        [f"artifact back-links of {carrying} entries: as their subjects imply, consistent"]
+        if carrying
+        else []
+    )
+
+
+def _follows(
+    proven: _Proven, digest: str, seq: int, prev: ChainLink | None, before: tuple[_Proven, int]
+) -> None:
+    """Entry `proven` (at `seq` on the chain of `digest`, linking to `prev`) follows `before`, held on it."""
+    earlier, earlier_seq = before
+    linked = None if prev is None else (prev.index, prev.leaf_hash)
+    right = (earlier.index, earlier.leaf.hex())
+    consistent = (
+        seq > earlier_seq
+        and linked is not None
+        and linked[0] >= earlier.index
+        and (linked == right) == (seq == earlier_seq + 1)
+        and (linked[0] != earlier.index or linked == right)
+    )
+    if not consistent:
+        raise ChainError(
+            f"entry {proven.index} does not follow entry {earlier.index} on the chain of {digest}",
+            expected=f"a place after {earlier_seq}, linking to entry {earlier.index} or a later one",
+            calculated=f"place {seq}, linking to {linked[0] if linked else 'nothing'}",
+            labels=("the entries held imply", "entry's link"),
+        )
+
+
 def _completeness(release: list[_Proven], admitted: dict[int, Admitted], tree_size: int) -> Completeness:
     """What the checked chain proves: complete when it ends in a seal that holds, else only up to its head.
 
@@ -282,6 +371,7 @@ def verify_dossier(
     recompute: Recompute = recompute_compliance,
     *,
     trust: Trust = LEDGER_KEY_ONLY,
+    chained_from: int | None = UNSTATED,
 ) -> DossierReport:
     """Verify a dossier offline, trusting only `verifier` (the ledger key); raise at the first failure.
 
@@ -294,6 +384,11 @@ def verify_dossier(
     quorum and trusted time it requires, and every entry time and the evaluation time must
     agree with that time (`ledger.verify.anchoring`). VerificationError (or one of its kinds)
     otherwise.
+
+    `chained_from` is the ledger's first chained index as the checkpoint's `evledger-index` line
+    states it: entries from it on carry artifact back-links, entries below it none. UNSTATED (the
+    default, for a checkpoint without that line, signed before the ledger chained artifacts): the
+    first entry of the dossier carrying artifact links is taken as where they begin.
     """
     if dossier.format != DOSSIER_FORMAT:
         raise VerificationError(
@@ -312,7 +407,7 @@ def verify_dossier(
     _in_order(dossier.keys, "key events")
     _in_order(dossier.entries, "release entries")
     keys = [_prove(item, checkpoint, "key event") for item in dossier.keys]
-    registry = _replay_keys(keys, _key_chain_head(checkpoint))
+    registry = _replay_keys(keys, _key_chain_head(checkpoint), chained_from)
     checks.append(f"{len(keys)} key events: complete chain up to entry {keys[-1].index}, signatures valid")
     policy_record, policy_index = None, None
     if dossier.policy is not None:
@@ -326,6 +421,7 @@ def verify_dossier(
     admitted = {proven.index: _admit(proven, _as_of(registry, policy_record, policy_index, proven.index))
                 for proven in entries}  # fmt: skip
     checks.append(f"{len(entries)} entries: included, signed by keys registered and unrevoked at their index")
+    checks += _artifact_link_checks(entries, admitted, chained_from)
     chained = [p for p in entries if p.entry.release is not None]
     _check_release_chain(chained, dossier.product, dossier.version)
     completeness = _completeness(chained, admitted, checkpoint.size)

@@ -14,21 +14,26 @@ and a record signed before them must read exactly as it was signed.
 from __future__ import annotations
 
 import asyncio
-import gzip
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 
-import asyncpg
 import pytest
+from pre_issue9_support import (
+    FIXTURE,
+    OLD_SIZE,
+    OPEN_RELEASE,
+    REPEATED,
+    UNDATED_APPROVAL,
+    entry_envelope,
+    ledger_key,
+    resigned,
+    restore,
+)
 
 from cli.dossier_cmd import load_and_verify
 from ledger.append.appender import append_direct
 from ledger.append.bootstrap import check_ledger_key, load_registry
-from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, Envelope, envelope_payload, sign_envelope
 from ledger.core.encoding import format_time
-from ledger.core.entry import parse_entry
-from ledger.core.keys import SignerKey, VerifierKey, parse_signer_key
+from ledger.core.keys import VerifierKey
 from ledger.errors import EncodingError
 from ledger.query.release_record import evaluate_release
 from ledger.query.report import manifestation
@@ -37,47 +42,6 @@ from ledger.storage.migrate import migrate
 from ledger.storage.postgres import PostgresStore
 from ledger.storage.postgres_index import PostgresEvidenceIndex
 from ledger.verify.audit import audit_store
-
-FIXTURE = Path(__file__).parent / "fixtures" / "pre_issue9"
-OLD_SIZE = 30
-REPEATED = (27, 28)  # one change statement, recorded twice before #9
-UNDATED_APPROVAL = 29
-OPEN_RELEASE = ("ivd-analyzer", "2.5-open")
-_SERVICE_ROLE = """DO $$ BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'evledger_app') THEN
-        CREATE ROLE evledger_app NOLOGIN;
-    END IF;
-END $$"""
-
-
-def ledger_key() -> SignerKey:
-    return parse_signer_key((FIXTURE / "ledger.key").read_text(encoding="utf-8"))
-
-
-async def restore(dsn: str) -> None:
-    """The old database as that version left it (its grants name the service role: made if missing)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(_SERVICE_ROLE)
-        await conn.execute(gzip.decompress((FIXTURE / "ledger.sql.gz").read_bytes()).decode())
-    finally:
-        await conn.close()
-
-
-async def entry_envelope(dsn: str, index: int) -> Envelope:
-    conn = await asyncpg.connect(dsn)
-    try:
-        data: bytes = await conn.fetchval("SELECT data FROM entries WHERE idx = $1", index)
-    finally:
-        await conn.close()
-    return parse_entry(data).envelope
-
-
-def resigned(envelope: Envelope, signer: SignerKey, **predicate: object) -> Envelope:
-    """The envelope's statement with `predicate` fields changed, signed again by `signer`."""
-    statement = json.loads(envelope_payload(envelope))
-    statement["predicate"].update(predicate)
-    return sign_envelope(INTOTO_PAYLOAD_TYPE, json.dumps(statement, sort_keys=True).encode(), [signer])
 
 
 class Holder:

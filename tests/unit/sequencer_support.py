@@ -27,6 +27,7 @@ from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, 
 from ledger.core.entry import parse_entry, verify_chain
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
+from ledger.core.sparse_merkle import artifact_key
 from ledger.errors import (
     DuplicateStatementError,
     UnstorableError,
@@ -41,6 +42,7 @@ from ledger.storage.protocol import (
     EntryRow,
     Head,
     IdempotencyRow,
+    IndexHeadRow,
     LogStore,
     TileRow,
     TokenRow,
@@ -65,6 +67,8 @@ class _Data:
     checkpoints: dict[int, CheckpointRow] = field(default_factory=dict)
     idempotency: dict[tuple[int, str], IdempotencyRow] = field(default_factory=dict)
     statements: dict[bytes, int] = field(default_factory=dict)  # the unique statement-hash index
+    index_heads: dict[bytes, IndexHeadRow] = field(default_factory=dict)  # index_heads, by key hash
+    chained_from: int = 0  # index_state: the first chained index
 
     def copy(self) -> _Data:
         return _Data(
@@ -74,6 +78,8 @@ class _Data:
             dict(self.checkpoints),
             dict(self.idempotency),
             dict(self.statements),
+            dict(self.index_heads),
+            self.chained_from,
         )
 
     def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
@@ -116,6 +122,17 @@ class FakeTransaction:
                 heads[release] = ChainHead(row.index, row.leaf_hash, seq, row.kind)
         return heads
 
+    async def artifact_heads(self, digests: Sequence[str]) -> dict[str, ChainHead]:
+        rows = [self.data.index_heads.get(artifact_key(d)) for d in digests]
+        return {
+            row.digest: ChainHead(row.head.last_index, row.head.last_leaf, row.head.count - 1)
+            for row in rows
+            if row is not None and row.digest is not None
+        }
+
+    async def chained_from(self) -> int:
+        return self.data.chained_from
+
     async def write(self, batch: BatchWrite) -> None:
         self._store.writes += 1
         if self._store.fail_next_write:
@@ -144,6 +161,13 @@ class FakeTransaction:
             key = (row.token_id, row.key)
             assert key not in data.idempotency
             data.idempotency[key] = row
+        for head in batch.index_heads:  # an upsert; what the trigger of 011_index_heads.sql guards
+            old = data.index_heads.get(head.key_hash)
+            assert old is None or (old.head.count, old.head.last_index) < (
+                head.head.count,
+                head.head.last_index,
+            )
+            data.index_heads[head.key_hash] = head
         data.head = batch.head
 
 
