@@ -149,8 +149,8 @@ RequireSealedOption = Annotated[
     bool,
     typer.Option(
         "--require-sealed",
-        help="Fail (exit 1) unless the dossier proves a seal that closes the release, "
-        "so that the record is proven complete, not only up to its last event.",
+        help="Fail (exit 1) unless the dossier proves a seal that closes the release: complete for "
+        "good, not only at the dossier's checkpoint (which the completeness index proves).",
     ),
 ]
 
@@ -174,7 +174,7 @@ def verify(
     with command_errors(json_output=json_output):
         parsed, report = load_and_verify(path, key, load_trust(witness_policy, tsa_cert))
         completeness = report.completeness
-        if require_sealed and not completeness.complete:
+        if require_sealed and completeness.sealed_at is None:
             refusal = "--require-sealed: the dossier proves no seal that closes the release."
             raise VerificationError(f"{refusal} {completeness.statement()}")
         status = report.compliance.get("status")

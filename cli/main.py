@@ -12,6 +12,7 @@ import typer
 
 from cli import (
     append_cmds,
+    artifact_cmd,
     attest,
     audit,
     demo,
@@ -58,6 +59,7 @@ app.command("verify")(dossier_cmd.verify)
 app.command("report")(dossier_cmd.report)
 app.command("gate")(dossier_cmd.gate)
 app.command("timeline")(timeline_cmd.timeline)
+app.command("artifact")(artifact_cmd.artifact)
 app.command("monitor")(monitor_cmd.monitor)
 app.add_typer(witness_cmd.witness_app, name="witness")
 

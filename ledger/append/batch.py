@@ -28,12 +28,12 @@ from ledger.core.encoding import format_time, parse_time
 from ledger.core.entry import encode_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey, VerifierKey
-from ledger.core.sparse_merkle import KEY_EVENTS_KEY, artifact_key, release_key
+from ledger.core.sparse_merkle import KEY_EVENTS_KEY, IndexPlan, IndexTree, artifact_key, release_key
 from ledger.core.sparse_merkle import Head as IndexHead
 from ledger.core.tiles import TILE_HEIGHT, TILE_WIDTH
 from ledger.errors import ConflictError, EncodingError, LedgerError, SignatureError
 from ledger.rules.admission import Admitted
-from ledger.rules.chains import Chains, key_chain_extension
+from ledger.rules.chains import Chains, index_extension, key_chain_extension
 from ledger.rules.registry import KeyRegistry
 from ledger.storage.protocol import (
     BatchWrite,
@@ -73,6 +73,33 @@ class BatchPlan:
     placed: dict[int, tuple[int, int]] = field(default_factory=dict)  # request → (first index, count)
     rejected: dict[int, LedgerError] = field(default_factory=dict)  # request → why
     replayed: dict[int, tuple[int, ...]] = field(default_factory=dict)  # request → indices recording it
+    index: IndexPlan | None = None  # the completeness index's change, to apply once the batch committed
+
+
+@dataclass(frozen=True, slots=True)
+class IndexInput:
+    """The completeness index as a batch starts: the tree, and the buckets the batch may change.
+
+    Preconditions: `tree` reflects the log at the locked head; `buckets` holds the whole
+    stored content of every bucket holding a key of a chain the requests may extend
+    (a bucket missing from it is taken as empty); `chained_from` is the ledger's first
+    chained index (docs/completeness-index.md#checkpoints).
+    """
+
+    tree: IndexTree
+    buckets: Mapping[int, Sequence[tuple[bytes, IndexHead]]]
+    chained_from: int
+
+
+def index_change(index: IndexInput, rows: Sequence[IndexHeadRow]) -> IndexPlan:
+    """The index's change for a batch whose moved chain heads are `rows`: their buckets, re-planned."""
+    buckets: dict[int, dict[bytes, IndexHead]] = {}
+    for row in rows:
+        bucket = buckets.get(row.bucket)
+        if bucket is None:
+            bucket = buckets[row.bucket] = dict(index.buckets.get(row.bucket, ()))
+        bucket[row.key_hash] = row.head
+    return index.tree.plan({b: list(content.items()) for b, content in buckets.items()})
 
 
 @dataclass(slots=True)
@@ -245,6 +272,7 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
     chains: Chains | None = None,
     recorded: Mapping[bytes, int] | None = None,
     genesis: bool = False,
+    index: IndexInput | None = None,
 ) -> BatchPlan:
     """Plan one batch on top of the locked `head`; `registry` and `chains` are not modified.
 
@@ -254,7 +282,9 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
     that the log already records to its index (the sequencer looks them up after a write
     collided; without it the store's unique index refuses the batch); `now` is the time
     to stamp (the database's clock, checked by the caller); `signer` is the ledger key;
-    `genesis` only for entry 0 (registry empty).
+    `genesis` only for entry 0 (registry empty). With `index`, the checkpoint commits to the
+    completeness index as the batch leaves it (its `evledger-index` line), and the plan carries
+    the index's change (`BatchPlan.index`).
     """
     # Entry times never go backwards: a clock a little behind the newest entry stamps its time.
     stamp = max(format_time(now), head.last_time)
@@ -292,9 +322,12 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
         return plan
     size = state.compact.size
     root = state.compact.root()
-    note = sign_checkpoint(
-        Checkpoint(head.origin, size, root, key_chain_extension(state.last_key_event)), signer
-    )
+    moved = index_heads(base, state.chains)
+    extensions = key_chain_extension(state.last_key_event)
+    if index is not None:
+        plan.index = index_change(index, moved)
+        extensions += (index_extension(plan.index.root, index.chained_from),)
+    note = sign_checkpoint(Checkpoint(head.origin, size, root, extensions), signer)
     if state.last_key_event != head.last_key_event:
         state.registry.key_head = state.chains.keys  # a copy: the batch placed an admin record
     plan.registry = state.registry
@@ -318,6 +351,6 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
             for position, (first, count) in plan.placed.items()
             if (r := requests[position]).idempotency is not None
         ],
-        index_heads=index_heads(base, state.chains),
+        index_heads=moved,
     )
     return plan

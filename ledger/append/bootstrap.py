@@ -6,10 +6,11 @@ checks that entry 0 registers the same ledger key.
 
 from __future__ import annotations
 
-from ledger.append.batch import PendingRequest, plan_batch
+from ledger.append.batch import IndexInput, PendingRequest, plan_batch
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import parse_entry
 from ledger.core.keys import SignerKey, VerifierKey
+from ledger.core.sparse_merkle import IndexTree
 from ledger.errors import ConflictError, LogIntegrityError
 from ledger.query.registry_follow import catch_up
 from ledger.records.admin import KeyRegistered, encode_admin_record
@@ -48,6 +49,7 @@ async def initialise(dsn: str, signer: SignerKey, *, origin: str | None = None, 
                     signer,
                     await txn.now(),  # the database's clock, as for every entry
                     genesis=True,
+                    index=IndexInput(IndexTree(), {}, await txn.chained_from()),
                 )
                 if plan.write is None:
                     raise plan.rejected[0]

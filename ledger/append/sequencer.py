@@ -34,12 +34,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ledger.append.batch import BatchPlan, PendingRequest, plan_batch
+from ledger.append.batch import BatchPlan, IndexInput, PendingRequest, plan_batch
 from ledger.core.append_proofs import appended_inclusion_paths
 from ledger.core.compact_range import CompactRange
 from ledger.core.encoding import parse_time
 from ledger.core.keys import SignerKey, VerifierKey
-from ledger.core.sparse_merkle import is_chained_digest
+from ledger.core.sparse_merkle import KEY_EVENTS_KEY, artifact_key, is_chained_digest, release_key
 from ledger.errors import (
     DuplicateStatementError,
     LedgerError,
@@ -47,6 +47,7 @@ from ledger.errors import (
     UnavailableError,
     UnstorableError,
 )
+from ledger.query.index_follow import IndexFollower
 from ledger.records.admin import ADMIN_KINDS
 from ledger.rules.chains import Chains
 from ledger.rules.log_state import check_head, check_key_chain, replay_admin_entries, verified_checkpoint
@@ -156,6 +157,7 @@ class Sequencer:
         self._retry: deque[_Batch] = deque()  # parts of a refused batch, or one to look up: next, in order
         self._verified_head: Head | None = None  # the head this process last wrote or checked
         self._chained_from: int | None = None  # the ledger's first chained index, once read
+        self.completeness = IndexFollower()  # the completeness index, shared with the proof route
         self._pending = 0
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
@@ -309,9 +311,10 @@ class Sequencer:
             fresh = [w for w in batch.waiting if id(w) not in replays]
             recorded = await self._recorded(txn, fresh) if batch.lookup else None
             chains = await self._chain_heads(txn, fresh)
+            index = await self._index_input(txn, head, fresh)
             plan = plan_batch(
                 head, [w.request for w in fresh], registry, self._signer, now,
-                chains=chains, recorded=recorded,
+                chains=chains, recorded=recorded, index=index,
             )  # fmt: skip
             if plan.write is not None:
                 await txn.write(plan.write)
@@ -319,6 +322,8 @@ class Sequencer:
         self.registry = plan.registry if plan.write is not None else registry
         paths: list[list[bytes]] = []
         if plan.write is not None:
+            if plan.index is not None:
+                self.completeness.applied(plan.index, plan.write.head.tree_size)
             self.last_checkpoint = plan.write.checkpoint
             self._verified_head = plan.write.head
             old = CompactRange(head.tree_size, list(head.compact_range))
@@ -337,6 +342,23 @@ class Sequencer:
             artifacts=await txn.artifact_heads(digests) if digests else {},
             chained_from=self._chained_from,
         )
+
+    async def _index_input(self, txn: AppendTransaction, head: Head, fresh: list[_Waiting]) -> IndexInput:
+        """The completeness index at the locked head, with every bucket the fresh requests may change.
+
+        Brings this process's tree up to the head first (another process's batches, read from
+        the stored heads that changed since); then the buckets of every chain the requests may
+        extend: their releases, chained subjects and the key-event chain.
+        """
+        follower, tree = self.completeness, self.completeness.tree
+        submissions = [item for w in fresh for item in w.request.submissions]
+        keys = [KEY_EVENTS_KEY, *(release_key(*r) for item in submissions if (r := item.release))]
+        keys += [artifact_key(d) for item in submissions for d in item.subjects if is_chained_digest(d)]
+        # Every stored head has updated_size >= 1: from size 0, the read takes every bucket (start-up).
+        contents = await txn.index_buckets(sorted({tree.bucket_of(k) for k in keys}), follower.size)
+        follower.bring_to(head.tree_size, contents)
+        assert self._chained_from is not None  # noqa: S101 - read by _chain_heads, just before
+        return IndexInput(tree, contents, self._chained_from)
 
     async def _check_head(self, txn: AppendTransaction, head: Head) -> None:
         """The locked head is the tree of a checkpoint the ledger key signed (LogIntegrityError if not).

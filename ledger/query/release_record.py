@@ -80,11 +80,14 @@ async def build_dossier(  # noqa: PLR0913, PLR0917 - one argument per input of t
     now: str,
     checkpoint: CheckpointRow | None = None,
     timestamps: Sequence[bytes] = (),
+    index_proof: bytes | None = None,
 ) -> Dossier:
     """Everything about the release under `checkpoint` (default: the latest), with proofs against it.
 
     `checkpoint` may carry witness cosignatures, and `timestamps` are its RFC 3161 tokens:
     the dossier carries both, so an inspector needs nothing else (docs/trust-model.md).
+    `index_proof` proves the release chain's head in the completeness index `checkpoint` commits
+    to (docs/completeness-index.md): with it, the dossier proves the release complete there.
     Precondition: `index` reads the entries of `store`, and `proofs` the tiles of `store`;
     `checkpoint` is one of `store`'s.
     """
@@ -116,4 +119,5 @@ async def build_dossier(  # noqa: PLR0913, PLR0917 - one argument per input of t
         environment=environment,
         compliance=result_data(result),
         timestamps=[b64encode(token) for token in timestamps],
+        index_proof=None if index_proof is None else b64encode(index_proof),
     )

@@ -17,12 +17,16 @@ with the same code.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ledger.core.encoding import b64decode_strict, b64encode
 from ledger.core.entry import ArtifactLink, ChainLink, Entry, KeyLink, ReleaseLink
-from ledger.core.sparse_merkle import is_chained_digest
-from ledger.errors import ChainError, ConflictError, StaleEvaluationError
+from ledger.core.hashing import HASH_SIZE
+from ledger.core.sparse_merkle import KEY_EVENTS_KEY, artifact_key, is_chained_digest, release_key
+from ledger.core.sparse_merkle import Head as IndexHead
+from ledger.errors import ChainError, ConflictError, EncodingError, StaleEvaluationError
 from ledger.records.admin import KeyRegistered, KeyRevoked
 from ledger.records.predicates import RELEASE_SEAL
 from ledger.rules.admission import Admitted
@@ -30,6 +34,7 @@ from ledger.rules.events import Decoded
 from ledger.storage.protocol import ChainHead
 
 KEY_CHAIN_EXTENSION = "evledger-keys"
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
 
 def key_chain_extension(last_key_event: int) -> tuple[str, ...]:
@@ -48,6 +53,39 @@ def key_chain_head_of(extensions: tuple[str, ...]) -> int | None:
         if name == KEY_CHAIN_EXTENSION and (value.isdigit() or value == "-1"):
             return int(value)
     return None
+
+
+INDEX_EXTENSION = "evledger-index"
+
+
+def index_extension(root: bytes, chained_from: int) -> str:
+    """The checkpoint extension line committing to the completeness index (docs/completeness-index.md).
+
+    `evledger-index <base64 index root> <first chained index>`: the root of the map from every
+    chain to its head under this checkpoint, and where artifact chains begin.
+    """
+    return f"{INDEX_EXTENSION} {b64encode(root)} {chained_from}"
+
+
+def index_line_of(extensions: tuple[str, ...]) -> tuple[bytes, int] | None:
+    """The (index root, first chained index) a checkpoint's `evledger-index` line names; None without one.
+
+    EncodingError for a malformed line: a checkpoint that names an index must name it exactly.
+    """
+    for line in extensions:
+        name, _, value = line.partition(" ")
+        if name != INDEX_EXTENSION:
+            continue
+        root_text, _, since = value.partition(" ")
+        root = b64decode_strict(root_text, "index root")
+        if len(root) != HASH_SIZE or not _DECIMAL.fullmatch(since):
+            raise EncodingError(f"checkpoint line {line[:120]!r} is not `{INDEX_EXTENSION} <root> <index>`")
+        return root, int(since)
+    return None
+
+
+def _index_head(head: ChainHead) -> IndexHead:
+    return IndexHead(head.seq + 1, head.index, head.leaf_hash)
 
 
 def _next(head: ChainHead | None) -> tuple[int, ChainLink | None]:
@@ -86,6 +124,18 @@ class Chains:
     keys: ChainHead | None = None
     artifacts: dict[str, ChainHead] = field(default_factory=dict)
     chained_from: int | None = 0
+
+    def index(self) -> dict[bytes, IndexHead]:
+        """The completeness index these heads make: each chain's index key and head (completeness-index.md).
+
+        A chain's count is its newest member's seq + 1. Precondition: the heads are those of
+        the whole log up to some size (a replay from entry 0), so every chain is in them.
+        """
+        index = {release_key(*release): _index_head(head) for release, head in self.releases.items()}
+        index.update((artifact_key(digest), _index_head(head)) for digest, head in self.artifacts.items())
+        if self.keys is not None:
+            index[KEY_EVENTS_KEY] = _index_head(self.keys)
+        return index
 
     def copy(self) -> Chains:
         """An independent copy (heads are immutable; the dicts are not shared)."""

@@ -36,23 +36,29 @@ class Completeness:
     seal is the chain's head, its count and head match the chain before it);
     None for an open release. `last` is the newest chained event shown (the
     seal itself when sealed); None when the dossier shows no release event.
-    `tree_size` is the size of the checkpoint the dossier is proven against.
+    `tree_size` is the size of the checkpoint the dossier is proven against. `indexed` is
+    True when the completeness index committed by that checkpoint proved the chain's head
+    (docs/completeness-index.md) and the dossier holds the whole chain down from it.
     """
 
     sealed_at: int | None
     last: LastEvent | None
     chain_length: int
     tree_size: int
+    indexed: bool = False
 
     @property
     def complete(self) -> bool:
-        """Whether the dossier proves that no event of the release is missing: only a proven seal does."""
-        return self.sealed_at is not None
+        """Whether the dossier proves that no event of the release is missing: a proven seal or index head."""
+        return self.sealed_at is not None or self.indexed
 
     def headline(self) -> str:
-        """One short phrase: `sealed at entry N: complete`, or that the release is open."""
+        """One short phrase: `sealed at entry N: complete`, complete at a checkpoint, or open."""
         if self.sealed_at is not None:
             return f"sealed at entry {self.sealed_at}: complete"
+        if self.indexed:
+            n = self.chain_length
+            return f"complete at checkpoint {self.tree_size}: {n} of {n} events (not sealed)"
         return "OPEN (not sealed): completeness proven only up to the last event shown"
 
     def statement(self) -> str:
@@ -64,6 +70,15 @@ class Completeness:
                 "and no event can join the release after it."
             )
         checkpoint = f"the checkpoint of {self.tree_size:,} entries"
+        if self.indexed:
+            n = self.chain_length
+            newest = "" if self.last is None else f", entry {self.last.index} the newest"
+            return (
+                f"complete at checkpoint {self.tree_size}: {n} of {n} events. The completeness index "
+                f"committed by {checkpoint} counts {n} events of the release{newest}, and the dossier "
+                "holds every one of them. The release is not sealed: events recorded after that "
+                "checkpoint may join it."
+            )
         if self.last is None:
             return (
                 "OPEN (not sealed): the dossier shows no event of the release's chain, so nothing about its "
@@ -84,6 +99,7 @@ class Completeness:
         return {
             "complete": self.complete,
             "sealed_at": self.sealed_at,
+            "indexed": self.indexed,
             "proven_through": through,
             "chain_length": self.chain_length,
             "tree_size": self.tree_size,

@@ -16,6 +16,8 @@ from litestar import Request, Response, get, post
 from ledger.append.decisions import decide_gate
 from ledger.compliance.evaluate import result_data
 from ledger.core.encoding import format_time
+from ledger.core.sparse_merkle import encode_proof, release_key
+from ledger.query.index_follow import committed_index
 from ledger.query.release_record import build_dossier, evaluate_release
 from ledger.records import predicates as p
 from ledger.service.auth import APPEND, READ, Token
@@ -68,6 +70,10 @@ async def dossier(svc: Svc, product: Product, version: Version, environment: Env
     """
     checkpoint = await svc.served_checkpoint()
     anchors = await svc.anchors.anchors(checkpoint.tree_size)
+    key = release_key(product, version)
+    proof = None
+    if committed_index(checkpoint) is not None:  # checkpoints signed before the index have none
+        proof = encode_proof((await svc.completeness.prove_at(svc.store, key, checkpoint.tree_size)).proof)
     return await build_dossier(
         svc.store,
         svc.index,
@@ -79,6 +85,7 @@ async def dossier(svc: Svc, product: Product, version: Version, environment: Env
         now=_now(),
         checkpoint=checkpoint,
         timestamps=[token for _, token in anchors.timestamps],
+        index_proof=proof,
     )
 
 

@@ -18,6 +18,7 @@ from ledger.append.sequencer import Sequencer
 from ledger.core.cosignature import add_cosignatures
 from ledger.core.keys import SignerKey
 from ledger.errors import LedgerError, LogIntegrityError, NotFoundError, UnavailableError
+from ledger.query.index_follow import IndexFollower
 from ledger.query.proofs import ProofReader
 from ledger.rules.log_state import verified_checkpoint
 from ledger.service.auth import Tokens
@@ -55,6 +56,11 @@ class ServiceState:
     _latest: tuple[CheckpointRow, float] | None = None
     _verified_note: str = ""  # the newest checkpoint note this process checked (or signed)
     _verified_anchored: str = ""  # the newest anchored checkpoint note this process checked
+
+    @property
+    def completeness(self) -> IndexFollower:
+        """The completeness index this process knows: the sequencer's, brought forward by the proof route."""
+        return self.sequencer.completeness
 
     def __post_init__(self) -> None:
         """Build the appender and the token cache on the store and sequencer given."""

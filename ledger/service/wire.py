@@ -288,3 +288,23 @@ class PolicyList(msgspec.Struct, frozen=True):
     """`GET /v1/policies` response: every published policy in index order."""
 
     policies: list[PolicyView]
+
+
+class IndexHeadView(msgspec.Struct, frozen=True):
+    """A chain's head as the completeness index holds it (docs/completeness-index.md#heads)."""
+
+    count: int
+    last_index: int
+    last_leaf: str  # hex
+
+
+class IndexProofView(msgspec.Struct, frozen=True):
+    """`GET /v1/index/proof` response: a chain's head, or its absence, proven against a signed checkpoint."""
+
+    chain: str  # "release" or "artifact"
+    name: str  # "<product>/<version>" or "sha256:<hex>"
+    key: str  # the index key, hex
+    tree_size: int
+    checkpoint: str  # the signed checkpoint note, whose `evledger-index` line commits to the root
+    proof: str  # base64 of the binary proof (docs/completeness-index.md#proofs)
+    head: IndexHeadView | None  # None: the chain does not exist at this checkpoint

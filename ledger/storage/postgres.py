@@ -20,18 +20,23 @@ from typing import Any, TypeAlias
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from ledger.core.sparse_merkle import artifact_key
+from ledger.core.entry import parse_entry
+from ledger.core.sparse_merkle import KEY_EVENTS_KEY, artifact_key
+from ledger.core.sparse_merkle import Head as IndexHead
 from ledger.errors import DuplicateStatementError, LogIntegrityError, UnstorableError
+from ledger.records.admin import KEY_EVENT_KINDS
 from ledger.storage.outage import COMMAND_TIMEOUT, CONNECT_TIMEOUT, open_connection, unavailable_on_outage
 from ledger.storage.protocol import (
     MAX_INDEX,
     BatchWrite,
     Beyond,
+    BucketContents,
     ChainHead,
     CheckpointRow,
     EntryRow,
     Head,
     IdempotencyRow,
+    IndexView,
     TileRow,
     TokenRow,
 )
@@ -111,10 +116,68 @@ _BATCH_TAIL_SQL = """
 # The stored heads of artifact chains (011_index_heads.sql), one primary-key probe each.
 _ARTIFACT_HEADS_SQL = """SELECT digest, last_idx, last_leaf, count FROM index_heads
                          WHERE key_hash = ANY($1::bytea[]) AND kind = 'artifact'"""
+# Whole buckets of the completeness index (011_index_heads.sql): those asked for, and those with a
+# head changed after a size (the updated_size index finds them, the bucket index reads them).
+_INDEX_BUCKETS_SQL = """SELECT key_hash, bucket, count, last_idx, last_leaf FROM index_heads
+                        WHERE bucket = ANY($1::integer[])
+                           OR bucket IN (SELECT bucket FROM index_heads WHERE updated_size > $2)"""
+# Rewinding the completeness index to an earlier checkpoint (`index_view` with `at`): the chains
+# whose head moved after it, and each one's head there, found from its members below it.
+_MOVED_AFTER_SQL = """SELECT key_hash, kind, product, version, digest FROM index_heads
+                      WHERE updated_size > $1"""
+_RELEASE_HEADS_AT_SQL = """SELECT evledger_index_key('release', r.product, r.version) AS key_hash,
+                                  e.idx, e.leaf_hash, e.release_seq
+    FROM unnest($1::text[], $2::text[]) AS r(product, version)
+    JOIN LATERAL (SELECT idx, leaf_hash, release_seq FROM entries
+                  WHERE product = r.product AND version = r.version AND release_seq IS NOT NULL
+                    AND idx < $3 ORDER BY release_seq DESC LIMIT 1) e ON true"""
+_ARTIFACT_HEADS_AT_SQL = """SELECT d.digest, e.idx, e.leaf_hash, e.data
+    FROM unnest($1::text[]) AS d(digest)
+    JOIN LATERAL (SELECT idx, leaf_hash, data FROM entries
+                  WHERE subjects @> ARRAY[d.digest] AND idx >= $2 AND idx < $3
+                  ORDER BY idx DESC LIMIT 1) e ON true"""
+_KEY_HEAD_AT_SQL = """SELECT idx, leaf_hash, data FROM entries WHERE kind = ANY($1::text[]) AND idx < $2
+                      ORDER BY idx DESC LIMIT 1"""
 _IDEMPOTENCY_SQL = """SELECT i.token_id, i.key, i.body_hash, i.first_idx, i.count, i.checkpoint_size
                       FROM idempotency_keys i
                       JOIN unnest($1::bigint[], $2::text[]) AS k(token_id, key)
                         ON i.token_id = k.token_id AND i.key = k.key"""
+
+
+async def _heads_at(conn: _Connection, at: int) -> dict[bytes, IndexHead | None]:
+    """The head, at tree size `at`, of every chain whose stored head moved after it (None: no member then).
+
+    Each from its chain's members below `at`: a release's newest by release_seq, the key events'
+    newest, an artifact's newest naming it from the first chained index on (its link says its seq).
+    """
+    moved = await conn.fetch(_MOVED_AFTER_SQL, at)
+    heads: dict[bytes, IndexHead | None] = {r["key_hash"]: None for r in moved}
+    releases = [r for r in moved if r["kind"] == "release"]
+    if releases:
+        for r in await conn.fetch(
+            _RELEASE_HEADS_AT_SQL, [r["product"] for r in releases], [r["version"] for r in releases], at
+        ):
+            heads[r["key_hash"]] = IndexHead(r["release_seq"] + 1, r["idx"], r["leaf_hash"])
+    digests = [r["digest"] for r in moved if r["kind"] == "artifact"]
+    if digests:
+        since = await conn.fetchval("SELECT chained_from FROM index_state")
+        for r in await conn.fetch(_ARTIFACT_HEADS_AT_SQL, digests, since, at):
+            link = next(a for a in parse_entry(r["data"]).artifacts or () if a.digest == r["digest"])
+            heads[artifact_key(r["digest"])] = IndexHead(link.seq + 1, r["idx"], r["leaf_hash"])
+    if any(r["kind"] == "keys" for r in moved):
+        r = await conn.fetchrow(_KEY_HEAD_AT_SQL, list(KEY_EVENT_KINDS), at)
+        keys = None if r is None else parse_entry(r["data"]).keys
+        if r is not None and keys is not None:
+            heads[KEY_EVENTS_KEY] = IndexHead(keys.seq + 1, r["idx"], r["leaf_hash"])
+    return heads
+
+
+def _bucket_contents(rows: Sequence[asyncpg.Record]) -> BucketContents:
+    contents: BucketContents = {}
+    for r in rows:
+        head = IndexHead(r["count"], r["last_idx"], r["last_leaf"])
+        contents.setdefault(r["bucket"], []).append((r["key_hash"], head))
+    return contents
 
 
 def _head(row: asyncpg.Record) -> Head:
@@ -262,6 +325,10 @@ class PostgresAppendTransaction:
         rows = await self._conn.fetch(_ARTIFACT_HEADS_SQL, [artifact_key(d) for d in digests])
         return {r[0]: ChainHead(r[1], r[2], r[3] - 1) for r in rows}
 
+    async def index_buckets(self, buckets: Sequence[int], since: int) -> BucketContents:
+        """The whole content of these buckets and of every bucket with a head changed after `since`."""
+        return _bucket_contents(await self._conn.fetch(_INDEX_BUCKETS_SQL, list(buckets), since))
+
     async def chained_from(self) -> int:
         """The ledger's first chained index, as 011_index_heads.sql recorded it (index_state)."""
         value = await self._conn.fetchval("SELECT chained_from FROM index_state")
@@ -407,6 +474,38 @@ class PostgresStore:
         """The current head without locking it (None before `init`)."""
         row = await self._pool.fetchrow(_HEAD_SQL)
         return None if row is None else _head(row)
+
+    async def index_changes(self, since: int) -> tuple[int, BucketContents]:
+        """The log's size, and every bucket with a head changed after `since`, in one snapshot."""
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            size = await conn.fetchval("SELECT tree_size FROM log_head WHERE id = 1")
+            rows = await conn.fetch(_INDEX_BUCKETS_SQL, [], since)
+        return int(size or 0), _bucket_contents(rows)
+
+    async def index_view(self, since: int, bucket: int, at: int | None = None) -> IndexView:
+        """The newest checkpoint, the buckets changed after `since`, and `bucket`, in one snapshot.
+
+        With `at` (an earlier checkpoint's size): that checkpoint too, the head each chain
+        changed since had there (`IndexView.rewind`), and the whole content of their buckets.
+        """
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await conn.fetchrow(
+                "SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1"
+            )
+            checkpoint = None if row is None else CheckpointRow(row[0], row[1], row[2])
+            past, rewind = None, {}
+            wanted = [bucket]
+            if checkpoint is not None and at is not None and at < checkpoint.tree_size:
+                found = await conn.fetchrow(_CHECKPOINT_SQL, at)
+                past = None if found is None else CheckpointRow(found[0], found[1], found[2])
+                rewind = await _heads_at(conn, at)
+                wanted += [int.from_bytes(key[:2]) for key in rewind]
+            rows = await conn.fetch(_INDEX_BUCKETS_SQL, wanted, since) if checkpoint is not None else []
+        contents = _bucket_contents(rows)
+        own = contents.get(bucket, [])
+        # The asked buckets ride along with the changed ones; taking them on again changes nothing.
+        changed = contents if checkpoint is not None and checkpoint.tree_size > since else {}
+        return IndexView(checkpoint, changed, own, contents, past, rewind)
 
     async def latest_checkpoint(self) -> CheckpointRow | None:
         """The newest checkpoint."""

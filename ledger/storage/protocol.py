@@ -176,6 +176,26 @@ class BatchWrite:
     index_heads: list[IndexHeadRow] = field(default_factory=list)
 
 
+BucketContents = dict[int, list[tuple[bytes, IndexHead]]]
+"""Whole buckets of the completeness index: bucket number → every (index key, head) stored in it."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexView:
+    """What a proof of the completeness index needs, read in one snapshot (`LogStore.index_view`).
+
+    `checkpoint` is the newest one (None before entry 0); `changed` the whole content of each
+    bucket with a head changed since the size asked about; `bucket` the asked bucket's content.
+    """
+
+    checkpoint: CheckpointRow | None
+    changed: BucketContents
+    bucket: list[tuple[bytes, IndexHead]]
+    contents: BucketContents = field(default_factory=dict)  # every bucket read, whole
+    past: CheckpointRow | None = None  # the earlier checkpoint asked about, if any
+    rewind: dict[bytes, IndexHead | None] = field(default_factory=dict)  # heads there that moved since
+
+
 class AppendTransaction(Protocol):
     """An open transaction holding the row lock on the log head."""
 
@@ -219,6 +239,10 @@ class AppendTransaction(Protocol):
         """The ledger's first chained index: where artifact chains begin (docs/completeness-index.md)."""
         ...
 
+    async def index_buckets(self, buckets: Sequence[int], since: int) -> BucketContents:
+        """The whole content of these buckets and of every bucket with a head changed after size `since`."""
+        ...
+
     async def write(self, batch: BatchWrite) -> None:
         """Write the batch; it becomes visible when the transaction commits.
 
@@ -235,6 +259,22 @@ class LogStore(Protocol):
     Appends go only through `append_transaction`; every other method reads.
     An index at or past MAX_INDEX names nothing.
     """
+
+    async def index_changes(self, since: int) -> tuple[int, BucketContents]:
+        """The log's size, and the whole content of each bucket with a head changed after `since`.
+
+        Read in one snapshot.
+
+        `since` -1 reads every bucket (start-up).
+        """
+        ...
+
+    async def index_view(self, since: int, bucket: int, at: int | None = None) -> IndexView:
+        """The newest checkpoint, the buckets changed after size `since`, and `bucket`; one snapshot.
+
+        With `at`, an earlier checkpoint's size: the heads to put back to see the index there.
+        """
+        ...
 
     def append_transaction(self) -> AbstractAsyncContextManager[AppendTransaction]:
         """Open a transaction and lock the head; commit on normal exit, roll back on error."""

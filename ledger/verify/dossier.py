@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
@@ -29,6 +29,7 @@ from ledger.core.entry import ChainLink, Entry, KeyLink, ReleaseLink, parse_entr
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import VerifierKey
 from ledger.core.proof import verify_inclusion
+from ledger.core.sparse_merkle import release_key, verify_index_proof
 from ledger.errors import ChainError, LedgerError, VerificationError
 from ledger.records.admin import PolicyPublished
 from ledger.rules.admission import Admitted, admit, admit_genesis
@@ -39,6 +40,7 @@ from ledger.rules.chains import (
     Member,
     chained_digests,
     first_break,
+    index_line_of,
     key_chain_head_of,
 )
 from ledger.rules.completeness import Completeness, LastEvent
@@ -83,6 +85,9 @@ class Dossier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     environment: str | None
     compliance: dict[str, Any]
     timestamps: list[str] = []  # RFC 3161 tokens over the checkpoint's note text, base64 DER
+    # The release chain's head in the completeness index the checkpoint commits to, a base64 proof
+    # as completeness-index.md defines it: required when the checkpoint carries its index line.
+    index_proof: str | None = None
 
 
 # (events, policy record, policy entry index, evaluated_at, environment) -> compliance result as JSON data
@@ -104,8 +109,8 @@ class DossierReport:
 
     @property
     def sealed(self) -> bool:
-        """Whether the dossier proves a seal that closes the release (then it is complete)."""
-        return self.completeness.complete
+        """Whether the dossier proves a seal that closes the release (then it is complete for good)."""
+        return self.completeness.sealed_at is not None
 
 
 @dataclass(slots=True)
@@ -349,6 +354,66 @@ def _completeness(release: list[_Proven], admitted: dict[int, Admitted], tree_si
     return Completeness(seal.index, last, len(release), tree_size)
 
 
+def _release_completeness(  # noqa: PLR0913, PLR0917 - the dossier, what was proven of it, the list to extend
+    dossier: Dossier,
+    entries: list[_Proven],
+    admitted: dict[int, Admitted],
+    size: int,
+    line: tuple[bytes, int] | None,
+    checks: list[str],
+) -> Completeness:
+    """The release chain held, checked unbroken, its seal, and its head in the index `line` commits to."""
+    chained = [p for p in entries if p.entry.release is not None]
+    _check_release_chain(chained, dossier.product, dossier.version)
+    completeness = _completeness(chained, admitted, size)
+    checks.append(f"release chain of {len(chained)} events unbroken from its first event")
+    if line is not None:
+        _check_index_head(dossier, line[0], chained, size)
+        completeness = replace(completeness, indexed=True)
+        checks.append(
+            f"completeness index of checkpoint {size}: the release's head is its entry "
+            f"{chained[-1].index if chained else '-'}, {len(chained)} events, all held"
+        )
+    if completeness.sealed_at is not None:
+        checks.append(f"release seal at entry {completeness.sealed_at} commits to the chain before it")
+    return completeness
+
+
+def _index_line(checkpoint: Checkpoint) -> tuple[bytes, int] | None:
+    """The checkpoint's `evledger-index` line (root, first chained index); None for an older checkpoint."""
+    try:
+        return index_line_of(checkpoint.extensions)
+    except LedgerError as exc:
+        raise VerificationError(f"the dossier's checkpoint has a malformed index line: {exc}") from exc
+
+
+def _check_index_head(dossier: Dossier, root: bytes, chained: list[_Proven], size: int) -> None:
+    """The release chain held must be the whole chain the completeness index names (completeness-index.md).
+
+    The index proof gives the chain's head at the checkpoint: its count, newest entry and that
+    entry's leaf hash. The chain held (already checked unbroken from its first event) must end
+    at that entry and hold that many events; otherwise events were left out (or the root is stale).
+    """
+    if dossier.index_proof is None:
+        raise VerificationError(
+            f"the checkpoint of {size} entries commits to a completeness index, but the dossier carries "
+            "no index proof for the release: it cannot show that no event is left out"
+        )
+    proof = b64decode_strict(dossier.index_proof, "the dossier's index proof")
+    head = verify_index_proof(root, release_key(dossier.product, dossier.version), proof)
+    held = (len(chained), chained[-1].index, chained[-1].leaf.hex()) if chained else (0, None, None)
+    named = (head.count, head.last_index, head.last_leaf.hex()) if head is not None else (0, None, None)
+    if held != named:
+        raise VerificationError(
+            f"the release's events in the dossier are not all of them: the completeness index of "
+            f"checkpoint {size} counts {named[0]} events ending at entry {named[1]}, the dossier holds "
+            f"{held[0]} ending at entry {held[1]}",
+            expected=f"{named[0]} events, newest entry {named[1]} (leaf {named[2]})",
+            calculated=f"{held[0]} events, newest entry {held[1]} (leaf {held[2]})",
+            labels=("completeness index", "dossier holds"),
+        )
+
+
 def decode_dossier(data: bytes | str, source: str) -> Dossier:
     """Parse a dossier (JSON, `Dossier`); any damage to it fails verification, naming `source`."""
     try:
@@ -404,6 +469,8 @@ def verify_dossier(
     except LedgerError as exc:
         raise VerificationError(f"the dossier's checkpoint is malformed: {exc}") from exc
     checks = [f"checkpoint signed by {verifier.keyid}: size {checkpoint.size}"]
+    line = _index_line(checkpoint)
+    chained_from = chained_from if line is None else line[1]  # the checkpoint says where they begin
     _in_order(dossier.keys, "key events")
     _in_order(dossier.entries, "release entries")
     keys = [_prove(item, checkpoint, "key event") for item in dossier.keys]
@@ -422,12 +489,7 @@ def verify_dossier(
                 for proven in entries}  # fmt: skip
     checks.append(f"{len(entries)} entries: included, signed by keys registered and unrevoked at their index")
     checks += _artifact_link_checks(entries, admitted, chained_from)
-    chained = [p for p in entries if p.entry.release is not None]
-    _check_release_chain(chained, dossier.product, dossier.version)
-    completeness = _completeness(chained, admitted, checkpoint.size)
-    checks.append(f"release chain of {len(chained)} events unbroken from its first event")
-    if completeness.sealed_at is not None:
-        checks.append(f"release seal at entry {completeness.sealed_at} commits to the chain before it")
+    completeness = _release_completeness(dossier, entries, admitted, checkpoint.size, line, checks)
     anchoring = _anchored(dossier, trust, [*keys, *entries])
     checks += anchoring.statements()
     names = SignerNames(registry)

@@ -94,7 +94,8 @@ def test_key_events_chain_and_checkpoints_name_the_newest(service) -> None:
     key_links = [(e.index, e.keys.seq) for e in entries if e.keys is not None]
     assert key_links == [(0, 0), (1, 1), (2, 2), (3, 3)]
     checkpoint = open_checkpoint(receipt["checkpoint"], ledger.signer.verifier())
-    assert checkpoint.extensions == (f"evledger-keys {receipt['index']}",)
+    assert checkpoint.extensions[0] == f"evledger-keys {receipt['index']}"
+    assert checkpoint.extensions[1].startswith("evledger-index ")  # the completeness index follows
 
 
 def test_the_replayer_accepts_the_log_and_catches_a_forged_back_link(service) -> None:

@@ -1,12 +1,13 @@
 """What a verified dossier proves about its release being complete (issue #9, item 7).
 
 A release's chain links each event back to the one before it, so no event can
-be left out of the middle of a dossier. Its newest events can, though: nothing
-links forward. A dossier of an open release that drops its newest event still
-verifies, and one of a sealed release that drops its seal verifies as open.
-So `evledger verify` and the printed record must say that completeness is
-proven only up to the last event shown, name that event, and prove a seal when
-there is one; `--require-sealed` fails a dossier that proves none.
+be left out of the middle of a dossier. Nothing links forward, though: without
+more, its newest events could be dropped. The checkpoint's completeness index
+(issue #13) names the chain's head, so a dossier of an open release is proven
+complete at its checkpoint, and one that drops its newest event, or a sealed
+release's dossier that drops its seal, fails. A dossier under a checkpoint
+signed before the index still verifies as before: complete only up to the last
+event shown, which `evledger verify` and the printed record say.
 
 The story is played once against a live server; its dossier before the
 exception (open) and at the end (sealed) are edited in memory. Forged seals
@@ -30,6 +31,7 @@ from story_support import LiveLedger, Played, evledger, live_ledger, play_story,
 
 from cli import story as s
 from cli.demo import POLICY_FILE
+from ledger.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, sign_envelope
 from ledger.core.entry import ChainLink, ReleaseLink, parse_entry
 from ledger.core.hashing import leaf_hash
@@ -106,38 +108,49 @@ def _tree_size(data: Data) -> int:
     return int(data["checkpoint"].split("\n")[1])
 
 
-def test_an_open_release_says_completeness_is_proven_only_up_to_its_last_event(
-    story: Story, tmp_path: Path
-) -> None:
+def _indexed_statement(data: Data) -> str:
+    index, seq, _ = _last_event(data)
+    size = _tree_size(data)
+    return (
+        f"complete at checkpoint {size}: {seq + 1} of {seq + 1} events. The completeness index committed "
+        f"by the checkpoint of {size:,} entries counts {seq + 1} events of the release, entry {index} the "
+        "newest, and the dossier holds every one of them. The release is not sealed: events recorded "
+        "after that checkpoint may join it."
+    )
+
+
+def _resigned_checkpoint(story: Story, data: Data, extensions: tuple[str, ...]) -> Data:
+    """The dossier with its checkpoint signed again by the ledger key, carrying `extensions` instead."""
+    genuine = open_checkpoint(data["checkpoint"], story.live.ledger.signer.verifier())
+    forged = Checkpoint(genuine.origin, genuine.size, genuine.root_hash, extensions)
+    return {**data, "checkpoint": sign_checkpoint(forged, story.live.ledger.signer)}
+
+
+def test_an_open_release_is_proven_complete_at_its_checkpoint(story: Story, tmp_path: Path) -> None:
     data = json.loads(story.open)
     result = _verify(tmp_path, story, story.open)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    headline = "OPEN (not sealed): completeness proven only up to the last event shown"
+    _, seq, _ = _last_event(data)
+    headline = f"complete at checkpoint {_tree_size(data)}: {seq + 1} of {seq + 1} events (not sealed)"
     assert lines[0] == f"dossier of {s.PRODUCT} {VERSION}: VERIFIED, {headline}"
-    assert lines[-1] == _open_statement(*_last_event(data), _tree_size(data))
+    assert lines[-1] == _indexed_statement(data)
+    report = json.loads(_verify(tmp_path, story, story.open, "--json").output)
+    assert (report["completeness"]["complete"], report["completeness"]["indexed"]) == (True, True)
+    assert report["sealed"] is False  # complete at the checkpoint, yet still open to new events
+    assert _verify(tmp_path, story, story.open, "--require-sealed").exit_code == 1
 
 
-def test_an_open_release_with_its_newest_event_removed_verifies_and_names_the_new_last_event(
-    story: Story, tmp_path: Path
-) -> None:
+def test_attack_an_open_release_with_its_newest_event_removed_fails(story: Story, tmp_path: Path) -> None:
     original = json.loads(story.open)
     data = _drop_newest_event(story.open)
     removed, now_last = _last_event(original), _last_event(data)
-    assert now_last[1] == removed[1] - 1
     result = _verify(tmp_path, story, data)
-    assert result.exit_code == 0, result.output  # nothing shows the dropped event: it cannot be detected
-    assert result.output.splitlines()[-1] == _open_statement(*now_last, _tree_size(data))
-    report = json.loads(_verify(tmp_path, story, data, "--json").output)
-    assert report["completeness"] == {
-        "complete": False,
-        "sealed_at": None,
-        "proven_through": {"index": now_last[0], "seq": now_last[1], "time": now_last[2]},
-        "chain_length": now_last[1] + 1,
-        "tree_size": _tree_size(data),
-        "statement": _open_statement(*now_last, _tree_size(data)),
-    }
-    assert report["sealed"] is False
+    assert result.exit_code == 1, result.output
+    assert (
+        f"the completeness index of checkpoint {_tree_size(data)} counts {removed[1] + 1} events ending "
+        f"at entry {removed[0]}, the dossier holds {now_last[1] + 1} ending at entry {now_last[0]}"
+    ) in result.output
 
 
 def test_the_intact_sealed_release_is_complete_and_passes_require_sealed(
@@ -158,20 +171,51 @@ def test_the_intact_sealed_release_is_complete_and_passes_require_sealed(
     assert (report["completeness"]["complete"], report["completeness"]["sealed_at"]) == (True, seal_index)
 
 
-def test_a_sealed_release_with_its_seal_removed_verifies_as_open_and_fails_require_sealed(
+def test_attack_a_sealed_release_with_its_seal_removed_fails(story: Story, tmp_path: Path) -> None:
+    data = _drop_newest_event(story.sealed)
+    result = _verify(tmp_path, story, data)
+    assert result.exit_code == 1, result.output
+    assert "the release's events in the dossier are not all of them" in result.output
+
+
+def test_attack_a_dossier_without_its_index_proof_fails(story: Story, tmp_path: Path) -> None:
+    data = {**json.loads(story.open), "index_proof": None}
+    result = _verify(tmp_path, story, data)
+    assert result.exit_code == 1, result.output
+    assert "commits to a completeness index, but the dossier carries no index proof" in result.output
+
+
+def test_attack_a_stale_index_root_is_caught(story: Story, tmp_path: Path) -> None:
+    """The sealed dossier under a checkpoint whose index line is the earlier, open one's (ledger-signed)."""
+    early, late = json.loads(story.open), json.loads(story.sealed)
+    stale_line = open_checkpoint(early["checkpoint"], story.live.ledger.signer.verifier()).extensions
+    forged = _resigned_checkpoint(story, late, stale_line)
+    for proof in (early["index_proof"], late["index_proof"]):  # the old head's proof, or the new one
+        result = _verify(tmp_path, story, {**forged, "index_proof": proof})
+        assert result.exit_code == 1, result.output
+        assert "verification FAILED" in result.output
+
+
+def test_a_dossier_under_a_checkpoint_without_the_index_verifies_as_before(
     story: Story, tmp_path: Path
 ) -> None:
-    data = _drop_newest_event(story.sealed)
-    statement = _open_statement(*_last_event(data), _tree_size(data))
-    result = _verify(tmp_path, story, data)
+    """A checkpoint signed before a ledger had the index (no evledger-index line): completeness is
+    proven only up to the last event shown, and a dropped newest event cannot be told."""
+    genuine = open_checkpoint(json.loads(story.open)["checkpoint"], story.live.ledger.signer.verifier())
+    old = {**_resigned_checkpoint(story, json.loads(story.open), genuine.extensions[:1]), "index_proof": None}
+    statement = _open_statement(*_last_event(old), _tree_size(old))
+    result = _verify(tmp_path, story, old)
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[-1] == statement
-    required = _verify(tmp_path, story, data, "--require-sealed")
+    lines = result.output.splitlines()
+    headline = "OPEN (not sealed): completeness proven only up to the last event shown"
+    assert lines[0] == f"dossier of {s.PRODUCT} {VERSION}: VERIFIED, {headline}"
+    assert lines[-1] == statement
+    dropped = _drop_newest_event(json.dumps(old).encode())
+    assert _verify(tmp_path, story, dropped).exit_code == 0  # what the index now prevents
+    required = _verify(tmp_path, story, old, "--require-sealed")
     assert required.exit_code == 1, required.output
     refusal = "--require-sealed: the dossier proves no seal that closes the release."
     assert required.output.splitlines() == [f"evledger: verification FAILED: {refusal} {statement}"]
-    report = json.loads(_verify(tmp_path, story, data, "--require-sealed", "--json").output)
-    assert (report["ok"], report["error"]) == (False, "verification")
     # The printed record of the same dossier says it too, prominently.
     out = tmp_path / "release.html"
     made = evledger("report", s.PRODUCT, VERSION, "-o", str(out), "--key", story.pub,

@@ -37,6 +37,7 @@ from ledger.rules.admission import admit
 from ledger.rules.registry import KeyRegistry
 from ledger.storage.protocol import (
     BatchWrite,
+    BucketContents,
     ChainHead,
     CheckpointRow,
     EntryRow,
@@ -69,6 +70,7 @@ class _Data:
     statements: dict[bytes, int] = field(default_factory=dict)  # the unique statement-hash index
     index_heads: dict[bytes, IndexHeadRow] = field(default_factory=dict)  # index_heads, by key hash
     chained_from: int = 0  # index_state: the first chained index
+    index_updated: dict[bytes, int] = field(default_factory=dict)  # index_heads.updated_size, by key hash
 
     def copy(self) -> _Data:
         return _Data(
@@ -80,6 +82,7 @@ class _Data:
             dict(self.statements),
             dict(self.index_heads),
             self.chained_from,
+            dict(self.index_updated),
         )
 
     def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
@@ -133,6 +136,18 @@ class FakeTransaction:
     async def chained_from(self) -> int:
         return self.data.chained_from
 
+    async def index_buckets(self, buckets: Sequence[int], since: int) -> BucketContents:
+        """What 011_index_heads.sql's two indexes find: these buckets, and those changed after `since`."""
+        changed = {
+            r.bucket for r in self.data.index_heads.values() if self.data.index_updated[r.key_hash] > since
+        }
+        wanted = changed | set(buckets)
+        contents: BucketContents = {}
+        for row in self.data.index_heads.values():
+            if row.bucket in wanted:
+                contents.setdefault(row.bucket, []).append((row.key_hash, row.head))
+        return contents
+
     async def write(self, batch: BatchWrite) -> None:
         self._store.writes += 1
         if self._store.fail_next_write:
@@ -168,6 +183,7 @@ class FakeTransaction:
                 head.head.last_index,
             )
             data.index_heads[head.key_hash] = head
+            data.index_updated[head.key_hash] = batch.head.tree_size
         data.head = batch.head
 
 

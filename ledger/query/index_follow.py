@@ -1,0 +1,188 @@
+"""The completeness index as this process knows it, kept current with the stored log.
+
+See docs/completeness-index.md.
+
+The stored chain heads (`index_heads`, one row per chain) are the system of record;
+the tree above them lives in memory (`ledger.core.sparse_merkle.IndexTree`), built
+at start-up from every head and brought forward, bucket by bucket, from the heads
+that changed since the size it reflects. The sequencer plans each batch's index
+change on it and applies the plan once the batch committed; the proof route brings
+it up to the newest checkpoint and proves a key there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger.core.checkpoint import parse_checkpoint_text
+from ledger.core.note import parse_note
+from ledger.core.sparse_merkle import Head, IndexPlan, IndexProof, IndexTree, artifact_key, release_key
+from ledger.errors import ConflictError, InputError, LogIntegrityError, NotFoundError
+from ledger.query.timeline import parse_digest
+from ledger.records.statement import MAX_NAME
+from ledger.rules.chains import index_line_of
+from ledger.storage.protocol import BucketContents, CheckpointRow, LogStore
+
+# A proof is made at the size the tree reflects; a writer in another process may move the
+# log on between the read and the proof, so the read is tried again, at most this often.
+MAX_PROOF_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ChainName:
+    """A chain the index maps, as a client names it: its kind, its name and its index key."""
+
+    chain: str  # "release" or "artifact"
+    name: str  # "<product>/<version>" or "sha256:<hex>"
+    key: bytes
+
+
+def chain_named(release: str | None, artifact: str | None) -> ChainName:
+    """The chain a proof request names: `release=<product>/<version>` or `artifact=sha256:<hex>`, one of them.
+
+    The release splits at its first `/` (a product holds none; a version may). InputError
+    (400) for neither, both, an empty or over-long product or version, or a malformed digest.
+    """
+    if (release is None) == (artifact is None):
+        raise InputError("name one chain: release=<product>/<version> or artifact=sha256:<hex>")
+    if artifact is not None:
+        digest = parse_digest(artifact)
+        return ChainName("artifact", digest, artifact_key(digest))
+    assert release is not None  # noqa: S101 - one of the two, checked above
+    product, slash, version = release.partition("/")
+    if not slash or not 0 < len(product) <= MAX_NAME or not 0 < len(version) <= MAX_NAME:
+        raise InputError(
+            f"release is <product>/<version>, each 1 to {MAX_NAME} characters, got {release[:80]!r}"
+        )
+    return ChainName("release", f"{product}/{version}", release_key(product, version))
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenHead:
+    """A key's proof against one stored checkpoint, whose `evledger-index` line commits to `root`."""
+
+    checkpoint: CheckpointRow
+    root: bytes
+    proof: IndexProof
+
+
+def committed_index(checkpoint: CheckpointRow) -> tuple[bytes, int] | None:
+    """The (index root, first chained index) a stored checkpoint's `evledger-index` line names, if any.
+
+    Precondition: the checkpoint is one the ledger stored (its signature is not checked here).
+    """
+    return index_line_of(parse_checkpoint_text(parse_note(checkpoint.note).text).extensions)
+
+
+def _proven(checkpoint: CheckpointRow, root: bytes, proof: IndexProof) -> ProvenHead:
+    """The proof, once the checkpoint's own line names the root the tree gave (LogIntegrityError if not)."""
+    line = committed_index(checkpoint)
+    if line is None or line[0] != root:
+        raise LogIntegrityError(
+            f"the completeness index held for size {checkpoint.tree_size} is not the one its checkpoint "
+            "commits to; proofs are refused until an operator runs `evledger audit`"
+        )
+    return ProvenHead(checkpoint, root, proof)
+
+
+class IndexFollower:
+    """An IndexTree and the log size it reflects; one per process, shared by its sequencer and routes.
+
+    Every change goes through `bring_to` (another process's batches, read from the heads)
+    or `applied` (this process's own batch, after its commit), both synchronous, so the
+    tree and `size` always change together.
+    """
+
+    def __init__(self, bucket_bits: int | None = None) -> None:
+        """An empty tree at size 0 (a new ledger's, before `start`)."""
+        self.tree = IndexTree() if bucket_bits is None else IndexTree(bucket_bits)
+        self.size = 0
+
+    async def start(self, store: LogStore) -> None:
+        """Build the tree from every stored head (start-up): O(heads) hashing, once."""
+        size, changed = await store.index_changes(-1)
+        self.bring_to(size, changed)
+
+    def bring_to(self, size: int, changed: BucketContents) -> None:
+        """Take on the stored state at `size`, given the whole content of each bucket changed since.
+
+        Precondition: `changed` was read in one snapshot with `size` (the log's size there).
+        A size at or below the tree's own is ignored: the tree never goes back.
+        """
+        if size <= self.size:
+            return
+        if changed:
+            self.tree.apply(self.tree.plan(changed))
+        self.size = size
+
+    def applied(self, plan: IndexPlan, size: int) -> None:
+        """Take on this process's own batch, committed at `size`, whose index change is `plan`.
+
+        Precondition: `plan` was made on the tree at the size the batch started from. A proof
+        request may have read the committed batch from the store first (`bring_to`); the tree
+        then holds it already, and perhaps later batches, which the plan must not undo.
+        """
+        if size <= self.size:
+            return
+        self.tree.apply(plan)
+        self.size = size
+
+    async def prove_at(self, store: LogStore, key: bytes, at: int) -> ProvenHead:
+        """The proof of `key` at the stored checkpoint of size `at`, which may be older than the newest.
+
+        The index there is this one with every chain head that moved since put back (read from
+        the chains' members below `at`, `LogStore.index_view`), on a copy of the tree.
+        NotFoundError when no checkpoint was issued at `at`; LogIntegrityError when the index
+        rewound is not the one that checkpoint commits to.
+        """
+        bucket = self.tree.bucket_of(key)
+        for _ in range(MAX_PROOF_ATTEMPTS):
+            view = await store.index_view(self.size, bucket, at)
+            if view.checkpoint is None:
+                raise NotFoundError("the log has no checkpoint yet: there is no index to prove against")
+            if view.checkpoint.tree_size <= at:
+                return await self.prove(store, key)  # `at` is the newest (or past it: refused there)
+            if view.past is None:
+                raise NotFoundError(f"no checkpoint was issued at size {at}")
+            self.bring_to(view.checkpoint.tree_size, view.changed)
+            if self.size != view.checkpoint.tree_size:
+                continue  # another request brought the tree past this snapshot: read again
+            then: dict[int, dict[bytes, Head]] = {}
+            for moved, head in view.rewind.items():
+                b = self.tree.bucket_of(moved)
+                content = then.setdefault(b, dict(view.contents.get(b, ())))
+                if head is None:
+                    content.pop(moved, None)
+                else:
+                    content[moved] = head
+            past = self.tree.copy()
+            past.apply(past.plan({b: list(c.items()) for b, c in then.items()}))
+            leaves = list(then[bucket].items()) if bucket in then else view.bucket
+            return _proven(view.past, past.root(), past.prove(key, leaves))
+        raise LogIntegrityError(
+            f"the index could not be read at one checkpoint in {MAX_PROOF_ATTEMPTS} attempts "
+            "(the log moved on)"
+        )
+
+    async def prove(self, store: LogStore, key: bytes) -> ProvenHead:
+        """The proof of `key` (its head, or its absence) at the newest stored checkpoint.
+
+        Reads the checkpoint, the buckets changed since the tree's size and the key's own
+        bucket in one snapshot, brings the tree there, and proves. LogIntegrityError when the
+        tree's root is not the one the checkpoint commits to.
+        """
+        for _ in range(MAX_PROOF_ATTEMPTS):
+            view = await store.index_view(self.size, self.tree.bucket_of(key))
+            if view.checkpoint is None:
+                raise LogIntegrityError("the log has no checkpoint yet: there is no index to prove against")
+            self.bring_to(view.checkpoint.tree_size, view.changed)
+            if self.size != view.checkpoint.tree_size:
+                continue  # another request brought the tree past this snapshot: read again
+            try:
+                return _proven(view.checkpoint, self.tree.root(), self.tree.prove(key, view.bucket))
+            except ConflictError:
+                continue  # the bucket read is not the one the tree holds: read again
+        raise LogIntegrityError(
+            f"the index could not be read at one checkpoint in {MAX_PROOF_ATTEMPTS} attempts "
+            "(the log moved on)"
+        )
