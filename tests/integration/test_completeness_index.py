@@ -24,9 +24,18 @@ from ledger.core.checkpoint import open_checkpoint
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.encoding import b64decode_strict
 from ledger.core.keys import SignerKey
-from ledger.core.sparse_merkle import Head, artifact_key, index_root, release_key, verify_index_proof
+from ledger.core.sparse_merkle import (
+    KEY_EVENTS_KEY,
+    Head,
+    artifact_key,
+    index_root,
+    release_key,
+    verify_index_proof,
+)
+from ledger.query.index_follow import IndexFollower
 from ledger.rules.chains import index_line_of
 from ledger.rules.replay import LogReplayer
+from ledger.storage.postgres import PostgresStore
 
 PRODUCTS = [("app", "1.0"), ("app", "2.0"), ("tool", "0.1")]
 
@@ -210,3 +219,49 @@ def test_another_process_appends_and_this_one_proves_the_new_head(world: World) 
     digest = f"sha256:{901:064x}"
     fresh = _head(world.proof(artifact=digest), artifact_key(digest), world)
     assert fresh == Head(1, receipt["index"], bytes.fromhex(receipt["leaf_hash"]))
+
+
+def test_a_proof_at_an_earlier_checkpoint_puts_back_the_heads_moved_since(world: World) -> None:
+    """What a dossier under an anchored (older) checkpoint needs: the index as it was there."""
+    before = world.proof(release="app/2.0")
+    at = before["tree_size"]
+    old_head = before["head"]
+    moved = [
+        world.post(to_json(evidence(world.pipeline, product="app", version="2.0", n=3, step=2000 + i)))
+        for i in range(3)
+    ]
+    world.post(to_json(register(world.ledger.signer, SignerKey.generate("ci.test/later"), ["appender"])))
+    assert moved[-1]["index"] >= at
+
+    async def prove_then() -> dict[bytes, Any]:
+        store = await PostgresStore.connect(world.ledger.dsn, min_size=1, max_size=2)
+        try:
+            follower = IndexFollower()
+            keys = {
+                "release": release_key("app", "2.0"),
+                "artifact": artifact_key(f"sha256:{3:064x}"),
+                "absent": artifact_key("sha256:" + "ee" * 32),
+                "keys": KEY_EVENTS_KEY,
+            }
+            return {name: await follower.prove_at(store, key, at) for name, key in keys.items()}
+        finally:
+            await store.close()
+
+    proven = asyncio.run(prove_then())
+    entries, notes = stored(world.ledger.dsn)
+    replayer = LogReplayer(chained_from=0)
+    for data in entries[:at]:
+        replayer.check(data)
+    then = replayer.chains.index()
+    checkpoint = open_checkpoint(dict(notes)[at], world.ledger.signer.verifier())
+    line = index_line_of(checkpoint.extensions)
+    assert line is not None
+    for name, key in {
+        "release": release_key("app", "2.0"),
+        "artifact": artifact_key(f"sha256:{3:064x}"),
+        "absent": artifact_key("sha256:" + "ee" * 32),
+        "keys": KEY_EVENTS_KEY,
+    }.items():
+        assert proven[name].checkpoint.tree_size == at
+        assert verify_index_proof(line[0], key, proven[name].proof) == then.get(key), name
+    assert then[release_key("app", "2.0")].last_index == old_head["last_index"]
