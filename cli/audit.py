@@ -57,7 +57,7 @@ def audit(
 
     Checks every entry (leaf hash, chain, encoding, signature, query columns, times
     never going back or into the future), every hash tile, every checkpoint (signature,
-    row, root), the log head, and that nothing lies beyond the head. Exit 1 names the
+    row, root, completeness index root), the log head, and that nothing lies beyond the head. Exit 1 names the
     first index that disagrees and the checkpoint it contradicts.
     """
     with command_errors(json_output=json_output):
@@ -78,6 +78,7 @@ def audit(
                 "tiles": report.tiles,
                 "key_events": report.key_events,
                 "signatures": report.signatures,
+                "index_roots": report.index_roots,
                 "seconds": round(seconds, 3),
             },
             lines=[
@@ -86,6 +87,7 @@ def audit(
                     f"{report.signatures:,} signatures, {report.checkpoints:,} checkpoints, "
                     f"{report.tiles:,} hash tiles, {report.key_events:,} key records and the head "
                     f"agree; root {report.root_hash.hex()} ({seconds:.1f} s, {rate:,.0f} entries/s)"
-                )
+                ),
+                f"  completeness index recomputed: matches {report.index_roots:,} checkpoints",
             ],
         )

@@ -84,10 +84,11 @@ class Reporter:
         """Log a poll's news; return the alerts not reported before by this process (each is logged once)."""
         checkpoint = poll.checkpoint
         if poll.accepted and checkpoint is not None:
+            index = ", completeness index recomputed: matches" if poll.index_matched else ""
             log(
                 f"checkpoint {checkpoint.origin} size {checkpoint.size:,} root {checkpoint.root_hash.hex()}: "
                 f"accepted ({poll.new_entries:,} new entries, {poll.fetched:,} tiles fetched, whole log "
-                f"replayed in {poll.seconds:.1f} s)"
+                f"replayed in {poll.seconds:.1f} s{index})"
             )
         for tsa, stamped in poll.timestamps if poll.accepted else ():
             log(f"timestamp: size {checkpoint.size if checkpoint else '?'} stamped by {tsa} at {stamped}")
@@ -137,6 +138,7 @@ def _summary(monitor: Monitor, poll: Poll, alerts: Sequence[Alert]) -> dict[str,
         "accepted": poll.accepted,
         "unchanged": poll.unchanged,
         "new_entries": poll.new_entries,
+        "index_matched": poll.index_matched,
         "history": {
             "checkpoints": len(monitor.history),
             "latest_size": latest.checkpoint.size if latest else None,
@@ -166,6 +168,8 @@ def _run_once(monitor: Monitor, reporter: Reporter, *, json_output: bool) -> Non
             f"ok: log {checkpoint.origin} at size {checkpoint.size:,}, root {checkpoint.root_hash.hex()}: "
             f"no misbehaviour ({len(monitor.history)} checkpoints in the history)"
         )
+        if poll.index_matched:
+            print(f"  completeness index recomputed: matches the checkpoint at size {checkpoint.size:,}")
     if alerts:
         raise typer.Exit(1)
 

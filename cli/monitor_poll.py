@@ -2,7 +2,8 @@
 
 `Monitor.poll` reads `GET /checkpoint` and has `ledger.verify.monitor.observe` judge it; for a
 new checkpoint it fetches the tiles the mirror lacks and has
-`ledger.verify.monitor_watch.walk_entries` replay the whole log over them; with trusted TSA
+`ledger.verify.monitor_watch.walk_entries` replay the whole log over them (and recompute its
+completeness index, compared with the checkpoint's); with trusted TSA
 certificates it reads `GET /v1/anchors` for `ledger.verify.monitor.check_anchors`. Only a
 checkpoint whose entries all verified enters the mirror and the history
 (`cli.monitor_state`). Reporting what a poll found is `cli.monitor_cmd`'s.
@@ -23,6 +24,7 @@ from ledger.verify.anchoring import LEDGER_KEY_ONLY, Trust
 from ledger.verify.monitor import check_anchors, observe
 from ledger.verify.monitor_history import (
     BAD_ENTRY,
+    BAD_INDEX,
     BAD_SIGNATURE,
     AcceptedCheckpoint,
     Alert,
@@ -47,6 +49,7 @@ class Poll:
     signatures: int = 0
     seconds: float = 0.0
     timestamps: list[tuple[str, str]] = field(default_factory=list)
+    index_matched: bool = False  # the checkpoint's completeness index root was recomputed and matched
 
 
 @dataclass
@@ -99,7 +102,7 @@ class Monitor:
                 raise
         if observation.checkpoint is not None and self.trust.tsa_certificates and not observation.alerts:
             self._verify_timestamps(observation.checkpoint, result)
-        if accepted is not None and not any(a.kind == BAD_ENTRY for a in result.alerts):
+        if accepted is not None and not any(a.kind in {BAD_ENTRY, BAD_INDEX} for a in result.alerts):
             commit_mirror(self.state, accepted)
             self.state.record(accepted)
             self.history.accept(accepted)
@@ -126,8 +129,10 @@ class Monitor:
             watch=self.watch,
             jobs=self.jobs,
             progress=self.progress,
+            note=accepted.note,
         )
         result.alerts.extend(report.alerts)
+        result.index_matched = report.index_matched
         result.watched.extend(report.watched)
         result.new_entries = accepted.checkpoint.size - before
         result.signatures, result.seconds = report.signatures, report.seconds

@@ -78,10 +78,11 @@ def verify_log(
 
     Checks the checkpoint's signature, then every entry (canonical bytes, index,
     chain link, envelope signature by a key registered in the log, admin role),
-    every hash tile, and the tree root against the checkpoint. Exit 1 names the
-    first entry or tile that differs. With --witness-policy the checkpoint must carry the
-    quorum's cosignatures; with --tsa-cert an RFC 3161 token by a trusted authority (from
-    the server, or --timestamp files with --tiles), and no entry may be dated after it.
+    every hash tile, the tree root and the completeness index root against the
+    checkpoint. Exit 1 names the first entry or tile that differs. With --witness-policy
+    the checkpoint must carry the quorum's cosignatures; with --tsa-cert an RFC 3161 token
+    by a trusted authority (from the server, or --timestamp files with --tiles), and no
+    entry may be dated after it.
     """
     with command_errors(json_output=json_output), ExitStack() as stack:
         verifier = load_verifier_key(key)
@@ -125,12 +126,18 @@ def verify_log(
                 "entries_per_second": round(rate),
                 "signed_by": verifier.keyid,
                 "anchoring": anchoring_fields(report.anchoring),
+                "index_matched": report.index_matched,
             },
             lines=[
                 (
                     f"verified: log {checkpoint.origin}: {checkpoint.size:,} entries, "
                     f"{report.signatures:,} signatures checked, root {checkpoint.root_hash.hex()} "
                     f"({seconds:.1f} s, {rate:,.0f} entries/s)"
+                ),
+                (
+                    "  completeness index recomputed: matches the checkpoint"
+                    if report.index_matched
+                    else "  completeness index: the checkpoint carries none (signed before an upgrade)"
                 ),
                 *(f"  {line}" for line in report.anchoring.statements()),
             ],

@@ -5,7 +5,8 @@ in index order, in pages: every entry's leaf hash (RFC 9162 §2.1.1), every
 entry through `LogReplayer` (times included: never backwards, never in the
 future), its query columns, every hash tile (C2SP tlog-tiles), every
 checkpoint ever issued (its signature by the ledger key that entry 0
-registers, its row, and the root the entries rebuild at its size), the log
+registers, its row, the root the entries rebuild at its size, and the
+completeness index root they give, `ledger.verify.index_check`), the log
 head, and finally that no entry, checkpoint or tile lies beyond the head. The
 first disagreement is raised as a VerificationError with the index and the
 checkpoint it contradicts. The audit covers the log up to the head read at the
@@ -25,11 +26,12 @@ from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ledger.core.checkpoint import open_checkpoint
 from ledger.core.hashing import EMPTY_ROOT, HASH_SIZE
 from ledger.core.keys import VerifierKey
 from ledger.core.tiles import TILE_WIDTH
-from ledger.errors import InputError, VerificationError, failure_context
-from ledger.rules.chains import is_key_event
+from ledger.errors import ChainError, InputError, LedgerError, VerificationError, failure_context
+from ledger.rules.chains import index_line_of, is_key_event
 from ledger.rules.replay import LogReplayer, ReplayedEntry, latest_plausible_time
 from ledger.storage.protocol import CheckpointRow, EntryRow, Head, LogStore, TileRow
 from ledger.verify.audit_checks import (
@@ -41,6 +43,7 @@ from ledger.verify.audit_checks import (
     check_row_hash,
     ledger_key_of,
 )
+from ledger.verify.index_check import IndexCheck, chained_from_note
 from ledger.verify.tree_check import BuiltTile, Progress, TileBuilder, compare_tile
 
 ENTRY_PAGE = 4 * TILE_WIDTH  # pages start on a tile boundary, so a page's level-0 tiles are its own
@@ -91,6 +94,7 @@ class AuditReport:
     tiles: int
     key_events: int
     signatures: int
+    index_roots: int = 0  # checkpoints whose completeness index root was recomputed and matched
 
 
 class LogAudit:
@@ -115,6 +119,8 @@ class LogAudit:
         self.trusted = trusted
         self.progress = progress
         self.replayer = LogReplayer(not_after=latest_plausible_time())
+        self.index = IndexCheck(self.replayer.chains)
+        self.stated_from: tuple[int, int] | None = None  # (first chained index, size of the checkpoint)
         self.builder = TileBuilder()
         self.ledger_key: VerifierKey | None = None
         self.pending: deque[CheckpointRow] = deque()
@@ -156,6 +162,7 @@ class LogAudit:
             self.tiles,
             self.key_events,
             self.signatures,
+            self.index.compared,
         )
 
     async def _check_nothing_beyond(self) -> None:
@@ -186,11 +193,17 @@ class LogAudit:
             self._check_slot(row)
             try:
                 replayed = self._check_entry(row, index)
+            except ChainError as exc:
+                exc.add_note(self._contradicted(index))
+                if self.stated_from is not None:
+                    exc.add_note(chained_from_note(*self.stated_from))
+                raise
             except VerificationError as exc:
                 exc.add_note(self._contradicted(index))
                 raise
             if index == 0:
                 self.ledger_key = ledger_key_of(replayed, self.trusted)
+                await self._state_first_chained_index(self.ledger_key)
             for built in self.builder.append(row.leaf_hash):
                 await self._check_tile(built)
             await self._check_checkpoints()
@@ -220,6 +233,7 @@ class LogAudit:
     def _check_entry(self, row: EntryRow, index: int) -> ReplayedEntry:
         replayed = self.replayer.check(row.data)
         check_row_columns(row, replayed)
+        self.index.note(replayed.entry)
         if is_key_event(replayed.admitted):
             self.last_event = index
             self.key_events += 1
@@ -234,6 +248,27 @@ class LogAudit:
         if self.pending:
             return f"index {index} contradicts the checkpoint at size {self.pending[0].tree_size}"
         return f"index {index} (no stored checkpoint covers it yet)"
+
+    async def _state_first_chained_index(self, ledger_key: VerifierKey) -> None:
+        """Replay from entry 1 on with the first chained index the newest checkpoint states.
+
+        docs/completeness-index.md#checkpoints: entries below it carry no artifact links, entries
+        from it on exactly the implied ones. The checkpoint at the head is read ahead of its turn
+        (entry 0, which carries no artifact link, names the key it must verify with); every
+        checkpoint's line is then compared with it (`IndexCheck.compare`). A head checkpoint that
+        does not open or has no (well-formed) line leaves it unstated: its own check reports it.
+        """
+        row = await self.store.checkpoint(self.head.tree_size)
+        if row is None:
+            return
+        try:
+            line = index_line_of(open_checkpoint(row.note, ledger_key, self.head.origin).extensions)
+        except LedgerError:
+            return
+        if line is not None:
+            self.replayer.chains.chained_from = line[1]
+            self.stated_from = (line[1], row.tree_size)
+            self.index.chained_from_source = f"the checkpoint at size {row.tree_size}"
 
     async def _refill_checkpoints(self) -> None:
         if self.pending or self.checkpoints_read_to > self.head.tree_size:
@@ -252,6 +287,8 @@ class LogAudit:
             with failure_context(f"checkpoint at size {row.tree_size}"):
                 signed = check_checkpoint_row(row, root, self.ledger_key, self.head.origin)
                 check_key_chain_claim(signed, self.last_event)
+            if row.tree_size == size:  # (a checkpoint of the empty tree has no chain to compare)
+                self.index.compare(row.tree_size, signed.extensions)  # names the checkpoint itself
             self.checkpoints += 1
             self.last_checked = row.tree_size
             await self._refill_checkpoints()

@@ -6,7 +6,9 @@ replays every entry with `LogReplayer` (the checks every verifier applies:
 canonical bytes, index, chain link, envelope signature by a key registered in
 the log, admin role, plausible times), rebuilds the tree from the entries' own
 bytes (RFC 9162 §2.1.1 leaf hashes) and compares each served hash tile and, at
-the end, the root with the signed checkpoint. Memory stays flat in the log's
+the end, the root with the signed checkpoint, and the completeness index the
+entries give with the checkpoint's `evledger-index` line (`ledger.verify.index_check`;
+the replay takes its first chained index from that line). Memory stays flat in the log's
 size: one entry bundle (and the prefetched next one), the compact range, the
 key registry and at most one open tile per tile level. The first failure in
 log order is raised as a VerificationError that names the entry or tile.
@@ -25,12 +27,20 @@ from ledger.core.entry import parse_entry
 from ledger.core.hashing import HASH_SIZE, leaf_hash
 from ledger.core.keys import VerifierKey, parse_verifier_key
 from ledger.core.tiles import TILE_WIDTH, Tile, decode_entry_bundle, tile_width
-from ledger.errors import EncodingError, LedgerError, RootMismatchError, VerificationError, failure_context
+from ledger.errors import (
+    ChainError,
+    EncodingError,
+    LedgerError,
+    RootMismatchError,
+    VerificationError,
+    failure_context,
+)
 from ledger.records.admin import KeyRegistered, KeyRevoked
 from ledger.rules.replay import LogReplayer, ReplayedEntry, latest_plausible_time
 from ledger.verify.anchoring import NO_ANCHORS, AnchorCheck, Anchoring, entry_time_limit
 from ledger.verify.audit_checks import check_key_chain_claim
 from ledger.verify.checkpoints import open_served_checkpoint
+from ledger.verify.index_check import IndexCheck, chained_from_note, stated_first_chained_index
 from ledger.verify.signature_pool import DeferredSignatures
 from ledger.verify.tile_source import (
     MAX_BUNDLE_BYTES,
@@ -63,6 +73,7 @@ class WalkReport:
     signatures: int
     seconds: float
     anchoring: Anchoring = NO_ANCHORS
+    index_matched: bool = False  # the checkpoint carries an index root and the entries give the same
 
 
 def walk_log(  # noqa: PLR0913 - the source, the key, then keyword-only options
@@ -83,7 +94,8 @@ def walk_log(  # noqa: PLR0913 - the source, the key, then keyword-only options
     no checkpoint at all (nothing to verify); VerificationError at the first failure.
     With `anchor`, the checkpoint's anchors are checked before any entry (it gets the served
     note and its opened checkpoint; `ledger.verify.anchoring`), and no entry may then claim a
-    time later than the checkpoint's trusted time.
+    time later than the checkpoint's trusted time. The checkpoint's `evledger-index` root, when it
+    carries one, must be the completeness index the entries give (`ledger.verify.index_check`).
     """
     with ExitStack() as stack:
         fetch = stack.enter_context(Prefetcher(source))
@@ -93,18 +105,29 @@ def walk_log(  # noqa: PLR0913 - the source, the key, then keyword-only options
         counter = Progress("verify-log", checkpoint.size, enabled=progress)
         helpers = default_jobs(checkpoint.size) if jobs is None else jobs
         signatures = stack.enter_context(DeferredSignatures(helpers)) if helpers > 0 else None
-        walk = LogWalk(source, fetch, verifier, counter, signatures, not_after=entry_time_limit(anchoring))
+        with failure_context("checkpoint"):
+            chained_from = stated_first_chained_index(checkpoint.extensions)
+        walk = LogWalk(
+            source,
+            fetch,
+            verifier,
+            counter,
+            signatures,
+            not_after=entry_time_limit(anchoring),
+            chained_from=chained_from,
+        )
         try:
             walk.run(checkpoint)
         finally:
             counter.close()
-        return WalkReport(checkpoint, walk.signature_count, counter.elapsed, anchoring)
+        matched = walk.check_index(checkpoint)
+        return WalkReport(checkpoint, walk.signature_count, counter.elapsed, anchoring, matched)
 
 
 class LogWalk:
     """One pass over the level-0 tiles of a verified checkpoint, in log order."""
 
-    def __init__(  # noqa: PLR0913 - what a walk reads and checks with, then one keyword option
+    def __init__(  # noqa: PLR0913 - what a walk reads and checks with, then keyword options
         self,
         source: TileSource,
         fetch: Prefetcher,
@@ -113,21 +136,31 @@ class LogWalk:
         signatures: DeferredSignatures | None = None,
         *,
         not_after: str | None = None,
+        chained_from: int | None = None,
+        replayer: LogReplayer | None = None,
     ) -> None:
         """Verify with `verifier`; read through `fetch`; `source` only names what is read.
 
         With `signatures`, entry signatures are checked by its helper processes (see
         `ledger.verify.signature_pool`); without, in the replay itself. No entry time may be
         later than `not_after` (default: the verifier's clock, `latest_plausible_time`).
+        `chained_from` is the first chained index the checkpoint's `evledger-index` line states
+        (None: unstated, `LogReplayer`). `replayer`, when given, is used instead of a new one
+        (made with the same `check`, `not_after` and `chained_from`).
         """
         self.source = source
         self.fetch = fetch
         self.verifier = verifier
         self.progress = progress
         self.signatures = signatures
-        self.replayer = LogReplayer(
-            check_now if signatures is None else signatures, not_after=not_after or latest_plausible_time()
+        self.chained_from = chained_from
+        self.replayer = replayer or LogReplayer(
+            check_now if signatures is None else signatures,
+            not_after=not_after or latest_plausible_time(),
+            chained_from=chained_from,
         )
+        self.index = IndexCheck(self.replayer.chains)
+        self.size = 0  # the size of the checkpoint `run` checks
         self.builder = TileBuilder()
         self.signature_count = 0
         self.last_key_event = -1  # index of the newest key registration or revocation seen
@@ -146,7 +179,7 @@ class LogWalk:
             raise
 
     def _run(self, checkpoint: Checkpoint) -> None:
-        size = checkpoint.size
+        size = self.size = checkpoint.size
         count = -(-size // TILE_WIDTH)
         tiles = (Tile(0, n, tile_width(0, n, size)) for n in range(count))
         current = next(tiles, None)
@@ -171,6 +204,13 @@ class LogWalk:
             )
         with failure_context("checkpoint"):
             check_key_chain_claim(checkpoint, self.last_key_event)
+
+    def check_index(self, checkpoint: Checkpoint) -> bool:
+        """After `run`: the checkpoint's index root is the one the entries give; False when it has none.
+
+        VerificationError (naming the checkpoint and the chains that changed) otherwise.
+        """
+        return self.index.compare(checkpoint.size, checkpoint.extensions)
 
     def _request(self, tile: Tile | None) -> tuple[Future[bytes], Future[bytes]] | None:
         if tile is None:
@@ -208,7 +248,7 @@ class LogWalk:
             served, calculated = hashes[slot * HASH_SIZE : (slot + 1) * HASH_SIZE], leaf_hash(data)
             if served != calculated:
                 raise self._leaf_mismatch(tile, slot, entries, served, calculated)
-            replayed = self.replayer.check(data)
+            replayed = self._replay(data)
             if replayed.entry.index == 0:
                 self._check_genesis(replayed)
             self.signature_count += len(replayed.admitted.signers)
@@ -220,6 +260,17 @@ class LogWalk:
         if signatures is not None:
             signatures.submit()
         self.progress.advance(len(entries))
+
+    def _replay(self, data: bytes) -> ReplayedEntry:
+        """Replay the next entry and note the chains it joined for the index."""
+        try:
+            replayed = self.replayer.check(data)
+        except ChainError as exc:
+            if self.chained_from is not None:
+                exc.add_note(chained_from_note(self.chained_from, self.size))
+            raise
+        self.index.note(replayed.entry)
+        return replayed
 
     def _check_upper(self, built: BuiltTile) -> None:
         path = built.tile.path()

@@ -27,7 +27,8 @@ BAD_SIGNATURE = "bad-signature"
 MISSING_QUORUM = "missing-quorum"
 BAD_TIMESTAMP = "bad-timestamp"
 BAD_ENTRY = "bad-entry"
-ALERT_KINDS = (ROLLBACK, SPLIT_VIEW, BAD_SIGNATURE, MISSING_QUORUM, BAD_TIMESTAMP, BAD_ENTRY)
+BAD_INDEX = "bad-index"  # the checkpoint's completeness index root is not the one its entries give
+ALERT_KINDS = (ROLLBACK, SPLIT_VIEW, BAD_SIGNATURE, MISSING_QUORUM, BAD_TIMESTAMP, BAD_ENTRY, BAD_INDEX)
 
 HISTORY_FORMAT = "evledger-monitor-history/v1"
 

@@ -2,8 +2,10 @@
 
 `walk_entries` replays every entry under a checkpoint with the checks of `verify-log`
 (`ledger.verify.log_walk.LogWalk`, `ledger.rules.replay`): a failure is one `bad-entry`
-alert. Along the way it reports the new entries of watched kinds (`WATCH_KINDS`: key
-registrations and revocations, exceptions, denying gate decisions, ... docs/monitor.md#watching-entries),
+alert; a completeness index root that is not the one the entries give
+(`ledger.verify.index_check`) is one `bad-index` alert. Along the way it reports the new
+entries of watched kinds (`WATCH_KINDS`: key registrations and revocations, exceptions,
+denying gate decisions, ... docs/monitor.md#watching-entries),
 which are news, not misbehaviour: this module owns those kinds and how a verified entry
 matches them (`watch_matches`). The only I/O is the tile source the caller passes.
 """
@@ -24,8 +26,9 @@ from ledger.records import predicates
 from ledger.records.admin import ADMIN_KINDS, KeyRegistered, KeyRevoked, PolicyPublished
 from ledger.records.statement import decode_statement
 from ledger.rules.replay import LogReplayer, ReplayedEntry, latest_plausible_time
+from ledger.verify.index_check import stated_first_chained_index
 from ledger.verify.log_walk import LogWalk, default_jobs
-from ledger.verify.monitor_history import BAD_ENTRY, Alert, alert_from
+from ledger.verify.monitor_history import BAD_ENTRY, BAD_INDEX, Alert, alert_from
 from ledger.verify.signature_pool import DeferredSignatures
 from ledger.verify.tile_source import Prefetcher, TileSource
 from ledger.verify.tree_check import Progress
@@ -118,20 +121,30 @@ class EntryReport:
     """What `walk_entries` found.
 
     The alert (at most one: a walk stops at its first failure), the watched new entries
-    (none when it failed), the signatures checked and the seconds taken.
+    (none when it failed), the signatures checked and the seconds taken; `index_matched` when
+    the checkpoint carries a completeness index root and the entries give the same one.
     """
 
     alerts: tuple[Alert, ...]
     watched: tuple[WatchMatch, ...]
     signatures: int
     seconds: float
+    index_matched: bool = False
 
 
 class _RecordingReplayer(LogReplayer):
     """A `LogReplayer` that also collects watched entries from index `first` on."""
 
-    def __init__(self, check: SignatureCheck, *, not_after: str, first: int, kinds: Sequence[str]) -> None:
-        super().__init__(check, not_after=not_after)
+    def __init__(
+        self,
+        check: SignatureCheck,
+        *,
+        not_after: str,
+        chained_from: int | None,
+        first: int,
+        kinds: Sequence[str],
+    ) -> None:
+        super().__init__(check, not_after=not_after, chained_from=chained_from)
         self.first = first
         self.kinds = kinds
         self.matches: list[WatchMatch] = []
@@ -152,6 +165,7 @@ def walk_entries(  # noqa: PLR0913 - keyword-only options of one walk
     watch: Sequence[str] = (),
     jobs: int | None = None,
     progress: bool = False,
+    note: str = "",
 ) -> EntryReport:
     """Replay every entry under `checkpoint` from the tiles of `source`, as `verify-log` does, from entry 0.
 
@@ -162,32 +176,51 @@ def walk_entries(  # noqa: PLR0913 - keyword-only options of one walk
     whose kind is in `watch` are reported once the whole walk passed. Precondition:
     `checkpoint` was opened with `verifier` (`ledger.verify.monitor.observe`). `jobs` as in
     `walk_log`. A source that cannot be read (an unreachable server) raises its own error,
-    not an alert.
+    not an alert. Once the walk passed, the checkpoint's completeness index root (when it carries
+    one) must be the one the entries give: otherwise one `bad-index` alert, with `note` (the
+    signed checkpoint as served) as its evidence.
     """
     start = time.monotonic()
+    size = checkpoint.size
+    try:
+        chained_from = stated_first_chained_index(checkpoint.extensions)
+    except VerificationError as exc:
+        return EntryReport((_index_alert(exc, size, note),), (), 0, time.monotonic() - start)
     with ExitStack() as stack:
         fetch = stack.enter_context(Prefetcher(source))
-        counter = Progress("monitor", checkpoint.size, enabled=progress)
-        helpers = default_jobs(checkpoint.size) if jobs is None else jobs
+        counter = Progress("monitor", size, enabled=progress)
+        helpers = default_jobs(size) if jobs is None else jobs
         signatures = stack.enter_context(DeferredSignatures(helpers)) if helpers > 0 else None
-        walk = LogWalk(source, fetch, verifier, counter, signatures)
         replayer = _RecordingReplayer(
             check_now if signatures is None else signatures,
             not_after=latest_plausible_time(),
+            chained_from=chained_from,
             first=first_new,
             kinds=watch,
         )
-        walk.replayer = replayer
+        walk = LogWalk(
+            source, fetch, verifier, counter, signatures, chained_from=chained_from, replayer=replayer
+        )
         try:
-            with failure_context(f"log at size {checkpoint.size}"):
+            with failure_context(f"log at size {size}"):
                 walk.run(checkpoint)
         except VerificationError as exc:
             return EntryReport(
-                (alert_from(BAD_ENTRY, exc, checkpoint.size),),
-                (),
-                walk.signature_count,
-                time.monotonic() - start,
+                (alert_from(BAD_ENTRY, exc, size),), (), walk.signature_count, time.monotonic() - start
             )
         finally:
             counter.close()
-        return EntryReport((), tuple(replayer.matches), walk.signature_count, time.monotonic() - start)
+        try:
+            matched = walk.check_index(checkpoint)
+        except VerificationError as exc:
+            return EntryReport(
+                (_index_alert(exc, size, note),), (), walk.signature_count, time.monotonic() - start
+            )
+        return EntryReport(
+            (), tuple(replayer.matches), walk.signature_count, time.monotonic() - start, matched
+        )
+
+
+def _index_alert(exc: VerificationError, size: int, note: str) -> Alert:
+    """The `bad-index` alert for a checkpoint whose index line the entries contradict."""
+    return alert_from(BAD_INDEX, exc, size, **({"note": note} if note else {}))

@@ -83,11 +83,13 @@ def test_clean_ledger_passes(ledger_dsn: str):
     code, output = audit(ledger_dsn)
     assert code == 0, output
     assert "audit passed: log ledger.test/it: 302 entries" in output
+    assert "completeness index recomputed: matches 4 checkpoints" in output
     code, output = audit(ledger_dsn, "--json")
     assert code == 0, output
     report = json.loads(output)
     assert report["tree_size"] == 302
     assert report["checkpoints"] == 4
+    assert report["index_roots"] == 4
     assert report["tiles"] == 3  # 0/0, 0/1.p/46 and 1/0.p/1
     assert report["key_events"] == 2
 
@@ -190,13 +192,50 @@ def test_checkpoint_hiding_a_key_event_is_named(ledger_dsn: str, template: Serve
     note = fetch(ledger_dsn, "SELECT note FROM checkpoints WHERE tree_size = 152")
     assert isinstance(note, str)
     genuine = parse_checkpoint_text(note.split("\n\n", 1)[0] + "\n")
-    assert genuine.extensions == ("evledger-keys 1",)
-    lying = Checkpoint(genuine.origin, genuine.size, genuine.root_hash, ("evledger-keys 0",))
+    assert genuine.extensions[0] == "evledger-keys 1"
+    lying = Checkpoint(
+        genuine.origin, genuine.size, genuine.root_hash, ("evledger-keys 0", *genuine.extensions[1:])
+    )
     forged = sign_checkpoint(lying, template.ledger.signer)
     tamper(ledger_dsn, "checkpoints", "UPDATE checkpoints SET note = $1 WHERE tree_size = 152", forged)
     code, output = audit(ledger_dsn)
     assert code == 1, output
     assert "checkpoint at size 152: its evledger-keys line names another newest key event" in output
+
+
+def signed_at(dsn: str, size: int) -> Checkpoint:
+    note = fetch(dsn, "SELECT note FROM checkpoints WHERE tree_size = $1", size)
+    assert isinstance(note, str)
+    return parse_checkpoint_text(note.split("\n\n", 1)[0] + "\n")
+
+
+def re_sign(dsn: str, template: ServedLedger, size: int, extensions: tuple[str, ...]) -> None:
+    """Replace the checkpoint at `size` by one with these extension lines, signed by the ledger key."""
+    genuine = signed_at(dsn, size)
+    forged = sign_checkpoint(
+        Checkpoint(genuine.origin, genuine.size, genuine.root_hash, extensions), template.ledger.signer
+    )
+    tamper(dsn, "checkpoints", "UPDATE checkpoints SET note = $1 WHERE tree_size = $2", forged, size)
+
+
+def test_checkpoint_serving_a_stale_index_root_is_named(ledger_dsn: str, template: ServedLedger):
+    earlier, later = signed_at(ledger_dsn, 152), signed_at(ledger_dsn, 302)
+    assert earlier.extensions[1].startswith("evledger-index ")
+    assert earlier.extensions[1] != later.extensions[1]
+    re_sign(ledger_dsn, template, 302, (later.extensions[0], earlier.extensions[1]))
+    code, output = audit(ledger_dsn)
+    assert code == 1, output
+    assert "the index root of the checkpoint at size 302 is not the one its entries give" in output
+    # 150 new artifacts and the release between them: the suspects, named in key order.
+    assert "151 chains changed since the last checkpoint that matched (size 152)" in output
+    assert "artifact sha256:" in output
+
+
+def test_checkpoint_without_an_index_line_is_accepted_as_before(ledger_dsn: str, template: ServedLedger):
+    re_sign(ledger_dsn, template, 152, signed_at(ledger_dsn, 152).extensions[:1])
+    code, output = audit(ledger_dsn)
+    assert code == 0, output
+    assert "completeness index recomputed: matches 3 checkpoints" in output
 
 
 def test_rewritten_tile_is_named(ledger_dsn: str):
