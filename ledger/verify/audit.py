@@ -255,20 +255,24 @@ class LogAudit:
         docs/completeness-index.md#checkpoints: entries below it carry no artifact links, entries
         from it on exactly the implied ones. The checkpoint at the head is read ahead of its turn
         (entry 0, which carries no artifact link, names the key it must verify with); every
-        checkpoint's line is then compared with it (`IndexCheck.compare`). A head checkpoint that
-        does not open or has no (well-formed) line leaves it unstated: its own check reports it.
+        checkpoint's line is then compared with it (`IndexCheck.compare`). When the head checkpoint
+        does not open or has no (well-formed) line, the first stored ones are asked, in order.
         """
-        row = await self.store.checkpoint(self.head.tree_size)
-        if row is None:
-            return
-        try:
-            line = index_line_of(open_checkpoint(row.note, ledger_key, self.head.origin).extensions)
-        except LedgerError:
-            return
-        if line is not None:
-            self.replayer.chains.chained_from = line[1]
-            self.stated_from = (line[1], row.tree_size)
-            self.index.chained_from_source = f"the checkpoint at size {row.tree_size}"
+        head = await self.store.checkpoint(self.head.tree_size)
+        # A head checkpoint that does not open (its own check reports it, at its turn) leaves the
+        # first checkpoints to state it: the first page of them, in order.
+        rows = [head] if head is not None else []
+        rows += await self.store.checkpoints_from(0, CHECKPOINT_PAGE)
+        for row in rows:
+            try:
+                line = index_line_of(open_checkpoint(row.note, ledger_key, self.head.origin).extensions)
+            except LedgerError:
+                continue
+            if line is not None:
+                self.replayer.chains.chained_from = line[1]
+                self.stated_from = (line[1], row.tree_size)
+                self.index.chained_from_source = f"the checkpoint at size {row.tree_size}"
+                return
 
     async def _refill_checkpoints(self) -> None:
         if self.pending or self.checkpoints_read_to > self.head.tree_size:
