@@ -152,9 +152,9 @@ def need(rate: float, seconds: float, clients: int) -> int:
     return math.ceil(2 * rate * seconds) + 2 * clients
 
 
-def make_workload(ledger: BenchLedger, directory: Path) -> Workload:
+def make_workload(ledger: BenchLedger, directory: Path, per_artifact: int = 1) -> Workload:
     """The body source of the run, and the raw verify rate of one of its envelopes."""
-    evidence = UniqueEvidence(ledger.appender)
+    evidence = UniqueEvidence(ledger.appender, per_artifact=per_artifact)
     sample = evidence.envelopes(1)[0]
     message = pae(sample.payload_type, base64.b64decode(sample.payload))
     signature = base64.b64decode(sample.signatures[0].sig)
@@ -465,6 +465,12 @@ def main() -> None:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="server environment (tuning)"
     )
+    parser.add_argument(
+        "--entries-per-artifact",
+        type=int,
+        default=1,
+        help="consecutive envelopes naming one artifact (default 1: each a new artifact chain)",
+    )
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
     started = time.perf_counter()
@@ -478,7 +484,7 @@ def main() -> None:
         directory = Path(tmp)
         ledger = prepare_ledger(dsn, directory)
         naive_ledger = prepare_ledger(naive_dsn, directory, ledger.appender)
-        work = make_workload(ledger, directory)
+        work = make_workload(ledger, directory, args.entries_per_artifact)
         for workers in args.workers:
             run = measure_server(ledger, naive_ledger, work, workers=workers, args=args, env=env)
             print_server(run, work, args)

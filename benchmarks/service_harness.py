@@ -87,12 +87,18 @@ def scratch_database(tag: str) -> Iterator[str]:
         asyncio.run(execute_on(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def statement(n: int, version: str = "1.0") -> bytes:
-    """An in-toto Statement v1 about artifact `n` of release PRODUCT `version` (about 330 bytes)."""
+def statement(n: int, version: str = "1.0", per_artifact: int = 1) -> bytes:
+    """An in-toto Statement v1 about artifact `n // per_artifact` of release PRODUCT `version` (~330 bytes).
+
+    `per_artifact` consecutive statements name one artifact: 1, every statement a new one (each
+    starts a chain of the completeness index); more, as a pipeline records several pieces of
+    evidence about each artifact it builds.
+    """
+    artifact = n // per_artifact
     return msgspec.json.encode(
         {
             "_type": "https://in-toto.io/Statement/v1",
-            "subject": [{"name": f"dist/bench-{n}.tar.gz", "digest": {"sha256": f"{n:064x}"}}],
+            "subject": [{"name": f"dist/bench-{artifact}.tar.gz", "digest": {"sha256": f"{artifact:064x}"}}],
             "predicateType": "https://evledger.example/test-run/v1",
             "predicate": {
                 "release": {"product": PRODUCT, "version": version},
@@ -105,12 +111,15 @@ def statement(n: int, version: str = "1.0") -> bytes:
     )
 
 
-def evidence(signer: SignerKey, n: int, version: str | None = None) -> Envelope:
-    """Signed evidence about artifact `n` of release PRODUCT `version` (default 1.<n % RELEASES>)."""
-    return sign_envelope(INTOTO_PAYLOAD_TYPE, statement(n, version or f"1.{n % RELEASES}"), [signer])
+def evidence(signer: SignerKey, n: int, version: str | None = None, per_artifact: int = 1) -> Envelope:
+    """Signed evidence `n` of release PRODUCT `version` (default 1.<n % RELEASES>); see `statement`."""
+    body = statement(n, version or f"1.{n % RELEASES}", per_artifact)
+    return sign_envelope(INTOTO_PAYLOAD_TYPE, body, [signer])
 
 
-def _signed_bodies(name: str, seed: bytes, numbers: range, version: str | None, group: int) -> list[bytes]:
+def _signed_bodies(  # noqa: PLR0913, PLR0917 - one job of a process pool: its arguments, positionally
+    name: str, seed: bytes, numbers: range, version: str | None, group: int, per_artifact: int = 1
+) -> list[bytes]:
     """Evidence `numbers` signed by the key (name, seed), each as its JSON request body.
 
     With `group`, evidence n names release `<version>.<n // group>`: `group` consecutive
@@ -118,7 +127,9 @@ def _signed_bodies(name: str, seed: bytes, numbers: range, version: str | None, 
     """
     signer = SignerKey.from_seed(name, seed)
     return [
-        msgspec.json.encode(evidence(signer, n, f"{version}.{n // group}" if group else version))
+        msgspec.json.encode(
+            evidence(signer, n, f"{version}.{n // group}" if group else version, per_artifact)
+        )
         for n in numbers
     ]
 
@@ -132,9 +143,13 @@ class UniqueEvidence:
 
     CHUNK = 20_000
 
-    def __init__(self, signer: SignerKey, first: int = 1) -> None:
-        """Sign with `signer`, numbering from `first` (past every number used on the ledger before)."""
+    def __init__(self, signer: SignerKey, first: int = 1, per_artifact: int = 1) -> None:
+        """Sign with `signer`, numbering from `first` (past every number used on the ledger before).
+
+        `per_artifact` consecutive envelopes name one artifact (see `statement`).
+        """
         self.signer = signer
+        self.per_artifact = per_artifact
         self._numbers = itertools.count(first)
 
     def bodies(self, count: int, version: str | None = None, group: int = 0) -> list[bytes]:
@@ -143,7 +158,14 @@ class UniqueEvidence:
         self._numbers = itertools.count(first + count)
         end = first + count
         jobs = [
-            (self.signer.name, self.signer.seed, range(n, min(n + self.CHUNK, end)), version, group)
+            (
+                self.signer.name,
+                self.signer.seed,
+                range(n, min(n + self.CHUNK, end)),
+                version,
+                group,
+                self.per_artifact,
+            )
             for n in range(first, end, self.CHUNK)
         ]
         if len(jobs) <= 1:

@@ -54,6 +54,7 @@ from ledger.rules.log_state import check_head, check_key_chain, replay_admin_ent
 from ledger.rules.registry import KeyRegistry
 from ledger.storage.protocol import (
     AppendTransaction,
+    ChainHead,
     CheckpointRow,
     EntryRow,
     Head,
@@ -310,8 +311,8 @@ class Sequencer:
             replays = await self._find_replays(txn, batch.waiting)
             fresh = [w for w in batch.waiting if id(w) not in replays]
             recorded = await self._recorded(txn, fresh) if batch.lookup else None
-            chains = await self._chain_heads(txn, fresh)
             index = await self._index_input(txn, head, fresh)
+            chains = await self._chain_heads(txn, fresh, index)
             plan = plan_batch(
                 head, [w.request for w in fresh], registry, self._signer, now,
                 chains=chains, recorded=recorded, index=index,
@@ -330,17 +331,24 @@ class Sequencer:
             paths = appended_inclusion_paths(old, [e.leaf_hash for e in plan.write.entries])
         self._resolve(batch.waiting, fresh, plan, replays, paths)
 
-    async def _chain_heads(self, txn: AppendTransaction, fresh: list[_Waiting]) -> Chains:
-        """The heads of the release and artifact chains the fresh requests join, read under the head lock."""
-        if self._chained_from is None:
-            self._chained_from = await txn.chained_from()  # set once, by the migration: it never changes
+    async def _chain_heads(self, txn: AppendTransaction, fresh: list[_Waiting], index: IndexInput) -> Chains:
+        """The heads of the release and artifact chains the fresh requests join, read under the head lock.
+
+        A release's head comes from its entries (its kind says whether a seal closed it); an
+        artifact's from the index buckets `index` already read for the batch (no second read).
+        """
         submissions = [item for w in fresh for item in w.request.submissions]
         releases = sorted({r for item in submissions if (r := item.release)})
-        digests = sorted({d for item in submissions for d in item.subjects if is_chained_digest(d)})
+        stored = {key: head for content in index.buckets.values() for key, head in content}
+        artifacts = {}
+        for digest in {d for item in submissions for d in item.subjects if is_chained_digest(d)}:
+            found = stored.get(artifact_key(digest))
+            if found is not None:
+                artifacts[digest] = ChainHead(found.last_index, found.last_leaf, found.count - 1)
         return Chains(
             await txn.release_heads(releases) if releases else {},
-            artifacts=await txn.artifact_heads(digests) if digests else {},
-            chained_from=self._chained_from,
+            artifacts=artifacts,
+            chained_from=index.chained_from,
         )
 
     async def _index_input(self, txn: AppendTransaction, head: Head, fresh: list[_Waiting]) -> IndexInput:
@@ -350,6 +358,8 @@ class Sequencer:
         the stored heads that changed since); then the buckets of every chain the requests may
         extend: their releases, chained subjects and the key-event chain.
         """
+        if self._chained_from is None:
+            self._chained_from = await txn.chained_from()  # set once, by the migration: it never changes
         follower, tree = self.completeness, self.completeness.tree
         submissions = [item for w in fresh for item in w.request.submissions]
         keys = [KEY_EVENTS_KEY, *(release_key(*r) for item in submissions if (r := item.release))]
@@ -357,7 +367,6 @@ class Sequencer:
         # Every stored head has updated_size >= 1: from size 0, the read takes every bucket (start-up).
         contents = await txn.index_buckets(sorted({tree.bucket_of(k) for k in keys}), follower.size)
         follower.bring_to(head.tree_size, contents)
-        assert self._chained_from is not None  # noqa: S101 - read by _chain_heads, just before
         return IndexInput(tree, contents, self._chained_from)
 
     async def _check_head(self, txn: AppendTransaction, head: Head) -> None:

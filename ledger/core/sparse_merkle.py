@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -32,6 +33,7 @@ ARTIFACT_ALGORITHM = "sha256"
 _HEAD = struct.Struct(">QQ32s")
 
 
+@lru_cache(maxsize=1 << 16)  # a batch asks for the same chain's key several times
 def _key(*fields: str) -> bytes:
     return hashlib.sha256(b"\x00".join([KEY_DOMAIN, *(f.encode() for f in fields)])).digest()
 
@@ -519,18 +521,28 @@ class IndexTree:
         return ordered, _fold(ordered, 0, len(ordered), self.bucket_bits)
 
     def _above(self, changed: dict[int, Subtree]) -> dict[int, Subtree]:
-        """`changed` (bucket nodes) and every ancestor recomputed from it, each parent once."""
+        """`changed` (bucket nodes) and every ancestor recomputed from it, each parent once.
+
+        The hot loop of every batch (thousands of nodes): `combine` inlined on plain tuples.
+        """
         hashes, counts = self._hashes, self._counts
-        nodes = dict(changed)
+        nodes: dict[int, tuple[bytes, int]] = dict(changed)
+        get, sha256, prefix, empty = nodes.get, _sha256, NODE_PREFIX, EMPTY_SUBTREE
         level = set(changed)
         while level and 1 not in level:
             parents = {i >> 1 for i in level}
             for p in parents:
-                left = nodes.get(2 * p) or Subtree(hashes[2 * p], counts[2 * p])
-                right = nodes.get(2 * p + 1) or Subtree(hashes[2 * p + 1], counts[2 * p + 1])
-                nodes[p] = combine(left, right)
+                left = get(2 * p) or (hashes[2 * p], counts[2 * p])
+                right = get(2 * p + 1) or (hashes[2 * p + 1], counts[2 * p + 1])
+                total = left[1] + right[1]
+                if total >= 2:
+                    nodes[p] = (sha256(prefix + left[0] + right[0]).digest(), 2)
+                elif total:
+                    nodes[p] = left if left[1] else right
+                else:
+                    nodes[p] = empty
             level = parents
-        return nodes
+        return {i: Subtree(*node) for i, node in nodes.items()}
 
     def plan(self, buckets: Mapping[int, Sequence[tuple[bytes, Head]]]) -> IndexPlan:
         """The tree with each given bucket holding exactly the given (key, head) pairs; nothing changes yet.

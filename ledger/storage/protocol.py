@@ -227,14 +227,6 @@ class AppendTransaction(Protocol):
         """The newest chained entry of each (product, version) that has one."""
         ...
 
-    async def artifact_heads(self, digests: Sequence[str]) -> dict[str, ChainHead]:
-        """The head of each of these artifacts' chains (sha256 digests as stored) that has one.
-
-        Read from the completeness index's stored heads (`seq` is the count minus one; `kind`
-        is empty). An artifact named only below the first chained index has no chain.
-        """
-        ...
-
     async def chained_from(self) -> int:
         """The ledger's first chained index: where artifact chains begin (docs/completeness-index.md)."""
         ...

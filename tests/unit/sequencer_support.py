@@ -27,7 +27,6 @@ from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, 
 from ledger.core.entry import parse_entry, verify_chain
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey
-from ledger.core.sparse_merkle import artifact_key
 from ledger.errors import (
     DuplicateStatementError,
     UnstorableError,
@@ -124,14 +123,6 @@ class FakeTransaction:
             if release not in heads or heads[release].seq < seq:
                 heads[release] = ChainHead(row.index, row.leaf_hash, seq, row.kind)
         return heads
-
-    async def artifact_heads(self, digests: Sequence[str]) -> dict[str, ChainHead]:
-        rows = [self.data.index_heads.get(artifact_key(d)) for d in digests]
-        return {
-            row.digest: ChainHead(row.head.last_index, row.head.last_leaf, row.head.count - 1)
-            for row in rows
-            if row is not None and row.digest is not None
-        }
 
     async def chained_from(self) -> int:
         return self.data.chained_from
