@@ -459,7 +459,7 @@ class IndexPlan:
 
     root: bytes
     bucket_roots: dict[int, Subtree]
-    nodes: dict[int, Subtree] = field(repr=False)
+    nodes: dict[int, tuple[bytes, int]] = field(repr=False)  # (hash, count) of every changed node
     lone: dict[int, tuple[bytes, Head] | None] = field(repr=False)
     version: tuple[int, int] = field(repr=False)  # (id of the tree, its version) the plan was made on
 
@@ -520,7 +520,7 @@ class IndexTree:
             raise InputError(f"bucket {bucket} was given keys of another bucket")
         return ordered, _fold(ordered, 0, len(ordered), self.bucket_bits)
 
-    def _above(self, changed: dict[int, Subtree]) -> dict[int, Subtree]:
+    def _above(self, changed: dict[int, Subtree]) -> dict[int, tuple[bytes, int]]:
         """`changed` (bucket nodes) and every ancestor recomputed from it, each parent once.
 
         The hot loop of every batch (thousands of nodes): `combine` inlined on plain tuples.
@@ -542,7 +542,7 @@ class IndexTree:
                 else:
                     nodes[p] = empty
             level = parents
-        return {i: Subtree(*node) for i, node in nodes.items()}
+        return nodes
 
     def plan(self, buckets: Mapping[int, Sequence[tuple[bytes, Head]]]) -> IndexPlan:
         """The tree with each given bucket holding exactly the given (key, head) pairs; nothing changes yet.
@@ -559,7 +559,7 @@ class IndexTree:
             bucket_roots[bucket] = root
             lone[bucket] = ordered[0] if root.count == 1 else None
         nodes = self._above({offset + b: r for b, r in bucket_roots.items()})
-        root_hash = nodes[1].hash if 1 in nodes else self._hashes[1]
+        root_hash = nodes[1][0] if 1 in nodes else self._hashes[1]
         return IndexPlan(root_hash, bucket_roots, nodes, lone, (id(self), self._version))
 
     def apply(self, plan: IndexPlan) -> None:
