@@ -159,6 +159,7 @@ class Sequencer:
         self._verified_head: Head | None = None  # the head this process last wrote or checked
         self._chained_from: int | None = None  # the ledger's first chained index, once read
         self.completeness = IndexFollower()  # the completeness index, shared with the proof route
+        self._others_appending = False  # whether the last batch found another process's batches first
         self._pending = 0
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
@@ -294,8 +295,13 @@ class Sequencer:
         """Lock the head, then take into `batch` whatever is queued by then, and integrate it.
 
         Taking the batch once the lock is held lets requests that arrived while another
-        process held it join this transaction instead of waiting for the next one.
+        process held it join this transaction instead of waiting for the next one. When other
+        processes append too, the completeness index first takes on their batches outside the
+        lock, so that the lock is held only for this batch's own index change.
         """
+        if self._others_appending:
+            size, changed = await self._store.index_changes(self.completeness.size)
+            self.completeness.bring_to(size, changed)
         async with self._store.append_transaction() as txn:
             taken = self._next_batch()
             batch.waiting.extend(taken.waiting)
@@ -366,6 +372,7 @@ class Sequencer:
         keys += [artifact_key(d) for item in submissions for d in item.subjects if is_chained_digest(d)]
         # Every stored head has updated_size >= 1: from size 0, the read takes every bucket (start-up).
         contents = await txn.index_buckets(sorted({tree.bucket_of(k) for k in keys}), follower.size)
+        self._others_appending = follower.size not in (0, head.tree_size)  # another process wrote since
         follower.bring_to(head.tree_size, contents)
         return IndexInput(tree, contents, self._chained_from)
 

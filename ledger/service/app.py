@@ -111,6 +111,8 @@ def create_app(settings: Settings) -> Litestar:
                 max_pending=settings.max_pending,
                 max_pending_bytes=settings.limits.queue_bytes,
             )
+            # The completeness index of every stored chain head, built before the first request.
+            await sequencer.completeness.start(store)
             sequencer.start()
             svc = app.state.svc = ServiceState(
                 store,

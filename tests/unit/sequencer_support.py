@@ -192,6 +192,16 @@ class FakeStore:
         self.commits = 0
         self.before_commit: Callable[[], Awaitable[None]] | None = None
 
+    async def index_changes(self, since: int) -> tuple[int, BucketContents]:
+        """The log's size and every bucket with a head changed after `since` (as 011's indexes find them)."""
+        data = self.data
+        changed = {r.bucket for r in data.index_heads.values() if data.index_updated[r.key_hash] > since}
+        contents: BucketContents = {}
+        for row in data.index_heads.values():
+            if row.bucket in changed:
+                contents.setdefault(row.bucket, []).append((row.key_hash, row.head))
+        return data.head.tree_size, contents
+
     @asynccontextmanager
     async def append_transaction(self) -> AsyncIterator[FakeTransaction]:
         if self.fail_next_lock:
