@@ -13,6 +13,7 @@ it up to the newest checkpoint and proves a key there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ledger.core.checkpoint import parse_checkpoint_text
 from ledger.core.note import parse_note
@@ -66,12 +67,17 @@ class ProvenHead:
     proof: IndexProof
 
 
+@lru_cache(maxsize=64)  # proofs ask about the newest checkpoint, again and again
+def _line_of_note(note: str) -> tuple[bytes, int] | None:
+    return index_line_of(parse_checkpoint_text(parse_note(note).text).extensions)
+
+
 def committed_index(checkpoint: CheckpointRow) -> tuple[bytes, int] | None:
     """The (index root, first chained index) a stored checkpoint's `evledger-index` line names, if any.
 
     Precondition: the checkpoint is one the ledger stored (its signature is not checked here).
     """
-    return index_line_of(parse_checkpoint_text(parse_note(checkpoint.note).text).extensions)
+    return _line_of_note(checkpoint.note)
 
 
 def _proven(checkpoint: CheckpointRow, root: bytes, proof: IndexProof) -> ProvenHead:

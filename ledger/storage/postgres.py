@@ -119,6 +119,12 @@ _BATCH_TAIL_SQL = """
 # would read the whole table every batch.
 _INDEX_BUCKETS_SQL = """SELECT key_hash, bucket, count, last_idx, last_leaf FROM index_heads
     WHERE bucket = ANY($1::integer[] || ARRAY(SELECT bucket FROM index_heads WHERE updated_size > $2))"""
+# A proof's read (`index_view` without `at`): the newest checkpoint and the asked and changed buckets
+# in one statement, so in one snapshot; the checkpoint's columns ride on every row.
+_INDEX_VIEW_SQL = f"""WITH cp AS (
+        SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1)
+    SELECT cp.tree_size, cp.root_hash, cp.note, h.key_hash, h.bucket, h.count, h.last_idx, h.last_leaf
+    FROM cp LEFT JOIN ({_INDEX_BUCKETS_SQL}) AS h ON true"""  # noqa: S608 - our own constant
 # Rewinding the completeness index to an earlier checkpoint (`index_view` with `at`): the chains
 # whose head moved after it, and each one's head there, found from its members below it.
 _MOVED_AFTER_SQL = """SELECT key_hash, kind, product, version, digest FROM index_heads
@@ -479,6 +485,15 @@ class PostgresStore:
         With `at` (an earlier checkpoint's size): that checkpoint too, the head each chain
         changed since had there (`IndexView.rewind`), and the whole content of their buckets.
         """
+        if at is None:  # the common case, one statement (one snapshot): checkpoint and buckets together
+            rows = await self._pool.fetch(_INDEX_VIEW_SQL, [bucket], since)
+            if not rows:
+                return IndexView(None, {}, [])
+            first = rows[0]
+            newest = CheckpointRow(first["tree_size"], first["root_hash"], first["note"])
+            contents = _bucket_contents([r for r in rows if r["key_hash"] is not None])
+            changed = contents if newest.tree_size > since else {}
+            return IndexView(newest, changed, contents.get(bucket, []), contents)
         async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             row = await conn.fetchrow(
                 "SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1"
