@@ -38,23 +38,32 @@ class ChainName:
     key: bytes
 
 
-def chain_named(release: str | None, artifact: str | None) -> ChainName:
-    """The chain a proof request names: `release=<product>/<version>` or `artifact=sha256:<hex>`, one of them.
+def chain_named(
+    release: str | None, artifact: str | None, product: str | None = None, version: str | None = None
+) -> ChainName:
+    """The chain a proof request names; exactly one way of naming it.
 
-    The release splits at its first `/` (a product holds none; a version may). InputError
-    (400) for neither, both, an empty or over-long product or version, or a malformed digest.
+    `release=<product>/<version>`, `product=` with `version=`, or `artifact=sha256:<hex>`.
+    `release` splits at its first `/`: a product whose name holds a `/` is named with `product`
+    and `version` instead. InputError (400) for none or several, an empty or over-long product or
+    version, or a malformed digest.
     """
-    if (release is None) == (artifact is None):
-        raise InputError("name one chain: release=<product>/<version> or artifact=sha256:<hex>")
+    named = [release is not None, artifact is not None, product is not None or version is not None]
+    if sum(named) != 1:
+        raise InputError(
+            "name one chain: release=<product>/<version>, product= and version=, or artifact=sha256:<hex>"
+        )
     if artifact is not None:
         digest = parse_digest(artifact)
         return ChainName("artifact", digest, artifact_key(digest))
-    assert release is not None  # noqa: S101 - one of the two, checked above
-    product, slash, version = release.partition("/")
-    if not slash or not 0 < len(product) <= MAX_NAME or not 0 < len(version) <= MAX_NAME:
-        raise InputError(
-            f"release is <product>/<version>, each 1 to {MAX_NAME} characters, got {release[:80]!r}"
-        )
+    if release is not None:
+        product, slash, version = release.partition("/")
+        if not slash:
+            raise InputError(f"release is <product>/<version>, got {release[:80]!r}")
+    if product is None or version is None:
+        raise InputError("product= and version= go together")
+    if not 0 < len(product) <= MAX_NAME or not 0 < len(version) <= MAX_NAME:
+        raise InputError(f"a product and a version are each 1 to {MAX_NAME} characters")
     return ChainName("release", f"{product}/{version}", release_key(product, version))
 
 

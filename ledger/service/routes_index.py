@@ -34,13 +34,17 @@ async def index_proof(
     artifact: Annotated[
         str | None, QueryParameter(description="`sha256:<hex>`: the artifact's chain.")
     ] = None,
+    product: Annotated[
+        str | None, QueryParameter(description="With `version`: a release whose product name holds a `/`.")
+    ] = None,
+    version: Annotated[str | None, QueryParameter(description="With `product`.")] = None,
 ) -> IndexProofView:
     """The chain's head (count, newest entry) or its absence, with a proof against the newest checkpoint.
 
-    Give exactly one of `release` and `artifact`. `head` is null when no entry of that chain
-    exists at the checkpoint; the proof then shows the absence.
+    Give exactly one of `release`, `product` with `version`, and `artifact`. `head` is null
+    when no entry of that chain exists at the checkpoint; the proof then shows the absence.
     """
-    named = chain_named(release, artifact)
+    named = chain_named(release, artifact, product, version)
     proven = await svc.completeness.prove(svc.store, named.key)  # its root checked against the line
     head = proven.proof.head  # set exactly when the proof shows the key present
     return IndexProofView(

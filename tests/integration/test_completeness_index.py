@@ -192,6 +192,10 @@ def test_an_artifact_nobody_recorded_is_proven_absent(world: World) -> None:
         {"artifact": "sha256:xyz"},
         {"artifact": "md5:" + "00" * 16},
         {"artifact": "sha256:" + "00" * 33},
+        {"product": "app"},
+        {"version": "1.0"},
+        {"product": "app", "version": "1.0", "release": "app/1.0"},
+        {"product": "", "version": "1.0"},
     ],
 )
 def test_a_malformed_proof_request_is_400(world: World, params: dict[str, str]) -> None:
@@ -265,3 +269,16 @@ def test_a_proof_at_an_earlier_checkpoint_puts_back_the_heads_moved_since(world:
         assert proven[name].checkpoint.tree_size == at
         assert verify_index_proof(line[0], key, proven[name].proof) == then.get(key), name
     assert then[release_key("app", "2.0")].last_index == old_head["last_index"]
+
+
+def test_a_product_whose_name_holds_a_slash_is_proven_with_product_and_version(world: World) -> None:
+    world.post(to_json(evidence(world.pipeline, product="acme/analyzer", version="5.0", n=77, step=77)))
+    proof = world.proof(product="acme/analyzer", version="5.0")
+    head = _head(proof, release_key("acme/analyzer", "5.0"), world)
+    assert head is not None
+    assert head.count == 1
+    assert proof["name"] == "acme/analyzer/5.0"
+    # `release=` splits at the first slash: product "acme", version "analyzer/5.0", which has no events.
+    split = world.proof(release="acme/analyzer/5.0")
+    assert split["head"] is None
+    assert _head(split, release_key("acme", "analyzer/5.0"), world) is None
