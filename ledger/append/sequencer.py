@@ -158,7 +158,8 @@ class Sequencer:
         self._retry: deque[_Batch] = deque()  # parts of a refused batch, or one to look up: next, in order
         self._verified_head: Head | None = None  # the head this process last wrote or checked
         self._chained_from: int | None = None  # the ledger's first chained index, once read
-        self.completeness = IndexFollower()  # the completeness index, shared with the proof route
+        self._index_guard = asyncio.Lock()
+        self.completeness = IndexFollower(guard=self._index_guard)  # shared with the proof route
         self._others_appending = False  # whether the last batch found another process's batches first
         self._pending = 0
         self._pending_bytes = 0
@@ -302,6 +303,15 @@ class Sequencer:
         if self._others_appending:
             size, changed = await self._store.index_changes(self.completeness.size)
             self.completeness.bring_to(size, changed)
+        guard = self._index_guard
+        try:
+            await self._integrate_locked(batch, guard)
+        finally:
+            if guard.locked():
+                guard.release()
+
+    async def _integrate_locked(self, batch: _Batch, guard: asyncio.Lock) -> None:
+        """`_integrate` under the head lock; takes `guard` just before the commit (see IndexFollower)."""
         async with self._store.append_transaction() as txn:
             taken = self._next_batch()
             batch.waiting.extend(taken.waiting)
@@ -325,6 +335,7 @@ class Sequencer:
             )  # fmt: skip
             if plan.write is not None:
                 await txn.write(plan.write)
+                await guard.acquire()  # no proof reads a snapshot between this commit and `applied`
         # Committed: only now may anyone learn of it.
         self.registry = plan.registry if plan.write is not None else registry
         paths: list[list[bytes]] = []

@@ -12,6 +12,7 @@ it up to the newest checkpoint and proves a key there.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -108,10 +109,18 @@ class IndexFollower:
     tree and `size` always change together.
     """
 
-    def __init__(self, bucket_bits: int | None = None) -> None:
-        """An empty tree at size 0 (a new ledger's, before `start`)."""
+    def __init__(
+        self, bucket_bits: int | None = None, guard: AbstractAsyncContextManager[object] | None = None
+    ) -> None:
+        """An empty tree at size 0 (a new ledger's, before `start`).
+
+        `guard` is held around every snapshot a proof reads, and by this process's sequencer from
+        its commit until the batch is applied (`applied`): so a snapshot never misses a batch
+        the tree already holds (an asyncio.Lock in the service; none where nothing appends).
+        """
         self.tree = IndexTree() if bucket_bits is None else IndexTree(bucket_bits)
         self.size = 0
+        self.guard: AbstractAsyncContextManager[object] = guard or nullcontext()
 
     async def start(self, store: LogStore) -> None:
         """Build the tree from every stored head (start-up): O(heads) hashing, once."""
@@ -152,7 +161,8 @@ class IndexFollower:
         """
         bucket = self.tree.bucket_of(key)
         for _ in range(MAX_PROOF_ATTEMPTS):
-            view = await store.index_view(self.size, bucket, at)
+            async with self.guard:
+                view = await store.index_view(self.size, bucket, at)
             if view.checkpoint is None:
                 raise NotFoundError("the log has no checkpoint yet: there is no index to prove against")
             if view.checkpoint.tree_size <= at:
@@ -187,7 +197,8 @@ class IndexFollower:
         tree's root is not the one the checkpoint commits to.
         """
         for _ in range(MAX_PROOF_ATTEMPTS):
-            view = await store.index_view(self.size, self.tree.bucket_of(key))
+            async with self.guard:
+                view = await store.index_view(self.size, self.tree.bucket_of(key))
             if view.checkpoint is None:
                 raise LogIntegrityError("the log has no checkpoint yet: there is no index to prove against")
             self.bring_to(view.checkpoint.tree_size, view.changed)

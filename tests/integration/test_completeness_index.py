@@ -8,20 +8,24 @@ against the checkpoint it returns, also after another process appended.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+import httpx
 import msgspec
 import pytest
-from ledger_harness import Ledger, evidence, register, to_json, token
+from ledger_harness import Ledger, evidence, live_server, register, to_json, token
 from litestar.testing import TestClient
 from service_support import bearer, check_error, scratch_ledger, service
 
+from cli.demo import POLICY_FILE
 from ledger.core.checkpoint import open_checkpoint
-from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
+from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.encoding import b64decode_strict
 from ledger.core.keys import SignerKey
 from ledger.core.sparse_merkle import (
@@ -33,6 +37,8 @@ from ledger.core.sparse_merkle import (
     verify_index_proof,
 )
 from ledger.query.index_follow import IndexFollower
+from ledger.records.admin import encode_policy_record
+from ledger.records.policy import load_policy_toml
 from ledger.rules.chains import index_line_of
 from ledger.rules.replay import LogReplayer
 from ledger.storage.postgres import PostgresStore
@@ -282,3 +288,42 @@ def test_a_product_whose_name_holds_a_slash_is_proven_with_product_and_version(w
     split = world.proof(release="acme/analyzer/5.0")
     assert split["head"] is None
     assert _head(split, release_key("acme", "analyzer/5.0"), world) is None
+
+
+def test_proofs_and_dossiers_answer_while_the_same_process_appends(world: World) -> None:
+    """A proof reads a snapshot while this process's sequencer commits batches: it must still answer.
+
+    Without the guard between a proof's read and a batch's commit, the tree kept moving past every
+    snapshot under steady appends, and proofs gave up with 503 (found by test_outage).
+    """
+    stop = threading.Event()
+    statuses: list[int] = []
+    numbers = itertools.count(5000)  # one statement each, across the threads
+
+    def append() -> None:
+        with httpx.Client(base_url=url, headers=world.writer, timeout=30) as client:
+            while not stop.is_set():
+                n = next(numbers)
+                body = to_json(evidence(world.pipeline, product="app", version="3.0", n=n, step=n))
+                statuses.append(client.post("/v1/entries", content=body).status_code)
+
+    policy = load_policy_toml(POLICY_FILE.read_text(encoding="utf-8"))  # a dossier evaluates one
+    world.post(
+        to_json(sign_envelope(ADMIN_PAYLOAD_TYPE, encode_policy_record(policy), [world.ledger.signer]))
+    )
+    with live_server(world.ledger) as url:
+        threads = [threading.Thread(target=append) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            with httpx.Client(base_url=url, headers=world.reader, timeout=30) as client:
+                release = {"release": "app/3.0"}
+                answers = [client.get("/v1/index/proof", params=release).status_code for _ in range(60)]
+                answers += [client.get("/v1/releases/app/3.0/dossier").status_code for _ in range(10)]
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+    assert set(statuses) == {201}
+    assert len(statuses) > 50  # the appends really ran beside the proofs
+    assert answers == [200] * 70
