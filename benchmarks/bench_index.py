@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 
+from bench_core import REPETITIONS, best_rates, timed_rate
+
 from ledger.core import sparse_merkle
 from ledger.core.hashing import leaf_hash as entry_leaf_hash
 from ledger.core.sparse_merkle import (
@@ -42,7 +44,6 @@ from ledger.core.sparse_merkle import (
     verify_index_proof,
 )
 
-REPETITIONS = 3
 SEED = 13  # issue number: the workload is the same from run to run
 PROOF_TARGET = 1024  # bytes
 VERIFY_TARGET = 5_000  # proofs verified per second
@@ -53,31 +54,7 @@ HOT_KEYS = 20
 BATCH_ROUNDS = 5
 
 Pairs = list[tuple[bytes, Head]]
-Batch = Callable[[], int]
 _sha256 = hashlib.sha256
-
-
-def timed_rate(batch: Batch, seconds: float) -> float:
-    """Operations per second: run whole batches until `seconds` have passed."""
-    ops = 0
-    start = time.perf_counter()
-    deadline = start + seconds
-    while True:
-        ops += batch()
-        now = time.perf_counter()
-        if now >= deadline:
-            return ops / (now - start)
-
-
-def best_rates(batches: dict[str, Batch], seconds: float) -> dict[str, float]:
-    """Best of REPETITIONS rates for each batch, after a warm-up, rounds interleaved across batches."""
-    for batch in batches.values():
-        timed_rate(batch, seconds / 10)
-    best = dict.fromkeys(batches, 0.0)
-    for _ in range(REPETITIONS):
-        for name, batch in batches.items():
-            best[name] = max(best[name], timed_rate(batch, seconds / REPETITIONS))
-    return best
 
 
 def cpu_model() -> str:
