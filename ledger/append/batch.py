@@ -28,8 +28,8 @@ from ledger.core.encoding import format_time, parse_time
 from ledger.core.entry import encode_entry
 from ledger.core.hashing import leaf_hash
 from ledger.core.keys import SignerKey, VerifierKey
-from ledger.core.sparse_merkle import KEY_EVENTS_KEY, IndexPlan, IndexTree, artifact_key, release_key
 from ledger.core.sparse_merkle import Head as IndexHead
+from ledger.core.sparse_merkle import IndexPlan, IndexTree
 from ledger.core.tiles import TILE_HEIGHT, TILE_WIDTH
 from ledger.errors import ConflictError, EncodingError, LedgerError, SignatureError
 from ledger.rules.admission import Admitted
@@ -37,7 +37,6 @@ from ledger.rules.chains import Chains, index_extension, key_chain_extension
 from ledger.rules.registry import KeyRegistry
 from ledger.storage.protocol import (
     BatchWrite,
-    ChainHead,
     CheckpointRow,
     EntryRow,
     Head,
@@ -233,35 +232,6 @@ def _tile_appends(nodes: list[tuple[int, int, bytes]]) -> list[TileAppend]:
     return [TileAppend(level, index, b"".join(hashes)) for (level, index), hashes in grouped.items()]
 
 
-def _index_head(key: bytes, kind: str, head: ChainHead, *names: str | None) -> IndexHeadRow:
-    product, version, digest = names or (None, None, None)
-    return IndexHeadRow(
-        key, int.from_bytes(key[:2], "big"), kind, product, version, digest,
-        IndexHead(head.seq + 1, head.index, head.leaf_hash),
-    )  # fmt: skip
-
-
-def index_heads(before: Chains, after: Chains) -> list[IndexHeadRow]:
-    """The completeness index's rows for every chain whose head moved from `before` to `after`.
-
-    A chain's head only moves forward, so a head that differs is one the batch extended: its
-    count is the newest member's seq + 1 (docs/completeness-index.md#heads).
-    """
-    rows = [
-        _index_head(release_key(*release), "release", head, *release, None)
-        for release, head in after.releases.items()
-        if before.releases.get(release) != head
-    ]
-    rows += [
-        _index_head(artifact_key(digest), "artifact", head, None, None, digest)
-        for digest, head in after.artifacts.items()
-        if before.artifacts.get(digest) != head
-    ]
-    if after.keys is not None and after.keys != before.keys:
-        rows.append(_index_head(KEY_EVENTS_KEY, "keys", after.keys))
-    return rows
-
-
 def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object would only hide them
     head: Head,
     requests: Sequence[PendingRequest],
@@ -322,7 +292,7 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
         return plan
     size = state.compact.size
     root = state.compact.root()
-    moved = index_heads(base, state.chains)
+    moved = state.chains.index_rows(base)
     extensions = key_chain_extension(state.last_key_event)
     if index is not None:
         plan.index = index_change(index, moved)

@@ -447,6 +447,14 @@ def prove(pairs: Iterable[tuple[bytes, Head]], key: bytes) -> IndexProof:
 # ---- the incremental tree ------------------------------------------------------------------------
 
 MAX_BUCKET_BITS = 24
+# The bucket a head is stored under (index_heads.bucket, 011_index_heads.sql), and so the buckets
+# of the tree every process keeps: a key's first 16 bits.
+STORED_BUCKET_BITS = 16
+
+
+def stored_bucket(key: bytes) -> int:
+    """The bucket a key's head is stored under: its first STORED_BUCKET_BITS bits."""
+    return int.from_bytes(key[:2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,7 +485,7 @@ class IndexTree:
 
     __slots__ = ("_counts", "_hashes", "_lone", "_version", "bucket_bits")
 
-    def __init__(self, bucket_bits: int = 16) -> None:
+    def __init__(self, bucket_bits: int = STORED_BUCKET_BITS) -> None:
         """An empty map with 2**bucket_bits buckets (0 to MAX_BUCKET_BITS)."""
         if not 0 <= bucket_bits <= MAX_BUCKET_BITS:
             raise InputError(f"bucket_bits is 0 to {MAX_BUCKET_BITS}, got {bucket_bits}")

@@ -24,14 +24,20 @@ from dataclasses import dataclass, field
 from ledger.core.encoding import b64decode_strict, b64encode
 from ledger.core.entry import ArtifactLink, ChainLink, Entry, KeyLink, ReleaseLink
 from ledger.core.hashing import HASH_SIZE
-from ledger.core.sparse_merkle import KEY_EVENTS_KEY, artifact_key, is_chained_digest, release_key
+from ledger.core.sparse_merkle import (
+    KEY_EVENTS_KEY,
+    artifact_key,
+    is_chained_digest,
+    release_key,
+    stored_bucket,
+)
 from ledger.core.sparse_merkle import Head as IndexHead
 from ledger.errors import ChainError, ConflictError, EncodingError, StaleEvaluationError
 from ledger.records.admin import KeyRegistered, KeyRevoked
 from ledger.records.predicates import RELEASE_SEAL
 from ledger.rules.admission import Admitted
 from ledger.rules.events import Decoded
-from ledger.storage.protocol import ChainHead
+from ledger.storage.protocol import ChainHead, IndexHeadRow
 
 KEY_CHAIN_EXTENSION = "evledger-keys"
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
@@ -84,8 +90,11 @@ def index_line_of(extensions: tuple[str, ...]) -> tuple[bytes, int] | None:
     return None
 
 
-def _index_head(head: ChainHead) -> IndexHead:
-    return IndexHead(head.seq + 1, head.index, head.leaf_hash)
+def _index_row(  # noqa: PLR0913, PLR0917 - the row's columns
+    key: bytes, kind: str, head: ChainHead, product: str | None, version: str | None, digest: str | None
+) -> IndexHeadRow:
+    head_then = IndexHead(head.seq + 1, head.index, head.leaf_hash)
+    return IndexHeadRow(key, stored_bucket(key), kind, product, version, digest, head_then)
 
 
 def _next(head: ChainHead | None) -> tuple[int, ChainLink | None]:
@@ -128,14 +137,32 @@ class Chains:
     def index(self) -> dict[bytes, IndexHead]:
         """The completeness index these heads make: each chain's index key and head (completeness-index.md).
 
-        A chain's count is its newest member's seq + 1. Precondition: the heads are those of
-        the whole log up to some size (a replay from entry 0), so every chain is in them.
+        Precondition: the heads are those of the whole log up to some size (a replay from
+        entry 0), so every chain is in them.
         """
-        index = {release_key(*release): _index_head(head) for release, head in self.releases.items()}
-        index.update((artifact_key(digest), _index_head(head)) for digest, head in self.artifacts.items())
-        if self.keys is not None:
-            index[KEY_EVENTS_KEY] = _index_head(self.keys)
-        return index
+        return {row.key_hash: row.head for row in self.index_rows()}
+
+    def index_rows(self, before: Chains | None = None) -> list[IndexHeadRow]:
+        """The stored completeness-index row of every chain here whose head differs from `before`'s.
+
+        A chain's head only moves forward, so a head that differs is one extended since; its
+        count is its newest member's seq + 1 (docs/completeness-index.md#heads). Without
+        `before`, every chain's row.
+        """
+        old = before or Chains()
+        rows = [
+            _index_row(release_key(*release), "release", head, *release, None)
+            for release, head in self.releases.items()
+            if old.releases.get(release) != head
+        ]
+        rows += [
+            _index_row(artifact_key(digest), "artifact", head, None, None, digest)
+            for digest, head in self.artifacts.items()
+            if old.artifacts.get(digest) != head
+        ]
+        if self.keys is not None and self.keys != old.keys:
+            rows.append(_index_row(KEY_EVENTS_KEY, "keys", self.keys, None, None, None))
+        return rows
 
     def copy(self) -> Chains:
         """An independent copy (heads are immutable; the dicts are not shared)."""

@@ -21,7 +21,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from ledger.core.entry import parse_entry
-from ledger.core.sparse_merkle import KEY_EVENTS_KEY, artifact_key
+from ledger.core.sparse_merkle import KEY_EVENTS_KEY, artifact_key, stored_bucket
 from ledger.core.sparse_merkle import Head as IndexHead
 from ledger.errors import DuplicateStatementError, LogIntegrityError, UnstorableError
 from ledger.records.admin import KEY_EVENT_KINDS
@@ -505,7 +505,7 @@ class PostgresStore:
                 found = await conn.fetchrow(_CHECKPOINT_SQL, at)
                 past = None if found is None else CheckpointRow(found[0], found[1], found[2])
                 rewind = await _heads_at(conn, at)
-                wanted += [int.from_bytes(key[:2]) for key in rewind]
+                wanted += [stored_bucket(key) for key in rewind]
             rows = await conn.fetch(_INDEX_BUCKETS_SQL, wanted, since) if checkpoint is not None else []
         contents = _bucket_contents(rows)
         own = contents.get(bucket, [])

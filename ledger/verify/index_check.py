@@ -19,11 +19,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ledger.core.entry import Entry
-from ledger.core.sparse_merkle import KEY_EVENTS_KEY, Head, IndexTree, artifact_key, release_key
+from ledger.core.sparse_merkle import (
+    KEY_EVENTS_KEY,
+    STORED_BUCKET_BITS,
+    Head,
+    IndexTree,
+    artifact_key,
+    release_key,
+)
 from ledger.errors import EncodingError, VerificationError
 from ledger.rules.chains import INDEX_EXTENSION, Chains, index_line_of
 
-BUCKET_BITS = 16  # as the sequencer's tree: 2**16 buckets, a few keys each up to millions of chains
+BUCKET_BITS = STORED_BUCKET_BITS  # as the sequencer's tree
 SUSPECTS_NAMED = 10  # a mismatch names at most this many changed chains, then says how many more
 
 

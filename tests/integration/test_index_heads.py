@@ -26,7 +26,6 @@ from litestar.testing import TestClient
 from pre_issue9_support import OLD_SIZE, UNDATED_APPROVAL, entry_envelope, ledger_key, resigned, restore
 
 from ledger.append.appender import append_direct
-from ledger.append.batch import index_heads
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.encoding import format_time
 from ledger.core.entry import ChainLink, parse_entry
@@ -74,7 +73,7 @@ def recomputed_heads(log: list[bytes]) -> dict[bytes, IndexHeadRow]:
     for data in log:
         entry = parse_entry(data)
         chains.advance(entry.index, leaf_hash(data), entry.release, entry.keys, "", entry.artifacts)
-    return {row.key_hash: row for row in index_heads(Chains(), chains)}
+    return {row.key_hash: row for row in chains.index_rows()}
 
 
 def assert_artifact_chains_whole(log: list[bytes]) -> dict[str, int]:

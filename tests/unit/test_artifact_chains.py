@@ -15,7 +15,6 @@ import msgspec
 import pytest
 from sequencer_support import ALICE, BOB, FakeStore, check_log, request, started
 
-from ledger.append.batch import index_heads
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, Envelope, sign_envelope
 from ledger.core.entry import ArtifactLink, ChainLink, Entry, encode_entry, parse_entry
 from ledger.core.hashing import leaf_hash
@@ -81,7 +80,7 @@ def recomputed_heads(store: FakeStore) -> dict[bytes, IndexHeadRow]:
     chains = Chains()
     for entry, leaf in entries(store):
         chains.advance(entry.index, leaf, entry.release, entry.keys, "", entry.artifacts)
-    return {row.key_hash: row for row in index_heads(Chains(), chains)}
+    return {row.key_hash: row for row in chains.index_rows()}
 
 
 def test_an_artifacts_entries_form_one_chain_across_batches_and_within_a_batch() -> None:
