@@ -23,7 +23,7 @@ from ledger.errors import ConflictError, InputError, LogIntegrityError, NotFound
 from ledger.query.timeline import parse_digest
 from ledger.records.statement import MAX_NAME
 from ledger.rules.chains import index_line_of
-from ledger.storage.protocol import BucketContents, CheckpointRow, LogStore
+from ledger.storage.protocol import BucketContents, CheckpointRow, IndexView, LogStore
 
 # A proof is made at the size the tree reflects; a writer in another process may move the
 # log on between the read and the proof, so the read is tried again, at most this often.
@@ -151,13 +151,15 @@ class IndexFollower:
         self.tree.apply(plan)
         self.size = size
 
-    async def prove_at(self, store: LogStore, key: bytes, at: int) -> ProvenHead:
-        """The proof of `key` at the stored checkpoint of size `at`, which may be older than the newest.
+    async def prove(self, store: LogStore, key: bytes, at: int | None = None) -> ProvenHead:
+        """The proof of `key` (its head, or its absence) at the newest stored checkpoint, or at size `at`.
 
-        The index there is this one with every chain head that moved since put back (read from
-        the chains' members below `at`, `LogStore.index_view`), on a copy of the tree.
-        NotFoundError when no checkpoint was issued at `at`; LogIntegrityError when the index
-        rewound is not the one that checkpoint commits to.
+        Reads the newest checkpoint, the buckets changed since the tree's size and the key's
+        own bucket in one snapshot, and brings the tree there. At an older checkpoint `at`, the
+        index there is this one with every chain head that moved since put back (read from the
+        chains' members below `at`), on a copy of the tree. NotFoundError when there is no
+        checkpoint (at `at`); LogIntegrityError when the tree's root is not the one the checkpoint
+        commits to, or when the log kept moving past every snapshot read.
         """
         bucket = self.tree.bucket_of(key)
         for _ in range(MAX_PROOF_ATTEMPTS):
@@ -165,50 +167,33 @@ class IndexFollower:
                 view = await store.index_view(self.size, bucket, at)
             if view.checkpoint is None:
                 raise NotFoundError("the log has no checkpoint yet: there is no index to prove against")
-            if view.checkpoint.tree_size <= at:
-                return await self.prove(store, key)  # `at` is the newest (or past it: refused there)
-            if view.past is None:
-                raise NotFoundError(f"no checkpoint was issued at size {at}")
-            self.bring_to(view.checkpoint.tree_size, view.changed)
-            if self.size != view.checkpoint.tree_size:
-                continue  # another request brought the tree past this snapshot: read again
-            then: dict[int, dict[bytes, Head]] = {}
-            for moved, head in view.rewind.items():
-                b = self.tree.bucket_of(moved)
-                content = then.setdefault(b, dict(view.contents.get(b, ())))
-                if head is None:
-                    content.pop(moved, None)
-                else:
-                    content[moved] = head
-            past = self.tree.copy()
-            past.apply(past.plan({b: list(c.items()) for b, c in then.items()}))
-            leaves = list(then[bucket].items()) if bucket in then else view.bucket
-            return _proven(view.past, past.root(), past.prove(key, leaves))
-        raise LogIntegrityError(
-            f"the index could not be read at one checkpoint in {MAX_PROOF_ATTEMPTS} attempts "
-            "(the log moved on)"
-        )
-
-    async def prove(self, store: LogStore, key: bytes) -> ProvenHead:
-        """The proof of `key` (its head, or its absence) at the newest stored checkpoint.
-
-        Reads the checkpoint, the buckets changed since the tree's size and the key's own
-        bucket in one snapshot, brings the tree there, and proves. LogIntegrityError when the
-        tree's root is not the one the checkpoint commits to.
-        """
-        for _ in range(MAX_PROOF_ATTEMPTS):
-            async with self.guard:
-                view = await store.index_view(self.size, self.tree.bucket_of(key))
-            if view.checkpoint is None:
-                raise LogIntegrityError("the log has no checkpoint yet: there is no index to prove against")
             self.bring_to(view.checkpoint.tree_size, view.changed)
             if self.size != view.checkpoint.tree_size:
                 continue  # another request brought the tree past this snapshot: read again
             try:
-                return _proven(view.checkpoint, self.tree.root(), self.tree.prove(key, view.bucket))
+                if at is None or view.checkpoint.tree_size <= at:  # `at` is the newest
+                    return _proven(view.checkpoint, self.tree.root(), self.tree.prove(key, view.bucket))
+                if view.past is None:
+                    raise NotFoundError(f"no checkpoint was issued at size {at}")
+                return self._proven_past(view, view.past, key, bucket)
             except ConflictError:
                 continue  # the bucket read is not the one the tree holds: read again
         raise LogIntegrityError(
             f"the index could not be read at one checkpoint in {MAX_PROOF_ATTEMPTS} attempts "
             "(the log moved on)"
         )
+
+    def _proven_past(self, view: IndexView, past: CheckpointRow, key: bytes, bucket: int) -> ProvenHead:
+        """The proof at the older checkpoint `past`: the heads moved since put back, on a copy of the tree."""
+        then: dict[int, dict[bytes, Head]] = {}
+        for moved, head in view.rewind.items():
+            b = self.tree.bucket_of(moved)
+            content = then.setdefault(b, dict(view.contents.get(b, ())))
+            if head is None:
+                content.pop(moved, None)
+            else:
+                content[moved] = head
+        tree = self.tree.copy()
+        tree.apply(tree.plan({b: list(c.items()) for b, c in then.items()}))
+        leaves = list(then[bucket].items()) if bucket in then else view.bucket
+        return _proven(past, tree.root(), tree.prove(key, leaves))

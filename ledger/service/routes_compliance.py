@@ -73,7 +73,7 @@ async def dossier(svc: Svc, product: Product, version: Version, environment: Env
     key = release_key(product, version)
     proof = None
     if committed_index(checkpoint) is not None:  # checkpoints signed before the index have none
-        proof = encode_proof((await svc.completeness.prove_at(svc.store, key, checkpoint.tree_size)).proof)
+        proof = encode_proof((await svc.completeness.prove(svc.store, key, checkpoint.tree_size)).proof)
     return await build_dossier(
         svc.store,
         svc.index,

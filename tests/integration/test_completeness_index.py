@@ -253,7 +253,7 @@ def test_a_proof_at_an_earlier_checkpoint_puts_back_the_heads_moved_since(world:
                 "absent": artifact_key("sha256:" + "ee" * 32),
                 "keys": KEY_EVENTS_KEY,
             }
-            return {name: await follower.prove_at(store, key, at) for name, key in keys.items()}
+            return {name: await follower.prove(store, key, at) for name, key in keys.items()}
         finally:
             await store.close()
 
