@@ -10,11 +10,15 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import msgspec
@@ -146,3 +150,23 @@ def running_evledger(args: Sequence[str], url: str, env: dict[str, str] | None =
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextmanager
+def static_files(directory: Path) -> Iterator[str]:
+    """Serve a tile directory over HTTP, as a CDN in front of a log would."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        extensions_map: ClassVar[dict[str, str]] = {"": "application/octet-stream"}
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

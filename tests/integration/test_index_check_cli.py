@@ -9,15 +9,10 @@ reads the copy from a plain HTTP file server, as from a CDN in front of the log.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import threading
 from collections.abc import Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import typer
@@ -30,6 +25,7 @@ from audit_support import (
     scratch_database,
     serving,
 )
+from ledger_harness import static_files
 from typer.testing import CliRunner
 
 from cli import monitor_cmd
@@ -81,26 +77,6 @@ def forge(served: ServedLedger, copy: Path, index_line: str | None) -> None:
 
 def verify_tiles(served: ServedLedger, directory: Path) -> tuple[int, str]:
     return run_cli("verify-log", "--tiles", directory, "--key", served.ledger.pub_path, "--jobs", "0")
-
-
-@contextlib.contextmanager
-def static_files(directory: Path) -> Iterator[str]:
-    """Serve a tile directory over HTTP."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        extensions_map: ClassVar[dict[str, str]] = {"": "application/octet-stream"}
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def monitor_once(served: ServedLedger, directory: Path, state: Path) -> tuple[int, str]:

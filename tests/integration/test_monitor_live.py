@@ -19,16 +19,25 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from functools import partial
-from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Self
 
 import pytest
 import typer
 from audit_support import PIPELINE_PRODUCT, restored_copy, scratch_database, serving
 from forged_log import ForgedLog
-from ledger_harness import Ledger, evidence, free_port, init_ledger, live_server, register, revoke, token
+from ledger_harness import (
+    Ledger,
+    evidence,
+    free_port,
+    init_ledger,
+    live_server,
+    register,
+    revoke,
+    static_files,
+    token,
+)
 from tsa_authority import LocalTsa, local_tsa, other_tsa
 from typer.testing import CliRunner
 
@@ -103,26 +112,6 @@ class Webhook:
 
     def of_type(self, kind: str) -> list[dict[str, object]]:
         return [message for message in self.received if message["type"] == kind]
-
-
-@contextlib.contextmanager
-def static_files(directory: Path) -> Iterator[str]:
-    """Serve a tile directory over HTTP, as a CDN in front of a log would."""
-
-    class Quiet(SimpleHTTPRequestHandler):
-        extensions_map: ClassVar[dict[str, str]] = {"": "application/octet-stream"}
-
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(directory)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def append_evidence(ledger: Ledger, url: str, signer: SignerKey, count: int, first: int) -> None:
