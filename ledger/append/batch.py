@@ -322,5 +322,6 @@ def plan_batch(  # noqa: PLR0913 - each input is distinct state; a holder object
             if (r := requests[position]).idempotency is not None
         ],
         index_heads=moved,
+        index_delta=None if index is None or plan.index is None else index.tree.delta(plan.index),
     )
     return plan

@@ -47,7 +47,7 @@ from ledger.errors import (
     UnavailableError,
     UnstorableError,
 )
-from ledger.query.index_follow import IndexFollower
+from ledger.query.index_follow import IndexFollower, committed_index
 from ledger.records.admin import ADMIN_KINDS
 from ledger.rules.chains import Chains
 from ledger.rules.log_state import check_head, check_key_chain, replay_admin_entries, verified_checkpoint
@@ -160,7 +160,6 @@ class Sequencer:
         self._chained_from: int | None = None  # the ledger's first chained index, once read
         self._index_guard = asyncio.Lock()
         self.completeness = IndexFollower(guard=self._index_guard)  # shared with the proof route
-        self._others_appending = False  # whether the last batch found another process's batches first
         self._pending = 0
         self._pending_bytes = 0
         self._wakeup = asyncio.Event()
@@ -296,13 +295,8 @@ class Sequencer:
         """Lock the head, then take into `batch` whatever is queued by then, and integrate it.
 
         Taking the batch once the lock is held lets requests that arrived while another
-        process held it join this transaction instead of waiting for the next one. When other
-        processes append too, the completeness index first takes on their batches outside the
-        lock, so that the lock is held only for this batch's own index change.
+        process held it join this transaction instead of waiting for the next one.
         """
-        if self._others_appending:
-            size, changed = await self._store.index_changes(self.completeness.size)
-            self.completeness.bring_to(size, changed)
         guard = self._index_guard
         try:
             await self._integrate_locked(batch, guard)
@@ -317,7 +311,7 @@ class Sequencer:
             batch.waiting.extend(taken.waiting)
             batch.lookup = taken.lookup
             head = await txn.head()
-            await self._check_head(txn, head)
+            checkpoint = await self._check_head(txn, head)
             now = self._batch_time(await txn.now(), head)
             registry = self.registry
             if head.last_admin_entry > registry.applied_through:
@@ -327,7 +321,7 @@ class Sequencer:
             replays = await self._find_replays(txn, batch.waiting)
             fresh = [w for w in batch.waiting if id(w) not in replays]
             recorded = await self._recorded(txn, fresh) if batch.lookup else None
-            index = await self._index_input(txn, head, fresh)
+            index = await self._index_input(txn, head, fresh, checkpoint)
             chains = await self._chain_heads(txn, fresh, index)
             plan = plan_batch(
                 head, [w.request for w in fresh], registry, self._signer, now,
@@ -368,40 +362,74 @@ class Sequencer:
             chained_from=index.chained_from,
         )
 
-    async def _index_input(self, txn: AppendTransaction, head: Head, fresh: list[_Waiting]) -> IndexInput:
+    async def _index_input(
+        self, txn: AppendTransaction, head: Head, fresh: list[_Waiting], checkpoint: CheckpointRow | None
+    ) -> IndexInput:
         """The completeness index at the locked head, with every bucket the fresh requests may change.
 
-        Brings this process's tree up to the head first (another process's batches, read from
-        the stored heads that changed since); then the buckets of every chain the requests may
-        extend: their releases, chained subjects and the key-event chain.
+        Brings this process's tree up to the head first: another process's batches are copied
+        in from their stored deltas when they run unbroken from the tree's size, else re-planned
+        from the stored heads that changed since. Then reads the buckets of every chain the
+        requests may extend: their releases, chained subjects and the key-event chain.
+        `checkpoint` is the head's, when `_check_head` read it (another process moved the head).
         """
         if self._chained_from is None:
             self._chained_from = await txn.chained_from()  # set once, by the migration: it never changes
-        follower, tree = self.completeness, self.completeness.tree
+        follower = self.completeness
         submissions = [item for w in fresh for item in w.request.submissions]
         keys = [KEY_EVENTS_KEY, *(release_key(*r) for item in submissions if (r := item.release))]
         keys += [artifact_key(d) for item in submissions for d in item.subjects if is_chained_digest(d)]
+        committed = committed_index(checkpoint) if checkpoint is not None else None
+        since, copied = follower.size, False
+        if committed is not None and 0 < since < head.tree_size:
+            copied = follower.take_deltas(await txn.index_deltas(since), head.tree_size)
         # Every stored head has updated_size >= 1: from size 0, the read takes every bucket (start-up).
-        contents = await txn.index_buckets(sorted({tree.bucket_of(k) for k in keys}), follower.size)
-        self._others_appending = follower.size not in (0, head.tree_size)  # another process wrote since
+        buckets = sorted({follower.tree.bucket_of(k) for k in keys})
+        contents = await txn.index_buckets(buckets, head.tree_size if copied else follower.size)
         follower.bring_to(head.tree_size, contents)
-        return IndexInput(tree, contents, self._chained_from)
+        if committed is not None and follower.tree.root() != committed[0]:
+            await self._rebuild_index(txn, head, committed[0], copied)
+        return IndexInput(follower.tree, contents, self._chained_from)
 
-    async def _check_head(self, txn: AppendTransaction, head: Head) -> None:
+    async def _rebuild_index(
+        self, txn: AppendTransaction, head: Head, committed: bytes, copied: bool
+    ) -> None:
+        """Rebuild the tree from every stored head: it missed the root the head's checkpoint commits to.
+
+        LogIntegrityError when the stored heads do not make that root either: the index and
+        the log disagree, and no batch may commit to either until an operator runs `audit`.
+        """
+        follower = self.completeness
+        log.warning(
+            "the completeness index taken on %s at size %d does not have the root its checkpoint "
+            "commits to: rebuilding it from every stored head",
+            "from stored deltas" if copied else "from the stored heads",
+            head.tree_size,
+        )
+        follower.rebuild(head.tree_size, await txn.index_buckets([], -1))
+        if follower.tree.root() != committed:
+            raise LogIntegrityError(
+                f"the completeness index's stored heads at size {head.tree_size} do not make the index "
+                "root its checkpoint commits to; appends stop until an operator runs `evledger audit`"
+            )
+
+    async def _check_head(self, txn: AppendTransaction, head: Head) -> CheckpointRow | None:
         """The locked head is the tree of a checkpoint the ledger key signed (LogIntegrityError if not).
 
         Skipped when it is the head this process last wrote or checked (the head only moves
         forward, so an equal head is the same one); with several processes, one checkpoint
-        read and one signature check a batch after another's commit.
+        read and one signature check a batch after another's commit. Returns the checkpoint
+        it checked, None when skipped.
         """
         self.origin = head.origin
         if head.tree_size == 0 or head == self._verified_head:
-            return  # before entry 0 (nothing signed yet), or the head this process wrote or checked
+            return None  # before entry 0 (nothing signed yet), or the head this process wrote or checked
         checkpoint = await txn.head_checkpoint()
         if checkpoint is None:
             raise LogIntegrityError(f"the log head at size {head.tree_size} has no checkpoint")
         check_head(head, verified_checkpoint(checkpoint, self.ledger_key, head.origin))
         self._verified_head = head
+        return checkpoint
 
     def _batch_time(self, database_now: datetime, head: Head) -> datetime:
         """The time to stamp: the database's; UnavailableError when the clocks make it implausible."""

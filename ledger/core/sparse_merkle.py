@@ -457,6 +457,13 @@ def stored_bucket(key: bytes) -> int:
     return int.from_bytes(key[:2])
 
 
+# IndexTree.delta's encoding: a header, one record per changed bucket, one per changed one-key bucket.
+DELTA_VERSION = 1
+_DELTA_HEADER = struct.Struct(">BBII")  # version, bucket bits, bucket records, lone-key records
+_DELTA_ROOT = struct.Struct(">IB32s")  # bucket, count (0, 1 or 2: two or more), Subtree hash
+_DELTA_LONE = struct.Struct(">I32sQQ32s")  # bucket, its one key, that key's head
+
+
 @dataclass(frozen=True, slots=True)
 class IndexPlan:
     """A change of an IndexTree computed without applying it: the new root and the new bucket Subtrees.
@@ -586,6 +593,66 @@ class IndexTree:
             counts[i] = count
         self._remember(plan.lone)
         self._version += 1
+
+    def delta(self, plan: IndexPlan) -> bytes:
+        """A plan's change as bytes that another process's tree takes on with `apply_delta`.
+
+        Derived data shared between the service's processes (the `index_deltas` table), not a
+        format any verifier reads: each changed bucket's Subtree, then the key and head of each
+        changed bucket holding one key. The nodes above the buckets are left out on purpose: the
+        tree taking a delta on computes them itself, so its root checks every byte of the delta.
+        Precondition: `plan` was made on this tree.
+        """
+        lone = [(b, leaf) for b, leaf in plan.lone.items() if leaf is not None]
+        parts = [_DELTA_HEADER.pack(DELTA_VERSION, self.bucket_bits, len(plan.bucket_roots), len(lone))]
+        root, leaf_record = _DELTA_ROOT.pack, _DELTA_LONE.pack
+        parts += [root(bucket, count, digest) for bucket, (digest, count) in plan.bucket_roots.items()]
+        parts += [leaf_record(b, key, h.count, h.last_index, h.last_leaf) for b, (key, h) in lone]
+        return b"".join(parts)
+
+    def apply_delta(self, data: bytes) -> None:
+        """Take on a change `delta` encoded: set its buckets' Subtrees and recompute every node above them.
+
+        Precondition (the caller's to keep, see IndexFollower.take_deltas): the delta's plan was
+        made on a tree holding the map this one holds, so that its buckets are the only ones that
+        changed. The caller then compares the root with the one the batch's checkpoint commits
+        to, which a wrong bucket Subtree cannot reach. EncodingError, the tree unchanged, for bytes
+        that are not a delta for a tree of this many buckets, or whose lone key's leaf is not its
+        bucket's Subtree.
+        """
+        header = _DELTA_HEADER.size
+        if len(data) < header:
+            raise EncodingError(f"an index delta is at least {header} bytes, got {len(data)}")
+        version, bits, root_count, lone_count = _DELTA_HEADER.unpack_from(data)
+        if version != DELTA_VERSION or bits != self.bucket_bits:
+            raise EncodingError(
+                f"an index delta of version {version} over 2**{bits} buckets does not fit this tree "
+                f"(version {DELTA_VERSION}, 2**{self.bucket_bits} buckets)"
+            )
+        roots_end = header + root_count * _DELTA_ROOT.size
+        if len(data) != roots_end + lone_count * _DELTA_LONE.size:
+            raise EncodingError(f"the index delta is {len(data)} bytes; its header says otherwise")
+        view = memoryview(data)
+        roots = {
+            b: Subtree(digest, count) for b, count, digest in _DELTA_ROOT.iter_unpack(view[header:roots_end])
+        }
+        lone: dict[int, tuple[bytes, Head] | None] = dict.fromkeys(roots)
+        for b, key, count, last, leaf in _DELTA_LONE.iter_unpack(view[roots_end:]):
+            lone[b] = (key, Head(count, last, leaf))
+        singles = {b for b, (_, count) in roots.items() if count == 1}
+        if len(roots) != root_count or any(not 0 <= b < 1 << bits for b in roots):
+            raise EncodingError("the index delta repeats a bucket or names one outside this tree")
+        if any(count > 2 or (count == 0) != (digest == EMPTY) for digest, count in roots.values()):
+            raise EncodingError(
+                "the index delta gives a bucket a count other than 0, 1 or 2, or an empty one a hash"
+            )
+        if {b for b, leaf in lone.items() if leaf is not None} != singles or lone_count != len(singles):
+            raise EncodingError("the index delta's lone keys are not those of its one-key buckets")
+        for b in singles:
+            key, head = lone[b]  # type: ignore[misc]  # every one-key bucket has its leaf, checked above
+            if self.bucket_of(key) != b or leaf_hash(key, head) != roots[b].hash:
+                raise EncodingError(f"the index delta's key for bucket {b} is not the one its Subtree holds")
+        self._load(roots, lone)
 
     def load(self, bucket_roots: Mapping[int, Subtree]) -> None:
         """Set many bucket Subtrees (start-up, or another process's commits) and recompute the nodes above.

@@ -12,6 +12,7 @@ it up to the newest checkpoint and proves a key there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,11 +20,11 @@ from functools import lru_cache
 from ledger.core.checkpoint import parse_checkpoint_text
 from ledger.core.note import parse_note
 from ledger.core.sparse_merkle import Head, IndexPlan, IndexProof, IndexTree, artifact_key, release_key
-from ledger.errors import ConflictError, InputError, LogIntegrityError, NotFoundError
+from ledger.errors import ConflictError, EncodingError, InputError, LogIntegrityError, NotFoundError
 from ledger.query.timeline import parse_digest
 from ledger.records.statement import MAX_NAME
 from ledger.rules.chains import index_line_of
-from ledger.storage.protocol import BucketContents, CheckpointRow, IndexView, LogStore
+from ledger.storage.protocol import BucketContents, CheckpointRow, IndexDelta, IndexView, LogStore
 
 # A proof is made at the size the tree reflects; a writer in another process may move the
 # log on between the read and the proof, so the read is tried again, at most this often.
@@ -138,6 +139,33 @@ class IndexFollower:
         if changed:
             self.tree.apply(self.tree.plan(changed))
         self.size = size
+
+    def take_deltas(self, deltas: Sequence[IndexDelta], size: int) -> bool:
+        """Take on other processes' batches up to `size` from their stored deltas, if they run unbroken.
+
+        Precondition: `deltas` were read under the head lock at `size`, oldest first. True when
+        the tree is now at `size`; False when they do not lead from the tree's size to `size`
+        one after another (some fell out of the window) or one is malformed: the tree is then
+        still consistent at `self.size`, left as far as the deltas before the bad one took it.
+        The caller compares the root with the checkpoint's (a delta is derived data).
+        """
+        chain = [d for d in deltas if d.to_size > self.size]
+        ends = [self.size, *(end for d in chain for end in (d.from_size, d.to_size)), size]
+        if not chain or any(a != b for a, b in zip(ends[::2], ends[1::2], strict=True)):
+            return False  # each delta must start where the one before ended, the first at self.size
+        for delta in chain:
+            try:
+                self.tree.apply_delta(delta.data)
+            except EncodingError:
+                return False
+            self.size = delta.to_size
+        return True
+
+    def rebuild(self, size: int, every_bucket: BucketContents) -> None:
+        """Start again from every stored head, read in one snapshot at `size` (a tree found wrong)."""
+        self.tree = IndexTree(self.tree.bucket_bits)
+        self.size = 0
+        self.bring_to(size, every_bucket)
 
     def applied(self, plan: IndexPlan, size: int) -> None:
         """Take on this process's own batch, committed at `size`, whose index change is `plan`.

@@ -36,6 +36,7 @@ from ledger.storage.protocol import (
     EntryRow,
     Head,
     IdempotencyRow,
+    IndexDelta,
     IndexView,
     TileRow,
     TokenRow,
@@ -109,10 +110,20 @@ _BATCH_TAIL_SQL = """
         ON CONFLICT (key_hash) DO UPDATE
         SET count = EXCLUDED.count, last_idx = EXCLUDED.last_idx, last_leaf = EXCLUDED.last_leaf,
             updated_size = EXCLUDED.updated_size
+    ), index_delta AS (
+        INSERT INTO index_deltas (to_size, from_size, delta)
+        SELECT $13, $28::bigint, $29::bytea WHERE $29::bytea IS NOT NULL
+    ), index_deltas_expired AS (
+        DELETE FROM index_deltas WHERE to_size <= $13 - $30::bigint
     )
     UPDATE log_head SET tree_size = $13, compact_range = $14, last_leaf_hash = $15,
                         last_time = $16, last_key_event = $17, last_admin_entry = $18
     WHERE id = 1"""
+# The index deltas kept (012_index_deltas.sql): those of the batches within this many entries of the
+# head. Under load the processes take turns, so a process is a batch or two behind when it takes the
+# head lock; one further behind re-plans the changed buckets from index_heads instead.
+INDEX_DELTA_WINDOW = 20_000
+_INDEX_DELTAS_SQL = "SELECT from_size, to_size, delta FROM index_deltas WHERE to_size > $1 ORDER BY to_size"
 # Whole buckets of the completeness index (011_index_heads.sql): those asked for, and those with a
 # head changed after a size. The second kind's numbers are gathered first (an index scan of
 # updated_size), so that the rows are one index scan of bucket: an OR of the two conditions
@@ -326,6 +337,11 @@ class PostgresAppendTransaction:
         """The whole content of these buckets and of every bucket with a head changed after `since`."""
         return _bucket_contents(await self._conn.fetch(_INDEX_BUCKETS_SQL, list(buckets), since))
 
+    async def index_deltas(self, since: int) -> list[IndexDelta]:
+        """The stored index deltas of the batches that ended after size `since`, oldest first (012)."""
+        rows = await self._conn.fetch(_INDEX_DELTAS_SQL, since)
+        return [IndexDelta(r[0], r[1], r[2]) for r in rows]
+
     async def chained_from(self) -> int:
         """The ledger's first chained index, as 011_index_heads.sql recorded it (index_state)."""
         value = await self._conn.fetchval("SELECT chained_from FROM index_state")
@@ -382,6 +398,9 @@ class PostgresAppendTransaction:
             [h.head.count for h in heads],
             [h.head.last_index for h in heads],
             [h.head.last_leaf for h in heads],
+            batch.entries[0].index,
+            batch.index_delta,
+            INDEX_DELTA_WINDOW,
         )
         await conn.copy_records_to_table(
             "entries",

@@ -166,6 +166,8 @@ class BatchWrite:
     """Everything one integrated batch writes, in one transaction.
 
     `index_heads`: the new head of every chain the batch extended (release, artifact, keys).
+    `index_delta`: the completeness index's change as `IndexTree.delta` encodes it, for the
+    other processes on the store to take on without re-planning it (None: not shared).
     """
 
     entries: list[EntryRow]
@@ -174,6 +176,16 @@ class BatchWrite:
     head: Head
     idempotency: list[IdempotencyRow] = field(default_factory=list)
     index_heads: list[IndexHeadRow] = field(default_factory=list)
+    index_delta: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexDelta:
+    """One batch's change of the completeness index, as stored: it took the log from one size to the next."""
+
+    from_size: int
+    to_size: int
+    data: bytes
 
 
 BucketContents = dict[int, list[tuple[bytes, IndexHead]]]
@@ -233,6 +245,14 @@ class AppendTransaction(Protocol):
 
     async def index_buckets(self, buckets: Sequence[int], since: int) -> BucketContents:
         """The whole content of these buckets and of every bucket with a head changed after size `since`."""
+        ...
+
+    async def index_deltas(self, since: int) -> list[IndexDelta]:
+        """The stored index deltas of the batches that ended after size `since`, oldest first.
+
+        Only recent ones are kept (a window of sizes): a caller finding no unbroken run from
+        `since` falls back to `index_buckets`.
+        """
         ...
 
     async def write(self, batch: BatchWrite) -> None:

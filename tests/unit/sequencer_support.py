@@ -42,6 +42,7 @@ from ledger.storage.protocol import (
     EntryRow,
     Head,
     IdempotencyRow,
+    IndexDelta,
     IndexHeadRow,
     LogStore,
     TileRow,
@@ -70,6 +71,7 @@ class _Data:
     index_heads: dict[bytes, IndexHeadRow] = field(default_factory=dict)  # index_heads, by key hash
     chained_from: int = 0  # index_state: the first chained index
     index_updated: dict[bytes, int] = field(default_factory=dict)  # index_heads.updated_size, by key hash
+    index_deltas: dict[int, IndexDelta] = field(default_factory=dict)  # index_deltas, by to_size
 
     def copy(self) -> _Data:
         return _Data(
@@ -82,6 +84,7 @@ class _Data:
             dict(self.index_heads),
             self.chained_from,
             dict(self.index_updated),
+            dict(self.index_deltas),
         )
 
     def entries_of_kinds(self, kinds: Sequence[str], start: int) -> list[EntryRow]:
@@ -139,6 +142,9 @@ class FakeTransaction:
                 contents.setdefault(row.bucket, []).append((row.key_hash, row.head))
         return contents
 
+    async def index_deltas(self, since: int) -> list[IndexDelta]:
+        return [self.data.index_deltas[size] for size in sorted(self.data.index_deltas) if size > since]
+
     async def write(self, batch: BatchWrite) -> None:
         self._store.writes += 1
         if self._store.fail_next_write:
@@ -175,6 +181,12 @@ class FakeTransaction:
             )
             data.index_heads[head.key_hash] = head
             data.index_updated[head.key_hash] = batch.head.tree_size
+        if (
+            batch.index_delta is not None
+        ):  # 012_index_deltas.sql: the window is not modelled, every delta kept
+            data.index_deltas[batch.head.tree_size] = IndexDelta(
+                first, batch.head.tree_size, batch.index_delta
+            )
         data.head = batch.head
 
 

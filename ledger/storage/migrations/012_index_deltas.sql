@@ -1,0 +1,18 @@
+-- The completeness index's recent changes, one row per batch (docs/completeness-index.md, issue #13).
+-- Every service process keeps the index tree in memory and must take on the batches the others
+-- commit before it plans its own. Re-planning them from the stored heads hashes each changed bucket
+-- and every node above it again, in every process; instead each batch stores its change as
+-- `IndexTree.delta` encodes it (every changed node, each changed bucket's lone leaf), and the others
+-- copy it in. Derived data, not evidence: rows are deleted once they fall out of a window of recent
+-- sizes, and a process that finds no unbroken run of deltas from the size it holds re-plans from
+-- index_heads as before. A process never trusts a delta alone: it compares the root it then holds
+-- with the one the newest checkpoint commits to (ledger/append/sequencer.py).
+CREATE TABLE index_deltas (
+    to_size   bigint PRIMARY KEY,                    -- the log's size after the batch
+    from_size bigint NOT NULL CHECK (from_size < to_size),  -- and before it
+    delta     bytea  NOT NULL
+);
+-- The bytes are hashes: not worth a compression attempt.
+ALTER TABLE index_deltas ALTER COLUMN delta SET STORAGE EXTERNAL;
+
+GRANT SELECT, INSERT, DELETE ON index_deltas TO evledger_app;
