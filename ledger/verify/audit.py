@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from ledger.core.checkpoint import open_checkpoint
 from ledger.core.hashing import EMPTY_ROOT, HASH_SIZE
 from ledger.core.keys import VerifierKey
+from ledger.core.sparse_merkle import Head as IndexHead
 from ledger.core.tiles import TILE_WIDTH
 from ledger.errors import ChainError, InputError, LedgerError, VerificationError, failure_context
 from ledger.rules.chains import index_line_of, is_key_event
@@ -292,10 +293,23 @@ class LogAudit:
                 signed = check_checkpoint_row(row, root, self.ledger_key, self.head.origin)
                 check_key_chain_claim(signed, self.last_event)
             if row.tree_size == size:  # (a checkpoint of the empty tree has no chain to compare)
-                self.index.compare(row.tree_size, signed.extensions)  # names the checkpoint itself
+                await self._compare_index(row.tree_size, signed.extensions)
             self.checkpoints += 1
             self.last_checked = row.tree_size
             await self._refill_checkpoints()
+
+    async def _compare_index(self, size: int, extensions: tuple[str, ...]) -> None:
+        """The checkpoint's index root against the entries'; a mismatch also names the first key disagreeing.
+
+        That key is found by comparing the recomputed map with the database's own chain heads
+        at that size (`LogStore.index_view`, rewound there), read only after a mismatch.
+        """
+        try:
+            self.index.compare(size, extensions)  # names the checkpoint itself
+        except VerificationError as exc:
+            if self.index.mismatched_at == size:
+                exc.add_note(self.index.first_disagreement(await stored_index_at(self.store, size)))
+            raise
 
     async def _check_tile(self, built: BuiltTile) -> None:
         tile = built.tile
@@ -328,6 +342,21 @@ class LogAudit:
             self.head, self.builder.compact.hashes, leaf, self.last_time,
             last_key_event=self.last_event, last_admin_entry=self.last_admin,
         )  # fmt: skip
+
+
+async def stored_index_at(store: LogStore, size: int) -> dict[bytes, IndexHead]:
+    """Every chain head the store holds, as it held them at log size `size` (a checkpoint's).
+
+    One snapshot: every stored head, with those that moved since put back (`IndexView.rewind`).
+    """
+    view = await store.index_view(-1, 0, size)
+    held = {key: head for content in view.contents.values() for key, head in content}
+    for key, head in view.rewind.items():
+        if head is None:
+            held.pop(key, None)
+        else:
+            held[key] = head
+    return held
 
 
 async def audit_store(

@@ -11,11 +11,14 @@ before the ledger was upgraded to the index carries no line: there is nothing to
 
 A root alone does not say which key it disagrees on, so a mismatch names the suspects:
 the chains whose heads changed since the last checkpoint that matched, in key order,
-each with its recomputed head.
+each with its recomputed head. A caller that can read the server's own map at that
+checkpoint (`audit`, from the database) then names the first key on which the two
+disagree (`first_disagreement`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ledger.core.entry import Entry
@@ -32,6 +35,12 @@ from ledger.rules.chains import INDEX_EXTENSION, Chains, index_line_of
 
 BUCKET_BITS = STORED_BUCKET_BITS  # as the sequencer's tree
 SUSPECTS_NAMED = 10  # a mismatch names at most this many changed chains, then says how many more
+
+
+def _head_text(head: Head | None) -> str:
+    if head is None:
+        return "no head (the chain is absent)"
+    return f"{head.count} entries, newest {head.last_index}, leaf {head.last_leaf.hex()[:16]}…"
 
 
 def _describe(name: str, head: Head) -> str:
@@ -55,6 +64,7 @@ class IndexCheck:
     chained_from_source: str = ""
     compared: int = 0
     last_match: int | None = None
+    mismatched_at: int | None = None  # the checkpoint whose root `compare` found wrong, if any
     _tree: IndexTree = field(init=False)
     _buckets: dict[int, dict[bytes, Head]] = field(init=False, default_factory=dict)
     _releases: set[tuple[str, str]] = field(init=False, default_factory=set)
@@ -129,10 +139,44 @@ class IndexCheck:
         self._artifacts.clear()
         self._keys = False
         if plan.root != root:
+            self.mismatched_at = size
             raise self._mismatch(size, root, plan.root, changed)
         self.compared += 1
         self.last_match = size
         return True
+
+    def first_disagreement(self, held: Mapping[bytes, Head]) -> str:
+        """The first key, in key order, on which a store's map and the entries' disagree, named and explained.
+
+        Precondition: `compare` has just raised a root mismatch (the recomputed map is at that
+        checkpoint's size, `mismatched_at`), and `held` is every key's head the store held at
+        that size. When no key disagrees, the checkpoint commits to a root neither map gives.
+        """
+        recomputed = {key: head for bucket in self._buckets.values() for key, head in bucket.items()}
+        for key in sorted(held.keys() | recomputed.keys()):
+            stored, given = held.get(key), recomputed.get(key)
+            if stored != given:
+                return (
+                    f"the first key that disagrees, in key order, is {key.hex()} ({self._name_of(key)}): "
+                    f"the database holds {_head_text(stored)}, the entries give {_head_text(given)}"
+                )
+        return (
+            f"the database's stored chain heads at size {self.mismatched_at} agree with the entries on "
+            "every key, so the checkpoint commits to a root that neither gives (a stale or forged root)"
+        )
+
+    def _name_of(self, key: bytes) -> str:
+        """The chain a key indexes, among those the replay knows; else that no entry names it."""
+        chains = self.chains
+        if key == KEY_EVENTS_KEY:
+            return "the key events"
+        for product, version in chains.releases:
+            if release_key(product, version) == key:
+                return f"release {product}/{version}"
+        for digest in chains.artifacts:
+            if artifact_key(digest) == key:
+                return f"artifact {digest}"
+        return "a chain no entry names"
 
     def root(self) -> bytes:
         """The index root of the chains as of the last comparison."""

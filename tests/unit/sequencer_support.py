@@ -33,6 +33,7 @@ from ledger.errors import (
 )
 from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
 from ledger.rules.admission import admit
+from ledger.rules.chains import Chains
 from ledger.rules.registry import KeyRegistry
 from ledger.storage.protocol import (
     BatchWrite,
@@ -44,6 +45,7 @@ from ledger.storage.protocol import (
     IdempotencyRow,
     IndexDelta,
     IndexHeadRow,
+    IndexView,
     LogStore,
     TileRow,
     TokenRow,
@@ -213,6 +215,32 @@ class FakeStore:
             if row.bucket in changed:
                 contents.setdefault(row.bucket, []).append((row.key_hash, row.head))
         return data.head.tree_size, contents
+
+    async def index_view(self, since: int, bucket: int, at: int | None = None) -> IndexView:
+        """As PostgresStore's: the newest checkpoint, the changed and asked buckets; with `at`, the rewind.
+
+        The heads at `at` come from the entries' own links (what 011's `_heads_at` reads from them).
+        """
+        data = self.data
+        newest = data.checkpoints[max(data.checkpoints)] if data.checkpoints else None
+        wanted = {r.bucket for r in data.index_heads.values() if data.index_updated[r.key_hash] > since}
+        contents: BucketContents = {}
+        for row in data.index_heads.values():
+            if row.bucket in wanted | {bucket}:
+                contents.setdefault(row.bucket, []).append((row.key_hash, row.head))
+        past, rewind = None, {}
+        if newest is not None and at is not None and at < newest.tree_size:
+            past = data.checkpoints.get(at)
+            chains = Chains()
+            for index in range(at):
+                entry = parse_entry(data.entries[index].data)
+                chains.advance(
+                    index, data.entries[index].leaf_hash, entry.release, entry.keys, "", entry.artifacts
+                )
+            then = chains.index()
+            rewind = {k: then.get(k) for k, size in data.index_updated.items() if size > at}
+        changed = contents if newest is not None and newest.tree_size > since else {}
+        return IndexView(newest, changed, contents.get(bucket, []), contents, past, rewind)
 
     @asynccontextmanager
     async def append_transaction(self) -> AsyncIterator[FakeTransaction]:

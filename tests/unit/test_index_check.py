@@ -10,6 +10,7 @@ first chained index or none at all.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from functools import cache
 
@@ -19,11 +20,11 @@ from sequencer_support import LEDGER_KEY
 
 from ledger.core.encoding import b64encode
 from ledger.core.entry import parse_entry
-from ledger.core.sparse_merkle import EMPTY, index_root
+from ledger.core.sparse_merkle import EMPTY, Head, index_root
 from ledger.errors import ChainError, VerificationError
 from ledger.rules.chains import INDEX_EXTENSION, index_extension, index_line_of
 from ledger.rules.replay import LogReplayer
-from ledger.verify.audit import AuditReport, audit_store
+from ledger.verify.audit import AuditReport, audit_store, stored_index_at
 from ledger.verify.index_check import IndexCheck, stated_first_chained_index
 
 ENTRIES = 1_050
@@ -218,3 +219,36 @@ def test_a_malformed_line_is_refused():
     assert not check.compare(3, ("evledger-keys 1",))
     assert check.compare(0, (index_extension(EMPTY, 0),))  # the empty map
     assert check.compared == 1
+
+
+def test_audit_of_a_stale_index_root_says_the_stored_heads_agree_with_the_entries(store: AuditableStore):
+    earlier, later = two_checkpoints_apart(store)
+    stale = extensions_at(store, earlier)[1]
+    re_signed(store, later, (extensions_at(store, later)[0], stale))
+    with pytest.raises(VerificationError) as caught:
+        audit(store)
+    notes = " ".join(caught.value.__notes__)
+    assert f"stored chain heads at size {later} agree with the entries on every key" in notes
+    assert "a stale or forged root" in notes
+
+
+def test_audit_names_the_first_key_whose_stored_head_disagrees_with_the_entries(store: AuditableStore):
+    # A sequencer that planned from a tampered stored head: the head, and the root it signed, are wrong.
+    later = store.size
+    key, row = sorted(store.data.index_heads.items())[len(store.data.index_heads) // 2]
+    tampered = Head(row.head.count + 1, row.head.last_index, row.head.last_leaf)
+    store.data.index_heads[key] = dataclasses.replace(row, head=tampered)
+    held = asyncio.run(stored_index_at(store, later))
+    line = index_line_of(extensions_at(store, later))
+    assert line is not None
+    assert held[key] == tampered
+    re_signed(
+        store, later, (extensions_at(store, later)[0], index_extension(index_root(held.items()), line[1]))
+    )
+    with pytest.raises(VerificationError, match=f"checkpoint at size {later} is not the one") as caught:
+        audit(store)
+    notes = " ".join(caught.value.__notes__)
+    expected = f"the first key that disagrees, in key order, is {key.hex()} ("
+    assert expected in notes, notes
+    assert f"the database holds {row.head.count + 1} entries" in notes
+    assert f"the entries give {row.head.count} entries" in notes
