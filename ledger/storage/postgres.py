@@ -107,7 +107,7 @@ _BATCH_TAIL_SQL = """
                                  count, last_idx, last_leaf, updated_size)
         SELECT *, $13 FROM unnest($19::bytea[], $20::integer[], $21::text[], $22::text[], $23::text[],
                                   $24::text[], $25::bigint[], $26::bigint[], $27::bytea[])
-        ON CONFLICT (key_hash) DO UPDATE
+        ON CONFLICT (bucket, key_hash) DO UPDATE
         SET count = EXCLUDED.count, last_idx = EXCLUDED.last_idx, last_leaf = EXCLUDED.last_leaf,
             updated_size = EXCLUDED.updated_size
     ), index_delta AS (
