@@ -21,6 +21,7 @@ from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
 from cli.files import load_verifier_key
 from cli.offline import KeyOption, OriginOption
+from cli.served import served_index_proof
 from cli.settings import DEFAULT_SERVER, ServerOption, TokenOption
 from cli.trust_options import WitnessPolicyOption, anchored, load_trust
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, envelope_payload
@@ -39,14 +40,6 @@ from ledger.verify.artifact_chain import (
 
 _HEADERS = ("index", "time", "kind", "release", "signer")
 T = TypeVar("T")
-
-
-class _ProofAnswer(msgspec.Struct):
-    """What this command reads of `GET /v1/index/proof` (docs/http-api.md); other fields are ignored."""
-
-    tree_size: int
-    checkpoint: str
-    proof: str
 
 
 class _EntryAnswer(msgspec.Struct):
@@ -143,8 +136,7 @@ def artifact(
         verifier = load_verifier_key(key)
         trust = load_trust(witness_policy, None)
         with LedgerClient(server, token) as client:
-            response = client.get("/v1/index/proof", artifact=wanted)
-            answer = _decode_answer(response.content, _ProofAnswer, "the index proof request")
+            answer = served_index_proof(client, {"artifact": wanted})
             at = open_index_checkpoint(answer.checkpoint, verifier, answer.tree_size, origin)
             anchored(answer.checkpoint, [], trust, "the index proof's checkpoint")
             proof = b64decode_strict(answer.proof, "index proof")

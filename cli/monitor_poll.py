@@ -11,11 +11,12 @@ checkpoint whose entries all verified enters the mirror and the history
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from cli.client import LedgerClient
 from cli.monitor_state import StagedTiles, StateDir, clear_pending, commit_mirror, fetch_missing
-from cli.served import fetch_consistency_proof
+from cli.served import fetch_consistency_proof, served_index_proof_bytes
 from cli.tile_source import HttpTiles
 from ledger.core.checkpoint import Checkpoint
 from ledger.core.keys import VerifierKey
@@ -130,6 +131,7 @@ class Monitor:
             jobs=self.jobs,
             progress=self.progress,
             note=accepted.note,
+            prove=functools.partial(served_index_proof_bytes, self.client),
         )
         result.alerts.extend(report.alerts)
         result.index_matched = report.index_matched

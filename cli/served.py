@@ -12,7 +12,7 @@ import msgspec
 from cli.client import LedgerClient
 from cli.files import ProofFile
 from ledger.core.checkpoint import Checkpoint
-from ledger.core.encoding import JSON_ERRORS
+from ledger.core.encoding import JSON_ERRORS, b64decode_strict
 from ledger.core.keys import VerifierKey
 from ledger.errors import EncodingError, VerificationError
 from ledger.verify.anchoring import (
@@ -37,6 +37,32 @@ def fetch_consistency_proof(client: LedgerClient, first: int, second: int) -> li
         return parse_hashes(served.hashes, "server proof hash")
     except (*JSON_ERRORS, EncodingError) as exc:
         raise VerificationError(f"the server's consistency proof is malformed: {exc}") from exc
+
+
+class ServedIndexProof(msgspec.Struct):
+    """What a verifier reads of `GET /v1/index/proof` (docs/http-api.md); other fields are ignored."""
+
+    tree_size: int
+    checkpoint: str
+    proof: str  # base64
+
+
+_index_proof_decoder = msgspec.json.Decoder(ServedIndexProof)
+
+
+def served_index_proof(client: LedgerClient, query: dict[str, str]) -> ServedIndexProof:
+    """The server's completeness-index proof of the chain `query` names (`artifact=`, `release=`, ...)."""
+    response = client.get("/v1/index/proof", **query)
+    try:
+        return _index_proof_decoder.decode(response.content)
+    except JSON_ERRORS as exc:
+        raise VerificationError(f"the server's index proof answer is malformed: {exc}") from exc
+
+
+def served_index_proof_bytes(client: LedgerClient, query: dict[str, str]) -> tuple[int, bytes]:
+    """`served_index_proof`, as `ledger.verify.index_check.ServedProof` takes it: the size and the bytes."""
+    answer = served_index_proof(client, query)
+    return answer.tree_size, b64decode_strict(answer.proof, "index proof")
 
 
 def served_anchors(client: LedgerClient, tree_size: int | None = None) -> tuple[str, list[bytes]]:

@@ -18,7 +18,7 @@ disagree (`first_disagreement`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ledger.core.entry import Entry
@@ -29,12 +29,29 @@ from ledger.core.sparse_merkle import (
     IndexTree,
     artifact_key,
     release_key,
+    verify_index_proof,
 )
-from ledger.errors import EncodingError, VerificationError
+from ledger.errors import EncodingError, LedgerError, VerificationError
 from ledger.rules.chains import INDEX_EXTENSION, Chains, index_line_of
 
 BUCKET_BITS = STORED_BUCKET_BITS  # as the sequencer's tree
 SUSPECTS_NAMED = 10  # a mismatch names at most this many changed chains, then says how many more
+
+
+# A `bad-index` alert asks the server to prove at most this many of the chains that changed.
+PROOFS_ASKED = 32
+ServedProof = Callable[[dict[str, str]], tuple[int, bytes]]
+"""Ask a server for an index proof (`GET /v1/index/proof` with these query parameters): its size and bytes."""
+
+
+def _proof_query(kind: str, chain: str, chains: Chains) -> dict[str, str]:
+    """The query naming a chain: `artifact=`, or `product=` with `version=` (a product may hold a `/`)."""
+    if kind == "artifact":
+        return {"artifact": chain}
+    for product, version in chains.releases:
+        if f"{product}/{version}" == chain:
+            return {"product": product, "version": version}
+    return {"release": chain}
 
 
 def _head_text(head: Head | None) -> str:
@@ -65,6 +82,8 @@ class IndexCheck:
     compared: int = 0
     last_match: int | None = None
     mismatched_at: int | None = None  # the checkpoint whose root `compare` found wrong, if any
+    suspects: list[tuple[bytes, str, Head]] = field(init=False, default_factory=list)  # its changed chains
+    _committed: bytes = field(init=False, default=b"")  # and the root it commits to
     _tree: IndexTree = field(init=False)
     _buckets: dict[int, dict[bytes, Head]] = field(init=False, default_factory=dict)
     _releases: set[tuple[str, str]] = field(init=False, default_factory=set)
@@ -139,7 +158,7 @@ class IndexCheck:
         self._artifacts.clear()
         self._keys = False
         if plan.root != root:
-            self.mismatched_at = size
+            self.mismatched_at, self.suspects, self._committed = size, changed, root
             raise self._mismatch(size, root, plan.root, changed)
         self.compared += 1
         self.last_match = size
@@ -163,6 +182,44 @@ class IndexCheck:
         return (
             f"the database's stored chain heads at size {self.mismatched_at} agree with the entries on "
             "every key, so the checkpoint commits to a root that neither gives (a stale or forged root)"
+        )
+
+    def served_disagreement(self, served: ServedProof) -> str:
+        """After a root mismatch: the first changed chain, in key order, that the server proves otherwise.
+
+        For at most PROOFS_ASKED of the `suspects` (the key-event chain has no proof route), the
+        server is asked (`served`) for the chain's proof; it must be at the mismatched
+        checkpoint's size and verify against the root that checkpoint commits to. The first
+        chain whose proven head is not the recomputed one is named, with both heads; so is the
+        first the server cannot prove. When every one asked proves its recomputed head, the
+        disagreement lies in a chain the entries did not move, which proofs by name cannot find.
+        """
+        asked = 0
+        for key, name, given in self.suspects:
+            kind, _, chain = name.partition(" ")
+            if kind not in {"release", "artifact"}:
+                continue
+            if asked == PROOFS_ASKED:
+                break
+            asked += 1
+            try:
+                size, proof = served(_proof_query(kind, chain, self.chains))
+                if size != self.mismatched_at:
+                    return (
+                        f"the server now proves at size {size}, not {self.mismatched_at}, so no chain "
+                        "could be proven at the checkpoint that failed"
+                    )
+                proven = verify_index_proof(self._committed, key, proof)
+            except LedgerError as exc:
+                return f"the server could not prove the head of {name} against the checkpoint's root: {exc}"
+            if proven != given:
+                return (
+                    f"the first changed chain, in key order, whose head the server proves otherwise is "
+                    f"{name}: the server proves {_head_text(proven)}, the entries give {_head_text(given)}"
+                )
+        return (
+            f"the server proves the recomputed head of each of the {asked} changed chains asked, so "
+            "the disagreement lies in a chain the entries did not move"
         )
 
     def _name_of(self, key: bytes) -> str:

@@ -12,6 +12,7 @@ matches them (`watch_matches`). The only I/O is the tile source the caller passe
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
@@ -26,7 +27,7 @@ from ledger.records import predicates
 from ledger.records.admin import ADMIN_KINDS, KeyRegistered, KeyRevoked, PolicyPublished
 from ledger.records.statement import decode_statement
 from ledger.rules.replay import LogReplayer, ReplayedEntry, latest_plausible_time
-from ledger.verify.index_check import stated_first_chained_index
+from ledger.verify.index_check import ServedProof, stated_first_chained_index
 from ledger.verify.log_walk import LogWalk, default_jobs
 from ledger.verify.monitor_history import BAD_ENTRY, BAD_INDEX, Alert, alert_from
 from ledger.verify.signature_pool import DeferredSignatures
@@ -166,6 +167,7 @@ def walk_entries(  # noqa: PLR0913 - keyword-only options of one walk
     jobs: int | None = None,
     progress: bool = False,
     note: str = "",
+    prove: ServedProof | None = None,
 ) -> EntryReport:
     """Replay every entry under `checkpoint` from the tiles of `source`, as `verify-log` does, from entry 0.
 
@@ -178,7 +180,9 @@ def walk_entries(  # noqa: PLR0913 - keyword-only options of one walk
     `walk_log`. A source that cannot be read (an unreachable server) raises its own error,
     not an alert. Once the walk passed, the checkpoint's completeness index root (when it carries
     one) must be the one the entries give: otherwise one `bad-index` alert, with `note` (the
-    signed checkpoint as served) as its evidence.
+    signed checkpoint as served) as its evidence. With `prove` (the server's proof route), the
+    alert also names the first changed chain the server proves otherwise
+    (`IndexCheck.served_disagreement`).
     """
     start = time.monotonic()
     size = checkpoint.size
@@ -213,9 +217,11 @@ def walk_entries(  # noqa: PLR0913 - keyword-only options of one walk
         try:
             matched = walk.check_index(checkpoint)
         except VerificationError as exc:
-            return EntryReport(
-                (_index_alert(exc, size, note),), (), walk.signature_count, time.monotonic() - start
-            )
+            alert = _index_alert(exc, size, note)
+            if prove is not None and walk.index.mismatched_at == size:
+                named = walk.index.served_disagreement(prove)
+                alert = dataclasses.replace(alert, message=f"{alert.message}; {named}")
+            return EntryReport((alert,), (), walk.signature_count, time.monotonic() - start)
         return EntryReport(
             (), tuple(replayer.matches), walk.signature_count, time.monotonic() - start, matched
         )

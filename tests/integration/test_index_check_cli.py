@@ -173,6 +173,8 @@ def test_monitor_raises_a_bad_index_alert_for_a_stale_index_root(
         f"the index root of the checkpoint at size {SIZE} is not the one its entries give" in alert["message"]
     )
     assert stale_line(served) in alert["evidence"]["note"]  # the signed note proves it to anyone
+    # Asked to prove the first changed chain against that root, this server (tiles only) cannot.
+    assert "; the server could not prove the head of " in alert["message"], alert["message"]
     logged = [json.loads(line)["kind"] for line in (state / "alerts.jsonl").read_text().splitlines()]
     assert logged == ["bad-index"]
     assert (state / "history.jsonl").read_text().count("\n") == 1  # the header only: nothing accepted

@@ -20,12 +20,21 @@ from sequencer_support import LEDGER_KEY
 
 from ledger.core.encoding import b64encode
 from ledger.core.entry import parse_entry
-from ledger.core.sparse_merkle import EMPTY, Head, index_root
-from ledger.errors import ChainError, VerificationError
+from ledger.core.sparse_merkle import (
+    EMPTY,
+    KEY_EVENTS_KEY,
+    Head,
+    artifact_key,
+    encode_proof,
+    index_root,
+    prove,
+    release_key,
+)
+from ledger.errors import ChainError, UnavailableError, VerificationError
 from ledger.rules.chains import INDEX_EXTENSION, index_extension, index_line_of
 from ledger.rules.replay import LogReplayer
 from ledger.verify.audit import AuditReport, audit_store, stored_index_at
-from ledger.verify.index_check import IndexCheck, stated_first_chained_index
+from ledger.verify.index_check import IndexCheck, ServedProof, stated_first_chained_index
 
 ENTRIES = 1_050
 
@@ -252,3 +261,110 @@ def test_audit_names_the_first_key_whose_stored_head_disagrees_with_the_entries(
     assert expected in notes, notes
     assert f"the database holds {row.head.count + 1} entries" in notes
     assert f"the entries give {row.head.count} entries" in notes
+
+
+# --- the monitor's question to the server: which changed chain does it prove otherwise ---------------
+
+
+def _served_map(store: AuditableStore, size: int, moved: bytes | None) -> dict[bytes, Head]:
+    """The index the entries give at `size`, with the head of `moved` (if any) counting one entry more."""
+    replayer = LogReplayer(chained_from=0)
+    for index in range(size):
+        replayer.check(store.data.entries[index].data)
+    heads = replayer.chains.index()
+    if moved is not None:
+        head = heads[moved]
+        heads[moved] = Head(head.count + 1, head.last_index, head.last_leaf)
+    return heads
+
+
+def _failed_check(store: AuditableStore, served: dict[bytes, Head]) -> tuple[IndexCheck, int]:
+    """The IndexCheck of a replay whose checkpoint at `later` commits to the root of `served`."""
+    _, later = two_checkpoints_apart(store)
+    line = index_line_of(extensions_at(store, later))
+    assert line is not None
+    re_signed(
+        store, later, (extensions_at(store, later)[0], index_extension(index_root(served.items()), line[1]))
+    )
+    replayer = LogReplayer(chained_from=0)
+    check = IndexCheck(replayer.chains)
+    with pytest.raises(VerificationError, match=f"checkpoint at size {later} is not the one"):  # noqa: PT012
+        for index in range(store.size):
+            check.note(replayer.check(store.data.entries[index].data).entry)
+            if index + 1 in store.data.checkpoints:
+                check.compare(index + 1, extensions_at(store, index + 1))
+    return check, later
+
+
+def _prover(heads: dict[bytes, Head], size: int, asked: list[dict[str, str]]) -> ServedProof:
+    """A server holding `heads` at `size`: proves any chain named by release or artifact."""
+
+    def served(query: dict[str, str]) -> tuple[int, bytes]:
+        asked.append(query)
+        key = (
+            artifact_key(query["artifact"])
+            if "artifact" in query
+            else release_key(query["product"], query["version"])
+        )
+        return size, encode_proof(prove(heads.items(), key))
+
+    return served
+
+
+def _changed(store: AuditableStore) -> tuple[int, set[bytes]]:
+    """The later of two checkpoints apart, and the keys whose heads moved between them."""
+    earlier, later = two_checkpoints_apart(store)
+    before, after = _served_map(store, earlier, None), _served_map(store, later, None)
+    return later, {key for key, head in after.items() if before.get(key) != head}
+
+
+def test_a_bad_index_names_the_first_changed_chain_the_server_proves_otherwise(store: AuditableStore):
+    later, changed = _changed(store)
+    artifacts = sorted(key for key in changed if key in {artifact_key(d) for d in _digests(store, later)})
+    key = artifacts[min(2, len(artifacts) - 1)]  # not the first: the ones before it must prove fine
+    served = _served_map(store, later, key)
+    check, _ = _failed_check(store, served)
+    asked: list[dict[str, str]] = []
+    named = check.served_disagreement(_prover(served, later, asked))
+    name = next(name for k, name, _ in check.suspects if k == key)
+    count = served[key].count - 1
+    assert f"whose head the server proves otherwise is {name}: the server proves {count + 1} entries" in named
+    assert f"the entries give {count} entries" in named
+    assert asked[-1] == {"artifact": name.removeprefix("artifact ")}
+
+
+def _digests(store: AuditableStore, size: int) -> set[str]:
+    """Every chained artifact digest of the first `size` entries."""
+    return {
+        link.digest for i in range(size) for link in parse_entry(store.data.entries[i].data).artifacts or ()
+    }
+
+
+def test_a_bad_index_says_when_every_changed_chain_proves_its_recomputed_head(store: AuditableStore):
+    later, changed = _changed(store)
+    still = next(key for key in sorted(_served_map(store, later, None)) if key not in changed)
+    served = _served_map(store, later, still)  # a chain the last batches did not move
+    check, _ = _failed_check(store, served)
+    named = check.served_disagreement(_prover(served, later, []))
+    assert "the disagreement lies in a chain the entries did not move" in named
+
+
+def test_a_bad_index_names_the_first_chain_the_server_cannot_prove(store: AuditableStore):
+    later, _ = _changed(store)
+    check, _ = _failed_check(store, _served_map(store, later, KEY_EVENTS_KEY))
+
+    def refusing(query: dict[str, str]) -> tuple[int, bytes]:
+        del query
+        raise UnavailableError("503: proofs are refused until an operator runs `evledger audit`")
+
+    named = check.served_disagreement(refusing)
+    assert named.startswith("the server could not prove the head of ")
+    assert "proofs are refused" in named
+
+
+def test_a_bad_index_refuses_proofs_at_another_size(store: AuditableStore):
+    later, _ = _changed(store)
+    heads = _served_map(store, later, KEY_EVENTS_KEY)
+    check, _ = _failed_check(store, heads)
+    named = check.served_disagreement(_prover(heads, later + 1, []))
+    assert f"now proves at size {later + 1}, not {later}" in named
