@@ -14,6 +14,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from index_follow_support import count_takes
 from ledger_harness import Ledger, evidence, register
 from service_support import scratch_ledger
 
@@ -21,11 +22,9 @@ from ledger.append.batch import PendingRequest
 from ledger.append.bootstrap import load_registry
 from ledger.append.sequencer import Sequencer
 from ledger.core.keys import SignerKey
-from ledger.query.index_follow import IndexFollower
 from ledger.rules.admission import AS_OF_NOW, admit
 from ledger.storage import postgres
 from ledger.storage.postgres import PostgresStore
-from ledger.storage.protocol import IndexDelta
 from ledger.verify.audit import audit_store
 
 KEY = SignerKey.generate("deltas.test/ci")
@@ -85,14 +84,7 @@ def test_processes_taking_turns_copy_each_others_batches_and_keep_only_recent_de
     ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(postgres, "INDEX_DELTA_WINDOW", WINDOW)
-    taken: list[bool] = []
-    take = IndexFollower.take_deltas
-
-    def counted(self: IndexFollower, deltas: list[IndexDelta], size: int) -> bool:
-        taken.append(take(self, deltas, size))
-        return taken[-1]
-
-    monkeypatch.setattr(IndexFollower, "take_deltas", counted)
+    taken = count_takes(monkeypatch)
     asyncio.run(_taking_turns(ledger, turns=12))
     size = asyncio.run(_audited(ledger))  # every checkpoint's index root is the one the entries make
     assert taken.count(True) >= 11, taken

@@ -15,6 +15,7 @@ import struct
 from collections import defaultdict
 
 import pytest
+from index_follow_support import count_takes
 from sequencer_support import ALICE, BOB, LEDGER_KEY, FakeStore, _typed_store, evidence, request, started
 
 from ledger.append.sequencer import Sequencer
@@ -204,23 +205,10 @@ def _stored_root(store: FakeStore) -> bytes:
     return index_root((key, row.head) for key, row in store.data.index_heads.items())
 
 
-def _count_takes(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What every IndexFollower.take_deltas call returns, from now on."""
-    taken: list[bool] = []
-    take = IndexFollower.take_deltas
-
-    def counted(self: IndexFollower, deltas: list[IndexDelta], size: int) -> bool:
-        taken.append(take(self, deltas, size))
-        return taken[-1]
-
-    monkeypatch.setattr(IndexFollower, "take_deltas", counted)
-    return taken
-
-
 def test_processes_taking_turns_copy_each_others_batches_from_their_deltas(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    taken = _count_takes(monkeypatch)
+    taken = count_takes(monkeypatch)
 
     async def scenario() -> None:
         store = FakeStore()
@@ -240,7 +228,7 @@ def test_processes_taking_turns_copy_each_others_batches_from_their_deltas(
 def test_a_tampered_delta_is_caught_before_a_checkpoint_commits_to_it(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    taken = _count_takes(monkeypatch)
+    taken = count_takes(monkeypatch)
 
     async def scenario() -> None:
         store = FakeStore()
