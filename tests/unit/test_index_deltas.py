@@ -205,6 +205,16 @@ def _stored_root(store: FakeStore) -> bytes:
     return index_root((key, row.head) for key, row in store.data.index_heads.items())
 
 
+async def _turn_each() -> tuple[FakeStore, Sequencer, Sequencer]:
+    """A store and two processes' sequencers on it; each has appended once, the first last."""
+    store = FakeStore()
+    first = await started(store)
+    second = await _second(store)
+    await second.append(request(first, evidence(ALICE, 1)))
+    await first.append(request(first, evidence(ALICE, 2)))
+    return store, first, second
+
+
 def test_processes_taking_turns_copy_each_others_batches_from_their_deltas(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -231,11 +241,7 @@ def test_a_tampered_delta_is_caught_before_a_checkpoint_commits_to_it(
     taken = count_takes(monkeypatch)
 
     async def scenario() -> None:
-        store = FakeStore()
-        first = await started(store)
-        second = await _second(store)
-        await second.append(request(first, evidence(ALICE, 1)))
-        await first.append(request(first, evidence(ALICE, 2)))
+        store, first, second = await _turn_each()
         taken.clear()
         newest = store.data.index_deltas[store.size]
         data = bytearray(newest.data)
@@ -254,11 +260,7 @@ def test_a_tampered_delta_is_caught_before_a_checkpoint_commits_to_it(
 
 def test_no_batch_commits_when_the_stored_heads_do_not_make_the_committed_root() -> None:
     async def scenario() -> None:
-        store = FakeStore()
-        first = await started(store)
-        second = await _second(store)
-        await second.append(request(first, evidence(ALICE, 1)))
-        await first.append(request(first, evidence(ALICE, 2)))
+        store, first, second = await _turn_each()
         store.data.index_deltas.clear()  # out of the window: the second re-plans from the heads
         key, row = next(iter(store.data.index_heads.items()))
         moved = Head(row.head.count + 1, row.head.last_index, row.head.last_leaf)
