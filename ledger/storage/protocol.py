@@ -18,7 +18,7 @@ transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -492,4 +492,45 @@ class AnchorStore(Protocol):
         Only one holder at a time across every process on the database; the lease ends with
         the block, or when the holder's connection is lost.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """A stored blob: its SHA-256, its size in bytes, and the products it was uploaded for (sorted)."""
+
+    digest: bytes
+    size: int
+    products: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """What an upload did: the blob, and whether this upload stored its bytes (False: they were there)."""
+
+    info: BlobInfo
+    created: bool
+
+
+class BlobStore(Protocol):
+    """Content-addressed evidence files (issue #14): immutable, never deleted, named by their SHA-256."""
+
+    async def put(
+        self, digest: bytes, product: str, chunks: AsyncIterable[bytes], max_size: int
+    ) -> StoredBlob:
+        """Store the bytes `chunks` yields, which must hash to `digest`, as uploaded for `product`.
+
+        Every byte is read and hashed before anything is kept: InputError when the bytes do not
+        hash to `digest`, TooLargeError as soon as they pass `max_size`, and nothing is stored
+        then. Idempotent: content already stored is not stored again (`created` False), and
+        `product` is added to the products it was uploaded for.
+        """
+        ...
+
+    async def info(self, digest: bytes) -> BlobInfo | None:
+        """The stored blob with this SHA-256, or None."""
+        ...
+
+    def read(self, digest: bytes) -> AsyncIterator[bytes]:
+        """The stored blob's bytes, in order, in chunks (NotFoundError for a digest not stored)."""
         ...
