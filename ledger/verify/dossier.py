@@ -30,7 +30,7 @@ from ledger.core.hashing import leaf_hash
 from ledger.core.keys import VerifierKey
 from ledger.core.proof import verify_inclusion
 from ledger.core.sparse_merkle import release_key, verify_index_proof
-from ledger.errors import ChainError, LedgerError, VerificationError
+from ledger.errors import ChainError, InputError, LedgerError, VerificationError
 from ledger.records.admin import PolicyPublished
 from ledger.rules.admission import Admitted, admit, admit_genesis
 from ledger.rules.chains import (
@@ -399,8 +399,11 @@ def _check_index_head(dossier: Dossier, root: bytes, chained: list[_Proven], siz
             f"the checkpoint of {size} entries commits to a completeness index, but the dossier carries "
             "no index proof for the release: it cannot show that no event is left out"
         )
-    proof = b64decode_strict(dossier.index_proof, "the dossier's index proof")
-    head = verify_index_proof(root, release_key(dossier.product, dossier.version), proof)
+    try:
+        proof = b64decode_strict(dossier.index_proof, "the dossier's index proof")
+        head = verify_index_proof(root, release_key(dossier.product, dossier.version), proof)
+    except InputError as exc:  # a malformed proof is a dossier that fails, not bad input (exit 1)
+        raise VerificationError(f"the dossier's index proof is malformed: {exc}") from exc
     held = (len(chained), chained[-1].index, chained[-1].leaf.hex()) if chained else (0, None, None)
     named = (head.count, head.last_index, head.last_leaf.hex()) if head is not None else (0, None, None)
     if held != named:

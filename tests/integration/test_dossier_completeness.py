@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,26 @@ def test_attack_a_dossier_without_its_index_proof_fails(story: Story, tmp_path: 
     result = _verify(tmp_path, story, data)
     assert result.exit_code == 1, result.output
     assert "commits to a completeness index, but the dossier carries no index proof" in result.output
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda proof: proof[:-2] + ("A" if proof[-2] != "A" else "B") + proof[-1:], "is malformed"),
+        (lambda proof: proof[:8], "is malformed"),  # not a whole proof
+        (lambda proof: "!" + proof[1:], "is malformed"),  # not base64
+    ],
+)
+def test_attack_a_dossier_with_a_mangled_index_proof_fails_with_exit_1(
+    story: Story, tmp_path: Path, damage: Callable[[str], str], message: str
+) -> None:
+    opened = json.loads(story.open)
+    result = _verify(tmp_path, story, {**opened, "index_proof": damage(opened["index_proof"])})
+    assert result.exit_code == 1, result.output
+    assert (
+        f"the dossier's index proof {message}" in result.output
+        or "does not lead to the index root" in result.output
+    )
 
 
 def test_attack_a_stale_index_root_is_caught(story: Story, tmp_path: Path) -> None:
