@@ -30,6 +30,7 @@ from ledger.service import (
     routes_append,
     routes_audit,
     routes_bench,
+    routes_blobs,
     routes_compliance,
     routes_index,
     routes_ops,
@@ -51,6 +52,7 @@ from ledger.service.wire import refuse_nul_in_target
 from ledger.service.witnessing_config import WitnessingConfig, witnessing_from_env
 from ledger.storage.postgres import PostgresStore
 from ledger.storage.postgres_anchors import PostgresAnchorStore
+from ledger.storage.postgres_blobs import PostgresBlobStore
 from ledger.storage.postgres_index import PostgresEvidenceIndex
 
 
@@ -121,6 +123,8 @@ def create_app(settings: Settings) -> Litestar:
                 ProofReader(store),
                 settings.signer,
                 PostgresAnchorStore(store.pool),
+                PostgresBlobStore(store.pool),
+                settings.limits.max_blob,
                 settings.witnessing,
                 public_log=settings.public_log,
             )
@@ -170,6 +174,8 @@ def create_app(settings: Settings) -> Litestar:
             routes_releases.artifact,
             routes_releases.search,
             routes_index.index_proof,
+            routes_blobs.put_blob,
+            routes_blobs.get_blob,
             routes_audit.list_releases,
             routes_audit.list_keys,
             routes_audit.list_policies,

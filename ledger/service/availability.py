@@ -13,6 +13,10 @@ that would finish by then. A client sending at any steady rate that meets the de
 never cut; a client trickling bytes to keep a large reservation is cut (408) as soon as it
 falls behind, and its budget freed.
 
+A route that writes its body on as it reads it (a blob upload) says so in its `opt`
+(STREAMED_BODY): only the bytes read and not yet consumed are charged, and the body is held
+to a pace instead of a total time (`_StreamedBody`).
+
 ledger.service.openapi lists these answers, and the outage 503, in the OpenAPI document.
 """
 
@@ -31,6 +35,10 @@ BODY_GRACE = 5.0  # seconds a body may take to start flowing (TCP slow start, a 
 BUDGET_RETRY_AFTER = 1  # seconds: bodies in flight finish in about that time
 SWEEP_INTERVAL = 0.25  # seconds between two checks of the bodies being read
 _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
+# A route's `opt` key: it consumes its body as it arrives, so the guard charges only what is in
+# flight and holds the body to a pace, not a total time (`_StreamedBody`).
+STREAMED_BODY = "evledger_streamed_body"
+STREAM_MIN_RATE = 64 * 1024  # bytes a second a streamed body must average after BODY_GRACE
 
 
 class BodyBudget:
@@ -101,7 +109,8 @@ class BodyWatch:
             self._armed_on = None
 
 
-def _declared_length(scope: Scope) -> int | None:
+def declared_length(scope: Scope) -> int | None:
+    """The request's `Content-Length`, None when it sends none (a chunked body) or a malformed one."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             return int(value) if value.isdigit() else None
@@ -208,13 +217,72 @@ class _GuardedBody:
                 raise
             self._task.uncancel()  # the cancellation was the watch's, and it is handled here
             self.close()
-            elapsed = asyncio.get_running_loop().time() - self._start
-            size = f"of {self._declared} bytes" if self._declared is not None else "bytes"
-            raise RequestTimeoutError(
-                f"the request body arrived too slowly ({self.received} {size} in {elapsed:.1f} s): "
-                f"it must all arrive within {self._watch.timeout:g} s, at a steady pace after the "
-                f"first {BODY_GRACE:g} s"
-            ) from None
+            raise RequestTimeoutError(self._too_slow()) from None
+
+    def _too_slow(self) -> str:
+        elapsed = asyncio.get_running_loop().time() - self._start
+        size = f"of {self._declared} bytes" if self._declared is not None else "bytes"
+        return (
+            f"the request body arrived too slowly ({self.received} {size} in {elapsed:.1f} s): "
+            f"it must all arrive within {self._watch.timeout:g} s, at a steady pace after the "
+            f"first {BODY_GRACE:g} s"
+        )
+
+
+class _StreamedBody(_GuardedBody):
+    """The `receive` of a route that consumes its body as it arrives (`STREAMED_BODY`: a blob upload).
+
+    Only the part read and not yet consumed is charged: each message when it arrives, given
+    back at the next read, by which time the route has written it on. Such a body may be far
+    larger than the budget and take long, so its deadline is one of pace, not of total time:
+    no more than `timeout` seconds without a byte, and at least STREAM_MIN_RATE on average
+    after the first BODY_GRACE seconds.
+    """
+
+    __slots__ = ("_last", "_unconsumed")
+
+    def __init__(self, receive: Receive, budget: BodyBudget, watch: BodyWatch) -> None:
+        super().__init__(receive, budget, watch, None)
+        self._last = 0.0  # when the last bytes arrived
+        self._unconsumed = 0  # bytes of the last message, charged until the next read
+
+    def overdue_at(self) -> float:
+        """When the body is overdue: `timeout` seconds after its last bytes, or once behind the pace."""
+        return min(
+            self._last + self._watch.timeout, self._start + BODY_GRACE + self.received / STREAM_MIN_RATE
+        )
+
+    async def __call__(self) -> ReceiveMessage:
+        if self._done:
+            return await self._receive()
+        now = asyncio.get_running_loop().time()
+        if not self._start:
+            self._start = self._last = now
+            self._task = asyncio.current_task()
+            self._watch.add(self)
+        if self._unconsumed:  # the route has written the previous message on
+            self._budget.give_back(self._unconsumed)
+            self.held -= self._unconsumed
+            self._unconsumed = 0
+        message = await self._next()
+        if message["type"] == "http.request":
+            size = len(message.get("body", b""))
+            self.received += size
+            self._last = asyncio.get_running_loop().time()
+            if not message.get("more_body", False):
+                self.close()
+            if size:
+                await self._charge(size)
+                self._unconsumed = size
+        return message
+
+    def _too_slow(self) -> str:
+        elapsed = asyncio.get_running_loop().time() - self._start
+        return (
+            f"the request body arrived too slowly ({self.received:,} bytes in {elapsed:.1f} s): a streamed "
+            f"body may pause at most {self._watch.timeout:g} s and must average at least "
+            f"{STREAM_MIN_RATE // 1024} KiB/s after the first {BODY_GRACE:g} s"
+        )
 
 
 class BodyGuard:
@@ -229,7 +297,11 @@ class BodyGuard:
         if scope["type"] != ScopeType.HTTP or scope["method"] in _NO_BODY:
             await self._app(scope, receive, send)
             return
-        body = _GuardedBody(receive, self._budget, self._watch, _declared_length(scope))
+        handler = scope.get("route_handler")
+        if handler is not None and handler.opt.get(STREAMED_BODY):
+            body: _GuardedBody = _StreamedBody(receive, self._budget, self._watch)
+        else:
+            body = _GuardedBody(receive, self._budget, self._watch, declared_length(scope))
         try:
             await self._app(scope, body, send)
         finally:

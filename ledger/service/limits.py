@@ -18,6 +18,10 @@ worker (which enforces the byte budgets and the body deadline itself):
   the first read of a body until its response is sent (503 with Retry-After past it).
 - `EVLEDGER_QUEUE_BYTES` (64 MiB): bytes of envelopes waiting in the worker's sequencer
   queue for their transaction (503 with Retry-After past it).
+- `EVLEDGER_MAX_BLOB` (1 GiB): the largest evidence file `PUT /v1/blobs/…` takes (413
+  past it). An upload is streamed into the database, so it is charged to the body budget
+  only a message at a time, and held to a pace (`EVLEDGER_BODY_TIMEOUT` without a byte at
+  most), not to the body timeout as a whole.
 
 docs/deployment.md explains them to operators; the module is light (no granian, no
 Litestar at import) because every CLI command imports the `serve` module.
@@ -60,6 +64,7 @@ class Limits:
     body_timeout: float = 30.0
     body_budget: int = 128 * MIB
     queue_bytes: int = 64 * MIB
+    max_blob: int = 1024 * MIB
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Limits:

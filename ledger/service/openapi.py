@@ -34,10 +34,13 @@ from litestar import Litestar, Router, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIFormat,
     OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
+    Operation,
     Reference,
     RequestBody,
     Schema,
@@ -75,8 +78,11 @@ _SCALARS = {
 }
 
 
-def request_body(model: type[msgspec.Struct]) -> dict[str, Any]:
-    """The `opt` of a route that decodes a `model` body by hand, so that it is documented."""
+def request_body(model: type[msgspec.Struct | bytes]) -> dict[str, Any]:
+    """The `opt` of a route that decodes a `model` body by hand, so that it is documented.
+
+    `bytes`: the body is a file's raw bytes (`application/octet-stream`).
+    """
     return {_REQUEST_BODY: model}
 
 
@@ -121,6 +127,16 @@ def document_request_bodies(app: Litestar) -> None:
         if isinstance(handler, HTTPRouteHandler) and _REQUEST_BODY in handler.opt
         for method in handler.http_methods
     ]
+    for path, method, _ in [body for body in bodies if body[2] is bytes]:
+        _operation(document, path, method).request_body = RequestBody(
+            content={
+                "application/octet-stream": OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+                )
+            },
+            required=True,
+        )
+    bodies = [body for body in bodies if body[2] is not bytes]
     if not bodies:
         return
     refs, components = msgspec.json.schema_components(
@@ -135,13 +151,18 @@ def document_request_bodies(app: Litestar) -> None:
         assert isinstance(converted, Schema)  # noqa: S101 - a component is never a bare reference
         schemas[name] = converted
     for (path, method, _), ref in zip(bodies, refs, strict=True):
-        operation = getattr(document.paths[path], method) if document.paths else None
-        if operation is None:
-            msg = f"no {method.upper()} {path} in the OpenAPI document"
-            raise ValueError(msg)
-        operation.request_body = RequestBody(
+        _operation(document, path, method).request_body = RequestBody(
             content={"application/json": OpenAPIMediaType(schema=spec_schema(ref))}, required=True
         )
+
+
+def _operation(document: OpenAPI, path: str, method: str) -> Operation:
+    """The document's operation for `method` on `path`; ValueError when it has none."""
+    operation: Operation | None = getattr(document.paths[path], method) if document.paths else None
+    if operation is None:
+        msg = f"no {method.upper()} {path} in the OpenAPI document"
+        raise ValueError(msg)
+    return operation
 
 
 def document_security(app: Litestar, *, public_log: bool) -> None:
@@ -193,7 +214,7 @@ def document_availability(app: Litestar) -> None:
     for path, item in (document.paths or {}).items():
         if path in {"/healthz", "/readyz"}:
             continue
-        for method in ("get", "post"):
+        for method in ("get", "post", "put"):
             operation = getattr(item, method)
             if operation is None:
                 continue
@@ -202,7 +223,7 @@ def document_availability(app: Litestar) -> None:
                 "503", OpenAPIResponse(description="Service Unavailable", content=error_body)
             )
             unavailable.headers = retry_after
-            if method == "post":
+            if method != "get":  # a route that reads a body
                 timed_out = OpenAPIResponse(description="Request Timeout", content=error_body)
                 responses.setdefault("408", timed_out)
             operation.responses = responses

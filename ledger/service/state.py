@@ -25,7 +25,7 @@ from ledger.service.auth import Tokens
 from ledger.service.metrics import PUBLISH_SECONDS, Metrics, Tallies
 from ledger.service.witnessing import Witnessing, witness_keyids
 from ledger.service.witnessing_config import WitnessingConfig
-from ledger.storage.protocol import AnchorStore, CheckpointRow, EvidenceIndex, LogStore
+from ledger.storage.protocol import AnchorStore, BlobStore, CheckpointRow, EvidenceIndex, LogStore
 from ledger.verify.witness_policy import check_quorum
 
 CHECKPOINT_CACHE_SECONDS = 0.2
@@ -45,6 +45,8 @@ class ServiceState:
     proofs: ProofReader
     signer: SignerKey
     anchors: AnchorStore  # witness cosignatures and time-stamp tokens of `store`'s checkpoints
+    blobs: BlobStore  # the evidence files (issue #14)
+    max_blob: int  # the largest file `PUT /v1/blobs/…` takes (Limits.max_blob)
     witnessing: WitnessingConfig = field(default_factory=WitnessingConfig)
     metrics: Metrics = field(default_factory=Metrics)
     public_log: bool = False  # `serve --public-log`: /checkpoint and /tile/* need no token

@@ -298,6 +298,14 @@ class IndexHeadView(msgspec.Struct, frozen=True):
     last_leaf: str  # hex
 
 
+class BlobView(msgspec.Struct, frozen=True):
+    """`PUT /v1/blobs/{digest}` response: the stored evidence file."""
+
+    digest: str  # sha256:<hex>
+    size: int
+    created: bool  # False: the bytes were already stored (the upload was checked all the same)
+
+
 class IndexProofView(msgspec.Struct, frozen=True):
     """`GET /v1/index/proof` response: a chain's head, or its absence, proven against a signed checkpoint."""
 

@@ -10,6 +10,7 @@ to the same rule; the last test of this module checks what the session saw up to
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from ledger.core.keys import SignerKey
 from ledger.records import predicates as p
 from ledger.records.admin import PolicyPublished, encode_admin_record
 from ledger.records.policy import load_policy_toml, policy_digest
+from ledger.service.limits import Limits
 
 pytest_plugins = ["openapi_coverage"]
 
@@ -39,6 +41,8 @@ _ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png
 # A request and the status it must get: method, operation path, request path, token role, body, status.
 Call = tuple[str, str, str, str | None, bytes | None, int]
 _ABSOLUTE_URL = re.compile(r"(?:https?:)?//[^\s\"'<>)]+", re.IGNORECASE)
+BLOB = b"an evidence file"
+BLOB_LIMIT = 64 * 1024  # the served app's EVLEDGER_MAX_BLOB
 
 
 @dataclass
@@ -59,7 +63,7 @@ def served(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             "auditor": token(ledger.dsn, "auditor"),
         }
         appender = SignerKey.generate("appender.test/docs")
-        with service(ledger) as client:
+        with service(ledger, limits=Limits(max_blob=BLOB_LIMIT)) as client:
             registered = client.post(
                 "/v1/entries",
                 content=to_json(register(ledger.signer, appender, ["appender"])),
@@ -161,6 +165,7 @@ def _requests(served: Served) -> list[Call]:
     too_many = msgspec.json.encode({"envelopes": [msgspec.json.decode(good)] * 1001})
     gate = msgspec.json.encode({"product": "prod", "version": "1.0", "environment": "production"})
     entry, entries = "/v1/entries", "/v1/entries/batch"
+    blobs, blob_path = "/v1/blobs/{digest}", f"/v1/blobs/sha256:{hashlib.sha256(BLOB).hexdigest()}"
     return [
         ("POST", entry, entry, "appender", good, 201),
         ("POST", entry, entry, "appender", good, 200),  # the same statement again: a replay
@@ -259,6 +264,17 @@ def _requests(served: Served) -> list[Call]:
         ("POST", "/v1/gates/evaluate", "/v1/gates/evaluate", "auditor", gate, 403),
         ("POST", "/v1/gates/evaluate", "/v1/gates/evaluate", "appender_a", gate, 403),
         ("POST", "/v1/gates/evaluate", "/v1/gates/evaluate", "appender", b" " * 17_000, 413),
+        ("PUT", blobs, f"{blob_path}?product=prod", "appender", BLOB, 201),
+        ("PUT", blobs, f"{blob_path}?product=prod", "appender", BLOB, 200),  # stored already
+        ("PUT", blobs, f"{blob_path}?product=prod", "appender", BLOB + b"!", 400),  # hashes otherwise
+        ("PUT", blobs, f"{blob_path}?product=prod", None, BLOB, 401),
+        ("PUT", blobs, f"{blob_path}?product=prod", "auditor", BLOB, 403),
+        ("PUT", blobs, f"{blob_path}?product=prod", "appender_a", BLOB, 403),  # another product
+        ("PUT", blobs, f"{blob_path}?product=prod", "appender", b" " * (BLOB_LIMIT + 1), 413),
+        ("GET", blobs, blob_path, "auditor", None, 200),
+        ("GET", blobs, "/v1/blobs/sha256:" + "0" * 64, "auditor", None, 404),
+        ("GET", blobs, "/v1/blobs/md5:0", "auditor", None, 400),
+        ("GET", blobs, blob_path, None, None, 401),
         ("GET", "/healthz", "/healthz", None, None, 200),
         ("GET", "/healthz", "/healthz?probe=%00", None, None, 400),
         ("GET", "/readyz", "/readyz", None, None, 200),

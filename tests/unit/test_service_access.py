@@ -18,7 +18,7 @@ from ledger.service.auth import APPEND_ROLES, READ_ROLES, Access, access_of
 from ledger.service.openapi import NO_AUTH
 
 SELF_CHECKED = {("POST", "/v1/entries")}  # the hot path: ledger.service.routes_append.append_entry
-APPENDS = {("POST", "/v1/entries/batch"), ("POST", "/v1/gates/evaluate")}
+APPENDS = {("POST", "/v1/entries/batch"), ("POST", "/v1/gates/evaluate"), ("PUT", "/v1/blobs/{digest:str}")}
 LOG_ROUTES = {("GET", "/checkpoint"), ("GET", "/tile/{path:path}")}
 PROBES = {("GET", "/healthz"), ("GET", "/readyz")}
 
