@@ -7,7 +7,8 @@ levels mean less than they say (Ruff marks every finding `error`).
 Each command converts its input with the pure converters of
 `ledger.records.attest` (refusing locally what the ledger would refuse), signs
 the statement as a DSSE envelope with `--key`, and appends it over HTTP with
-an idempotency key. The default key is derived from what the evidence is about
+an idempotency key. `junit` and `sarif` first store the report itself in the
+ledger (`PUT /v1/blobs/…`) unless `--no-store`. The default key is derived from what the evidence is about
 (predicate type, release, subject digest and the report's SHA-256), so a
 retried CI job gets its first receipt back instead of recording the evidence twice.
 """
@@ -46,6 +47,14 @@ SubjectNameOption = Annotated[
 SubjectDigestOption = Annotated[
     str, typer.Option("--subject-digest", help="The artifact's digest, sha256:<64 hex digits>.")
 ]
+NoStoreOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-store",
+        help="Record only the report's digest; do not store the report itself in the ledger "
+        "(PUT /v1/blobs/…, the default).",
+    ),
+]
 IdempotencyKeyOption = Annotated[
     str | None,
     typer.Option(
@@ -70,23 +79,33 @@ def _append(
     idempotency_key: str | None,
     summary: str,
     json_output: bool,
+    store_for: str | None = None,
 ) -> None:
-    """Sign `payload` (a checked statement about `report`) and append it; print key, summary and receipt."""
+    """Sign `payload` (a checked statement about `report`) and append it; print key, summary and receipt.
+
+    With `store_for` (a product), the report itself is first stored in the ledger as an evidence
+    file (`PUT /v1/blobs/…`), so that the statement never names a file the ledger lacks.
+    """
     if not token:
         raise InputError("give the API token with --token or EVLEDGER_TOKEN")
     signer = load_signer(key)
     chosen = idempotency_key or attest.idempotency_key(payload, report)
     envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, [signer])
     with LedgerClient(server, token) as client:
+        stored = client.put_blob(report, store_for) if store_for is not None else None
         appended = client.append_envelopes([envelope], chosen)
     receipts = appended.receipts
     lines = [f"idempotency key: {chosen}", summary]
     lines += receipt_lines(receipts, already_recorded=appended.already_recorded)
+    if stored is not None:
+        again = "already stored" if not stored["created"] else "stored"
+        lines.append(f"report {again} in the ledger: {stored['digest']} ({stored['size']:,} bytes)")
     statement = decode_statement(payload)
     fields: dict[str, Any] = {
         "idempotency_key": chosen,
         "predicate_type": statement.predicate_type,
         "predicate": statement.predicate,
+        "report": stored,
         "receipts": receipts,
         "already_recorded": appended.already_recorded,
     }
@@ -125,6 +144,7 @@ def junit(
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
     idempotency_key: IdempotencyKeyOption = None,
+    no_store: NoStoreOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Append a test run (https://evledger.dev/test-run/v1) counted from a JUnit, NUnit 3 or CTRF report."""
@@ -158,6 +178,7 @@ def junit(
             idempotency_key=idempotency_key,
             summary=summary,
             json_output=json_output,
+            store_for=None if no_store else product,
         )
 
 
@@ -182,6 +203,7 @@ def sarif(
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
     idempotency_key: IdempotencyKeyOption = None,
+    no_store: NoStoreOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Append a scan (https://evledger.dev/scan/v1): the open findings of a SARIF log by severity."""
@@ -212,6 +234,7 @@ def sarif(
             idempotency_key=idempotency_key,
             summary=summary,
             json_output=json_output,
+            store_for=None if no_store else product,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -149,6 +150,22 @@ class LedgerClient:
             repeatable=False,
             content=_encoder.encode(body),
             headers={"Content-Type": "application/json"},
+        )
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def put_blob(self, data: bytes, product: str) -> dict[str, Any]:
+        """Store `data` as an evidence file for `product` (`PUT /v1/blobs/sha256:<hex>`); the server's answer.
+
+        Safe to repeat: a file is named by its SHA-256, and storing it again stores nothing new.
+        """
+        name = f"sha256:{hashlib.sha256(data).hexdigest()}"
+        response = self._send(
+            "PUT",
+            f"/v1/blobs/{name}",
+            params={"product": product},
+            content=data,
+            headers={"Content-Type": "application/octet-stream"},
         )
         answer: dict[str, Any] = response.json()
         return answer

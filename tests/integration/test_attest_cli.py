@@ -140,6 +140,31 @@ def test_a_different_report_is_new_evidence(pipeline):
     assert (surefire["predicate"]["passed"], surefire["predicate"]["skipped"]) == (3, 1)
 
 
+def blob(pipeline: Pipeline, digest: str) -> httpx.Response:
+    return httpx.get(f"{pipeline.url}/v1/blobs/{digest}", headers=bearer(pipeline.auditor), timeout=30)
+
+
+@pytest.mark.parametrize(("command", "fixture"), [("junit", "junit-surefire.xml"), ("sarif", "codeql.sarif")])
+def test_the_report_itself_is_stored_in_the_ledger_before_its_evidence_is_appended(
+    pipeline, command, fixture
+):
+    extra = TEST_RUN if command == "junit" else []
+    output = appended(pipeline, command, str(FIXTURES / fixture), *RELEASE, *extra)
+    digest = output["predicate"]["report_digest"]
+    assert output["report"]["digest"] == digest
+    stored = blob(pipeline, digest)
+    assert stored.status_code == 200, stored.text
+    assert stored.content == (FIXTURES / fixture).read_bytes()
+
+
+def test_no_store_records_only_the_reports_digest(pipeline, tmp_path):
+    report = tmp_path / "kept-elsewhere.sarif"
+    report.write_bytes((FIXTURES / "semgrep.sarif").read_bytes() + b"\n")  # a file no other test stores
+    output = appended(pipeline, "sarif", str(report), *RELEASE, "--no-store")
+    assert output["report"] is None
+    assert blob(pipeline, output["predicate"]["report_digest"]).status_code == 404
+
+
 def test_sarif_log_is_appended_as_a_scan(pipeline):
     output = appended(pipeline, "sarif", str(FIXTURES / "codeql.sarif"), *RELEASE)
     statement, _ = logged_statement(pipeline, output["receipts"][0]["index"])
