@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -239,25 +240,30 @@ class _StreamedBody(_GuardedBody):
     after the first BODY_GRACE seconds.
     """
 
-    __slots__ = ("_last", "_unconsumed")
+    __slots__ = ("_unconsumed", "_waiting_since")
 
     def __init__(self, receive: Receive, budget: BodyBudget, watch: BodyWatch) -> None:
         super().__init__(receive, budget, watch, None)
-        self._last = 0.0  # when the last bytes arrived
+        self._waiting_since: float | None = None  # when the route began to wait for the next bytes
         self._unconsumed = 0  # bytes of the last message, charged until the next read
 
     def overdue_at(self) -> float:
-        """When the body is overdue: `timeout` seconds after its last bytes, or once behind the pace."""
-        return min(
-            self._last + self._watch.timeout, self._start + BODY_GRACE + self.received / STREAM_MIN_RATE
-        )
+        """When the body is overdue: `timeout` seconds into a wait for bytes, or once behind the pace.
+
+        Only while the route waits for the client: time the route spends writing what it read
+        (a slow database) is never the client's fault, and the read under way is what is cut.
+        """
+        if self._waiting_since is None:
+            return math.inf
+        pace = self._start + BODY_GRACE + self.received / STREAM_MIN_RATE
+        return min(self._waiting_since + self._watch.timeout, pace)
 
     async def __call__(self) -> ReceiveMessage:
         if self._done:
             return await self._receive()
         now = asyncio.get_running_loop().time()
         if not self._start:
-            self._start = self._last = now
+            self._start = now
             self._task = asyncio.current_task()
             self._watch.add(self)
         if self._unconsumed:  # the route has written the previous message on
@@ -268,13 +274,20 @@ class _StreamedBody(_GuardedBody):
         if message["type"] == "http.request":
             size = len(message.get("body", b""))
             self.received += size
-            self._last = asyncio.get_running_loop().time()
             if not message.get("more_body", False):
                 self.close()
             if size:
                 await self._charge(size)
                 self._unconsumed = size
         return message
+
+    async def _next(self) -> ReceiveMessage:
+        """The next message, watched while it is awaited (also when a refused body is drained)."""
+        self._waiting_since = asyncio.get_running_loop().time()
+        try:
+            return await super()._next()
+        finally:
+            self._waiting_since = None
 
     def _too_slow(self) -> str:
         elapsed = asyncio.get_running_loop().time() - self._start

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -214,5 +214,78 @@ def test_requests_without_a_body_pass_untouched() -> None:
         await BodyGuard(route, budget=budget, watch=BodyWatch(0.01))(client.scope, client.receive, _no_send)
         assert calls == [client.receive]  # the server's own receive, no budget, no deadline
         assert budget.in_use == 0
+
+    asyncio.run(scenario())
+
+
+# --- a streamed body (STREAMED_BODY: a blob upload), consumed as it arrives --------------------------
+
+
+class StreamedRoute:
+    """A stand-in upload route: reads message by message, recording what the budget holds meanwhile,
+    and takes `work` seconds to write each message on (a database insert)."""
+
+    opt: ClassVar[dict[str, bool]] = {availability.STREAMED_BODY: True}
+
+    def __init__(self, budget: BodyBudget, work: float = 0.0) -> None:
+        self.budget, self.work = budget, work
+        self.held: list[int] = []
+        self.body = b""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        del scope, send
+        while True:
+            message = await receive()
+            self.body += message.get("body", b"")
+            self.held.append(self.budget.in_use)
+            await asyncio.sleep(self.work)
+            if not message.get("more_body", False):
+                return
+
+
+def streamed(client: Client, route: StreamedRoute) -> Client:
+    client.scope["route_handler"] = route  # what Litestar's router sets before the route runs
+    return client
+
+
+def test_a_streamed_body_is_charged_only_for_the_message_in_flight() -> None:
+    async def scenario() -> None:
+        budget = BodyBudget(1000)
+        route = StreamedRoute(budget)
+        client = streamed(Client(length=2400), route)  # larger than the whole budget
+        for _ in range(3):
+            client.send_body(b"s" * 800, more=True)
+        client.send_body(b"", more=False)
+        await guarded(route, budget, 5.0)(client.scope, client.receive, _no_send)  # type: ignore[arg-type]
+        assert route.body == b"s" * 2400
+        assert route.held == [800, 800, 800, 0]
+        assert budget.in_use == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_streamed_body_that_pauses_past_the_timeout_is_cut() -> None:
+    async def scenario() -> None:
+        budget = BodyBudget(100_000)
+        route = StreamedRoute(budget)
+        client = streamed(Client(length=None), route)
+        client.send_body(b"x" * 100, more=True)  # then nothing more
+        with pytest.raises(RequestTimeoutError, match=r"may pause at most 0\.3 s"):
+            await guarded(route, budget, 0.3)(client.scope, client.receive, _no_send)  # type: ignore[arg-type]
+        assert budget.in_use == 0
+
+    asyncio.run(scenario())
+
+
+def test_a_route_slow_to_write_its_streamed_body_is_not_cut() -> None:
+    # Time spent writing what was read is the server's, not the client's: only waits are watched.
+    async def scenario() -> None:
+        budget = BodyBudget(100_000)
+        route = StreamedRoute(budget, work=0.5)
+        client = streamed(Client(length=None), route)
+        client.send_body(b"y" * 100, more=True)
+        client.send_body(b"y" * 100, more=False)
+        await guarded(route, budget, 0.3)(client.scope, client.receive, _no_send)  # type: ignore[arg-type]
+        assert route.body == b"y" * 200
 
     asyncio.run(scenario())
