@@ -15,6 +15,7 @@ from cli import (
     artifact_cmd,
     attest,
     audit,
+    blob_cmd,
     demo,
     dossier_cmd,
     monitor_cmd,
@@ -49,6 +50,7 @@ app.add_typer(append_cmds.key_app, name="key")
 app.add_typer(policy_cmd.policy_app, name="policy")
 app.command("submit")(append_cmds.submit)
 app.add_typer(attest.attest_app, name="attest")
+app.add_typer(blob_cmd.blob_app, name="blob")
 app.add_typer(record_cmd.record_app, name="record")
 app.command("demo")(demo.demo)
 app.command("verify-log")(verify_log.verify_log)

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import msgspec
 import pytest
 from ledger_harness import Ledger, free_port, live_server, register, to_json, token
+from proxy_support import Proxy
 from service_support import scratch_ledger
 from typer.testing import CliRunner
 
@@ -33,48 +32,6 @@ from ledger.core.keys import SignerKey
 runner = CliRunner()
 A, B, C = (f"sha256:{n:064x}" for n in (0xA1, 0xB2, 0xC3))
 NOBODY = f"sha256:{0xD4:064x}"
-# Alter an answer: (path with query, status, body) -> (status, body)
-Alter = Callable[[str, int, bytes], tuple[int, bytes]]
-
-
-@dataclass
-class Proxy:
-    """A real HTTP server forwarding GETs to `upstream`; `alter` may change one answer."""
-
-    upstream: str
-    url: str = ""
-    alter: Alter | None = None
-    server: ThreadingHTTPServer | None = field(default=None, repr=False)
-
-    def __enter__(self) -> Self:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                headers = {k: v for k, v in self.headers.items() if k.lower() == "authorization"}
-                answer = httpx.get(proxy.upstream + self.path, headers=headers, timeout=30)
-                status, body = answer.status_code, answer.content
-                if proxy.alter is not None:
-                    status, body = proxy.alter(self.path, status, body)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: object) -> None:
-                return
-
-        port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        assert self.server is not None
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @dataclass(frozen=True)
