@@ -29,9 +29,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from operator import itemgetter
-from pathlib import Path
 
-from bench_core import REPETITIONS, best_rates, timed_rate
+from bench_core import REPETITIONS, best_rates, cpu_model, load, print_table, timed_rate
 
 from ledger.core import sparse_merkle
 from ledger.core.hashing import leaf_hash as entry_leaf_hash
@@ -60,41 +59,9 @@ Pairs = list[tuple[bytes, Head]]
 _sha256 = hashlib.sha256
 
 
-def cpu_model() -> str:
-    """The CPU model name from /proc/cpuinfo, when there is one."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def load() -> str:
-    """The 1, 5 and 15 minute load averages."""
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def verdict(ok: bool) -> str:
     """PASS or FAIL."""
     return "PASS" if ok else "FAIL"
-
-
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    """A plain fixed-width table: first column left-aligned, the rest right-aligned."""
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-    print()
 
 
 # --- workload ----------------------------------------------------------------------------------
