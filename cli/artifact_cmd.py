@@ -139,8 +139,7 @@ def artifact(
             answer = served_index_proof(client, {"artifact": wanted})
             at = open_index_checkpoint(answer.checkpoint, verifier, answer.tree_size, origin)
             anchored(answer.checkpoint, [], trust, "the index proof's checkpoint")
-            proof = b64decode_strict(answer.proof, "index proof")
-            history = verify_artifact_history(at, wanted, proof, _entry_source(client))
+            history = verify_artifact_history(at, wanted, answer.proof, _entry_source(client))
         rows = [describe(m) for m in history.members]
         fields = {
             "digest": history.digest,

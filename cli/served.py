@@ -7,6 +7,8 @@ is what is being checked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import msgspec
 
 from cli.client import LedgerClient
@@ -39,7 +41,7 @@ def fetch_consistency_proof(client: LedgerClient, first: int, second: int) -> li
         raise VerificationError(f"the server's consistency proof is malformed: {exc}") from exc
 
 
-class ServedIndexProof(msgspec.Struct):
+class _IndexProofAnswer(msgspec.Struct):
     """What a verifier reads of `GET /v1/index/proof` (docs/http-api.md); other fields are ignored."""
 
     tree_size: int
@@ -47,22 +49,36 @@ class ServedIndexProof(msgspec.Struct):
     proof: str  # base64
 
 
-_index_proof_decoder = msgspec.json.Decoder(ServedIndexProof)
+@dataclass(frozen=True, slots=True)
+class ServedIndexProof:
+    """A served index proof, decoded (not yet verified): its checkpoint's size and note, and its bytes."""
+
+    tree_size: int
+    checkpoint: str
+    proof: bytes
+
+
+_index_proof_decoder = msgspec.json.Decoder(_IndexProofAnswer)
 
 
 def served_index_proof(client: LedgerClient, query: dict[str, str]) -> ServedIndexProof:
-    """The server's completeness-index proof of the chain `query` names (`artifact=`, `release=`, ...)."""
+    """The server's completeness-index proof of the chain `query` names (`artifact=`, `release=`, ...).
+
+    VerificationError when the answer is not what the API documents (exit 1: the server is checked).
+    """
     response = client.get("/v1/index/proof", **query)
     try:
-        return _index_proof_decoder.decode(response.content)
-    except JSON_ERRORS as exc:
+        answer = _index_proof_decoder.decode(response.content)
+        proof = b64decode_strict(answer.proof, "index proof")
+    except (*JSON_ERRORS, EncodingError) as exc:
         raise VerificationError(f"the server's index proof answer is malformed: {exc}") from exc
+    return ServedIndexProof(answer.tree_size, answer.checkpoint, proof)
 
 
 def served_index_proof_bytes(client: LedgerClient, query: dict[str, str]) -> tuple[int, bytes]:
     """`served_index_proof`, as `ledger.verify.index_check.ServedProof` takes it: the size and the bytes."""
     answer = served_index_proof(client, query)
-    return answer.tree_size, b64decode_strict(answer.proof, "index proof")
+    return answer.tree_size, answer.proof
 
 
 def served_anchors(client: LedgerClient, tree_size: int | None = None) -> tuple[str, list[bytes]]:
