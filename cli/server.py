@@ -29,10 +29,18 @@ from cli.settings import (
 )
 from ledger.append.bootstrap import check_ledger_key, initialise
 from ledger.core.keys import SignerKey, parse_signer_key
-from ledger.errors import ConflictError, InputError
-from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, server_options
+from ledger.errors import ConflictError, InputError, UnavailableError
+from ledger.service.limits import (
+    ENV_BLOB_STORE,
+    ENV_DSN,
+    ENV_KEY,
+    ENV_PUBLIC_LOG,
+    blob_location,
+    server_options,
+)
 from ledger.service.witnessing_config import DEFAULT_TSA_INTERVAL, load_witnessing, witnessing_env
 from ledger.storage.migrate import create_token
+from ledger.storage.s3_location import S3Location
 
 DEFAULT_ORIGIN_PREFIX = "evledger.local/ledger-"  # + 8 random hex digits: one origin per installation
 # prometheus_client's variable (ledger.service.metrics), named here: importing that module would
@@ -164,6 +172,16 @@ def serve(
         float,
         typer.Option(min=0.1, metavar="S", help="Seconds between two tokens from one authority."),
     ] = DEFAULT_TSA_INTERVAL,
+    blob_store: Annotated[
+        str,
+        typer.Option(
+            envvar=ENV_BLOB_STORE,
+            metavar="WHERE",
+            help="Where evidence files' bytes are kept: `postgres` (the ledger's database), or "
+            "`s3://BUCKET[/PREFIX]?endpoint=URL&region=NAME` for S3-compatible storage, with the "
+            "credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. The bucket must exist.",
+        ),
+    ] = "postgres",
 ) -> None:
     """Run the HTTP service; without a DSN on an embedded PostgreSQL in the data directory.
 
@@ -184,6 +202,9 @@ def serve(
         witnessing = load_witnessing(
             *anchoring
         )  # a bad policy or certificate is exit 2, before anything starts
+        blobs = blob_location(blob_store)  # a malformed location is exit 2, before anything starts
+        if blobs is not None:
+            _check_bucket(blobs)
         signer, key_path = ledger_key(key, data_dir, None, dsn=dsn)
         with database(dsn, data_dir) as url:
             _initialise(url, signer, key_path, check_only=skip_init)
@@ -196,6 +217,7 @@ def serve(
                     ENV_DSN: url,
                     ENV_KEY: str(key_path.resolve()),
                     ENV_PUBLIC_LOG: "1" if public_log else "0",
+                    ENV_BLOB_STORE: blob_store,
                     **witnessing_env(*anchoring),
                 }
             )
@@ -208,7 +230,23 @@ def serve(
                 typer.echo(f"evledger: checkpoints cosigned by {witnessing.policy.describe()}")
             for authority in witnessing.authorities:
                 typer.echo(f"evledger: checkpoints timestamped by {authority.url}")
+            if blobs is not None:
+                typer.echo(f"evledger: evidence files kept in {blobs.describe()}")
             Granian(**options).serve()
+
+
+def _check_bucket(location: S3Location) -> None:
+    """UnavailableError (exit 3) unless the bucket of `location` answers with the credentials at hand."""
+    from ledger.storage.s3_blobs import s3_client  # noqa: PLC0415 - the S3 client only when it is used
+
+    async def reach() -> None:
+        async with s3_client(location):
+            pass
+
+    try:
+        asyncio.run(reach())
+    except UnavailableError as exc:
+        raise UnavailableError(f"cannot use the blob store {location.describe()}: {exc.__cause__}") from exc
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import asyncio
 import gc
 import os
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +40,15 @@ from ledger.service import (
 )
 from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch
 from ledger.service.errors import EXCEPTION_HANDLERS
-from ledger.service.limits import ENV_DSN, ENV_KEY, ENV_PUBLIC_LOG, Limits, return_freed_memory
+from ledger.service.limits import (
+    ENV_BLOB_STORE,
+    ENV_DSN,
+    ENV_KEY,
+    ENV_PUBLIC_LOG,
+    Limits,
+    blob_location,
+    return_freed_memory,
+)
 from ledger.service.openapi import (
     DocsPage,
     document_availability,
@@ -54,6 +62,9 @@ from ledger.storage.postgres import PostgresStore
 from ledger.storage.postgres_anchors import PostgresAnchorStore
 from ledger.storage.postgres_blobs import PostgresBlobStore
 from ledger.storage.postgres_index import PostgresEvidenceIndex
+from ledger.storage.protocol import BlobStore
+from ledger.storage.s3_blobs import S3BlobStore
+from ledger.storage.s3_location import S3Location
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,9 @@ class Settings:
     limits: Limits = field(default_factory=Limits)  # body budget, body deadline, queue bytes
     witnessing: WitnessingConfig = field(default_factory=WitnessingConfig)  # witnesses, time-stamping
     access_log: bool = False  # one log line per request (EVLEDGER_ACCESS_LOG=1); costs ~10 % of appends
+    blob_store: S3Location | None = (
+        None  # where evidence files' bytes go; None: PostgreSQL (EVLEDGER_BLOB_STORE)
+    )
 
 
 def settings_from_env() -> Settings:
@@ -90,6 +104,7 @@ def settings_from_env() -> Settings:
         limits=Limits.from_env(os.environ),
         witnessing=witnessing_from_env(os.environ),
         access_log=access_log.enabled(os.environ),
+        blob_store=blob_location(os.environ.get(ENV_BLOB_STORE, "")),
     )
 
 
@@ -103,7 +118,11 @@ def create_app(settings: Settings) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = await PostgresStore.connect(settings.dsn, min_size=2, max_size=settings.pool_size)
+        owned = AsyncExitStack()
         try:
+            blobs: BlobStore = PostgresBlobStore(store.pool)
+            if settings.blob_store is not None:
+                blobs = await owned.enter_async_context(S3BlobStore.open(store.pool, settings.blob_store))
             sequencer = Sequencer(
                 store,
                 settings.signer,
@@ -123,7 +142,7 @@ def create_app(settings: Settings) -> Litestar:
                 ProofReader(store),
                 settings.signer,
                 PostgresAnchorStore(store.pool),
-                PostgresBlobStore(store.pool),
+                blobs,
                 settings.limits.max_blob,
                 settings.witnessing,
                 public_log=settings.public_log,
@@ -145,6 +164,7 @@ def create_app(settings: Settings) -> Litestar:
                 await sequencer.stop()
                 svc.retire_metrics()
         finally:
+            await owned.aclose()
             await store.close()
 
     def provide_state(state: State) -> ServiceState:

@@ -22,6 +22,9 @@ worker (which enforces the byte budgets and the body deadline itself):
   past it). An upload is streamed into the database, so it is charged to the body budget
   only a message at a time, and held to a pace (`EVLEDGER_BODY_TIMEOUT` without a byte at
   most), not to the body timeout as a whole.
+- `EVLEDGER_BLOB_STORE` (`postgres`): where evidence files' bytes are kept; `s3://BUCKET[/PREFIX]`
+  with `?endpoint=URL&region=NAME` puts them in S3-compatible object storage
+  (ledger/storage/s3_blobs.py). Not a limit, but read here with them, before anything starts.
 
 docs/deployment.md explains them to operators; the module is light (no granian, no
 Litestar at import) because every CLI command imports the `serve` module.
@@ -39,6 +42,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ledger.errors import InputError
+from ledger.storage.s3_location import S3Location
 
 log = logging.getLogger(__name__)
 MIB = 1 << 20
@@ -50,6 +54,7 @@ MAX_HEADER_TIMEOUT = 60.0
 # What `evledger serve` hands each worker besides the limits (ledger.service.app reads them).
 ENV_DSN, ENV_KEY = "EVLEDGER_DSN", "EVLEDGER_KEY"  # the database, and the ledger key's file
 ENV_PUBLIC_LOG = "EVLEDGER_PUBLIC_LOG"  # "1": `serve --public-log`
+ENV_BLOB_STORE = "EVLEDGER_BLOB_STORE"  # `serve --blob-store`: "postgres" (or empty), or s3://BUCKET/PREFIX?…
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 MMAP_THRESHOLD = 32 * 1024  # bytes: envelopes of a big batch (up to 64 KiB each) get their own mappings
 
@@ -116,6 +121,17 @@ def allow_open_files(connections: int) -> int:
         connections,
     )
     return allowed
+
+
+def blob_location(setting: str) -> S3Location | None:
+    """Where evidence files' bytes go (EVLEDGER_BLOB_STORE): None for PostgreSQL (`postgres` or empty).
+
+    InputError for anything but `postgres` or an `s3://` URL (S3Location.parse).
+    """
+    setting = setting.strip()
+    if setting in {"", "postgres"}:
+        return None
+    return S3Location.parse(setting)
 
 
 def return_freed_memory() -> None:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from s3_support import CREDENTIALS, S3Server, seaweedfs
 
 from cli.embedded_postgres import EmbeddedPostgres
 
@@ -85,3 +86,17 @@ def fresh_dsn(pg_server_dsn: str) -> Iterator[str]:
         yield database_dsn(pg_server_dsn, name)
     finally:
         asyncio.run(execute_on(pg_server_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A SeaweedFS S3 gateway for the session; its credentials are in this process's environment."""
+    directory = Path(tempfile.mkdtemp(prefix="evledger-s3-"))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in CREDENTIALS.items():
+                patch.setenv(name, value)
+            with seaweedfs(directory) as server:
+                yield server
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,7 +1,8 @@
 """`PUT` and `GET /v1/blobs/sha256:<hex>` against a live server (issue #14): evidence files over HTTP.
 
 The server runs with a body budget of 1 MiB and files of up to 6 MiB, so an upload larger than
-the budget passes only because the guard charges a streamed body a message at a time.
+the budget passes only because the guard charges a streamed body a message at a time. Every
+test runs twice: with the files kept in PostgreSQL, and in a SeaweedFS bucket (s3_support.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from ledger_harness import Ledger, live_server, token
+from s3_support import CREDENTIALS, S3Server, new_bucket
 from service_support import bearer, scratch_ledger
 
 MIB = 1 << 20
@@ -52,14 +54,19 @@ class Server:
         )
 
 
-@pytest.fixture(scope="module")
-def server(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["postgres", "s3"])
+def server(
+    request: pytest.FixtureRequest, pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     with scratch_ledger(pg_server_dsn, tmp_path_factory.mktemp("blobs_http")) as ledger:
         env = {
             "EVLEDGER_BODY_BUDGET": str(MIB),
             "EVLEDGER_MAX_BLOB": str(LIMIT),
             "EVLEDGER_BODY_TIMEOUT": str(PAUSE),
         }
+        if request.param == "s3":  # the same tests with the files' bytes in a bucket
+            s3: S3Server = request.getfixturevalue("s3_server")
+            env |= {"EVLEDGER_BLOB_STORE": s3.url(new_bucket(s3, "http")), **CREDENTIALS}
         with live_server(ledger, env=env) as url:
             dsn = ledger.dsn
             yield Server(

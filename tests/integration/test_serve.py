@@ -344,3 +344,41 @@ def test_serve_keeps_the_log_private_by_default(ledger: Ledger) -> None:
         assert httpx.get(url + "/readyz", timeout=10).status_code == 200
         for path in ["/checkpoint", "/tile/entries/000.p/1", "/v1/checkpoint"]:
             assert httpx.get(url + path, timeout=10).status_code == 401, path
+
+
+# --- issue #14: where evidence files are kept ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        ("s3:/evidence", "s3://BUCKET"),
+        ("gs://evidence", "s3://BUCKET"),
+        ("s3://ab", "3 to 63 characters"),
+        ("s3://key:secret@evidence", "no credentials"),
+        ("s3://evidence?endpont=http://x", "not endpont"),
+        ("s3://evidence?endpoint=ftp://x", "http:// or https://"),
+    ],
+)
+def test_a_malformed_blob_store_exits_2_before_serving(
+    ledger: Ledger, tmp_path: Path, location: str, message: str
+) -> None:
+    command = ["serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--port", str(free_port())]
+    assert message in refused([*command, "--blob-store", location], tmp_path)
+
+
+def test_a_blob_store_out_of_reach_exits_3_naming_it_before_serving(ledger: Ledger, tmp_path: Path) -> None:
+    command = ["serve", "--dsn", ledger.dsn, "--key", str(ledger.key_path), "--port", str(free_port())]
+    where = "s3://evidence/ledger?endpoint=http://127.0.0.1:9"  # nothing listens on the discard port
+    done = subprocess.run(  # noqa: S603 - our own CLI with arguments we built
+        [CLI, *command, "--blob-store", where],
+        cwd=tmp_path,
+        env={**CLEAN_ENV, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "cannot use the blob store s3://evidence/ledger/ at http://127.0.0.1:9" in done.stderr
+    assert "Traceback" not in done.stderr
