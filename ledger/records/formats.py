@@ -58,3 +58,11 @@ def parse_offset_time(text: str) -> datetime | None:
     if moment.tzinfo is None or "T" not in text.upper():
         return None
     return moment
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def strip_bom(data: bytes) -> bytes:
+    """`data` without a leading UTF-8 byte order mark (RFC 8259 §8.1 lets a JSON parser ignore one)."""
+    return data.removeprefix(UTF8_BOM)

@@ -21,11 +21,11 @@ import msgspec
 
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, InputError
+from ledger.records.formats import strip_bom
 from ledger.records.predicates import Findings, SarifLevel, Severity, SeverityMapping
 
 SARIF_VERSION = "2.1.0"
 SECURITY_SEVERITY = "security-severity"
-UTF8_BOM = b"\xef\xbb\xbf"
 Level = SarifLevel
 LEVELS: tuple[Level, ...] = get_args(SarifLevel)
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
@@ -141,11 +141,6 @@ class Log(msgspec.Struct, frozen=True):
 
 
 _decoder = msgspec.json.Decoder(Log)
-
-
-def strip_bom(data: bytes) -> bytes:
-    """`data` without a leading UTF-8 byte order mark (RFC 8259 §8.1 lets a JSON parser ignore one)."""
-    return data.removeprefix(UTF8_BOM)
 
 
 def decode_sarif(data: bytes, what: str) -> Log:
