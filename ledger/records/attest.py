@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal, NamedTuple, get_args
 
 import msgspec
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
@@ -27,7 +27,7 @@ from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, InputError, TooLargeError
-from ledger.records.formats import normal_sha256_digest
+from ledger.records.formats import normal_sha256_digest, strip_bom
 from ledger.records.predicates import (
     SCAN,
     TEST_RUN,
@@ -39,7 +39,7 @@ from ledger.records.predicates import (
     decode_predicate,
     kind_name,
 )
-from ledger.records.sarif import count_open_findings, decode_sarif, resolve_severity_map, strip_bom
+from ledger.records.sarif import count_open_findings, decode_sarif, resolve_severity_map
 from ledger.records.statement import (
     STATEMENT_TYPE_V1,
     decode_statement,
@@ -57,6 +57,7 @@ IDEMPOTENCY_PREFIX = "evledger-attest"
 TestFormat = Literal["auto", "junit", "nunit", "ctrf"]
 TEST_FORMATS: tuple[str, ...] = get_args(TestFormat)
 Counts = tuple[int, int, int]  # passed, failed, skipped
+PASSED, FAILED, SKIPPED = 0, 1, 2  # a test case's outcome: its place in Counts
 _FAILED = frozenset({"failure", "error"})
 _SKIPPED = frozenset({"skipped", "disabled"})  # <skipped/>; <disabled/> as some JUnit writers put it
 # A <testcase> that did not run: status="notrun" (GoogleTest, CTest), "disabled" (CTest), "skipped";
@@ -157,13 +158,64 @@ def _count_attribute(element: ET.Element, name: str, what: str) -> int:
     return int(text)
 
 
-def _junit_case(case: ET.Element) -> int:
-    """0 passed, 1 failed, 2 skipped: one <testcase> (a failure or error outranks a skip)."""
+class ReportCase(NamedTuple):
+    """One test case of a test report and its outcome: PASSED, FAILED or SKIPPED.
+
+    `name` is `classname::name` for a JUnit <testcase> (its `name` alone when it
+    has no classname), the `fullname` of an NUnit <test-case> (else its
+    `name`), the `name` of a CTRF test. `source` is the element or CTRF test
+    the case was read from, for readers that need more of it (its properties).
+    The outcome is the one `junit_counts`, `nunit_counts` and `ctrf_counts`
+    count: this is where the rule of what passed, failed or was skipped lives.
+    """
+
+    name: str
+    outcome: int
+    source: ET.Element | CtrfTest
+
+
+def junit_case_outcome(case: ET.Element) -> int:
+    """PASSED, FAILED or SKIPPED: one <testcase> (a failure or error outranks a skip); see `junit_counts`."""
     outcomes = {_local(child.tag) for child in case}
     if outcomes & _FAILED:
-        return 1
+        return FAILED
     not_run = case.get("status") in _NOT_RUN_STATUS or case.get("result") in _NOT_RUN_RESULT
-    return 2 if not_run or outcomes & _SKIPPED else 0
+    return SKIPPED if not_run or outcomes & _SKIPPED else PASSED
+
+
+def junit_case_name(case: ET.Element) -> str:
+    """`classname::name` of a <testcase>; its `name` alone when it has no (or an empty) classname."""
+    classname, name = case.get("classname", ""), case.get("name", "")
+    return f"{classname}::{name}" if classname else name
+
+
+def junit_suite_cases(parent: ET.Element) -> list[ReportCase]:
+    """The <testcase> children of one element (a suite) of a JUnit XML report, with their outcomes.
+
+    Precondition: none. Only direct children: a nested suite's cases are its own.
+    """
+    return [
+        ReportCase(junit_case_name(child), junit_case_outcome(child), child)
+        for child in parent
+        if _local(child.tag) == "testcase"
+    ]
+
+
+def _check_junit_root(root: ET.Element) -> None:
+    if _local(root.tag) not in {"testsuites", "testsuite"}:
+        raise EncodingError(f"{JUNIT}: the root element is <{root.tag}>, not <testsuites> or <testsuite>")
+
+
+def junit_cases(root: ET.Element) -> Iterator[ReportCase]:
+    """Every <testcase> of a JUnit XML report's root element with its outcome, in document order.
+
+    Per test case only: a suite's `disabled="N"` count, which `junit_counts`
+    moves from passed to skipped, names no test case and is not applied here.
+    Precondition: none; a root other than <testsuites> or <testsuite> is refused.
+    """
+    _check_junit_root(root)
+    for parent in root.iter():
+        yield from junit_suite_cases(parent)
 
 
 def junit_counts(root: ET.Element) -> Counts:
@@ -181,15 +233,13 @@ def junit_counts(root: ET.Element) -> Counts:
     Precondition: none; a report with no test case is refused, since a run that
     ran nothing proves nothing.
     """
-    if _local(root.tag) not in {"testsuites", "testsuite"}:
-        raise EncodingError(f"{JUNIT}: the root element is <{root.tag}>, not <testsuites> or <testsuite>")
+    _check_junit_root(root)
     totals = [0, 0, 0]
     for parent in root.iter():
         children = list(parent)
-        cases = [child for child in children if _local(child.tag) == "testcase"]
         counts = [0, 0, 0]
-        for case in cases:
-            counts[_junit_case(case)] += 1
+        for case in junit_suite_cases(parent):
+            counts[case.outcome] += 1
         leaf_suite = _local(parent.tag) == "testsuite" and not any(
             _local(child.tag) == "testsuite" for child in children
         )
@@ -204,6 +254,27 @@ def junit_counts(root: ET.Element) -> Counts:
     return totals[0], totals[1], totals[2]
 
 
+def nunit_cases(root: ET.Element) -> Iterator[ReportCase]:
+    """Every <test-case> of an NUnit 3 result file's root (<test-run>) with its outcome, in document order.
+
+    Per test case only: a run that failed outside its test cases, which
+    `nunit_counts` counts as one failure, names no test case and is not
+    reported here. Precondition: none; another root or an unknown result is refused.
+    """
+    if _local(root.tag) != "test-run":
+        raise EncodingError(f"{NUNIT}: the root element is <{root.tag}>, not <test-run> (NUnit 3)")
+    for case in root.iter():
+        if _local(case.tag) != "test-case":
+            continue
+        result = case.get("result", "")
+        if result not in _NUNIT_RESULTS:
+            raise EncodingError(
+                f"{NUNIT}: <test-case name={case.get('name', '')!r}> has result {result!r}, "
+                f"not one of {', '.join(_NUNIT_RESULTS)}"
+            )
+        yield ReportCase(case.get("fullname") or case.get("name") or "", _NUNIT_RESULTS[result], case)
+
+
 def nunit_counts(root: ET.Element) -> Counts:
     """(passed, failed, skipped) over every <test-case> of an NUnit 3 result file's root (<test-run>).
 
@@ -214,19 +285,9 @@ def nunit_counts(root: ET.Element) -> Counts:
     case, as when a one-time teardown fails, counts one failure: NUnit failed
     it. Precondition: none; an unknown result or no test case is refused.
     """
-    if _local(root.tag) != "test-run":
-        raise EncodingError(f"{NUNIT}: the root element is <{root.tag}>, not <test-run> (NUnit 3)")
     counts = [0, 0, 0]
-    for case in root.iter():
-        if _local(case.tag) != "test-case":
-            continue
-        result = case.get("result", "")
-        if result not in _NUNIT_RESULTS:
-            raise EncodingError(
-                f"{NUNIT}: <test-case name={case.get('name', '')!r}> has result {result!r}, "
-                f"not one of {', '.join(_NUNIT_RESULTS)}"
-            )
-        counts[_NUNIT_RESULTS[result]] += 1
+    for case in nunit_cases(root):
+        counts[case.outcome] += 1
     if sum(counts) == 0:
         raise EncodingError(f"{NUNIT} holds no <test-case> element; refusing to record a run of no tests")
     if root.get("result", "").startswith("Failed") and counts[1] == 0:
@@ -234,9 +295,18 @@ def nunit_counts(root: ET.Element) -> Counts:
     return counts[0], counts[1], counts[2]
 
 
-class _CtrfTest(msgspec.Struct, frozen=True):
+class CtrfTest(msgspec.Struct, frozen=True):
+    """A test of a CTRF report: what is read of it. Other fields of the report are ignored.
+
+    `extra` and `tags` are kept as the report wrote them, unchecked (any JSON
+    value), for readers that need them (`ledger.records.requirements`); the
+    counts never read them, so no report is refused for them.
+    """
+
     name: str
     status: Literal["passed", "failed", "skipped", "pending", "other"]
+    extra: Any = None
+    tags: Any = None
 
 
 class _CtrfTool(msgspec.Struct, frozen=True):
@@ -246,7 +316,7 @@ class _CtrfTool(msgspec.Struct, frozen=True):
 class _CtrfResults(msgspec.Struct, frozen=True):
     tool: _CtrfTool
     summary: dict[str, Any]
-    tests: list[_CtrfTest]
+    tests: list[CtrfTest]
 
 
 class _CtrfReport(msgspec.Struct, frozen=True):
@@ -256,26 +326,48 @@ class _CtrfReport(msgspec.Struct, frozen=True):
 _ctrf_decoder = msgspec.json.Decoder(_CtrfReport)
 
 
-def ctrf_counts(data: bytes) -> Counts:
-    """(passed, failed, skipped) over the tests of a CTRF JSON report (https://ctrf.io).
+def ctrf_cases(data: bytes) -> list[ReportCase]:
+    """Every test of a CTRF JSON report (https://ctrf.io) with its outcome, in report order.
 
     The report is `{"results": {"tool": {"name"}, "summary": {...}, "tests":
     [{"name", "status"}, ...]}}`; a status is passed, failed, skipped, pending
-    or other, and pending and other count as skipped, being no pass. A UTF-8
-    byte order mark is ignored. Precondition: none; anything else, or no test,
-    is refused.
+    or other, and pending and other are skipped, being no pass. A UTF-8 byte
+    order mark is ignored. Precondition: none; anything else, or no test, is
+    refused.
     """
     check_report_size(data, CTRF)
     try:
         report = _ctrf_decoder.decode(strip_bom(data))
     except JSON_ERRORS as exc:
         raise EncodingError(f"{CTRF} is not a CTRF report: {exc}") from None
-    counts = [0, 0, 0]
-    for test in report.results.tests:
-        counts[_CTRF_STATUSES[test.status]] += 1
-    if sum(counts) == 0:
+    if not report.results.tests:
         raise EncodingError(f"{CTRF} lists no test; refusing to record a run of no tests")
+    return [ReportCase(test.name, _CTRF_STATUSES[test.status], test) for test in report.results.tests]
+
+
+def ctrf_counts(data: bytes) -> Counts:
+    """(passed, failed, skipped) over the tests of a CTRF JSON report; see `ctrf_cases` for the rules."""
+    counts = [0, 0, 0]
+    for case in ctrf_cases(data):
+        counts[case.outcome] += 1
     return counts[0], counts[1], counts[2]
+
+
+def _read_report(report: bytes, report_format: str) -> tuple[str, ET.Element | None]:
+    """(JUNIT, NUNIT or CTRF; the XML root, None for CTRF): the detection `report_counts` documents."""
+    if report_format not in TEST_FORMATS:
+        raise InputError(f"the report format must be one of {', '.join(TEST_FORMATS)}; got {report_format!r}")
+    if report_format == "ctrf" or (report_format == "auto" and strip_bom(report).lstrip().startswith(b"{")):
+        return CTRF, None
+    root = parse_xml(report, NUNIT if report_format == "nunit" else JUNIT)
+    if report_format == "nunit" or (report_format == "auto" and _local(root.tag) == "test-run"):
+        return NUNIT, root
+    if report_format == "auto" and _local(root.tag) not in {"testsuites", "testsuite"}:
+        raise EncodingError(
+            f"{JUNIT}: the root element is <{root.tag}>, not <testsuites> or <testsuite> (JUnit) "
+            "or <test-run> (NUnit 3)"
+        )
+    return JUNIT, root
 
 
 def report_counts(report: bytes, report_format: str = "auto") -> Counts:
@@ -287,19 +379,29 @@ def report_counts(report: bytes, report_format: str = "auto") -> Counts:
     `junit_counts`, `nunit_counts` and `ctrf_counts` for the counting rules.
     Precondition: none; an unknown format is an InputError.
     """
-    if report_format not in TEST_FORMATS:
-        raise InputError(f"the report format must be one of {', '.join(TEST_FORMATS)}; got {report_format!r}")
-    if report_format == "ctrf" or (report_format == "auto" and strip_bom(report).lstrip().startswith(b"{")):
+    kind, root = _read_report(report, report_format)
+    if root is None:
         return ctrf_counts(report)
-    root = parse_xml(report, NUNIT if report_format == "nunit" else JUNIT)
-    if report_format == "nunit" or (report_format == "auto" and _local(root.tag) == "test-run"):
-        return nunit_counts(root)
-    if report_format == "auto" and _local(root.tag) not in {"testsuites", "testsuite"}:
-        raise EncodingError(
-            f"{JUNIT}: the root element is <{root.tag}>, not <testsuites> or <testsuite> (JUnit) "
-            "or <test-run> (NUnit 3)"
-        )
-    return junit_counts(root)
+    return nunit_counts(root) if kind == NUNIT else junit_counts(root)
+
+
+def report_cases(report: bytes, report_format: str = "auto") -> tuple[str, list[ReportCase]]:
+    """(JUNIT, NUNIT or CTRF; every test case of the report with its outcome, in report order).
+
+    The report is read and checked exactly as `report_counts` reads it: a report
+    it refuses is refused here. The outcomes are those it counts, case by case;
+    the two adjustments it makes to its totals name no test case and are not
+    applied (a JUnit suite's `disabled="N"`, an NUnit run failed outside its
+    test cases). Precondition: none; an unknown format is an InputError.
+    """
+    kind, root = _read_report(report, report_format)
+    if root is None:
+        return kind, ctrf_cases(report)
+    if kind == NUNIT:
+        nunit_counts(root)
+        return kind, list(nunit_cases(root))
+    junit_counts(root)
+    return kind, list(junit_cases(root))
 
 
 def statement_from_junit(  # noqa: PLR0913 - keyword-only: the test-run predicate's own fields
