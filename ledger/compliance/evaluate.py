@@ -40,7 +40,8 @@ from ledger.errors import EncodingError, InputError
 from ledger.records import predicates as p
 from ledger.records.admin import policy_from_record
 from ledger.records.formats import parse_offset_time
-from ledger.records.policy import RISK_CLASSES, Policy, RiskClass, policy_digest
+from ledger.records.policy import Policy, policy_digest
+from ledger.records.predicates import RISK_CLASSES, RiskClass
 from ledger.rules.events import Event
 
 if TYPE_CHECKING:

@@ -30,7 +30,8 @@ from ledger.core.encoding import b64decode_strict
 from ledger.core.entry import parse_entry
 from ledger.records import predicates as p
 from ledger.records.admin import PolicyPublished, decode_admin_record, policy_from_record
-from ledger.records.policy import RULES, Policy, RiskClass
+from ledger.records.policy import RULES, Policy
+from ledger.records.predicates import RiskClass
 from ledger.rules.events import Event
 from ledger.verify.dossier import Dossier, DossierReport
 

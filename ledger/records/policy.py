@@ -13,15 +13,12 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
 from ledger.errors import EncodingError
-from ledger.records.predicates import TestSuite
-
-RiskClass = Literal["low", "medium", "high"]
-RISK_CLASSES: tuple[RiskClass, ...] = ("low", "medium", "high")
+from ledger.records.predicates import RISK_CLASSES, RiskClass, TestSuite
 
 # Stable rule ids: findings, exceptions (`predicate.rule`) and allowed_rules use them.
 CHANGE_CLASSIFIED = "change.classified"

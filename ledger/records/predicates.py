@@ -8,12 +8,13 @@ type is generic evidence (None).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 
 from ledger.errors import EncodingError
 from ledger.records.formats import is_sha256_digest, parse_offset_time
+from ledger.records.vex import VexStatement
 
 BASE = "https://evledger.dev"
 CHANGE = f"{BASE}/change/v1"
@@ -29,9 +30,18 @@ EXCEPTION_REVIEW = f"{BASE}/exception-review/v1"
 DEPLOYMENT = f"{BASE}/deployment/v1"
 ROLLBACK = f"{BASE}/rollback/v1"
 RELEASE_SEAL = f"{BASE}/release-seal/v1"
+SBOM = f"{BASE}/sbom/v1"
+VEX = f"{BASE}/vex/v1"
+REQUIREMENTS = f"{BASE}/requirements/v1"
+ANOMALY = f"{BASE}/anomaly/v1"
 GATE_DECISION = "https://slsa.dev/verification_summary/v1"
 
 Digest = str  # "sha256:<64 hex>"
+RiskClass = Literal["low", "medium", "high"]  # a change's risk, and the risk class of a requirement
+RISK_CLASSES: tuple[RiskClass, ...] = get_args(RiskClass)  # lowest first
+RequirementType = Literal["system", "software", "risk-control"]  # IEC 62304 §5.2, §7.2
+REQUIREMENT_TYPES: tuple[RequirementType, ...] = get_args(RequirementType)
+MAX_ATTACHMENT_NAME = 256
 Time = str  # RFC 3339 UTC
 
 
@@ -40,6 +50,19 @@ class Release(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     product: str
     version: str
+
+
+class Attachment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An evidence file a statement binds by its SHA-256, kept in the ledger (`PUT /v1/blobs/…`).
+
+    `name` is the file's name as the pipeline knew it (a label for people: the digest is what
+    binds), `size` its length in bytes, `media_type` its IANA media type when known.
+    """
+
+    name: str
+    digest: Digest
+    size: int
+    media_type: str | None = None
 
 
 class ChangeSummary(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -57,11 +80,12 @@ class Change(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     release: Release
     change_id: str
     summary: ChangeSummary
-    risk_class: Literal["low", "medium", "high"]
+    risk_class: RiskClass
     affects_intended_use: bool
     patient_facing_output: bool
     components: list[str]
     author: str
+    attachments: list[Attachment] | None = None
 
 
 class Artifact(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -82,6 +106,25 @@ class Build(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     artifacts: list[Artifact]
     dependency_lock_digest: str | None = None
     infrastructure_revision: str | None = None
+    attachments: list[Attachment] | None = None
+
+
+class RequirementResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The test cases of one report that verify one requirement, by outcome (IEC 62304 §5.7, §7.3.1).
+
+    `failing_tests` names the failed or skipped ones (`classname::name` for
+    JUnit): at most MAX_FAILING_TESTS, sorted, each at most
+    MAX_TEST_NAME_CHARS (a longer name is cut and ends in U+2026, and a
+    control character shows as U+FFFD); the counts are exact
+    (ledger.records.requirements.requirement_results). A failed test is an
+    anomaly to resolve or to list as a known residual anomaly (§5.8.2, §5.8.3).
+    """
+
+    requirement: str
+    passed: int
+    failed: int
+    skipped: int
+    failing_tests: list[str] = msgspec.field(default_factory=list)
 
 
 TestSuite = Literal[
@@ -103,6 +146,8 @@ class TestRun(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     result: Literal["passed", "failed"]
     report_digest: str | None = None
     report_location: str | None = None
+    requirements: list[RequirementResult] | None = None  # per requirement the report's cases verify
+    attachments: list[Attachment] | None = None
 
 
 class Findings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -136,6 +181,7 @@ class Scan(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     findings: Findings
     report_digest: str | None = None
     severity_map: list[SeverityMapping] | None = None
+    attachments: list[Attachment] | None = None
 
 
 class Dataset(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -156,6 +202,7 @@ class Validation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     defects: list[str] = msgspec.field(default_factory=list)
     manual: bool = False
     manual_steps: list[str] = msgspec.field(default_factory=list)
+    attachments: list[Attachment] | None = None
 
 
 class Approval(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -176,6 +223,7 @@ class Approval(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     entries: list[int]
     signed_at: Time | None = None
     comment: str | None = None
+    attachments: list[Attachment] | None = None
 
 
 class PolicyException(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -186,6 +234,7 @@ class PolicyException(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     justification: str
     expires: Time
     review_due: Time
+    attachments: list[Attachment] | None = None
 
 
 class ExceptionReview(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -195,6 +244,7 @@ class ExceptionReview(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     exception_entry: int
     outcome: Literal["accepted", "remediation-required"]
     comment: str
+    attachments: list[Attachment] | None = None
 
 
 class Deployment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -207,6 +257,7 @@ class Deployment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     finished: Time
     result: Literal["succeeded", "failed"]
     infrastructure_revision: str | None = None
+    attachments: list[Attachment] | None = None
 
 
 class Rollback(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -220,6 +271,98 @@ class Rollback(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     started: Time
     finished: Time
     result: Literal["succeeded", "failed"]
+    attachments: list[Attachment] | None = None
+
+
+class SoupGaps(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How many SOUP items lack a version, a supplier, a licence: what a reviewer must chase."""
+
+    version: int
+    supplier: int
+    licence: int
+
+
+class Sbom(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A software bill of materials of the subject, and its SOUP list (IEC 62304 §8.1.2; FD&C §524B).
+
+    The SBOM file is kept as the tool wrote it (`sbom_digest`), with the SOUP list read from it
+    (`soup_list_digest`: ledger.records.sbom.encode_soup_list, canonical JSON), both stored as
+    evidence files: a real SBOM lists far more components than an entry can hold.
+    """
+
+    release: Release
+    format: Literal["CycloneDX", "SPDX"]
+    spec_version: str
+    tools: list[str]
+    components: int
+    gaps: SoupGaps
+    sbom_digest: Digest
+    soup_list_digest: Digest
+    attachments: list[Attachment] | None = None
+
+
+class Vex(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Vulnerability dispositions for the release's components (OpenVEX or CycloneDX VEX).
+
+    `statements` are read from the document (ledger.records.vex.parse_vex), which is kept as an
+    evidence file (`vex_digest`).
+    """
+
+    release: Release
+    format: Literal["OpenVEX", "CycloneDX"]
+    spec_version: str
+    statements: list[VexStatement]
+    vex_digest: Digest
+    author: str | None = None
+    attachments: list[Attachment] | None = None
+
+
+class RequirementGroup(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The ids of a baseline's requirements of one type and risk class (None: the baseline gives none)."""
+
+    type: RequirementType
+    risk_class: RiskClass | None
+    ids: list[str]
+
+
+class Requirements(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A requirements baseline of the release (IEC 62304 §5.2; risk controls §7.2), kept as files.
+
+    `groups` lists every requirement id by type and risk class, which is all the policy's rules
+    need, so that a release's compliance follows from its entries alone. `baseline_digest` is
+    the baseline in its canonical form (ledger.records.requirements `encode_baseline`): every
+    requirement with its title, type, risk class and the risk controls it implements, for the
+    traceability matrix; `source_digest` the file as the team wrote it. Both are evidence files.
+    A newer baseline of the same release replaces an older one.
+    """
+
+    release: Release
+    document_id: str
+    document_version: str
+    groups: list[RequirementGroup]
+    baseline_digest: Digest
+    source_digest: Digest
+    attachments: list[Attachment] | None = None
+
+
+class Anomaly(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A known residual anomaly, evaluated and justified before release (IEC 62304 §5.8.2, §5.8.3).
+
+    It dispositions the failed or skipped verification of `requirements` (their ids in the
+    release's baseline; `tests` names the test cases, `classname::name`, when known):
+    `evaluation` says how the anomaly was evaluated (that it does not contribute to an
+    unacceptable risk), `justification` why the release may go with it. The signer is the person
+    who dispositions it.
+    """
+
+    release: Release
+    anomaly_id: str
+    description: str
+    requirements: list[str]
+    evaluation: str
+    justification: str
+    tests: list[str] = msgspec.field(default_factory=list)
+    attachments: list[Attachment] | None = None
 
 
 class Seal(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -372,7 +515,7 @@ def gate_release(predicate: dict[str, Any]) -> object:
 
 Predicate = (
     Change | Build | TestRun | Scan | Validation | Approval | PolicyException | ExceptionReview
-    | Deployment | Rollback | Seal | GateDecision
+    | Deployment | Rollback | Sbom | Vex | Requirements | Anomaly | Seal | GateDecision
 )  # fmt: skip
 
 PREDICATE_TYPES: dict[str, type[Any]] = {
@@ -386,6 +529,10 @@ PREDICATE_TYPES: dict[str, type[Any]] = {
     EXCEPTION_REVIEW: ExceptionReview,
     DEPLOYMENT: Deployment,
     ROLLBACK: Rollback,
+    SBOM: Sbom,
+    VEX: Vex,
+    REQUIREMENTS: Requirements,
+    ANOMALY: Anomaly,
     RELEASE_SEAL: Seal,
     GATE_DECISION: GateDecision,
 }
@@ -402,6 +549,10 @@ KIND_NAMES: dict[str, str] = {
     EXCEPTION_REVIEW: "exception-review",
     DEPLOYMENT: "deployment",
     ROLLBACK: "rollback",
+    SBOM: "sbom",
+    VEX: "vex",
+    REQUIREMENTS: "requirements",
+    ANOMALY: "anomaly",
     RELEASE_SEAL: "release-seal",
     GATE_DECISION: "gate-decision",
 }
@@ -442,7 +593,16 @@ def decode_predicate(predicate_type: str, predicate: dict[str, Any]) -> Predicat
     return value
 
 
-_DIGEST_FIELDS = ("artifact_digest", "from_digest", "to_digest", "dependency_lock_digest", "report_digest")
+# Evidence files a predicate names by digest, and what each is (ledger.records.attachments).
+FILE_FIELDS = {
+    "report_digest": "report",
+    "sbom_digest": "SBOM",
+    "soup_list_digest": "SOUP list",
+    "vex_digest": "VEX document",
+    "baseline_digest": "requirements baseline",
+    "source_digest": "requirements file",
+}
+_DIGEST_FIELDS = ("artifact_digest", "from_digest", "to_digest", "dependency_lock_digest", *FILE_FIELDS)
 _TIME_FIELDS = ("expires", "review_due", "started", "finished", "time_verified", "signed_at")
 
 
@@ -450,6 +610,7 @@ def _check_formats(value: Predicate) -> None:
     """Digests are `sha256:<64 hex>` and times RFC 3339 with an offset (schemas/PREDICATES.md)."""
     digests = [getattr(value, name, None) for name in _DIGEST_FIELDS]
     digests += [a.digest for a in getattr(value, "artifacts", [])]
+    digests += [a.digest for a in getattr(value, "attachments", None) or []]
     if isinstance(value, Validation):
         digests.append(value.dataset.digest)
     for digest in digests:
@@ -466,8 +627,9 @@ def _check_formats(value: Predicate) -> None:
 def _check_values(value: Predicate) -> None:
     """Rules a schema type cannot say: formats, non-negative counts, required text, manual steps."""
     _check_formats(value)
-    if isinstance(value, TestRun) and min(value.passed, value.failed, value.skipped) < 0:
-        raise EncodingError("test-run counts must be >= 0")
+    _check_attachments(value)
+    if isinstance(value, TestRun):
+        _check_test_run(value)
     if isinstance(value, Scan) and min(msgspec.structs.astuple(value.findings)) < 0:
         raise EncodingError("scan findings must be >= 0")
     if isinstance(value, PolicyException) and not value.justification.strip():
@@ -476,3 +638,37 @@ def _check_values(value: Predicate) -> None:
         raise EncodingError("a manual validation must list its steps")
     if isinstance(value, Approval) and not value.role.strip():
         raise EncodingError("an approval must name the role it is given in")
+    if isinstance(value, Sbom) and min(value.components, *msgspec.structs.astuple(value.gaps)) < 0:
+        raise EncodingError("SBOM counts must be >= 0")
+    if isinstance(value, Requirements | Anomaly):
+        _check_traceability(value)
+
+
+def _check_traceability(value: Requirements | Anomaly) -> None:
+    if isinstance(value, Requirements):
+        ids = [i for group in value.groups for i in group.ids]
+        if not ids or len(set(ids)) != len(ids) or not all(i.strip() for i in ids):
+            raise EncodingError("a requirements baseline lists each requirement id once, and at least one")
+        return
+    texts = (value.anomaly_id, value.description, value.evaluation, value.justification)
+    if not all(t.strip() for t in texts) or not value.requirements:
+        raise EncodingError(
+            "an anomaly needs an id, a description, an evaluation, a justification and the "
+            "requirements whose verification it dispositions"
+        )
+
+
+def _check_test_run(value: TestRun) -> None:
+    if min(value.passed, value.failed, value.skipped) < 0:
+        raise EncodingError("test-run counts must be >= 0")
+    for result in value.requirements or []:
+        if min(result.passed, result.failed, result.skipped) < 0 or not result.requirement.strip():
+            raise EncodingError("a requirement's result needs its id and counts >= 0")
+
+
+def _check_attachments(value: Predicate) -> None:
+    for attachment in getattr(value, "attachments", None) or []:
+        if not 0 < len(attachment.name) <= MAX_ATTACHMENT_NAME or attachment.size < 0:
+            raise EncodingError(
+                f"an attachment needs a name of 1 to {MAX_ATTACHMENT_NAME} characters and a size >= 0"
+            )

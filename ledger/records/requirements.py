@@ -45,12 +45,15 @@ from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, InputError, TooLargeError
 from ledger.records.attest import PASSED, CtrfTest, ReportCase, report_cases
 from ledger.records.formats import strip_bom
+from ledger.records.predicates import (
+    REQUIREMENT_TYPES,
+    RISK_CLASSES,
+    RequirementResult,
+    RequirementType,
+    RiskClass,
+)
 
-RequirementType = Literal["system", "software", "risk-control"]
-RiskClass = Literal["low", "medium", "high"]  # the words the ledger's change records use for risk
 BaselineFormat = Literal["auto", "csv", "json", "yaml"]
-REQUIREMENT_TYPES: tuple[RequirementType, ...] = get_args(RequirementType)
-RISK_CLASSES: tuple[RiskClass, ...] = get_args(RiskClass)
 BASELINE_FORMATS: tuple[str, ...] = get_args(BaselineFormat)
 # A requirement id: 1 to 64 letters, digits, '-', '_', '.', ':', starting with a letter or digit.
 REQUIREMENT_ID = "[A-Za-z0-9][A-Za-z0-9._:-]{0,63}"
@@ -119,23 +122,6 @@ class Baseline(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     document_id: str
     document_version: str
     requirements: list[Requirement]
-
-
-class RequirementResult(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The test cases of one report that verify one requirement, by outcome (IEC 62304 §5.7, §7.3.1).
-
-    `failing_tests` names the failed or skipped ones (`classname::name` for
-    JUnit): at most MAX_FAILING_TESTS, sorted, each at most
-    MAX_TEST_NAME_CHARS (a longer name is cut and ends in U+2026, and a
-    control character shows as U+FFFD); the counts are exact. A failed test is
-    an anomaly to resolve or to list as a known residual anomaly (§5.8.2, §5.8.3).
-    """
-
-    requirement: str
-    passed: int
-    failed: int
-    skipped: int
-    failing_tests: list[str] = msgspec.field(default_factory=list)
 
 
 _baseline_decoder = msgspec.json.Decoder(Baseline)
