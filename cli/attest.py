@@ -31,6 +31,7 @@ from ledger.records import attest
 from ledger.records.predicates import kind_name
 from ledger.records.sarif import SEVERITY_MAP_SYNTAX, parse_severity_map
 from ledger.records.statement import decode_statement
+from ledger.records.test_reports import MAX_REPORT_BYTES
 
 attest_app = typer.Typer(
     help="Sign a test report, a SARIF log or an in-toto statement as evidence and append it over HTTP.",
@@ -149,7 +150,7 @@ def junit(
 ) -> None:
     """Append a test run (https://evledger.dev/test-run/v1) counted from a JUnit, NUnit 3 or CTRF report."""
     with command_errors(json_output=json_output):
-        data = read_input(report, "JUnit report", attest.MAX_REPORT_BYTES)
+        data = read_input(report, "JUnit report", MAX_REPORT_BYTES)
         with failure_context(_source(report)):
             payload = attest.statement_from_junit(
                 data,
@@ -209,7 +210,7 @@ def sarif(
     """Append a scan (https://evledger.dev/scan/v1): the open findings of a SARIF log by severity."""
     with command_errors(json_output=json_output):
         mappings = parse_severity_map(severity_map or [])
-        data = read_input(report, "SARIF report", attest.MAX_REPORT_BYTES)
+        data = read_input(report, "SARIF report", MAX_REPORT_BYTES)
         with failure_context(_source(report)):
             payload = attest.statement_from_sarif(
                 data,

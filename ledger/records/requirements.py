@@ -13,10 +13,10 @@ NUnit 3 or CTRF report verifies (its properties, or a mapping file:
 failed or were skipped (§5.7.1 tests for each requirement, §5.7.5 test
 records, §7.3.1 verification of risk control measures, §7.3.3 traceability).
 What a failed or a skipped test case is, is decided in one place:
-`ledger.records.attest`.
+`ledger.records.test_reports`.
 
 Every input is untrusted: sizes are capped before parsing; XML goes through
-defusedxml (`ledger.records.attest.parse_xml`); YAML through `yaml.safe_load`
+defusedxml (`ledger.records.test_reports.parse_xml`); YAML through `yaml.safe_load`
 only, and a YAML document with an anchor or an alias is refused, since an alias
 is how a small YAML text expands into a huge structure ("billion laughs"):
 without them, what is built is no larger than the text, which is capped. A key
@@ -43,7 +43,6 @@ import yaml
 
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, InputError, TooLargeError
-from ledger.records.attest import PASSED, CtrfTest, ReportCase, report_cases
 from ledger.records.formats import strip_bom
 from ledger.records.predicates import (
     REQUIREMENT_TYPES,
@@ -52,6 +51,7 @@ from ledger.records.predicates import (
     RequirementType,
     RiskClass,
 )
+from ledger.records.test_reports import PASSED, CtrfTest, ReportCase, report_cases
 
 BaselineFormat = Literal["auto", "csv", "json", "yaml"]
 BASELINE_FORMATS: tuple[str, ...] = get_args(BaselineFormat)
@@ -640,7 +640,7 @@ def parse_test_mapping(data: bytes) -> dict[str, list[str]]:
     not starting with `{`): a header `test,requirements` (either order), then a
     row per test, its ids separated by commas (quote the cell), semicolons or
     white space. A test name is `classname::name` for a JUnit test case, NUnit's
-    full name, CTRF's name (`ledger.records.attest.ReportCase`); in CSV white
+    full name, CTRF's name (`ledger.records.test_reports.ReportCase`); in CSV white
     space around it is dropped. Preconditions: UTF-8, at most MAX_MAPPING_BYTES,
     at least one test, no test twice, each with at least one requirement id.
     The result is sorted by test name, each test's ids as written, each once.
@@ -769,7 +769,7 @@ def requirement_results(
     """Per requirement, how many test cases verifying it passed, failed, were skipped (§5.7, §7.3.1).
 
     The report is a JUnit XML, NUnit 3 XML or CTRF JSON report, read and
-    checked exactly as `ledger.records.attest.report_counts` reads it
+    checked exactly as `ledger.records.test_reports.report_counts` reads it
     (`report_format` one of auto, junit, nunit, ctrf). A test case verifies the
     requirements its properties name (`requirements`, `requirement` or
     `verifies`, any case: a JUnit or NUnit case's <property> elements, a CTRF
@@ -777,7 +777,7 @@ def requirement_results(
     (`parse_test_mapping`); a test case that names none counts toward nothing,
     and a test name of `mapping` that the report does not hold is ignored (one
     mapping may serve several reports). Each test case counts once per
-    requirement, with its outcome from `ledger.records.attest.report_cases`,
+    requirement, with its outcome from `ledger.records.test_reports.report_cases`,
     the one rule of what passed, failed or was skipped. The report totals'
     adjustments that name no test case are not applied: a JUnit suite's
     `disabled="N"` (the disabled tests are not listed, so they cannot be given
@@ -785,7 +785,7 @@ def requirement_results(
 
     Sorted by requirement id; requirements are not checked against a baseline
     here. Preconditions: the report is at most
-    `ledger.records.attest.MAX_REPORT_BYTES` and has a test case; every id is a
+    `ledger.records.test_reports.MAX_REPORT_BYTES` and has a test case; every id is a
     requirement id (ID_RULE), or EncodingError naming the test case and
     property; `mapping` maps names to lists of ids (a bare string is an
     InputError). More than MAX_REQUIREMENT_RESULTS requirements, or results

@@ -30,7 +30,7 @@ from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, TooLargeError
 from ledger.records.formats import strip_bom
 
-# Larger than attest.MAX_REPORT_BYTES (20 MiB): the SBOM of a container image or a monorepo lists
+# Larger than test_reports.MAX_REPORT_BYTES (20 MiB): the SBOM of a container image or a monorepo lists
 # thousands of components, each with hashes, external references and sometimes licence texts, and
 # real ones reach tens of megabytes. 64 MiB still bounds the memory one decode may take.
 MAX_SBOM_BYTES = 64 * 1024 * 1024

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import EncodingError, InputError, TooLargeError
-from ledger.records.attest import MAX_REPORT_BYTES, PASSED, report_cases, report_counts
 from ledger.records.requirements import (
     MAX_FAILING_TESTS,
     MAX_MAPPING_BYTES,
@@ -27,6 +26,7 @@ from ledger.records.requirements import (
     requirement_results,
     split_requirement_ids,
 )
+from ledger.records.test_reports import MAX_REPORT_BYTES, PASSED, report_cases, report_counts
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REQUIREMENTS = FIXTURES / "requirements"
