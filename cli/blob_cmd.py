@@ -2,13 +2,16 @@
 
 Thin commands over `PUT` and `GET /v1/blobs/sha256:<hex>`. `get` trusts nothing the server
 says: the bytes it writes are the ones that hash to the digest asked for, or it writes nothing
-and exits 1, as any failed verification does.
+and exits 1, as any failed verification does. A file streams to disk and replaces `--out`
+only once all of it hashed to its name.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +19,7 @@ import typer
 
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
-from cli.files import read_input
+from cli.files import read_input, replaced_on_success
 from cli.settings import DEFAULT_SERVER, ServerOption, TokenOption
 from ledger.errors import InputError, VerificationError
 from ledger.query.timeline import parse_digest
@@ -55,6 +58,15 @@ def put(
         )
 
 
+@contextmanager
+def _nothing_written() -> Iterator[None]:
+    """Say so when a download fails its check: the file was not written."""
+    try:
+        yield
+    except VerificationError as exc:
+        raise exc.restated(f"{exc}: nothing was written") from exc
+
+
 @blob_app.command("get")
 def get(
     digest: Annotated[str, typer.Argument(help="The file's digest, sha256:<64 hex digits>.")],
@@ -66,23 +78,17 @@ def get(
     """Fetch a stored file and write it only if its bytes hash to DIGEST (exit 1 if they do not)."""
     with command_errors(json_output=json_output):
         name = parse_digest(digest)
-        with LedgerClient(server, token, timeout=300) as client:
-            data = client.get(f"/v1/blobs/{name}").content
-        got = f"sha256:{hashlib.sha256(data).hexdigest()}"
-        if got != name:
-            raise VerificationError(
-                f"the server sent {len(data):,} bytes that hash to {got}, not to {name}: nothing was written",
-                expected=name,
-                calculated=got,
-                labels=("asked for", "the bytes hash to"),
-            )
-        if str(out) == "-":
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-            return
-        out.write_bytes(data)
+        with LedgerClient(server, token, timeout=300) as client, _nothing_written():
+            if str(out) == "-":  # stdout cannot take back what it was given: check it all first
+                held = io.BytesIO()
+                client.download_blob(name, held)
+                sys.stdout.buffer.write(held.getvalue())
+                sys.stdout.buffer.flush()
+                return
+            with replaced_on_success(out) as sink:
+                size = client.download_blob(name, sink)
         emit_success(
             json_output=json_output,
-            fields={"digest": name, "size": len(data), "out": str(out)},
-            lines=[f"verified: {name} ({len(data):,} bytes) -> {out}"],
+            fields={"digest": name, "size": size, "out": str(out)},
+            lines=[f"verified: {name} ({size:,} bytes) -> {out}"],
         )

@@ -7,7 +7,7 @@ import os
 import time
 from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self
 
 import msgspec
 
@@ -23,6 +23,7 @@ from ledger.errors import (
     TooLargeError,
     UnauthenticatedError,
     UnavailableError,
+    VerificationError,
 )
 
 _ERRORS: dict[int, type[LedgerError]] = {
@@ -169,6 +170,38 @@ class LedgerClient:
         )
         answer: dict[str, Any] = response.json()
         return answer
+
+    def download_blob(self, digest: str, sink: IO[bytes]) -> int:
+        """Write the stored file `digest` (`sha256:<hex>`) into `sink` as it arrives; its size in bytes.
+
+        The bytes are hashed as they are written: VerificationError (exit 1) when they hash to
+        another digest, and whatever was written to `sink` must then be thrown away. NotFoundError
+        for a file the ledger does not hold (or this token may not read), UnavailableError when the
+        transfer breaks off (the service cuts a file it finds altered short of its length).
+        """
+        hasher, size = hashlib.sha256(), 0
+        try:
+            with self._http.stream("GET", f"/v1/blobs/{digest}") as response:
+                if response.status_code >= 400:
+                    response.read()
+                    self._check(response)
+                for block in response.iter_bytes(1 << 20):
+                    hasher.update(block)
+                    sink.write(block)
+                    size += len(block)
+        except self._transport_error as exc:
+            raise UnavailableError(
+                f"the transfer of {digest} from {self._http.base_url} broke off: {exc}"
+            ) from exc
+        got = f"sha256:{hasher.hexdigest()}"
+        if got != digest:
+            raise VerificationError(
+                f"the server sent {size:,} bytes that hash to {got}, not to {digest}",
+                expected=digest,
+                calculated=got,
+                labels=("asked for", "the bytes hash to"),
+            )
+        return size
 
     def append(self, envelopes: list[Envelope], idempotency_key: str | None = None) -> list[dict[str, Any]]:
         """Append one envelope (POST /v1/entries) or several (the batch route); return the receipts."""

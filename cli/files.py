@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import msgspec
 
@@ -119,4 +123,23 @@ def create_exclusive(path: Path, text: str, *, private: bool) -> None:
             os.fsync(stream.fileno())
     except BaseException:
         path.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def replaced_on_success(path: Path) -> Iterator[IO[bytes]]:
+    """A new file beside `path` to write into; it replaces `path` only if the block ends without an error.
+
+    On any error the new file is removed and `path` is left as it was: a command that fails
+    half-way (a file that does not verify, a transfer that breaks off) writes nothing.
+    """
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, on success and on failure
+        dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False
+    )
+    try:
+        with handle:
+            yield handle
+        Path(handle.name).replace(path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
         raise
