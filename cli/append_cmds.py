@@ -18,6 +18,7 @@ import typer
 
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
+from cli.evidence_files import Attached, AttachOption, store_files, stored_lines
 from cli.files import load_verifier_key, read_input
 from cli.settings import (
     DEFAULT_DATA_DIR,
@@ -35,14 +36,19 @@ from ledger.core.dsse import ADMIN_PAYLOAD_TYPE, INTOTO_PAYLOAD_TYPE, Envelope, 
 from ledger.core.encoding import format_time
 from ledger.errors import InputError
 from ledger.records.admin import KeyRegistered, KeyRevoked, encode_admin_record
+from ledger.records.attachments import with_attachments
+from ledger.records.attest import check_statement
 from ledger.records.formats import parse_offset_time
-from ledger.records.statement import decode_statement
+from ledger.records.predicates import PREDICATE_TYPES, Attachment
+from ledger.records.statement import decode_statement, release_of
 
 key_app = typer.Typer(help="Register and revoke the keys that may sign evidence.", no_args_is_help=True)
 LedgerKeyOption = Annotated[
     Path | None,
     typer.Option("--ledger-key", help="Ledger key for direct appends (default: DATA_DIR/ledger.key)."),
 ]
+
+_encoder = msgspec.json.Encoder(order="sorted")
 
 
 def append(
@@ -115,10 +121,17 @@ def receipt_lines(
 
 
 def _report(
-    receipts: list[dict[str, Any]], what: str, *, json_output: bool, already_recorded: bool = False
+    receipts: list[dict[str, Any]],
+    what: str,
+    *,
+    json_output: bool,
+    already_recorded: bool = False,
+    stored: list[dict[str, Any]] | None = None,
 ) -> None:
-    lines = receipt_lines(receipts, what, already_recorded=already_recorded)
-    fields = {"receipts": receipts, "already_recorded": already_recorded}
+    lines = receipt_lines(receipts, what, already_recorded=already_recorded) + stored_lines(stored or [])
+    fields: dict[str, Any] = {"receipts": receipts, "already_recorded": already_recorded}
+    if stored is not None:
+        fields["files"] = stored
     emit_success(json_output=json_output, fields=fields, lines=lines)
 
 
@@ -183,6 +196,7 @@ def key_revoke(
 
 def submit(
     file: Annotated[Path, typer.Argument(help="An in-toto Statement v1 (JSON); - for stdin.")],
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -191,16 +205,44 @@ def submit(
     ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Sign a statement with --key (DSSE) and append it over HTTP; print the receipt."""
+    """Sign a statement with --key (DSSE) and append it over HTTP; print the receipt.
+
+    With --attach, the files are stored in the ledger first and added to the statement's
+    `predicate.attachments` before it is signed (one of the ledger's own predicate types only).
+    """
     with command_errors(json_output=json_output):
         payload = read_input(file, "statement")
         decode_statement(payload)  # refuse locally what the server would refuse
+        attached = Attached.read(attach)
+        if attached.attachments:
+            payload = _with_attachments(payload, attached.attachments)
+        statement = decode_statement(payload)
         envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, [load_signer(key)])
         with LedgerClient(server, token) as client:
+            stored = store_files(client, release_of(statement)[0] or "", attached.files)
             appended = client.append_envelopes([envelope], idempotency_key)
         _report(
-            appended.receipts, "appended", json_output=json_output, already_recorded=appended.already_recorded
+            appended.receipts,
+            "appended",
+            json_output=json_output,
+            already_recorded=appended.already_recorded,
+            stored=stored,
         )
+
+
+def _with_attachments(payload: bytes, attachments: list[Attachment]) -> bytes:
+    """The statement with `attachments` added to its predicate (InputError for another's predicate type)."""
+    statement = msgspec.json.decode(payload)
+    predicate_type = statement.get("predicateType", "")
+    cls = PREDICATE_TYPES.get(predicate_type)
+    if cls is None or "attachments" not in cls.__struct_fields__:
+        raise InputError(
+            f"--attach adds files to the ledger's own predicate types (schemas/PREDICATES.md), not to "
+            f"{predicate_type!r}: name the files in that predicate's own fields, and store them with "
+            "`evledger blob put`"
+        )
+    statement["predicate"] = with_attachments(statement.get("predicate") or {}, attachments)
+    return check_statement(_encoder.encode(statement))
 
 
 def _key_rows(keys: list[dict[str, Any]]) -> list[str]:

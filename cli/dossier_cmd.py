@@ -6,6 +6,9 @@ the ledger's public key given with `--key`.
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,19 +18,31 @@ import typer
 
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
-from cli.files import load_verifier_key, read_input
+from cli.files import load_verifier_key, read_input, replaced_on_success
 from cli.settings import DEFAULT_SERVER, ServerOption, TokenOption
 from cli.trust_options import TsaCertOption, WitnessPolicyOption, anchoring_fields, load_trust
 from ledger.core.encoding import JSON_ERRORS, b64decode_strict, hash_from_hex
 from ledger.core.tlog_proof import format_tlog_proof, tlog_proofs
-from ledger.errors import VerificationError
+from ledger.errors import NotFoundError, VerificationError
 from ledger.query.report import Paper, document_id, manifestation, render_report
 from ledger.records.predicates import Approval
 from ledger.rules.events import Event
 from ledger.verify.anchoring import LEDGER_KEY_ONLY, Trust, decode_timestamps
+from ledger.verify.audit_package import (
+    DOSSIER_MEMBER,
+    ZIP_MAGIC,
+    NamedFile,
+    PackageReport,
+    check_package,
+    files_of_dossier,
+    files_of_events,
+    read_dossier_member,
+    require_intact,
+)
 from ledger.verify.dossier import Dossier, DossierReport, decode_dossier, verify_dossier
 
 MAX_DOSSIER_BYTES = 256 * 1024 * 1024
+PACKAGE_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest a ZIP member may carry
 KeyOption = Annotated[
     Path, typer.Option("--key", metavar="PUBFILE", help="The ledger's verifier key (.pub).")
 ]
@@ -39,14 +54,49 @@ _decoder = msgspec.json.Decoder(Dossier)
 
 
 def load_and_verify(path: Path, key: Path, trust: Trust = LEDGER_KEY_ONLY) -> tuple[Dossier, DossierReport]:
-    """Read a dossier file and verify it offline; any damage to its content fails verification.
+    """Read a dossier file, or an audit package, and verify it offline (see `load_and_check`)."""
+    dossier, report, _ = load_and_check(path, key, trust)
+    return dossier, report
+
+
+def load_and_check(
+    path: Path, key: Path, trust: Trust = LEDGER_KEY_ONLY
+) -> tuple[Dossier, DossierReport, PackageReport | None]:
+    """Read a dossier file, or an audit package, and verify it offline; any damage fails verification.
 
     With `trust` (`--witness-policy`, `--tsa-cert`), its checkpoint must carry the witness
-    quorum and trusted time they require.
+    quorum and trusted time they require. An audit package (a ZIP file: `dossier --with-blobs`)
+    must also hold every evidence file its verified entries name, intact, and nothing else.
     """
     verifier = load_verifier_key(key)
+    if str(path) != "-" and _is_zip(path):
+        with _opened_package(path) as archive:
+            member = read_dossier_member(archive, MAX_DOSSIER_BYTES)
+            dossier = decode_dossier(member, f"{path}:{DOSSIER_MEMBER}")
+            report = verify_dossier(dossier, verifier, trust=trust)
+            package = check_package(archive, files_of_events(report.events))
+        require_intact(package)
+        return dossier, report, package
     dossier = decode_dossier(read_input(path, "dossier", MAX_DOSSIER_BYTES), str(path))
-    return dossier, verify_dossier(dossier, verifier, trust=trust)
+    return dossier, verify_dossier(dossier, verifier, trust=trust), None
+
+
+def _is_zip(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+    except OSError:
+        return False  # read_input names the problem
+
+
+@contextmanager
+def _opened_package(path: Path) -> Iterator[zipfile.ZipFile]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise VerificationError(f"{path} is not an intact audit package: {exc}") from exc
+    with archive:
+        yield archive
 
 
 def _fetch(server: str, token: str | None, product: str, version: str, environment: str | None) -> bytes:
@@ -63,6 +113,14 @@ def dossier(
         Path | None,
         typer.Option("--tlog-proofs", help="Also write one C2SP .tlog-proof file per entry here."),
     ] = None,
+    with_blobs: Annotated[
+        bool,
+        typer.Option(
+            "--with-blobs",
+            help="Write an audit package instead (a ZIP file): the dossier and every evidence file its "
+            "entries name, each checked against its digest as it is fetched.",
+        ),
+    ] = False,
     environment: EnvironmentOption = None,
     server: ServerOption = DEFAULT_SERVER,
     token: TokenOption = None,
@@ -72,6 +130,7 @@ def dossier(
 
     The checkpoint is the one the ledger serves: under a witness policy, cosigned by the
     quorum, with its RFC 3161 tokens (with --tlog-proofs also written as checkpoint-N.tsr).
+    With --with-blobs, OUT is an audit package: `evledger verify OUT` then checks every file too.
     """
     with command_errors(json_output=json_output):
         data = _fetch(server, token, product, version, environment)
@@ -79,7 +138,11 @@ def dossier(
             parsed = _decoder.decode(data)
         except JSON_ERRORS as exc:
             raise VerificationError(f"the server's dossier is malformed: {exc}") from exc
-        out.write_bytes(data)
+        files = files_of_dossier(parsed) if with_blobs else []
+        if with_blobs:
+            _write_package(out, data, files, server, token)
+        else:
+            out.write_bytes(data)
         written = [str(out)]
         if tlog_proofs_dir is not None:
             tlog_proofs_dir.mkdir(parents=True, exist_ok=True)
@@ -117,8 +180,42 @@ def dossier(
                     if tlog_proofs_dir
                     else []
                 ),
+                *([f"audit package: the dossier and {len(files)} evidence files"] if with_blobs else []),
             ],
         )
+
+
+def _write_package(out: Path, dossier: bytes, files: list[NamedFile], server: str, token: str | None) -> None:
+    """Write the audit package: the dossier, then each file fetched and checked; nothing unless all are there.
+
+    A file the ledger does not hold (or this token may not read) fails the export (exit 1, as a
+    failed check), naming every such file and the entries that name it: an audit package is
+    complete or it is not written.
+    """
+    missing: list[NamedFile] = []
+    with LedgerClient(server, token, timeout=300) as client, replaced_on_success(out) as sink:
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(_member(DOSSIER_MEMBER), dossier)
+            for number, named in enumerate(files, 1):
+                try:
+                    with archive.open(_member(named.member()), "w", force_zip64=True) as member:
+                        size = client.download_blob(named.digest, member)
+                except NotFoundError:
+                    missing.append(named)
+                    continue
+                typer.echo(f"[{number}/{len(files)}] {named.digest} ({size:,} bytes)", err=True)
+        if missing:
+            raise VerificationError(
+                "the ledger does not hold every file the release's entries name, so no audit package "
+                "was written: " + "; ".join(f.describe() for f in missing)
+            )
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    """A member with a fixed time: the files' times mean nothing, the dossier's checkpoint says when."""
+    info = zipfile.ZipInfo(name, date_time=PACKAGE_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
 
 
 def _signature_view(event: Event) -> dict[str, Any] | None:
@@ -163,16 +260,18 @@ def verify(
     tsa_cert: TsaCertOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Verify a dossier offline: checkpoint, proofs, signatures, key chain, release chain, compliance.
+    """Verify a dossier or audit package offline: checkpoint, proofs, signatures, chains, compliance, files.
 
     It then says how complete the release is proven: "sealed at entry N: complete"
     when the dossier ends in a seal that holds; for an open release, only up to
     the last event it shows (later events may exist and are not proven absent).
     With --witness-policy and --tsa-cert, the checkpoint must carry the witnesses' quorum
-    and a trusted authority's timestamp, which then bounds every entry's time.
+    and a trusted authority's timestamp, which then bounds every entry's time. An audit package
+    (dossier --with-blobs) must hold every evidence file its entries name, each hashing to its
+    digest, and nothing else; a missing, changed or unexpected file fails it (exit 1).
     """
     with command_errors(json_output=json_output):
-        parsed, report = load_and_verify(path, key, load_trust(witness_policy, tsa_cert))
+        parsed, report, package = load_and_check(path, key, load_trust(witness_policy, tsa_cert))
         completeness = report.completeness
         if require_sealed and completeness.sealed_at is None:
             refusal = "--require-sealed: the dossier proves no seal that closes the release."
@@ -192,6 +291,7 @@ def verify(
                 "signatures": signatures,
                 "checks": report.checks,
                 "anchoring": anchoring_fields(report.anchoring),
+                "files": _files_fields(report, package),
             },
             lines=[
                 f"dossier of {parsed.product} {parsed.version}: VERIFIED, {completeness.headline()}",
@@ -200,8 +300,30 @@ def verify(
                 *([f"  entry {s['index']}: {s['text']}" for s in signatures] or ["  none"]),
                 f"compliance: {status} ({_count(len(report.compliance.get('findings', [])), 'finding')})",
                 completeness.statement(),
+                _files_line(report, package),
             ],
         )
+
+
+def _files_fields(report: DossierReport, package: PackageReport | None) -> dict[str, Any]:
+    named = package.files if package is not None else files_of_events(report.events)
+    return {
+        "named": [{"digest": f.digest, "named_by": [list(place) for place in f.named_by]} for f in named],
+        "checked": package is not None,
+        "bytes": package.size if package is not None else None,
+    }
+
+
+def _files_line(report: DossierReport, package: PackageReport | None) -> str:
+    if package is not None:
+        return f"evidence files: {package.statement()} ({package.size:,} bytes)"
+    named = len(files_of_events(report.events))
+    if not named:
+        return "evidence files: none named"
+    return (
+        f"evidence files: {_count(named, 'file')} named, not in a dossier; "
+        "export an audit package (dossier --with-blobs) to check them"
+    )
 
 
 class ReportFormat(StrEnum):

@@ -18,6 +18,7 @@ import typer
 from cli import record_support as r
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors
+from cli.evidence_files import Attached, AttachOption
 from cli.settings import DEFAULT_SERVER, ServerOption, SignerKeyOption, TokenOption, load_signer
 from ledger.core.keys import SignerKey
 from ledger.errors import InputError, NotFoundError
@@ -117,6 +118,7 @@ def approval(
         bool, typer.Option("--yes", help="Sign without asking for confirmation (for scripts; be sure).")
     ] = False,
     subject_name: r.SubjectNameOption = "artifact",
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -125,6 +127,7 @@ def approval(
 ) -> None:
     """Sign a decision in a role (https://evledger.dev/approval/v1), after showing it and asking first."""
     with command_errors(json_output=json_output):
+        attached = Attached.read(attach)
         digest = r.check_digest("--artifact-digest", artifact_digest)
         r.check_text(role=role)
         r.check_choice(p.Approval, "meaning", meaning)
@@ -135,7 +138,7 @@ def approval(
             "entries": sorted(set(entry or [])), "signed_at": r.now_text(),
             "comment": comment,
         }  # fmt: skip
-        r.build_predicate(p.APPROVAL, fields)  # refuse bad input before anything is read or signed
+        r.build_predicate(p.APPROVAL, fields, attached)  # refuse bad input before anything is read or signed
         signer = load_signer(key)
         with LedgerClient(server, r.require_token(token)) as client:
             events = _release_events(client, product, version)
@@ -172,11 +175,12 @@ def approval(
                 yes=yes,
             )
             fields["signed_at"] = r.now_text()  # when the person confirmed
-            predicate = r.build_predicate(p.APPROVAL, fields)
+            predicate = r.build_predicate(p.APPROVAL, fields, attached)
             payload = r.statement(p.APPROVAL, [r.artifact_subject(subject_name, digest)], predicate)
             name = view["owner"] if view is not None else signer.keyid
             summary = f"{decision} by {name} as {role} ({meaning}), signed {fields['signed_at']}"
             r.append_statement(
                 client, payload, signer, idempotency_key_given=idempotency_key, summary=summary,
                 json_output=json_output,
+                files=attached.files,
             )  # fmt: skip

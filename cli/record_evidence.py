@@ -15,6 +15,7 @@ import typer
 
 from cli import record_support as r
 from cli.errors import JsonOption, command_errors
+from cli.evidence_files import Attached, AttachOption
 from cli.settings import DEFAULT_SERVER, ServerOption, SignerKeyOption, TokenOption
 from ledger.errors import InputError
 from ledger.records import predicates as p
@@ -77,6 +78,7 @@ def change(
         typer.Option(help="An artifact the change is about, as a subject beside or instead of --commit."),
     ] = None,
     subject_name: r.SubjectNameOption = "artifact",
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -85,6 +87,7 @@ def change(
 ) -> None:
     """Record a controlled change and its risk (https://evledger.dev/change/v1)."""
     with command_errors(json_output=json_output):
+        attached = Attached.read(attach)
         subjects = _subjects(commit, subject_digest, subject_name)
         r.check_text(change_id=change_id, author=author)
         r.check_choice(p.Change, "risk_class", risk_class)
@@ -105,12 +108,13 @@ def change(
                 "components": component,
                 "author": author,
             },
+            attached,
         )
         payload = r.statement(p.CHANGE, subjects, predicate)
         summary = f"change {change_id}: risk {risk_class}, author {author}"
         r.send(
             payload, key=key, token=token, server=server, idempotency_key_given=idempotency_key,
-            summary=summary, json_output=json_output,
+            summary=summary, json_output=json_output, files=attached.files,
         )  # fmt: skip
 
 
@@ -152,6 +156,7 @@ def build(
     infrastructure_revision: Annotated[
         str | None, typer.Option(help="The revision of the build infrastructure's configuration.")
     ] = None,
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -160,6 +165,7 @@ def build(
 ) -> None:
     """Record a build: source, builder and the artifacts it produced (https://evledger.dev/build/v1)."""
     with command_errors(json_output=json_output):
+        attached = Attached.read(attach)
         artifacts = [_artifact(a) for a in artifact]
         r.check_text(repository=repository, commit=commit, build_id=build_id, builder=builder)
         lock = (
@@ -179,6 +185,7 @@ def build(
                 "dependency_lock_digest": lock,
                 "infrastructure_revision": infrastructure_revision,
             },
+            attached,
         )
         subjects = [r.artifact_subject(a["name"], a["digest"]) for a in artifacts]
         payload = r.statement(p.BUILD, subjects, predicate)
@@ -191,6 +198,7 @@ def build(
             idempotency_key_given=idempotency_key,
             summary=f"build {build_id}: {names}",
             json_output=json_output,
+            files=attached.files,
         )
 
 
@@ -219,6 +227,7 @@ def validation(
     manual_step: Annotated[
         list[str] | None, typer.Option(help="A step performed by hand (repeat; required with --manual).")
     ] = None,
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -227,6 +236,7 @@ def validation(
 ) -> None:
     """Record a validation run against a dataset (https://evledger.dev/validation/v1)."""
     with command_errors(json_output=json_output):
+        attached = Attached.read(attach)
         subjects = [r.artifact_subject(subject_name, r.check_digest("--subject-digest", subject_digest))]
         r.check_text(objective=objective, dataset_name=dataset_name, dataset_version=dataset_version)
         r.check_choice(p.Validation, "result", result)
@@ -245,10 +255,11 @@ def validation(
                 "manual": manual,
                 "manual_steps": manual_step or [],
             },
+            attached,
         )
         payload = r.statement(p.VALIDATION, subjects, predicate)
         summary = f"validation {result} on {dataset_name} {dataset_version}" + (" (manual)" if manual else "")
         r.send(
             payload, key=key, token=token, server=server, idempotency_key_given=idempotency_key,
-            summary=summary, json_output=json_output,
+            summary=summary, json_output=json_output, files=attached.files,
         )  # fmt: skip

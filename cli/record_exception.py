@@ -14,6 +14,7 @@ import typer
 from cli import record_support as r
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors
+from cli.evidence_files import Attached, AttachOption
 from cli.settings import DEFAULT_SERVER, ServerOption, SignerKeyOption, TokenOption, load_signer
 from ledger.errors import InputError
 from ledger.records import predicates as p
@@ -44,6 +45,7 @@ def exception(
     ],
     subject_digest: Annotated[str, typer.Option(help=r.SUBJECT_DIGEST_HELP)],
     subject_name: r.SubjectNameOption = "artifact",
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -52,6 +54,7 @@ def exception(
 ) -> None:
     """Record a time-boxed, justified bypass of one policy rule (https://evledger.dev/exception/v1)."""
     with command_errors(json_output=json_output):
+        attached = Attached.read(attach)
         subjects = [r.artifact_subject(subject_name, r.check_digest("--subject-digest", subject_digest))]
         r.check_text(rule=rule, justification=justification)
         moment = r.now()
@@ -66,12 +69,13 @@ def exception(
                 "expires": until,
                 "review_due": due,
             },
+            attached,
         )
         payload = r.statement(p.EXCEPTION, subjects, predicate)
         summary = f"exception to {rule}: expires {until}, review due {due}"
         r.send(
             payload, key=key, token=token, server=server, idempotency_key_given=idempotency_key,
-            summary=summary, json_output=json_output,
+            summary=summary, json_output=json_output, files=attached.files,
         )  # fmt: skip
 
 
@@ -91,6 +95,7 @@ def exception_review(
         typer.Option(help="The artifact the review is about (default: the exception's own subjects)."),
     ] = None,
     subject_name: r.SubjectNameOption = "artifact",
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -103,6 +108,7 @@ def exception_review(
     is about what the exception was about.
     """
     with command_errors(json_output=json_output):
+        attached = Attached.read(attach)
         digest = r.check_digest("--subject-digest", subject_digest) if subject_digest is not None else None
         r.check_text(comment=comment)
         r.check_choice(p.ExceptionReview, "outcome", outcome)
@@ -112,7 +118,7 @@ def exception_review(
             "outcome": outcome,
             "comment": comment,
         }
-        predicate = r.build_predicate(p.EXCEPTION_REVIEW, fields)
+        predicate = r.build_predicate(p.EXCEPTION_REVIEW, fields, attached)
         signer = load_signer(key)
         with LedgerClient(server, r.require_token(token)) as client:
             reviewed = _exception_event(r.timeline(client, product, version), exception_entry)
@@ -130,6 +136,7 @@ def exception_review(
                 idempotency_key_given=idempotency_key,
                 summary=summary,
                 json_output=json_output,
+                files=attached.files,
             )
 
 

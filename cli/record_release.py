@@ -15,6 +15,7 @@ import typer
 from cli import record_support as r
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
+from cli.evidence_files import Attached, AttachOption
 from cli.settings import DEFAULT_SERVER, ServerOption, SignerKeyOption, TokenOption, load_signer
 from ledger.errors import InputError, NotFoundError
 from ledger.records import predicates as p
@@ -50,6 +51,7 @@ def deployment(
         str | None, typer.Option(help="The revision of the environment's infrastructure configuration.")
     ] = None,
     subject_name: r.SubjectNameOption = "artifact",
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -58,6 +60,7 @@ def deployment(
 ) -> None:
     """Record an artifact deployed to an environment (https://evledger.dev/deployment/v1)."""
     with command_errors(json_output=json_output):
+        attached = Attached.read(attach)
         digest = r.check_digest("--artifact-digest", artifact_digest)
         r.check_text(environment=environment)
         r.check_choice(p.Deployment, "result", result)
@@ -73,12 +76,13 @@ def deployment(
                 "result": result,
                 "infrastructure_revision": infrastructure_revision,
             },
+            attached,
         )
         payload = r.statement(p.DEPLOYMENT, [r.artifact_subject(subject_name, digest)], predicate)
         summary = f"deployment to {environment}: {result} ({digest[:19]}…, {begin} to {end})"
         r.send(
             payload, key=key, token=token, server=server, idempotency_key_given=idempotency_key,
-            summary=summary, json_output=json_output,
+            summary=summary, json_output=json_output, files=attached.files,
         )  # fmt: skip
 
 
@@ -99,6 +103,7 @@ def rollback(
     started: Annotated[str | None, typer.Option(help=_STARTED_HELP)] = None,
     finished: Annotated[str | None, typer.Option(help=_FINISHED_HELP)] = None,
     subject_name: r.SubjectNameOption = "artifact",
+    attach: AttachOption = None,
     key: SignerKeyOption = None,
     token: TokenOption = None,
     server: ServerOption = DEFAULT_SERVER,
@@ -107,6 +112,7 @@ def rollback(
 ) -> None:
     """Record a return to an earlier artifact (https://evledger.dev/rollback/v1); both are its subjects."""
     with command_errors(json_output=json_output):
+        attached = Attached.read(attach)
         old, new = r.check_digest("--from-digest", from_digest), r.check_digest("--to-digest", to_digest)
         r.check_text(environment=environment, reason=reason)
         r.check_choice(p.Rollback, "result", result)
@@ -123,13 +129,14 @@ def rollback(
                 "finished": end,
                 "result": result,
             },
+            attached,
         )
         subjects = [r.artifact_subject(subject_name, d) for d in dict.fromkeys((new, old))]
         payload = r.statement(p.ROLLBACK, subjects, predicate)
         summary = f"rollback in {environment}: {result} ({old[:19]}… → {new[:19]}…)"
         r.send(
             payload, key=key, token=token, server=server, idempotency_key_given=idempotency_key,
-            summary=summary, json_output=json_output,
+            summary=summary, json_output=json_output, files=attached.files,
         )  # fmt: skip
 
 

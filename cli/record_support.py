@@ -5,15 +5,16 @@ Options are checked here, with messages that name the option: digests
 allowed values, taken from the predicate's own type so they never drift). The
 predicate is then built exactly as the ledger reads it, with `msgspec.convert`
 and `ledger.records.predicates.decode_predicate`, so nothing the ledger would
-refuse as content is ever signed or sent. `append_statement` signs the
-statement with `--key`, appends it over HTTP with an idempotency key (by
-default derived from the statement, as `evledger attest` does), and prints
+refuse as content is ever signed or sent. `append_statement` stores the `--attach`
+files, signs the statement with `--key`, appends it over HTTP with an idempotency
+key (by default derived from the statement, as `evledger attest` does), and prints
 the receipt.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, get_args, get_type_hints
@@ -25,6 +26,7 @@ import typer
 from cli.append_cmds import receipt_lines
 from cli.client import LedgerClient
 from cli.errors import emit_success
+from cli.evidence_files import Attached, EvidenceFile, store_files, stored_lines
 from cli.settings import load_signer
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
 from ledger.core.encoding import format_time
@@ -47,6 +49,8 @@ _REPEATED = {
     "defects": "--defect",
     "manual_steps": "--manual-step",
     "entries": "--entry",
+    "requirements": "--requirement",
+    "tests": "--test",
 }
 
 ProductArgument = Annotated[
@@ -172,12 +176,17 @@ def _explain(cls: type[Any], message: str) -> str:
     return text
 
 
-def build_predicate(predicate_type: str, fields: dict[str, Any]) -> dict[str, Any]:
+def build_predicate(
+    predicate_type: str, fields: dict[str, Any], attached: Attached | None = None
+) -> dict[str, Any]:
     """The predicate as the ledger reads it: converted by msgspec, checked by `decode_predicate`.
 
     Precondition: `predicate_type` is one of ours. Optional fields left as None are
-    omitted. InputError, naming the option where it can, for anything the ledger would refuse.
+    omitted; `attached` files (`--attach`) become its `attachments`. InputError, naming the
+    option where it can, for anything the ledger would refuse.
     """
+    if attached is not None and attached.attachments:
+        fields = {**fields, "attachments": [msgspec.to_builtins(a) for a in attached.attachments]}
     cls = PREDICATE_TYPES[predicate_type]
     try:
         value = msgspec.convert(fields, type=cls)
@@ -244,18 +253,22 @@ def append_statement(
     idempotency_key_given: str | None,
     summary: str,
     json_output: bool,
+    files: Sequence[EvidenceFile] = (),
 ) -> None:
-    """Sign `payload` (made by `statement`) with `signer`, append it, and print the receipt.
+    """Store `files`, sign `payload` (made by `statement`) with `signer`, append it, and print the receipt.
 
     Prints the idempotency key, `summary` and "appended: entry N" (or "already
-    recorded as entry N" when the ledger answered with the original receipt).
+    recorded as entry N" when the ledger answered with the original receipt), and a line
+    per file stored. The files (`--attach`) are stored first, for the statement's product.
     """
     chosen = idempotency_key_given or idempotency_key(payload)
     envelope = sign_envelope(INTOTO_PAYLOAD_TYPE, payload, [signer])
-    appended = client.append_envelopes([envelope], chosen)
     decoded = decode_statement(payload)
+    stored = store_files(client, release_of(decoded)[0] or "", files)
+    appended = client.append_envelopes([envelope], chosen)
     lines = [f"idempotency key: {chosen}", summary]
     lines += receipt_lines(appended.receipts, "appended", already_recorded=appended.already_recorded)
+    lines += stored_lines(stored)
     fields: dict[str, Any] = {
         "idempotency_key": chosen,
         "predicate_type": decoded.predicate_type,
@@ -264,6 +277,7 @@ def append_statement(
         "signer": signer.keyid,
         "receipts": appended.receipts,
         "already_recorded": appended.already_recorded,
+        "files": stored,
     }
     emit_success(json_output=json_output, fields=fields, lines=lines)
 
@@ -277,8 +291,9 @@ def send(
     idempotency_key_given: str | None,
     summary: str,
     json_output: bool,
+    files: Sequence[EvidenceFile] = (),
 ) -> None:
-    """Load the signer key, then sign and append `payload` over HTTP (see `append_statement`)."""
+    """Load the signer key; store `files`, then sign and append `payload` (see `append_statement`)."""
     signer = load_signer(key)
     with LedgerClient(server, require_token(token)) as client:
         append_statement(
@@ -288,4 +303,5 @@ def send(
             idempotency_key_given=idempotency_key_given,
             summary=summary,
             json_output=json_output,
+            files=files,
         )

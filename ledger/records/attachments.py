@@ -66,6 +66,5 @@ def with_attachments(predicate: dict[str, Any], attachments: list[Attachment]) -
     if not isinstance(listed, list):
         raise InputError("the predicate's attachments must be a list")
     seen = {item.get("digest") for item in listed if isinstance(item, dict)}
-    added = [msgspec.to_builtins(a) for a in attachments if a.digest not in seen]
-    clean = [{k: v for k, v in item.items() if v is not None} for item in added]
-    return {**predicate, "attachments": [*listed, *clean]}
+    added = [msgspec.to_builtins(a) for a in attachments if a.digest not in seen]  # None fields omitted
+    return {**predicate, "attachments": [*listed, *added]}

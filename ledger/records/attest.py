@@ -3,7 +3,8 @@
 `statement_from_junit` makes a test-run statement from a JUnit XML, NUnit 3 XML
 or CTRF JSON test report (read by ledger.records.test_reports), `statement_from_sarif`
 a scan statement, `statement_from_sbom` an SBOM statement and its SOUP list, and
-`statement_from_vex` a VEX statement (schemas/PREDICATES.md); `check_statement` refuses locally what
+`statement_from_vex` a VEX statement, `statement_from_requirements` a requirements
+baseline's statement and its canonical form (schemas/PREDICATES.md); `check_statement` refuses locally what
 admission would refuse. Each returns Statement v1 JSON bytes (sorted keys), the
 payload `evledger attest` signs. Converters are deterministic: the same report
 and arguments give the same bytes, so a retried CI job signs the same envelope
@@ -24,12 +25,14 @@ import msgspec
 from ledger.errors import EncodingError, InputError
 from ledger.records.formats import normal_sha256_digest
 from ledger.records.predicates import (
+    REQUIREMENTS,
     SBOM,
     SCAN,
     TEST_RUN,
     VEX,
     Attachment,
     Release,
+    Requirements,
     Sbom,
     Scan,
     SeverityMapping,
@@ -40,7 +43,13 @@ from ledger.records.predicates import (
     decode_predicate,
     kind_name,
 )
-from ledger.records.requirements import requirement_results
+from ledger.records.requirements import (
+    BaselineFormat,
+    baseline_groups,
+    encode_baseline,
+    parse_baseline,
+    requirement_results,
+)
 from ledger.records.sarif import count_open_findings, decode_sarif, resolve_severity_map
 from ledger.records.sbom import encode_soup_list, parse_sbom, soup_gaps
 from ledger.records.statement import (
@@ -236,6 +245,42 @@ def statement_from_vex(  # noqa: PLR0913 - keyword-only: the VEX predicate's own
         attachments=list(attachments) or None,
     )
     return _statement(VEX, subject_name, subject_digest, predicate)
+
+
+def statement_from_requirements(  # noqa: PLR0913 - keyword-only: the requirements predicate's own fields
+    source: bytes,
+    *,
+    product: str,
+    version: str,
+    subject_name: str,
+    document_id: str | None = None,
+    document_version: str | None = None,
+    file_format: BaselineFormat = "auto",
+    attachments: Sequence[Attachment] = (),
+) -> tuple[bytes, bytes]:
+    """A requirements statement (https://evledger.dev/requirements/v1), and the canonical baseline.
+
+    Preconditions: the text arguments are non-empty; `document_id` and `document_version`
+    are required for a CSV baseline (ledger.records.requirements.parse_baseline). The
+    statement's subject is the file itself (`subject_name`, its SHA-256). Both the file and
+    the canonical baseline (`encode_baseline`) must be stored as evidence files before the
+    statement is appended.
+    """
+    _require_text(product=product, version=version)
+    baseline = parse_baseline(
+        source, document_id=document_id, document_version=document_version, file_format=file_format
+    )
+    canonical = encode_baseline(baseline)
+    predicate = Requirements(
+        release=Release(product, version),
+        document_id=baseline.document_id,
+        document_version=baseline.document_version,
+        groups=baseline_groups(baseline),
+        baseline_digest=report_digest(canonical),
+        source_digest=report_digest(source),
+        attachments=list(attachments) or None,
+    )
+    return _statement(REQUIREMENTS, subject_name, report_digest(source), predicate), canonical
 
 
 def check_statement(payload: bytes) -> bytes:

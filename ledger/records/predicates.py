@@ -52,7 +52,7 @@ class Release(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     version: str
 
 
-class Attachment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Attachment(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """An evidence file a statement binds by its SHA-256, kept in the ledger (`PUT /v1/blobs/…`).
 
     `name` is the file's name as the pipeline knew it (a label for people: the digest is what

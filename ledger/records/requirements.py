@@ -47,6 +47,7 @@ from ledger.records.formats import strip_bom
 from ledger.records.predicates import (
     REQUIREMENT_TYPES,
     RISK_CLASSES,
+    RequirementGroup,
     RequirementResult,
     RequirementType,
     RiskClass,
@@ -628,6 +629,26 @@ def baseline_counts(baseline: Baseline) -> dict[str, int]:
     for requirement in baseline.requirements:
         counts[requirement.type] += 1
     return counts
+
+
+def baseline_groups(baseline: Baseline) -> list[RequirementGroup]:
+    """A baseline's requirement ids by type and risk class: the `groups` of its `requirements` predicate.
+
+    What the policy's rules read (requirements.coverage selects by type and risk class), so that
+    compliance follows from the entry alone. Deterministic: groups by type in REQUIREMENT_TYPES
+    order, then by risk class (None first, then RISK_CLASSES, lowest first), only the groups that
+    hold a requirement; each group's ids sorted. Precondition: `baseline` comes from
+    `parse_baseline` or `decode_baseline` (ids unique).
+    """
+    ids: dict[tuple[RequirementType, RiskClass | None], list[str]] = {}
+    for requirement in baseline.requirements:
+        ids.setdefault((requirement.type, requirement.risk_class), []).append(requirement.id)
+    return [
+        RequirementGroup(kind, risk, sorted(ids[kind, risk]))
+        for kind in REQUIREMENT_TYPES
+        for risk in (None, *RISK_CLASSES)
+        if (kind, risk) in ids
+    ]
 
 
 # (2) Per-requirement test results
