@@ -32,6 +32,12 @@ from ledger.compliance.checks import (
     check_tests,
     check_validation,
 )
+from ledger.compliance.checks_traceability import (
+    check_anomalies,
+    check_component_risk,
+    check_coverage,
+    check_sbom,
+)
 from ledger.compliance.deployments import check_deployed_after_evidence, check_gate_allow, gate_entries
 from ledger.compliance.facts import candidates, collect, scoped_deployments
 from ledger.compliance.waivers import apply_exceptions, check_continuity
@@ -140,8 +146,12 @@ def evaluate(
     )
     findings = [
         *check_classified(ctx),
+        *check_component_risk(ctx),
         *check_tests(ctx),
+        *check_coverage(ctx),
+        *check_anomalies(ctx),
         *check_validation(ctx),
+        *check_sbom(ctx),
         *check_approvals(ctx),
         *check_separation(ctx),
         *check_after_evidence(ctx),

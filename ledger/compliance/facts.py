@@ -1,7 +1,9 @@
 """The evidence a compliance evaluation reads: a release's events sorted by kind, and its candidates. Pure.
 
 `collect` keeps the events of our predicate types that name the release
-(schemas/PREDICATES.md) and files them by kind. Gate decisions are filed apart:
+(schemas/PREDICATES.md) and files them by kind (SBOMs, VEX documents,
+requirements baselines and anomaly records too: the newest baseline is the one
+in force). Gate decisions are filed apart:
 only `deployments.gate-allow` reads them, and they are not among `entries` (the
 evidence evaluated). Generic evidence and seals say nothing the rules read, but
 are entries of the release an approval may list (`release_entries`). `candidates`
@@ -66,6 +68,15 @@ class Facts:
     # Every entry of the release the evaluation was given: its typed evidence, gate decisions and
     # seal, and generic evidence (about its artifacts); not the entries naming another release.
     release_entries: frozenset[int] = frozenset()
+    sboms: tuple[Item[p.Sbom], ...] = ()
+    vexes: tuple[Item[p.Vex], ...] = ()
+    requirements: tuple[Item[p.Requirements], ...] = ()  # baselines; the newest is in force
+    anomalies: tuple[Item[p.Anomaly], ...] = ()
+
+    @property
+    def baseline(self) -> Item[p.Requirements] | None:
+        """The requirements baseline in force: the release's newest (highest index); None without one."""
+        return self.requirements[-1] if self.requirements else None
 
     def build_artifacts(self, build: Item[p.Build | None]) -> list[p.Artifact]:
         """What one build produced: its artifacts and its statement's sha256 subjects, by digest."""
@@ -161,6 +172,10 @@ def collect(events: Sequence[Event], release: p.Release | None = None) -> Facts:
         deployments=_of(mine, p.Deployment),
         gates=_of(named, p.GateDecision),
         release_entries=frozenset(e.index for e in (*named, *generic)),
+        sboms=_of(mine, p.Sbom),
+        vexes=_of(mine, p.Vex),
+        requirements=_of(mine, p.Requirements),
+        anomalies=_of(mine, p.Anomaly),
     )
 
 

@@ -13,18 +13,22 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from ledger.errors import EncodingError
-from ledger.records.predicates import RISK_CLASSES, RiskClass, TestSuite
+from ledger.records.predicates import RISK_CLASSES, RequirementType, RiskClass, TestSuite
 
 # Stable rule ids: findings, exceptions (`predicate.rule`) and allowed_rules use them.
 CHANGE_CLASSIFIED = "change.classified"
+CHANGE_COMPONENT_RISK = "change.component-risk"
 TESTS_REQUIRED = "tests.required-suites"
 TESTS_PASSED = "tests.passed"
 VALIDATION_REQUIRED = "validation.required"
+REQUIREMENTS_COVERAGE = "requirements.coverage"
+ANOMALIES_DISPOSITIONED = "anomalies.dispositioned"
+SBOM_REQUIRED = "sbom.required"
 APPROVALS_REQUIRED = "approvals.required-roles"
 APPROVALS_REJECTED = "approvals.rejected"
 APPROVALS_AFTER_EVIDENCE = "approvals.after-evidence"
@@ -40,9 +44,13 @@ EXCEPTION_REVIEW = "exceptions.review-due"
 
 RULES: dict[str, str] = {
     CHANGE_CLASSIFIED: "the release records a change with its risk class (it selects the tier)",
+    CHANGE_COMPONENT_RISK: "the release's risk class is at least the minimum of every component it changes",
     TESTS_REQUIRED: "every suite the tier requires ran on the candidate artifact",
     TESTS_PASSED: "every test run on the candidate artifact passed",
     VALIDATION_REQUIRED: "the candidate artifact passed validation (when the tier requires it)",
+    REQUIREMENTS_COVERAGE: "every requirement the tier selects has a passing test on the candidate artifact",
+    ANOMALIES_DISPOSITIONED: "a failed or skipped verification of a requirement has a later anomaly record",
+    SBOM_REQUIRED: "an SBOM of the candidate artifact is recorded (when the tier requires one)",
     APPROVALS_REQUIRED: "every role the tier requires approved the candidate artifact",
     APPROVALS_REJECTED: "no standing rejection of the candidate artifact",
     APPROVALS_AFTER_EVIDENCE: "approvals come after the evidence they approve",
@@ -84,18 +92,71 @@ class FindingLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     low: Count
 
 
+# A requirement's risk class as the coverage setting selects it: a class, or `unclassified` (none given).
+CoverageClass = Literal["low", "medium", "high", "unclassified"]
+UNCLASSIFIED = "unclassified"
+
+
+class Coverage(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Which requirements must each have a passing test on the candidate (IEC 62304 §5.7, §7.3.1).
+
+    A requirement of the baseline in force is selected when its type is one of `types` and its
+    risk class one of `risk_classes` (`unclassified`: the baseline gives it none). Both keys are
+    required; an empty list selects nothing, so the tier then requires no coverage.
+    """
+
+    types: list[RequirementType]
+    risk_classes: list[CoverageClass]
+
+    def __post_init__(self) -> None:
+        """Refuse duplicate types or classes."""
+        _no_duplicates(list(self.types), "types")
+        _no_duplicates(list(self.risk_classes), "risk_classes")
+
+    def selects(self, requirement_type: str, risk_class: str | None) -> bool:
+        """Whether a requirement of this type and risk class (None: unclassified) must be covered."""
+        chosen = UNCLASSIFIED if risk_class is None else risk_class
+        return requirement_type in self.types and chosen in self.risk_classes
+
+    def describe(self) -> str:
+        """The selection in words (`software, risk-control requirements of risk medium, high`)."""
+        return f"{', '.join(self.types)} requirements of risk {', '.join(self.risk_classes)}"
+
+
 class Tier(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What a change of one risk class needs before it may be released."""
+    """What a change of one risk class needs before it may be released.
+
+    `require_sbom`, `coverage` and `require_anomaly_disposition` may be left out (then the tier
+    requires no SBOM, no requirement coverage, no anomaly records): policies published before
+    they existed have none, and are encoded without them, so their digests stay as signed.
+    """
 
     required_suites: list[TestSuite]
     required_approval_roles: list[Role]
     require_validation: bool
     max_open_findings: FindingLimits | None = None  # None: scans are not required
+    require_sbom: bool | msgspec.UnsetType = msgspec.UNSET
+    coverage: Coverage | msgspec.UnsetType = msgspec.UNSET
+    require_anomaly_disposition: bool | msgspec.UnsetType = msgspec.UNSET
 
     def __post_init__(self) -> None:
         """Refuse duplicate suites or roles (a duplicate is almost always a typo for another one)."""
         _no_duplicates(list(self.required_suites), "required_suites")
         _no_duplicates(self.required_approval_roles, "required_approval_roles")
+
+    def requires_sbom(self) -> bool:
+        """Whether the candidate needs an SBOM (IEC 62304 §8.1.2 SOUP; rule sbom.required)."""
+        return self.require_sbom is True
+
+    def coverage_required(self) -> Coverage | None:
+        """The requirements that need a passing test on the candidate; None when the tier selects none."""
+        if isinstance(self.coverage, msgspec.UnsetType) or not self.coverage.types:
+            return None
+        return self.coverage if self.coverage.risk_classes else None
+
+    def requires_anomaly_disposition(self) -> bool:
+        """Whether every failed or skipped verification of a requirement needs an anomaly record (§5.8)."""
+        return self.require_anomaly_disposition is True
 
 
 class Tiers(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -171,6 +232,52 @@ class DeploymentRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _no_duplicates(self.require_gate_allow, "require_gate_allow")
 
 
+ComponentName = Annotated[str, msgspec.Meta(pattern=r"\S", max_length=200)]
+
+
+def component_key(name: str) -> str:
+    """How component names are compared: ignoring case and runs of white space (`Result  Calculator`)."""
+    return " ".join(name.split()).casefold()
+
+
+class Classification(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The least risk class a change touching each component must carry (rule change.component-risk).
+
+    IEC 62304 §7.4.1 asks that the software contribution of a change to hazards be analysed;
+    the policy writes the outcome of that analysis down once per component. `components` maps
+    a component name, as change records list it (compared ignoring case and extra white
+    space), to `low`, `medium` or `high`.
+    """
+
+    components: dict[ComponentName, RiskClass]
+
+    def __post_init__(self) -> None:
+        """Refuse two names that are the same component (they could give it two classes)."""
+        seen: dict[str, str] = {}
+        for name in self.components:
+            key = component_key(name)
+            if key in seen:
+                raise ValueError(f"components {seen[key]!r} and {name!r} name the same component")
+            seen[key] = name
+
+    def minimum(self, component: str) -> RiskClass | None:
+        """The least risk class a change touching `component` must carry (None: the policy sets none)."""
+        key = component_key(component)
+        return next((risk for name, risk in self.components.items() if component_key(name) == key), None)
+
+
+def _check_component_classes(data: object) -> None:
+    """Name the component whose class is not a risk class (msgspec's message would not name the key)."""
+    section = data.get("classification") if isinstance(data, dict) else None
+    components = section.get("components") if isinstance(section, dict) else None
+    for name, risk in components.items() if isinstance(components, dict) else ():
+        if risk not in RISK_CLASSES:
+            raise EncodingError(
+                f"policy is invalid: key classification.components.{name}: {risk!r} is not a risk class "
+                f"(one of {', '.join(RISK_CLASSES)})"
+            )
+
+
 # Who may seal before any policy is published, and under a policy without [sealing] (every policy
 # published before the section existed: its digest, and so its record, must stay as signed).
 DEFAULT_SEAL_ROLES = frozenset({"release-manager"})
@@ -193,8 +300,10 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     `description` may be left out, and so may `sealing` (then only keys with role
     release-manager may seal), `deployments` and `approvals.entries_in_release` (then those
-    rules are off). A policy without them is encoded without them, so a policy published
-    before they existed keeps the digest it was published under, and its meaning.
+    rules are off), `classification` (then no component sets a least risk class) and a tier's
+    `require_sbom`, `coverage` and `require_anomaly_disposition` (then the tier requires none of
+    them). A policy without them is encoded without them, so a policy published before they
+    existed keeps the digest it was published under, and its meaning.
     """
 
     name: Text
@@ -206,6 +315,7 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     approvals: ApprovalRules
     sealing: Sealing | msgspec.UnsetType = msgspec.UNSET
     deployments: DeploymentRules | msgspec.UnsetType = msgspec.UNSET
+    classification: Classification | msgspec.UnsetType = msgspec.UNSET
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -238,6 +348,12 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         environments = self.continuity.environments
         return not environments or environment in environments
 
+    def component_minimum(self, component: str) -> RiskClass | None:
+        """The least risk class a change touching `component` must carry (None without one)."""
+        if isinstance(self.classification, msgspec.UnsetType):
+            return None
+        return self.classification.minimum(component)
+
     def seal_roles(self) -> frozenset[str]:
         """The roles whose keys may seal a release under this policy."""
         if isinstance(self.sealing, msgspec.UnsetType):
@@ -248,7 +364,10 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """The rule ids (keys of `RULES`, in its order) this policy applies; the others it switches off.
 
         A release record lists every rule in force with its result, and names the rest as off,
-        so that a rule without findings reads as met only when the policy applied it.
+        so that a rule without findings reads as met only when the policy applied it. Like
+        findings.max-open, the rules a tier or `[classification]` sets up (sbom.required,
+        requirements.coverage, anomalies.dispositioned, change.component-risk) are always in
+        force: a policy without their settings requires nothing of them, so they are met.
         """
         sod = self.separation_of_duties
         off = {
@@ -269,6 +388,7 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 _canonical = msgspec.json.Encoder(order="sorted")
 _AT = re.compile(r"^(?P<message>.*) - at `\$\.?(?P<key>.*)`$", re.DOTALL)
+_KEY_IN = re.compile(r"^(?P<message>.*) - at `key` in `\$\.?(?P<key>.*)`$", re.DOTALL)
 
 
 _FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<field>[^`]*)`$")
@@ -276,6 +396,9 @@ _FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field 
 
 def _explain(exc: msgspec.ValidationError) -> str:
     """The validation message with its JSON path written as the TOML key (`tiers.high.required_suites[2]`)."""
+    name_of = _KEY_IN.match(str(exc))
+    if name_of is not None:  # a table's key (a component name) is not what its type allows
+        return f"key {name_of['key']} (a name in it): {name_of['message']}"
     match = _AT.match(str(exc))
     message, key = (match["message"], match["key"]) if match else (str(exc), "")
     field = _FIELD.match(message)
@@ -290,6 +413,7 @@ def policy_from_data(data: object) -> Policy:
 
     Precondition: none; any value is checked (unknown keys, types, suites, rules, roles, ranges).
     """
+    _check_component_classes(data)
     try:
         return msgspec.convert(data, Policy)
     except msgspec.ValidationError as exc:
@@ -336,6 +460,14 @@ def describe_policy(policy: Policy) -> list[str]:
             f"  approval roles:  {', '.join(tier.required_approval_roles) or '(none)'}",
             f"  validation:      {'required' if tier.require_validation else 'not required'}",
             f"  findings:        {findings}",
+            f"  SBOM:            {'required' if tier.requires_sbom() else 'not required'}",
+            f"  coverage:        {_coverage(tier)}",
+            "  anomalies:       "
+            + (
+                "each failed or skipped verification of a requirement needs an anomaly record"
+                if tier.requires_anomaly_disposition()
+                else "no anomaly record required"
+            ),
         ]
     sod, exc = policy.separation_of_duties, policy.exceptions
     in_force = policy.rules_in_force()
@@ -353,6 +485,7 @@ def describe_policy(policy: Policy) -> list[str]:
         f"approvals list only entries of their release: {_yes(policy.approvals.checks_entries())}",
         "deployments need an earlier gate allow in: " + (", ".join(policy.gated_environments()) or "(none)"),
         f"deployments start after the evidence of their digest: {_yes(policy.deployments_after_evidence())}",
+        f"components' least risk class: {_classification(policy)}",
         f"sealing: by a key with role {' or '.join(sorted(policy.seal_roles()))}"
         + (" (the default: the policy has no [sealing])" if policy.sealing is msgspec.UNSET else ""),
         "rules:",
@@ -363,3 +496,15 @@ def describe_policy(policy: Policy) -> list[str]:
 
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
+
+
+def _coverage(tier: Tier) -> str:
+    coverage = tier.coverage_required()
+    return "not required" if coverage is None else f"a passing test of each of the {coverage.describe()}"
+
+
+def _classification(policy: Policy) -> str:
+    if isinstance(policy.classification, msgspec.UnsetType) or not policy.classification.components:
+        return "(none)"
+    components = policy.classification.components
+    return ", ".join(f"{name} {components[name]}" for name in sorted(components, key=component_key))
