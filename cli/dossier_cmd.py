@@ -36,6 +36,7 @@ from ledger.verify.audit_package import (
     check_package,
     files_of_dossier,
     files_of_events,
+    package_files,
     read_dossier_member,
     require_intact,
 )
@@ -360,7 +361,12 @@ def report(
     out: OutOption,
     key: KeyOption,
     dossier_file: Annotated[
-        Path | None, typer.Option("--dossier", help="Render from this dossier file instead of fetching one.")
+        Path | None,
+        typer.Option(
+            "--dossier",
+            help="Render from this dossier file, or audit package (with its SOUP list and requirement "
+            "titles), instead of fetching one.",
+        ),
     ] = None,
     output_format: FormatOption = None,
     paper: PaperOption = PaperSize.A4,
@@ -383,11 +389,17 @@ def report(
         if source is None:
             source = out.with_suffix(".dossier.json")
             source.write_bytes(_fetch(server, token, product, version, None))
-        parsed, verified = load_and_verify(source, key, load_trust(witness_policy, tsa_cert))
+        parsed, verified, package = load_and_check(source, key, load_trust(witness_policy, tsa_cert))
         if (parsed.product, parsed.version) != (product, version):
             raise VerificationError(f"the dossier is about {parsed.product} {parsed.version}")
         page_size: Paper = "Letter" if paper is PaperSize.LETTER else "A4"
-        html = render_report(parsed, verified, ledger_key=load_verifier_key(key).format(), paper=page_size)
+        ledger_key = load_verifier_key(key).format()
+        if package is None:
+            html = render_report(parsed, verified, ledger_key=ledger_key, paper=page_size)
+        else:  # an audit package: its files give the matrix its titles and the SOUP list its rows
+            with _opened_package(source) as archive:
+                files = package_files(archive)
+                html = render_report(parsed, verified, ledger_key=ledger_key, paper=page_size, files=files)
         if kind is ReportFormat.PDF:
             from ledger.query.report_pdf import html_to_pdf  # noqa: PLC0415 - WeasyPrint loads only for a PDF
 

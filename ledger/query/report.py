@@ -24,16 +24,23 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any, Literal
 
+from ledger.compliance.facts import collect
 from ledger.compliance.gate import entry_uri
+from ledger.compliance.traceability import release_matrix
 from ledger.core.dsse import envelope_payload
 from ledger.core.encoding import b64decode_strict
 from ledger.core.entry import parse_entry
+from ledger.query.traceability import release_sbom, soup_view
 from ledger.records import predicates as p
 from ledger.records.admin import PolicyPublished, decode_admin_record, policy_from_record
+from ledger.records.attachments import referenced_files
 from ledger.records.policy import RULES, Policy
 from ledger.records.predicates import RiskClass
+from ledger.records.requirements import decode_baseline
 from ledger.rules.events import Event
 from ledger.verify.dossier import Dossier, DossierReport
+
+FileReader = Callable[[str], bytes | None]  # an evidence file by digest (sha256:<hex>), or None
 
 Paper = Literal["A4", "Letter"]
 PAPERS: tuple[Paper, ...] = ("A4", "Letter")
@@ -477,15 +484,27 @@ def _references(event: Event) -> Iterable[Reference]:
     if isinstance(pred, p.Build):
         return _build_refs(pred)
     if isinstance(pred, p.TestRun):
-        return [(f"{pred.suite} test report", pred.report_location, pred.report_digest)]
+        report = (f"{pred.suite} test report", pred.report_location, pred.report_digest)
+        return [report, *_file_refs(pred, skip={pred.report_digest or ""})]
     if isinstance(pred, p.Scan):
-        return [(f"{pred.tool} {pred.tool_version} scan report", None, pred.report_digest)]
+        report = (f"{pred.tool} {pred.tool_version} scan report", None, pred.report_digest)
+        return [report, *_file_refs(pred, skip={pred.report_digest or ""})]
     if isinstance(pred, p.Validation):
         dataset = pred.dataset
-        return [(f"validation dataset {dataset.name} {dataset.version}", None, dataset.digest)]
+        refs = [(f"validation dataset {dataset.name} {dataset.version}", None, dataset.digest)]
+        return [*refs, *_file_refs(pred, skip={dataset.digest})]
     if isinstance(pred, p.GateDecision):
         return _gate_refs(pred)
-    return _generic_refs(event) if pred is None else []
+    return _generic_refs(event) if pred is None else _file_refs(pred, skip=set())
+
+
+def _file_refs(pred: p.Predicate, skip: set[str]) -> list[Reference]:
+    """The evidence files a predicate names (its report, SBOM, SOUP list, baseline, attachments)."""
+    return [
+        (ref.what, "stored in the ledger", ref.digest)
+        for ref in referenced_files(pred)
+        if ref.digest not in skip
+    ]
 
 
 def _reports(events: Iterable[Event]) -> str:
@@ -543,11 +562,110 @@ def _page_css(paper: Paper, running: str, ident: str, footer: str) -> str:
 """
 
 
-def render_report(dossier: Dossier, report: DossierReport, *, ledger_key: str, paper: Paper = "A4") -> str:
+def _no_files(_: str) -> bytes | None:
+    return None
+
+
+def _traceability(
+    events: Sequence[Event], policy: Policy | None, environment: str | None, files: FileReader
+) -> str:
+    """The traceability matrix (IEC 62304 §5.7, §7.3.3), with titles when the baseline file is at hand."""
+    if policy is None:
+        return '<p class="muted">No policy in the dossier: the candidates are unknown.</p>'
+    in_force = collect(events).baseline
+    if in_force is None:
+        return '<p class="muted">No requirements baseline is recorded for this release.</p>'
+    data = files(in_force.pred.baseline_digest)
+    baseline = decode_baseline(data) if data is not None else None
+    matrix = release_matrix(events, policy, environment=environment, baseline=baseline)
+    note = (
+        ""
+        if baseline is not None
+        else (
+            '<p class="muted">The baseline file is not in this dossier (an audit package carries it): '
+            "titles and risk-control links are not shown.</p>"
+        )
+    )
+    rows = []
+    for row in matrix.rows:
+        links = ", ".join(row.implements or row.implemented_by)
+        tests = "; ".join(
+            f"entry {t.entry} ({t.suite}): {t.passed}/{t.failed}/{t.skipped}" for t in row.tests
+        )
+        anomalies = ", ".join(f"entry {a}" for a in row.anomalies)
+        state = row.status + ("" if row.dispositioned else ", not dispositioned")
+        rows.append(
+            "<tr>" + _td(f"{_code(row.id)}<br>{text(row.title or '')}")
+            + _cell(f"{row.type}, {row.risk_class or 'no class'}") + _cell(links) + _cell(tests)
+            + _cell(anomalies) + _cell(state) + "</tr>"
+        )  # fmt: skip
+    summary = matrix.summary
+    document = (
+        f"{matrix.baseline.document_id} version {matrix.baseline.document_version}" if matrix.baseline else ""
+    )
+    counts = (
+        f"Baseline {document}: {summary.requirements} requirements, {summary.verified} verified, "
+        f"{summary.failed} failed, {summary.incomplete} incomplete, {summary.not_verified} not verified; "
+        f"{summary.undispositioned} not dispositioned."
+    )
+    table = _table(
+        [22, 12, 14, 26, 12, 14],
+        ["Requirement", "Type, risk", "Risk controls", "Tests on the candidate (passed/failed/skipped)",
+         "Anomalies", "Status"],
+        rows,
+        "The baseline lists no requirement.",
+    )  # fmt: skip
+    unknown = "".join(
+        f"<li>{_code(u.id)}: entries {', '.join(str(e) for e in u.entries)}</li>" for u in matrix.unknown
+    )
+    extra = f"<p>Reported by tests, not in the baseline:</p><ul>{unknown}</ul>" if unknown else ""
+    return f"<p>{text(counts)}</p>{note}{table}{extra}"
+
+
+def _soup(events: Sequence[Event], policy: Policy | None, environment: str | None, files: FileReader) -> str:
+    """The SOUP list of the release's SBOM (IEC 62304 §8.1.2), when its file is at hand."""
+    item = release_sbom(events, policy, environment) if policy is not None else None
+    if item is None:
+        return '<p class="muted">No SBOM is recorded for this release.</p>'
+    sbom = item.pred
+    gaps = sbom.gaps
+    tools = ", ".join(sbom.tools) or "an unnamed tool"
+    head = (
+        f"SBOM of entry {item.index} ({sbom.format} {sbom.spec_version}, by {tools}): {sbom.components} "
+        f"components; {gaps.version} without a version, {gaps.supplier} without a supplier, "
+        f"{gaps.licence} without a licence."
+    )
+    data = files(sbom.soup_list_digest)
+    if data is None:
+        return (
+            f'<p>{text(head)}</p><p class="muted">The SOUP list file {_code(sbom.soup_list_digest)} '
+            "is not in this dossier (an audit package carries it).</p>"
+        )
+    rows = [
+        "<tr>" + _cell(c.name) + _cell(c.version or "") + _cell(c.supplier or "") + _cell(c.licence or "")
+        + _cell(c.purl or "") + "</tr>"
+        for c in soup_view(item, data).components
+    ]  # fmt: skip
+    table = _table(
+        [20, 12, 20, 20, 28], ["Name", "Version", "Supplier", "Licence", "Package URL"], rows, "none"
+    )
+    return f"<p>{text(head)}</p>{table}"
+
+
+def render_report(
+    dossier: Dossier,
+    report: DossierReport,
+    *,
+    ledger_key: str,
+    paper: Paper = "A4",
+    files: FileReader = _no_files,
+) -> str:
     """The release record as one HTML page; `report` is the result of verifying `dossier`.
 
     `paper` (A4 or Letter) sets the printed page size; every page's header names the release
-    and the document id (`document_id`), its footer the checkpoint and "Page N of M".
+    and the document id (`document_id`), its footer the checkpoint and "Page N of M". `files`
+    gives the evidence files an audit package carries (checked against their digests), for the
+    traceability matrix's titles and the SOUP list; a plain dossier has none.
     """
     ident = document_id(dossier, report)
     policy = policy_of(dossier)
@@ -564,6 +682,9 @@ def render_report(dossier: Dossier, report: DossierReport, *, ledger_key: str, p
         ("Change", lambda: _change(report.events)),
         ("Signatures (printed name, date and time, meaning)", lambda: _signatures(report.events)),
         ("Deployments and gate decisions", lambda: _deployments(report.events)),
+        ("Traceability (IEC 62304 §5.7, §7.3.3)",
+         lambda: _traceability(report.events, policy, dossier.environment, files)),
+        ("SOUP list (IEC 62304 §8.1.2)", lambda: _soup(report.events, policy, dossier.environment, files)),
         ("Reports, artifacts and digests", lambda: _reports(report.events)),
         ("Timeline", lambda: _timeline(report.events)),
     ]  # fmt: skip

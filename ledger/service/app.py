@@ -37,6 +37,7 @@ from ledger.service import (
     routes_read,
     routes_releases,
     routes_tiles,
+    routes_traceability,
 )
 from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch
 from ledger.service.errors import EXCEPTION_HANDLERS
@@ -181,6 +182,8 @@ def create_app(settings: Settings) -> Litestar:
             routes_compliance.compliance,
             routes_compliance.dossier,
             routes_compliance.evaluate_gate,
+            routes_traceability.traceability,
+            routes_traceability.soup,
             routes_append.append_batch,
             routes_read.latest_checkpoint,
             routes_read.tlog_checkpoint,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ledger.core.dsse import envelope_payload
@@ -169,6 +169,23 @@ def read_dossier_member(archive: zipfile.ZipFile, limit: int) -> bytes:
             return member.read(limit + 1)[:limit]
     except _DAMAGED as exc:
         raise VerificationError(f"the package's {DOSSIER_MEMBER} is damaged: {exc}") from exc
+
+
+def package_files(archive: zipfile.ZipFile) -> Callable[[str], bytes | None]:
+    """A reader of the package's evidence files by digest (`sha256:<hex>`): the bytes, or None when absent.
+
+    Each file is read whole and checked against its digest again; one that differs reads as absent.
+    Precondition: files of the size a report shows (a SOUP list, a baseline), not gigabytes.
+    """
+
+    def read(digest: str) -> bytes | None:
+        try:
+            data = archive.read(FILES_FOLDER + digest.removeprefix("sha256:"))
+        except (KeyError, *_DAMAGED):
+            return None
+        return data if f"sha256:{hashlib.sha256(data).hexdigest()}" == digest else None
+
+    return read
 
 
 def require_intact(report: PackageReport) -> None:

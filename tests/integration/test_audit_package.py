@@ -93,6 +93,11 @@ def record_release(env: dict[str, str], directory: Path) -> dict[str, dict[str, 
     (directory / "evaluation.txt").write_text("ANOM-7: evaluated by the risk board on 2026-12-01\n")
     (directory / "extra.txt").write_text("release notes\n")
     outputs = {
+        "build": ok(
+            env, "record", "build", PRODUCT, VERSION, "--repository", "https://git.example.org/analyzer",
+            "--commit", "4f1c2a9", "--build-id", "b-1", "--builder", "ci",
+            "--artifact", f"analyzer.tar={CANDIDATE}",
+        ),
         "requirements": ok(
             env, "record", "requirements", PRODUCT, VERSION, str(FIXTURES / "requirements" / "baseline.csv"),
             "--document-id", "SRS-ANALYZER", "--document-version", "3",
@@ -343,3 +348,83 @@ def test_attach_refuses_what_it_cannot_bind(story: Story) -> None:
     )  # fmt: skip
     assert code == 2, output
     assert "no-such-file" in output["detail"]
+
+
+def test_the_traceability_matrix_traces_requirements_to_tests_and_anomalies(story: Story) -> None:
+    url = f"{story.url}/v1/releases/{PRODUCT}/{VERSION}/traceability"
+    matrix = httpx.get(url, headers=bearer(story.auditor), timeout=30).json()
+    assert matrix["candidates"] == [CANDIDATE]
+    assert matrix["baseline"]["document_id"] == "SRS-ANALYZER"
+    rows = {row["id"]: row for row in matrix["rows"]}
+    status = {rid: (row["status"], row["dispositioned"]) for rid, row in rows.items()}
+    assert status == {
+        "REQ-1": ("verified", True),
+        "REQ-2": ("failed", True),  # ANOM-7 names it, after the test run
+        "RC-1": ("failed", True),
+        "REQ-3": ("incomplete", False),  # its skipped case is dispositioned by nobody
+        "REQ-4": ("not-verified", True),
+        "RC-2": ("not-verified", True),
+        "SYS-1": ("not-verified", True),
+    }
+    assert rows["REQ-2"]["title"] == "Flag a result outside the reference range, high or low"
+    assert rows["REQ-2"]["implements"] == ["RC-1", "RC-2"]
+    assert rows["RC-1"]["implemented_by"] == ["REQ-2"]
+    anomaly_entry = story.outputs["anomaly"]["receipts"][0]["index"]
+    assert rows["REQ-2"]["anomalies"] == [anomaly_entry]
+    junit_entry = story.outputs["junit"]["receipts"][0]["index"]
+    assert [t["entry"] for t in rows["REQ-3"]["tests"]] == [junit_entry]
+    assert matrix["summary"]["requirements"] == 7
+    missing = httpx.get(
+        f"{story.url}/v1/releases/{PRODUCT}/9.9.9/traceability", headers=bearer(story.auditor), timeout=30
+    )
+    assert missing.status_code == 404, missing.text
+    assert httpx.get(url, headers=bearer("not-a-token"), timeout=30).status_code == 401
+
+
+def test_the_soup_list_is_served_for_the_release(story: Story) -> None:
+    url = f"{story.url}/v1/releases/{PRODUCT}/{VERSION}/soup"
+    soup = httpx.get(url, headers=bearer(story.auditor), timeout=30)
+    assert soup.status_code == 200, soup.text
+    view = soup.json()
+    parsed = parse_sbom((FIXTURES / "sbom" / "cyclonedx-py-1.6.json").read_bytes())
+    assert view["entry"] == story.outputs["sbom"]["receipts"][0]["index"]
+    assert view["subjects"] == [CANDIDATE]
+    assert [c["name"] for c in view["components"]] == [c.name for c in parsed.components]
+    requests_item = next(c for c in view["components"] if c["name"] == "requests")
+    assert requests_item["version"] == "2.32.3"
+    assert requests_item["purl"] == "pkg:pypi/requests@2.32.3"
+    assert httpx.get(url, headers=bearer("not-a-token"), timeout=30).status_code == 401
+
+
+def test_the_release_record_shows_the_matrix_and_the_soup_list_from_a_package(story: Story) -> None:
+    source = story.directory / "release.zip"
+    if not source.exists():
+        package(story, "release.zip")
+    out = story.directory / "record.pdf"
+    key = ["--key", str(story.ledger.pub_path)]
+    ok(
+        story.env,
+        "report",
+        PRODUCT,
+        VERSION,
+        "-o",
+        str(out.with_suffix(".html")),
+        "--dossier",
+        str(source),
+        *key,
+    )
+    ok(story.env, "report", PRODUCT, VERSION, "-o", str(out), "--dossier", str(source), *key)
+    out = out.with_suffix(".html")
+    html = out.read_text(encoding="utf-8")
+    assert "Traceability (IEC 62304" in html
+    assert "Flag a result outside the reference range, high or low" in html  # a title, from the package
+    assert "incomplete, not dispositioned" in html  # REQ-3's skipped case
+    assert "<td>requests</td><td>2.32.3</td>" in html
+    plain = story.directory / "release.dossier.json"
+    ok(story.env, "dossier", PRODUCT, VERSION, "-o", str(plain))
+    bare = story.directory / "record-from-dossier.html"
+    ok(story.env, "report", PRODUCT, VERSION, "-o", str(bare), "--dossier", str(plain), *key)
+    html = bare.read_text(encoding="utf-8")
+    assert "The baseline file is not in this dossier" in html
+    assert "The SOUP list file" in html
+    assert "Flag a result outside" not in html

@@ -258,6 +258,24 @@ def _requests(served: Served) -> list[Call]:
             None,
             404,
         ),
+        (
+            "GET",
+            "/v1/releases/{product}/{version}/traceability",
+            "/v1/releases/prod/1.0/traceability",
+            "auditor",
+            None,
+            404,
+        ),
+        (
+            "GET",
+            "/v1/releases/{product}/{version}/traceability",
+            "/v1/releases/a/1/traceability",
+            None,
+            None,
+            401,
+        ),
+        ("GET", "/v1/releases/{product}/{version}/soup", "/v1/releases/prod/1.0/soup", "auditor", None, 404),
+        ("GET", "/v1/releases/{product}/{version}/soup", "/v1/releases/a/1/soup", None, None, 401),
         ("POST", "/v1/gates/evaluate", "/v1/gates/evaluate", "appender", gate, 404),
         ("POST", "/v1/gates/evaluate", "/v1/gates/evaluate", "appender", b"[]", 400),
         ("POST", "/v1/gates/evaluate", "/v1/gates/evaluate", None, gate, 401),
@@ -326,6 +344,8 @@ def test_under_a_policy_the_release_routes_answer_and_the_gate_of_a_sealed_relea
     template = "/v1/releases/{product}/{version}"
     _answers(served, ("GET", f"{template}/compliance", f"{release}/compliance", "auditor", None, 200))
     _answers(served, ("GET", f"{template}/dossier", f"{release}/dossier", "auditor", None, 200))
+    _answers(served, ("GET", f"{template}/traceability", f"{release}/traceability", "auditor", None, 200))
+    _answers(served, ("GET", f"{template}/soup", f"{release}/soup", "auditor", None, 404))  # no SBOM
     asked = msgspec.json.encode({"product": "sealed", "version": "1.0", "environment": "production"})
     _answers(served, ("POST", gate, gate, "appender", asked, 201))
     timeline = _answers(served, ("GET", f"{template}/timeline", f"{release}/timeline", "auditor", None, 200))
