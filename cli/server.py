@@ -188,7 +188,8 @@ def serve(
     It refuses a busy port, and a data directory another `serve` uses. /healthz and /readyz need no token.
     Each worker's limits come from environment variables (see docs/deployment.md):
     EVLEDGER_MAX_CONNECTIONS, EVLEDGER_BACKLOG, EVLEDGER_HEADER_TIMEOUT,
-    EVLEDGER_BODY_TIMEOUT, EVLEDGER_BODY_BUDGET and EVLEDGER_QUEUE_BYTES.
+    EVLEDGER_BODY_TIMEOUT, EVLEDGER_BODY_BUDGET, EVLEDGER_QUEUE_BYTES, EVLEDGER_MAX_BLOB and
+    EVLEDGER_MAX_UPLOADS.
     """
     from granian import Granian  # noqa: PLC0415 - only this command needs the server
 

@@ -39,7 +39,7 @@ from ledger.service import (
     routes_tiles,
     routes_traceability,
 )
-from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch
+from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch, UploadSlots
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.limits import (
     ENV_BLOB_STORE,
@@ -145,6 +145,7 @@ def create_app(settings: Settings) -> Litestar:
                 PostgresAnchorStore(store.pool),
                 blobs,
                 settings.limits.max_blob,
+                UploadSlots(settings.limits.max_uploads),
                 settings.witnessing,
                 public_log=settings.public_log,
             )

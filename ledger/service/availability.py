@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -40,6 +41,7 @@ _NO_BODY = frozenset({"GET", "HEAD", "OPTIONS"})
 # flight and holds the body to a pace, not a total time (`_StreamedBody`).
 STREAMED_BODY = "evledger_streamed_body"
 STREAM_MIN_RATE = 64 * 1024  # bytes a second a streamed body must average after BODY_GRACE
+UPLOAD_RETRY_AFTER = 2  # seconds a refused upload is asked to wait
 
 
 class BodyBudget:
@@ -68,6 +70,41 @@ class BodyBudget:
     def give_back(self, nbytes: int) -> None:
         """Return bytes charged by `take`."""
         self.in_use -= nbytes
+
+
+class UploadSlots:
+    """At most `limit` evidence-file uploads at once in this worker; one more is refused at once (503).
+
+    An upload to the PostgreSQL store holds a pool connection for as long as it streams, and
+    one to S3 a part buffer (ledger/storage/s3_blobs.py): without a bound, a few slow uploads
+    would take every connection from appends and reads. Refusing beats queueing: a waiting
+    upload would hold its connection to the client, and its client retries after Retry-After.
+    """
+
+    def __init__(self, limit: int) -> None:
+        """Allow `limit` (>= 1) uploads at once."""
+        self.limit = limit
+        self._free = limit
+
+    @property
+    def in_use(self) -> int:
+        """Uploads running now."""
+        return self.limit - self._free
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one slot for the block; UnavailableError (503, Retry-After) when every slot is taken."""
+        if self._free <= 0:
+            raise UnavailableError(
+                f"{self.limit} evidence-file uploads are in progress on this worker (EVLEDGER_MAX_UPLOADS); "
+                "retry shortly",
+                retry_after=UPLOAD_RETRY_AFTER,
+            )
+        self._free -= 1  # no await between the check and this: the event loop cannot interleave
+        try:
+            yield
+        finally:
+            self._free += 1
 
 
 class BodyWatch:

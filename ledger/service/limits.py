@@ -22,6 +22,8 @@ worker (which enforces the byte budgets and the body deadline itself):
   past it). An upload is streamed into the database, so it is charged to the body budget
   only a message at a time, and held to a pace (`EVLEDGER_BODY_TIMEOUT` without a byte at
   most), not to the body timeout as a whole.
+- `EVLEDGER_MAX_UPLOADS` (4): evidence-file uploads a worker runs at once (503 with Retry-After
+  past it): each holds a database connection (or an S3 part buffer) while it streams.
 - `EVLEDGER_BLOB_STORE` (`postgres`): where evidence files' bytes are kept; `s3://BUCKET[/PREFIX]`
   with `?endpoint=URL&region=NAME` puts them in S3-compatible object storage
   (ledger/storage/s3_blobs.py). Not a limit, but read here with them, before anything starts.
@@ -70,6 +72,7 @@ class Limits:
     body_budget: int = 128 * MIB
     queue_bytes: int = 64 * MIB
     max_blob: int = 1024 * MIB
+    max_uploads: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Limits:

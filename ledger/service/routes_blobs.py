@@ -74,7 +74,8 @@ async def put_blob(
     declared = declared_length(request.scope)
     if declared is not None and declared > limit:
         raise TooLargeError(f"the blob is {declared:,} bytes, over the {limit:,}-byte limit")
-    stored = await svc.blobs.put(name, product, request.stream(), limit)
+    with svc.uploads.slot():
+        stored = await svc.blobs.put(name, product, request.stream(), limit)
     view = BlobView(f"sha256:{name.hex()}", stored.info.size, stored.created)
     return Response(view, status_code=201 if stored.created else 200)
 

@@ -22,6 +22,7 @@ from ledger.query.index_follow import IndexFollower
 from ledger.query.proofs import ProofReader
 from ledger.rules.log_state import verified_checkpoint
 from ledger.service.auth import Tokens
+from ledger.service.availability import UploadSlots
 from ledger.service.metrics import PUBLISH_SECONDS, Metrics, Tallies
 from ledger.service.witnessing import Witnessing, witness_keyids
 from ledger.service.witnessing_config import WitnessingConfig
@@ -47,6 +48,7 @@ class ServiceState:
     anchors: AnchorStore  # witness cosignatures and time-stamp tokens of `store`'s checkpoints
     blobs: BlobStore  # the evidence files (issue #14)
     max_blob: int  # the largest file `PUT /v1/blobs/…` takes (Limits.max_blob)
+    uploads: UploadSlots  # how many uploads run at once (Limits.max_uploads)
     witnessing: WitnessingConfig = field(default_factory=WitnessingConfig)
     metrics: Metrics = field(default_factory=Metrics)
     public_log: bool = False  # `serve --public-log`: /checkpoint and /tile/* need no token

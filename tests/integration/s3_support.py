@@ -97,7 +97,10 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
             f"-volume.port={volume}", f"-volume.port.grpc={volume_grpc}",
             f"-filer.port={filer}", f"-filer.port.grpc={filer_grpc}",
             f"-s3.port={s3}", f"-s3.port.grpc={s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-s3.config={config}", "-master.telemetry=false", "-volume.max=10",
+            f"-s3.config={config}", "-master.telemetry=false",
+            # Each bucket is a collection that grows its own volumes: room for every module's bucket
+            # (with 10, the fourth bucket found none free and every write failed), each volume small.
+            "-volume.max=200", "-master.volumeSizeLimitMB=64",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

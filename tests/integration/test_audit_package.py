@@ -428,3 +428,61 @@ def test_the_release_record_shows_the_matrix_and_the_soup_list_from_a_package(st
     assert "The baseline file is not in this dossier" in html
     assert "The SOUP list file" in html
     assert "Flag a result outside" not in html
+
+
+def test_a_policy_requiring_traceability_finds_what_the_release_lacks(story: Story) -> None:
+    # Published last: from here on this policy is in force for the module's ledger.
+    strict = POLICY_FILE.read_text(encoding="utf-8")
+    strict = strict.replace("# require_sbom = true", "require_sbom = true")
+    strict = strict.replace("# require_anomaly_disposition = true", "require_anomaly_disposition = true")
+    strict = strict.replace("# [tiers.high.coverage]", "[tiers.high.coverage]")
+    strict = strict.replace('# types = ["software", "risk-control"]', 'types = ["software", "risk-control"]')
+    strict = strict.replace("# risk_classes = [", "risk_classes = [")
+    strict = strict.replace("# [classification.components]", "[classification.components]")
+    strict = strict.replace('# "result-calculator" = "high"', '"result-calculator" = "high"')
+    strict = strict.replace('# "report-renderer" = "medium"', '"report-renderer" = "medium"')
+    strict = strict.replace('version = "', 'version = "9', 1)
+    policy = story.directory / "strict.toml"
+    policy.write_text(strict, encoding="utf-8")
+    admin = [
+        "--key",
+        str(story.ledger.key_path),
+        "--server",
+        story.url,
+        "--token",
+        token(story.ledger.dsn, "admin"),
+    ]
+    ok({}, "policy", "publish", str(policy), *admin)
+    low = story.directory / "low-change.json"
+    change = json.loads((story.directory / "change.json").read_text())
+    change["predicate"].update(
+        release={"product": PRODUCT, "version": "3.2.0"}, change_id="CHG-10", risk_class="low"
+    )
+    low.write_text(json.dumps(change))
+    ok(story.env, "submit", str(low))
+
+    def findings(version: str) -> dict[str, list[dict[str, Any]]]:
+        url = f"{story.url}/v1/releases/{PRODUCT}/{version}/compliance"
+        answer = httpx.get(url, headers=bearer(story.auditor), timeout=30)
+        assert answer.status_code == 200, answer.text
+        found: dict[str, list[dict[str, Any]]] = {}
+        for finding in answer.json()["findings"]:
+            found.setdefault(finding["rule"], []).append(finding)
+        return found
+
+    high = findings(VERSION)
+    assert "sbom.required" not in high  # the SBOM of the candidate is recorded
+    coverage = high["requirements.coverage"]
+    assert [f["status"] for f in coverage] == ["missing"]
+    assert "REQ-4" in coverage[0]["message"]
+    assert "RC-2" in coverage[0]["message"]
+    assert "REQ-1" not in coverage[0]["message"]  # verified
+    anomalies = high["anomalies.dispositioned"]
+    assert [f["status"] for f in anomalies] == ["fail"]
+    assert "REQ-3" in anomalies[0]["message"]
+    assert "REQ-2" not in anomalies[0]["message"]
+    assert anomalies[0]["entries"] == [story.outputs["junit"]["receipts"][0]["index"]]
+    assert "change.component-risk" not in high  # the change is high, as result-calculator requires
+    classified = findings("3.2.0")["change.component-risk"]
+    assert [f["status"] for f in classified] == ["fail"]
+    assert "result-calculator" in classified[0]["message"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -63,6 +64,7 @@ def server(
             "EVLEDGER_BODY_BUDGET": str(MIB),
             "EVLEDGER_MAX_BLOB": str(LIMIT),
             "EVLEDGER_BODY_TIMEOUT": str(PAUSE),
+            "EVLEDGER_MAX_UPLOADS": "1",  # one upload at a time: the next is refused while it runs
         }
         if request.param == "s3":  # the same tests with the files' bytes in a bucket
             s3: S3Server = request.getfixturevalue("s3_server")
@@ -154,6 +156,41 @@ def test_an_upload_that_stalls_is_cut_and_stores_nothing(server: Server) -> None
         assert "may pause at most" in response.json()["detail"]
     assert server.get(name).status_code == 404
     assert server.put(data).status_code == 201  # the budget it held was given back
+
+
+def test_an_upload_past_the_worker_s_limit_is_503_at_once_and_goes_through_after(server: Server) -> None:
+    slow = os.urandom(4 * 64 * 1024)
+    started = threading.Event()
+
+    def trickle() -> Iterator[bytes]:
+        for start in range(0, len(slow), 64 * 1024):
+            yield slow[start : start + 64 * 1024]
+            started.set()
+            time.sleep(0.6)
+
+    answers: list[httpx.Response] = []
+    uploading = threading.Thread(
+        target=lambda: answers.append(
+            httpx.put(
+                f"{server.url}/v1/blobs/sha256:{hashlib.sha256(slow).hexdigest()}",
+                params={"product": "analyzer"},
+                content=trickle(),
+                headers=bearer(server.appender),
+                timeout=60,
+            )
+        )
+    )
+    uploading.start()
+    assert started.wait(10)
+    time.sleep(0.2)
+    other = os.urandom(1000)
+    refused = server.put(other)
+    uploading.join(30)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "2"
+    assert "EVLEDGER_MAX_UPLOADS" in refused.json()["detail"]
+    assert answers[0].status_code == 201, answers[0].text
+    assert server.put(other).status_code == 201  # the slot was given back
 
 
 @pytest.mark.parametrize(
