@@ -300,8 +300,8 @@ def verify(
                 "signed decisions (printed name, meaning, date and time; 21 CFR 11.50):",
                 *([f"  entry {s['index']}: {s['text']}" for s in signatures] or ["  none"]),
                 f"compliance: {status} ({_count(len(report.compliance.get('findings', [])), 'finding')})",
+                *_files_lines(report, package),
                 completeness.statement(),
-                _files_line(report, package),
             ],
         )
 
@@ -315,16 +315,18 @@ def _files_fields(report: DossierReport, package: PackageReport | None) -> dict[
     }
 
 
-def _files_line(report: DossierReport, package: PackageReport | None) -> str:
+def _files_lines(report: DossierReport, package: PackageReport | None) -> list[str]:
     if package is not None:
-        return f"evidence files: {package.statement()} ({package.size:,} bytes)"
+        return [f"evidence files: {package.statement()} ({package.size:,} bytes)"]
     named = len(files_of_events(report.events))
     if not named:
-        return "evidence files: none named"
-    return (
-        f"evidence files: {_count(named, 'file')} named, not in a dossier; "
-        "export an audit package (dossier --with-blobs) to check them"
-    )
+        return []
+    return [
+        (
+            f"evidence files: {_count(named, 'file')} named, not in a dossier; "
+            "export an audit package (dossier --with-blobs) to check them"
+        )
+    ]
 
 
 class ReportFormat(StrEnum):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+from ledger.errors import EncodingError
+
 HEX64 = "[0-9a-f]{64}"  # a SHA-256 value as lowercase hex: a leaf hash, a seal's head
 SHA256_DIGEST = f"sha256:{HEX64}"  # an artifact digest as predicates store it (schemas/PREDICATES.md)
 # Inputs (tool output, URLs) may write the hex in upper case; they are lowered before use.
@@ -66,3 +68,17 @@ UTF8_BOM = b"\xef\xbb\xbf"
 def strip_bom(data: bytes) -> bytes:
     """`data` without a leading UTF-8 byte order mark (RFC 8259 §8.1 lets a JSON parser ignore one)."""
     return data.removeprefix(UTF8_BOM)
+
+
+def bounded_text(value: str | None, what: str, where: str, limit: int) -> str | None:
+    """`value` without surrounding white space, None when empty; EncodingError over `limit` characters.
+
+    For the texts read from another tool's document (`what`, e.g. "CycloneDX SBOM"), each at the
+    path `where` in it: an SBOM's or a VEX document's names, versions and licences.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if len(text) > limit:
+        raise EncodingError(f"{what}: {where} is {len(text)} characters, over the {limit} allowed")
+    return text or None

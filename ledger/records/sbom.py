@@ -28,7 +28,7 @@ import msgspec
 
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError, TooLargeError
-from ledger.records.formats import strip_bom
+from ledger.records.formats import bounded_text, strip_bom
 
 # Larger than test_reports.MAX_REPORT_BYTES (20 MiB): the SBOM of a container image or a monorepo lists
 # thousands of components, each with hashes, external references and sometimes licence texts, and
@@ -236,13 +236,8 @@ def check_sbom_size(data: bytes, what: str) -> None:
 
 
 def _text(value: str | None, what: str, where: str) -> str | None:
-    """`value` with surrounding white space removed, None when empty; EncodingError over MAX_FIELD_CHARS."""
-    if value is None:
-        return None
-    text = value.strip()
-    if len(text) > MAX_FIELD_CHARS:
-        raise EncodingError(f"{what}: {where} is {len(text)} characters, over the {MAX_FIELD_CHARS} allowed")
-    return text or None
+    """`value` stripped, None when empty; EncodingError over MAX_FIELD_CHARS (`bounded_text`)."""
+    return bounded_text(value, what, where, MAX_FIELD_CHARS)
 
 
 def _name(value: str | None, what: str, where: str) -> str:

@@ -24,7 +24,7 @@ import msgspec
 
 from ledger.core.encoding import JSON_ERRORS
 from ledger.errors import EncodingError
-from ledger.records.formats import strip_bom
+from ledger.records.formats import bounded_text, strip_bom
 from ledger.records.sbom import CYCLONEDX_VERSIONS, MAX_FIELD_CHARS, check_sbom_size
 
 MAX_DETAIL_CHARS = 16 * 1024  # an impact or action statement, or analysis.detail: prose, not a file
@@ -223,13 +223,8 @@ _cdx_decoder = msgspec.json.Decoder(_CdxBom)
 
 
 def _text(value: str | None, what: str, where: str, limit: int = MAX_FIELD_CHARS) -> str | None:
-    """`value` without surrounding white space, None when empty; EncodingError over `limit` characters."""
-    if value is None:
-        return None
-    text = value.strip()
-    if len(text) > limit:
-        raise EncodingError(f"{what}: {where} is {len(text)} characters, over the {limit} allowed")
-    return text or None
+    """`value` stripped, None when empty; EncodingError over `limit` characters (`bounded_text`)."""
+    return bounded_text(value, what, where, limit)
 
 
 def statement_key(statement: VexStatement) -> tuple[str, list[str], str, str, str]:

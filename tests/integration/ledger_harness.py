@@ -142,14 +142,19 @@ def running_evledger(args: Sequence[str], url: str, env: dict[str, str] | None =
             time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ask a server process to stop, and kill it if it has not within 15 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 from ci_mode import ci_requested
+from ledger_harness import stop
 
 from ledger.storage.s3_blobs import s3_client
 from ledger.storage.s3_location import S3Location
@@ -110,12 +111,7 @@ def seaweedfs(directory: Path) -> Iterator[S3Server]:
         _wait_until_serving(process, endpoint, directory / "weed.log")
         yield S3Server(endpoint)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

@@ -474,9 +474,9 @@ def test_a_policy_requiring_traceability_finds_what_the_release_lacks(story: Sto
     assert "sbom.required" not in high  # the SBOM of the candidate is recorded
     coverage = high["requirements.coverage"]
     assert [f["status"] for f in coverage] == ["missing"]
-    assert "REQ-4" in coverage[0]["message"]
-    assert "RC-2" in coverage[0]["message"]
-    assert "REQ-1" not in coverage[0]["message"]  # verified
+    assert coverage[0]["message"].endswith("): RC-2")  # the one selected requirement without a pass
+    assert "REQ-4" not in coverage[0]["message"]  # low: not selected
+    assert "REQ-3" not in coverage[0]["message"]  # its skipped case is no gap in coverage: two passed
     anomalies = high["anomalies.dispositioned"]
     assert [f["status"] for f in anomalies] == ["fail"]
     assert "REQ-3" in anomalies[0]["message"]
@@ -486,3 +486,42 @@ def test_a_policy_requiring_traceability_finds_what_the_release_lacks(story: Sto
     classified = findings("3.2.0")["change.component-risk"]
     assert [f["status"] for f in classified] == ["fail"]
     assert "result-calculator" in classified[0]["message"]
+
+
+def test_bad_input_and_wrong_tokens_are_refused_before_anything_is_stored(story: Story) -> None:
+    junit = REQUIREMENTS / "junit-pytest-requirements.xml"
+    sbom = FIXTURES / "sbom" / "sbom4python-spdx-2.3.json"
+    before = tree_size(story)
+    refusals = [
+        (["attest", "sbom", str(junit), *RELEASE], "SBOM"),  # XML is no SBOM
+        (["attest", "vex", str(sbom), *RELEASE], "VEX"),  # an SBOM is no VEX document
+        (["record", "requirements", PRODUCT, VERSION, str(REQUIREMENTS / "baseline.csv")], "document"),
+        (
+            ["record", "anomaly", PRODUCT, VERSION, "--anomaly-id", "A", "--description", "d",
+             "--requirement", "REQ-1", "--evaluation", " ", "--justification", "j", *SUBJECT],
+            "--evaluation",
+        ),
+        (["attest", "sbom", str(sbom), "--product", "other-product", "--version", "1", *SUBJECT], "403"),
+    ]  # fmt: skip
+    for args, message in refusals:
+        code, output = evledger(story.env, *args)
+        assert code == 2, (args, output)
+        assert message in output["detail"], (args, output)
+    assert tree_size(story) == before  # nothing appended
+    stored = httpx.get(
+        f"{story.url}/v1/blobs/sha256:{hashlib.sha256(sbom.read_bytes()).hexdigest()}",
+        headers=bearer(story.auditor),
+        timeout=30,
+    )
+    assert stored.status_code == 404  # the refused SBOM was not stored for another product
+    code, output = evledger(
+        {**story.env, "EVLEDGER_TOKEN": "not-a-token"}, "attest", "sbom", str(sbom), *RELEASE
+    )
+    assert code == 2, output
+    assert output["error"] == "unauthenticated"
+
+
+def tree_size(story: Story) -> int:
+    checkpoint = httpx.get(f"{story.url}/v1/checkpoint", headers=bearer(story.auditor), timeout=30)
+    assert checkpoint.status_code == 200, checkpoint.text
+    return int(checkpoint.text.split("\n")[1])
