@@ -594,10 +594,13 @@ def _traceability(
         )
         anomalies = ", ".join(f"entry {a}" for a in row.anomalies)
         state = row.status + ("" if row.dispositioned else ", not dispositioned")
+        # A gap stands out: red for a failed or skipped case no anomaly record dispositions, amber
+        # for a requirement not verified or verified only with dispositioned anomalies.
+        mark = "ok" if row.status == "verified" else ("warn" if row.dispositioned else "bad")
         rows.append(
             "<tr>" + _td(f"{_code(row.id)}<br>{text(row.title or '')}")
             + _cell(f"{row.type}, {row.risk_class or 'no class'}") + _cell(links) + _cell(tests)
-            + _cell(anomalies) + _cell(state) + "</tr>"
+            + _cell(anomalies) + f'<td class="{mark}">{text(state)}</td>' + "</tr>"
         )  # fmt: skip
     summary = matrix.summary
     document = (

@@ -418,7 +418,9 @@ def test_the_release_record_shows_the_matrix_and_the_soup_list_from_a_package(st
     html = out.read_text(encoding="utf-8")
     assert "Traceability (IEC 62304" in html
     assert "Flag a result outside the reference range, high or low" in html  # a title, from the package
-    assert "incomplete, not dispositioned" in html  # REQ-3's skipped case
+    assert '<td class="bad">incomplete, not dispositioned</td>' in html  # REQ-3's skipped case: a gap
+    assert '<td class="warn">failed</td>' in html  # REQ-2: failed, dispositioned by ANOM-7
+    assert '<td class="ok">verified</td>' in html  # REQ-1
     assert "<td>requests</td><td>2.32.3</td>" in html
     plain = story.directory / "release.dossier.json"
     ok(story.env, "dossier", PRODUCT, VERSION, "-o", str(plain))
