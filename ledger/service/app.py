@@ -20,6 +20,8 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
 from ledger.append.bootstrap import load_registry
 from ledger.append.sequencer import Sequencer
@@ -40,6 +42,7 @@ from ledger.service import (
     routes_traceability,
 )
 from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch, UploadSlots
+from ledger.service.console.routes import TEMPLATES, console_router
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.limits import (
     ENV_BLOB_STORE,
@@ -63,6 +66,7 @@ from ledger.storage.postgres import PostgresStore
 from ledger.storage.postgres_anchors import PostgresAnchorStore
 from ledger.storage.postgres_blobs import PostgresBlobStore
 from ledger.storage.postgres_index import PostgresEvidenceIndex
+from ledger.storage.postgres_sessions import PostgresSessionStore
 from ledger.storage.protocol import BlobStore
 from ledger.storage.s3_blobs import S3BlobStore
 from ledger.storage.s3_location import S3Location
@@ -146,6 +150,7 @@ def create_app(settings: Settings) -> Litestar:
                 blobs,
                 settings.limits.max_blob,
                 UploadSlots(settings.limits.max_uploads),
+                PostgresSessionStore(store.pool),
                 settings.witnessing,
                 public_log=settings.public_log,
             )
@@ -179,6 +184,7 @@ def create_app(settings: Settings) -> Litestar:
     app = Litestar(
         route_handlers=[
             *bench,
+            console_router,
             routes_append.append_entry,
             routes_compliance.compliance,
             routes_compliance.dossier,
@@ -209,6 +215,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         dependencies={"svc": Provide(provide_state, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         before_request=refuse_nul_in_target,
         middleware=[DefineMiddleware(BodyGuard, budget=budget, watch=watch)],
         lifespan=[lifespan],

@@ -104,14 +104,22 @@ class Tokens:
                 raise UnauthenticatedError("unknown token")
             token = Token(found)
             self._cache[digest] = (token, now + TOKEN_CACHE_SECONDS)
-        row = token.row
-        if row.expires_at is not None or row.revoked_at is not None:
-            refusal = row.refusal(datetime.now(UTC))
-            if refusal is not None:
-                raise UnauthenticatedError(f"{refusal}; ask the ledger's operator for a new one")
-        if row.role not in roles:
-            raise PermissionDeniedError(f"a token with role {row.role!r} may not do this")
-        return token
+        return admit(token, roles)
+
+
+def admit(token: Token, roles: frozenset[str]) -> Token:
+    """`token` if it is live and its role is in `roles`: 401 when revoked or expired, 403 for another role.
+
+    The one check every credential passes, a bearer token or a console session standing for one.
+    """
+    row = token.row
+    if row.expires_at is not None or row.revoked_at is not None:
+        refusal = row.refusal(datetime.now(UTC))
+        if refusal is not None:
+            raise UnauthenticatedError(f"{refusal}; ask the ledger's operator for a new one")
+    if row.role not in roles:
+        raise PermissionDeniedError(f"a token with role {row.role!r} may not do this")
+    return token
 
 
 @dataclass(frozen=True, slots=True)

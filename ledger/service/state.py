@@ -23,10 +23,18 @@ from ledger.query.proofs import ProofReader
 from ledger.rules.log_state import verified_checkpoint
 from ledger.service.auth import Tokens
 from ledger.service.availability import UploadSlots
+from ledger.service.console.sessions import ConsoleSessions
 from ledger.service.metrics import PUBLISH_SECONDS, Metrics, Tallies
 from ledger.service.witnessing import Witnessing, witness_keyids
 from ledger.service.witnessing_config import WitnessingConfig
-from ledger.storage.protocol import AnchorStore, BlobStore, CheckpointRow, EvidenceIndex, LogStore
+from ledger.storage.protocol import (
+    AnchorStore,
+    BlobStore,
+    CheckpointRow,
+    EvidenceIndex,
+    LogStore,
+    SessionStore,
+)
 from ledger.verify.witness_policy import check_quorum
 
 CHECKPOINT_CACHE_SECONDS = 0.2
@@ -49,6 +57,7 @@ class ServiceState:
     blobs: BlobStore  # the evidence files (issue #14)
     max_blob: int  # the largest file `PUT /v1/blobs/…` takes (Limits.max_blob)
     uploads: UploadSlots  # how many uploads run at once (Limits.max_uploads)
+    sessions: SessionStore  # the web console's sessions (issue #15)
     witnessing: WitnessingConfig = field(default_factory=WitnessingConfig)
     metrics: Metrics = field(default_factory=Metrics)
     public_log: bool = False  # `serve --public-log`: /checkpoint and /tile/* need no token
@@ -57,6 +66,7 @@ class ServiceState:
     tokens: Tokens = field(
         init=False
     )  # the bearer tokens of `store`, as each route's access check reads them
+    console: ConsoleSessions = field(init=False)  # sign-in and sessions of the web console
     _latest: tuple[CheckpointRow, float] | None = None
     _verified_note: str = ""  # the newest checkpoint note this process checked (or signed)
     _verified_anchored: str = ""  # the newest anchored checkpoint note this process checked
@@ -70,6 +80,7 @@ class ServiceState:
         """Build the appender and the token cache on the store and sequencer given."""
         self.appender = Appender(self.store, self.sequencer, self.proofs, on_commit=self._committed)
         self.tokens = Tokens(self.store)
+        self.console = ConsoleSessions(self.sessions, self.tokens)
         self.witnesses = Witnessing(self.store, self.anchors, self.proofs, self.witnessing)
 
     async def latest_checkpoint(self, at_least: int = 0, *, fresh: bool = False) -> CheckpointRow:

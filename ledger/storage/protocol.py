@@ -534,3 +534,31 @@ class BlobStore(Protocol):
     def read(self, digest: bytes) -> AsyncIterator[bytes]:
         """The stored blob's bytes, in order, in chunks (NotFoundError for a digest not stored)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A console session: the token it stands for, its CSRF secret, and until when it lasts."""
+
+    token: TokenRow
+    csrf: str
+    expires_at: datetime
+    ended_at: datetime | None
+
+
+class SessionStore(Protocol):
+    """Web console sessions (issue #15), each standing for one API token; the ids are kept as SHA-256."""
+
+    async def start_session(
+        self, session_hash: bytes, token_id: int, csrf: str, expires_at: datetime
+    ) -> None:
+        """Record a new session of token `token_id`, lasting until `expires_at`."""
+        ...
+
+    async def session(self, session_hash: bytes) -> SessionRow | None:
+        """The session whose id hashes to `session_hash`, with its token's grants; None if unknown."""
+        ...
+
+    async def end_session(self, session_hash: bytes) -> None:
+        """End the session now (sign-out); nothing when it is unknown or ended already."""
+        ...

@@ -57,3 +57,26 @@ def test_every_route_declares_its_access_once() -> None:
                 Access(APPEND_ROLES) if key in APPENDS else Access(READ_ROLES, public_log=key in LOG_ROUTES)
             )
             assert access == expected, key
+
+
+CONSOLE_PUBLIC = {("GET", "/ui"), ("GET", "/ui/login"), ("POST", "/ui/login")}  # before a session exists
+
+
+def test_every_console_page_but_sign_in_needs_a_session() -> None:
+    from ledger.service.console.routes import console_session  # noqa: PLC0415 - only this test
+
+    app = _app()
+    pages = {
+        (method, route.path): handler
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", [])
+        if isinstance(handler, HTTPRouteHandler) and handler.fn.__module__ == "ledger.service.console.routes"
+        for method in handler.http_methods
+    }
+    assert set(pages) >= CONSOLE_PUBLIC | {("GET", "/ui/releases"), ("POST", "/ui/logout")}
+    for key, handler in pages.items():
+        provider = handler.resolve_dependencies().get("session")
+        needs_session = getattr(provider, "dependency", None) is console_session
+        assert needs_session == (key not in CONSOLE_PUBLIC), key
+        assert access_of(handler) is None, key  # pages never take a bearer token
+        assert not handler.resolve_include_in_schema(), key  # pages are not the API
