@@ -47,4 +47,5 @@ def test_the_demo_runs_with_two_witnesses_and_shows_the_quorum(fresh_dsn: str, t
     assert "cosigned 2 times" in out
     assert out.count("cosigned by 2 of 2 required witnesses: qa, notified-body") == 2  # verify, verify-log
     assert "no misbehaviour" in out
+    assert "web console: http://127.0.0.1:" in out
     assert (tmp_path / "demo" / "witnesses.policy").read_text().endswith("quorum 2\n")
