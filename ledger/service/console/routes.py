@@ -255,6 +255,12 @@ async def release(svc: ConsoleSvc, session: SignedIn, product: Product, version:
     )  # fmt: skip
 
 
+@get("/verify", dependencies=SESSION)
+async def verify_page(session: SignedIn) -> Template:
+    """Verify a dossier in the browser, against a key the auditor pins (static/verify-page.js)."""
+    return _page("verify.html", **_frame(session))
+
+
 def _error_page(_: Request[Any, Any, Any], exc: LedgerError) -> Response[Any]:
     """A refusal as a page, with the API's status and message (never a trace)."""
     status, title = status_of(exc)
@@ -275,6 +281,7 @@ console_router = Router(
         logout,
         releases,
         release,
+        verify_page,
         create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     ],
     exception_handlers={SignInRequiredError: _sign_in_first, LedgerError: _error_page},
