@@ -143,12 +143,12 @@ def demo(
             _run(base, signer, admin_token, appender_token, data_dir, policy)
             _say("14. The web console, for the people who review, approve and audit")
             typer.echo(f"web console: {base}/ui (sign in with an API token; docs/console.md)")
-            if keep_serving:
-                typer.echo(f"\nserving on {base}; admin token {admin_token}\nCtrl-C to stop.")
-            else:
+            if not keep_serving:
                 typer.echo("run `evledger demo --keep-serving` to keep the service and its console open")
-                while True:
-                    time.sleep(3600)
+                return
+            typer.echo(f"\nserving on {base}; admin token {admin_token}\nCtrl-C to stop.")
+            while True:
+                time.sleep(3600)
 
 
 def _run(
