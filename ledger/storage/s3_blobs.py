@@ -122,11 +122,6 @@ class S3BlobStore:
         async with s3_client(location) as client:
             yield cls(pool, client, location)
 
-    @property
-    def location(self) -> S3Location:
-        """Where this store keeps blob bytes."""
-        return self._location
-
     async def put(
         self, digest: bytes, product: str, chunks: AsyncIterable[bytes], max_size: int
     ) -> StoredBlob:
