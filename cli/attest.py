@@ -28,7 +28,7 @@ import typer
 from cli.append_cmds import receipt_lines
 from cli.client import LedgerClient
 from cli.errors import JsonOption, command_errors, emit_success
-from cli.evidence_files import AttachOption, EvidenceFile, read_attachments, store_files, stored_lines
+from cli.evidence_files import Attached, AttachOption, EvidenceFile, store_files, stored_lines
 from cli.files import read_input
 from cli.settings import DEFAULT_SERVER, ServerOption, SignerKeyOption, TokenOption, load_signer
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, sign_envelope
@@ -183,7 +183,7 @@ def junit(
         if requirement_map is not None:
             with failure_context(_source(requirement_map)):
                 mapping = parse_test_mapping(read_input(requirement_map, "requirement map"))
-        attachments, attached = read_attachments(attach)
+        attached = Attached.read(attach)
         with failure_context(_source(report)):
             payload = attest.statement_from_junit(
                 data,
@@ -198,7 +198,7 @@ def junit(
                 report_location=report_location,
                 report_format=report_format,
                 requirement_map=mapping,
-                attachments=attachments,
+                attachments=attached.attachments,
             )
         run = decode_statement(payload).predicate
         summary = (
@@ -210,7 +210,7 @@ def junit(
         _append(
             payload,
             data,
-            files=[*_report_file(data, no_store), *attached],
+            files=[*_report_file(data, no_store), *attached.files],
             key=key,
             token=token,
             server=server,
@@ -249,7 +249,7 @@ def sarif(
     with command_errors(json_output=json_output):
         mappings = parse_severity_map(severity_map or [])
         data = read_input(report, "SARIF report", MAX_REPORT_BYTES)
-        attachments, attached = read_attachments(attach)
+        attached = Attached.read(attach)
         with failure_context(_source(report)):
             payload = attest.statement_from_sarif(
                 data,
@@ -258,7 +258,7 @@ def sarif(
                 subject_name=subject_name,
                 subject_digest=subject_digest,
                 severity_map=mappings,
-                attachments=attachments,
+                attachments=attached.attachments,
             )
         scan = decode_statement(payload).predicate
         counts = ", ".join(f"{count} {severity}" for severity, count in scan["findings"].items())
@@ -269,7 +269,7 @@ def sarif(
         _append(
             payload,
             data,
-            files=[*_report_file(data, no_store), *attached],
+            files=[*_report_file(data, no_store), *attached.files],
             key=key,
             token=token,
             server=server,
@@ -307,7 +307,7 @@ def sbom(
     """
     with command_errors(json_output=json_output):
         data = read_input(report, "SBOM", MAX_SBOM_BYTES)
-        attachments, attached = read_attachments(attach)
+        attached = Attached.read(attach)
         with failure_context(_source(report)):
             payload, soup_list = attest.statement_from_sbom(
                 data,
@@ -315,18 +315,17 @@ def sbom(
                 version=version,
                 subject_name=subject_name,
                 subject_digest=subject_digest,
-                attachments=attachments,
+                attachments=attached.attachments,
             )
         bom = decode_statement(payload).predicate
         gaps = ", ".join(f"{count} without {field}" for field, count in bom["gaps"].items() if count)
         summary = f"SBOM ({bom['format']} {bom['spec_version']}): {bom['components']} SOUP components" + (
             f" ({gaps})" if gaps else ""
         )
-        files = [EvidenceFile("report", data)] if not no_store else []
         _append(
             payload,
             data,
-            files=[*files, EvidenceFile("SOUP list", soup_list), *attached],
+            files=[*_report_file(data, no_store), EvidenceFile("SOUP list", soup_list), *attached.files],
             key=key,
             token=token,
             server=server,
@@ -356,7 +355,7 @@ def vex(
     """Append vulnerability dispositions (https://evledger.dev/vex/v1) for the release's components."""
     with command_errors(json_output=json_output):
         data = read_input(report, "VEX document", MAX_SBOM_BYTES)
-        attachments, attached = read_attachments(attach)
+        attached = Attached.read(attach)
         with failure_context(_source(report)):
             payload = attest.statement_from_vex(
                 data,
@@ -364,7 +363,7 @@ def vex(
                 version=version,
                 subject_name=subject_name,
                 subject_digest=subject_digest,
-                attachments=attachments,
+                attachments=attached.attachments,
             )
         statements = decode_statement(payload).predicate["statements"]
         by_status = Counter(s["status"] for s in statements)
@@ -376,7 +375,7 @@ def vex(
         _append(
             payload,
             data,
-            files=[*_report_file(data, no_store), *attached],
+            files=[*_report_file(data, no_store), *attached.files],
             key=key,
             token=token,
             server=server,

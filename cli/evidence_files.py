@@ -51,24 +51,19 @@ class Attached:
 
     @classmethod
     def read(cls, paths: Sequence[Path] | None) -> Attached:
-        """Read the `--attach` files (see `read_attachments`)."""
-        return cls(*read_attachments(paths))
-
-
-def read_attachments(paths: Sequence[Path] | None) -> tuple[list[Attachment], list[EvidenceFile]]:
-    """The attachments of `--attach` files, and the files to store; InputError for a file given twice."""
-    attachments: list[Attachment] = []
-    files: list[EvidenceFile] = []
-    for path in paths or []:
-        if str(path) == "-":
-            raise InputError("--attach takes files, not standard input: an attachment is named by its file")
-        data = read_input(path, "attachment", MAX_FILE_BYTES)
-        attachment = attachment_of(path.name, data)
-        if any(a.digest == attachment.digest for a in attachments):
-            raise InputError(f"--attach {path}: the same file is attached twice")
-        attachments.append(attachment)
-        files.append(EvidenceFile(f"attachment {path.name}", data))
-    return attachments, files
+        """The attachments of `--attach` files, and the files to store; InputError for a file given twice."""
+        attachments: list[Attachment] = []
+        files: list[EvidenceFile] = []
+        for path in paths or []:
+            if str(path) == "-":
+                raise InputError("--attach takes files, not standard input: a file names its attachment")
+            data = read_input(path, "attachment", MAX_FILE_BYTES)
+            attachment = attachment_of(path.name, data)
+            if any(a.digest == attachment.digest for a in attachments):
+                raise InputError(f"--attach {path}: the same file is attached twice")
+            attachments.append(attachment)
+            files.append(EvidenceFile(f"attachment {path.name}", data))
+        return cls(attachments, files)
 
 
 def store_files(client: LedgerClient, product: str, files: Sequence[EvidenceFile]) -> list[dict[str, Any]]:
