@@ -42,7 +42,8 @@ from ledger.service import (
     routes_traceability,
 )
 from ledger.service.availability import BodyBudget, BodyGuard, BodyWatch, UploadSlots
-from ledger.service.console.routes import TEMPLATES, console_router
+from ledger.service.console.pages import TEMPLATES
+from ledger.service.console.routes import console_router
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.limits import (
     ENV_BLOB_STORE,

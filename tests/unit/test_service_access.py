@@ -59,18 +59,19 @@ def test_every_route_declares_its_access_once() -> None:
             assert access == expected, key
 
 
+CONSOLE_PACKAGE = "ledger.service.console."
 CONSOLE_PUBLIC = {("GET", "/ui"), ("GET", "/ui/login"), ("POST", "/ui/login")}  # before a session exists
 
 
 def test_every_console_page_but_sign_in_needs_a_session() -> None:
-    from ledger.service.console.routes import console_session  # noqa: PLC0415 - only this test
+    from ledger.service.console.pages import console_session  # noqa: PLC0415 - only this test
 
     app = _app()
     pages = {
         (method, route.path): handler
         for route in app.routes
         for handler in getattr(route, "route_handlers", [])
-        if isinstance(handler, HTTPRouteHandler) and handler.fn.__module__ == "ledger.service.console.routes"
+        if isinstance(handler, HTTPRouteHandler) and handler.fn.__module__.startswith(CONSOLE_PACKAGE)
         for method in handler.http_methods
     }
     assert set(pages) >= CONSOLE_PUBLIC | {("GET", "/ui/releases"), ("POST", "/ui/logout")}
