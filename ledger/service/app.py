@@ -215,7 +215,7 @@ def create_app(settings: Settings) -> Litestar:
             routes_ops.metrics,
         ],
         dependencies={"svc": Provide(provide_state, sync_to_thread=False)},
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         template_config=TemplateConfig(directory=TEMPLATES, engine=JinjaTemplateEngine),
         before_request=refuse_nul_in_target,
         middleware=[DefineMiddleware(BodyGuard, budget=budget, watch=watch)],

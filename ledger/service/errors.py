@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 from ledger.errors import (
     ConflictError,
@@ -94,7 +95,7 @@ def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> R
     return _response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error", "the server failed; see its log")
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     LedgerError: ledger_error_handler,
     HTTPException: http_error_handler,
     Exception: internal_error_handler,

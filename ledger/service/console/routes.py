@@ -28,6 +28,7 @@ from ledger.errors import LedgerError
 from ledger.query import audit_lists, timeline
 from ledger.query.release_record import evaluate_release
 from ledger.query.traceability import Sources, release_traceability
+from ledger.service.console.approve import APPROVAL_ROUTES
 from ledger.service.console.pages import (
     PUBLIC,
     SECURITY_HEADERS,
@@ -204,6 +205,7 @@ console_router = Router(
         releases,
         release,
         verify_page,
+        *APPROVAL_ROUTES,
         create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     ],
     exception_handlers={SignInRequiredError: _sign_in_first, LedgerError: _error_page},
