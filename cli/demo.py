@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -140,9 +141,15 @@ def demo(
                 _child("service", [*command, "--witness-policy", str(policy)], f"http://127.0.0.1:{port}")
             )
             typer.echo(f"service on {base}")
-            _run(base, signer, admin_token, appender_token, data_dir, policy)
+            story = _run(base, signer, admin_token, appender_token, data_dir, policy)
             _say("14. The web console, for the people who review, approve and audit")
-            typer.echo(f"web console: {base}/ui (sign in with an API token; docs/console.md)")
+            _awaiting_approval(base, story, appender_token)
+            admin_file, appender_file = _token_files(data_dir, admin_token, appender_token)
+            typer.echo(f"web console: {base}/ui (sign in with the token in {appender_file})")
+            typer.echo(
+                '  approve that release in your browser: README.md, "Approve a release in your browser" '
+                f"(an admin's token for registering your key is in {admin_file})"
+            )
             if not keep_serving:
                 typer.echo("run `evledger demo --keep-serving` to keep the service and its console open")
                 return
@@ -151,9 +158,33 @@ def demo(
                 time.sleep(3600)
 
 
+def _awaiting_approval(base: str, story: s.Story, appender_token: str) -> None:
+    """Record the next release up to its approvals, for a person to approve in the console."""
+    following = replace(story, version=story.version.replace("2.4.", "2.5.", 1), receipts={}, sent={})
+    with LedgerClient(base, appender_token) as client:
+        s.build_and_test(client, following, _quietly)
+    typer.echo(
+        f"  {s.PRODUCT} {following.version} awaits approval: its change, build, tests, scan and "
+        "validation are recorded"
+    )
+
+
+def _quietly(_: str) -> None:
+    """A story step's line, left unsaid."""
+
+
+def _token_files(data_dir: Path, *tokens: str) -> tuple[Path, Path]:
+    """Write the admin's and the appender's tokens to private files in DATA_DIR (new ones each run)."""
+    files = data_dir / "admin.token", data_dir / "appender.token"
+    for path, token in zip(files, tokens, strict=True):
+        path.unlink(missing_ok=True)
+        create_exclusive(path, token + "\n", private=True)
+    return files
+
+
 def _run(
     base: str, ledger: SignerKey, admin_token: str, appender_token: str, data_dir: Path, witness_policy: Path
-) -> None:
+) -> s.Story:
     story = s.cast(ledger, f"2.4.{datetime.now(UTC):%Y%m%d%H%M%S}")
     product, version, pub = s.PRODUCT, story.version, str(data_dir / "ledger.pub")
     with LedgerClient(base, admin_token) as admin, LedgerClient(base, appender_token) as client:
@@ -217,6 +248,7 @@ def _run(
     _say("13. A monitor keeps its own history of checkpoints and alerts on a fork or rollback")
     _evledger("monitor", "--once", "--server", base, "--token", admin_token, "--key", pub,
               "--state", str(data_dir / "monitor"), *witnessed)  # fmt: skip
+    return story
 
 
 def _wait_cosigned(base: str, token: str, size: int) -> None:

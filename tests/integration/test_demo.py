@@ -48,4 +48,8 @@ def test_the_demo_runs_with_two_witnesses_and_shows_the_quorum(fresh_dsn: str, t
     assert out.count("cosigned by 2 of 2 required witnesses: qa, notified-body") == 2  # verify, verify-log
     assert "no misbehaviour" in out
     assert "web console: http://127.0.0.1:" in out
+    assert "awaits approval" in out  # an open release for a person to approve in the browser
+    for name in ("admin.token", "appender.token"):
+        assert (tmp_path / "demo" / name).stat().st_mode & 0o777 == 0o600
+        assert (tmp_path / "demo" / name).read_text().startswith("evl_")
     assert (tmp_path / "demo" / "witnesses.policy").read_text().endswith("quorum 2\n")
