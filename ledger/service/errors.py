@@ -59,23 +59,24 @@ def status_of(exc: LedgerError) -> tuple[int, str]:
     return 400, "bad request"
 
 
+_CLOSING = frozenset({408, 413})
+"""Refusals sent before the body was read to its end: the connection closes, and says so, so the
+rest of the body is never read as the next request and a client does not reuse a connection the
+server is about to drop."""
+
+
 def _response(
     status: int, error: str, detail: str, headers: dict[str, str] | None = None
 ) -> Response[ErrorBody]:
+    if status in _CLOSING:
+        headers = {**(headers or {}), "Connection": "close"}
     return Response(ErrorBody(status, error, detail), status_code=status, headers=headers)
 
 
 def ledger_error_handler(_: Request[Any, Any, Any], exc: LedgerError) -> Response[ErrorBody]:
-    """Map a LedgerError to its status; 503s carry Retry-After.
-
-    A 408 also closes the connection: the rest of a late body must not be read as the next request.
-    """
+    """Map a LedgerError to its status; 503s carry Retry-After, 408s and 413s close the connection."""
     status, error = status_of(exc)
-    headers = None
-    if isinstance(exc, UnavailableError):
-        headers = {"Retry-After": str(exc.retry_after)}
-    elif isinstance(exc, RequestTimeoutError):
-        headers = {"Connection": "close"}
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, UnavailableError) else None
     return _response(status, error, str(exc), headers)
 
 

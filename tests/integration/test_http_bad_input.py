@@ -335,6 +335,14 @@ def test_attack_multi_megabyte_body_is_413(api: Api) -> None:
     api.refused_post("/v1/entries", b'{"payload":"' + b"A" * 6_000_000 + b'"}', 413)
 
 
+@pytest.mark.parametrize("path", ["/v1/entries", "/v1/gates/evaluate"])
+def test_a_413_closes_the_connection_and_says_so(api: Api, path: str) -> None:
+    # The body was not read to its end: a client must not send its next request on this connection.
+    response = api.post(path, b"x" * 6_000_000)
+    assert response.status_code == 413
+    assert response.headers["connection"] == "close"
+
+
 class RawPost:
     """POST `total` bytes in chunks straight into an ASGI app, counting how many bytes it pulls."""
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, get, post
+from litestar.params import FromQuery
 from litestar.response import Template
 from litestar.response.base import ASGIResponse
 
@@ -198,7 +199,9 @@ async def signing_key_page(session: SignedIn) -> Template:
 
 
 @get("/signing-key/status", dependencies=SESSION, exception_handlers=EXCEPTION_HANDLERS)
-async def signing_key_status(svc: ConsoleSvc, session: SignedIn, keyid: str) -> ASGIResponse:
+async def signing_key_status(
+    svc: ConsoleSvc, session: SignedIn, keyid: FromQuery[str | None] = None
+) -> ASGIResponse:
     """JSON: whether the ledger has registered the key `keyid`, to whom and for what."""
     del session  # any signed-in person may ask about a public key
     if not keyid or len(keyid) > 300:
