@@ -29,12 +29,19 @@ from ledger.service.wire import (
 
 
 @get("/v1/releases", summary="List releases", responses=errors(400, 401), dependencies=READ)
-async def list_releases(
+async def list_releases(  # noqa: PLR0913, PLR0917 - one query parameter each
     svc: Svc,
     product: Annotated[str | None, QueryParameter(description="Only this product's releases.")] = None,
     release_state: Annotated[
         str | None,
         QueryParameter(name="state", description="`open` or `sealed`: only releases in that state."),
+    ] = None,
+    deployed_to: Annotated[
+        str | None,
+        QueryParameter(
+            description="Only releases with a deployment into this environment on their chain "
+            "(failed attempts included).",
+        ),
     ] = None,
     cursor: Cursor = None,
     limit: Limit = 100,
@@ -42,10 +49,15 @@ async def list_releases(
     """Every release with an entry on its chain, in (product, version) order, a page at a time.
 
     `sealed_at` is the index of the release's seal, null while it is open. A page
-    filtered by `state` may be short (even empty) and still carry a cursor.
+    filtered by `state` or `deployed_to` may be short (even empty) and still carry a cursor.
     """
     return await audit_lists.releases(
-        svc.index, product=product, state=release_state, cursor=cursor, limit=limit
+        svc.index,
+        product=product,
+        state=release_state,
+        cursor=cursor,
+        limit=limit,
+        deployed_to=deployed_to,
     )
 
 

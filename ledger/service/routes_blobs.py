@@ -83,8 +83,12 @@ async def put_blob(
     return Response(view, status_code=201 if stored.created else 200)
 
 
-def _visible(info: BlobInfo | None, token: Token, digest: bytes) -> BlobInfo:
-    """The blob, if this token may read it: any, or one uploaded for a product the token holds."""
+def visible_blob(info: BlobInfo | None, token: Token, digest: bytes) -> BlobInfo:
+    """The blob, if this token may read it: any, or one uploaded for a product the token holds.
+
+    NotFoundError otherwise, as for a blob never stored. The one product-scope rule for reading
+    files: this route and the console's downloads (ledger.service.console.event_page) apply it.
+    """
     scope = token.row.products
     if info is None or (scope and not set(scope).intersection(info.products)):
         raise NotFoundError(f"no blob sha256:{digest.hex()} is stored")
@@ -105,7 +109,7 @@ def _visible(info: BlobInfo | None, token: Token, digest: bytes) -> BlobInfo:
 async def get_blob(svc: Svc, request: Request[Token, Any, Any], digest: BlobDigest) -> Stream:
     """The blob's bytes, a chunk at a time."""
     name = _blob_name(digest)
-    info = _visible(await svc.blobs.info(name), request.auth, name)
+    info = visible_blob(await svc.blobs.info(name), request.auth, name)
     headers = {
         "Content-Length": str(info.size),
         "ETag": f'"sha256:{name.hex()}"',

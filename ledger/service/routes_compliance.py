@@ -68,6 +68,15 @@ async def dossier(svc: Svc, product: Product, version: Version, environment: Env
     Under the checkpoint `GET /checkpoint` serves: with witnesses and authorities, the newest
     one anchored by them, carried with its cosignatures and tokens.
     """
+    return await release_dossier(svc, product, version, environment)
+
+
+async def release_dossier(svc: Svc, product: str, version: str, environment: str | None) -> Dossier:
+    """The release's dossier as `GET /v1/releases/{product}/{version}/dossier` answers it (the console's too).
+
+    Under the served checkpoint, with its anchors, and the completeness index proof when the
+    checkpoint commits to an index (docs/completeness-index.md).
+    """
     checkpoint = await svc.served_checkpoint()
     anchors = await svc.anchors.anchors(checkpoint.tree_size)
     key = release_key(product, version)

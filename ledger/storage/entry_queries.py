@@ -61,6 +61,13 @@ FIRST_INDEX_AT_OR_AFTER_SQL = (
 INDICES_OF_KINDS_SQL = "SELECT idx FROM entries WHERE kind = ANY($1::text[]) AND idx < $2 ORDER BY idx"
 LATEST_OF_KIND_SQL = f"{SELECT_ENTRIES} WHERE kind = $1 AND idx < $2 ORDER BY idx DESC LIMIT 1"
 
+# The entries of one kind on the chains of given releases ($2 products, $3 versions, paired),
+# planned for the values: the (kind, idx) index when that kind is rare in the log, else one descent
+# of the release-chain index per release (its chain, kind filtered); never a scan of the log.
+RELEASE_ENTRIES_OF_KIND_SQL = f"""{SELECT_ENTRIES} WHERE kind = $1 AND release_seq IS NOT NULL
+    AND (product, version) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+    ORDER BY idx"""  # noqa: S608 - constant column list
+
 # Plan every search and artifact statement for its values: a generic plan of a prepared statement
 # (PostgreSQL switches to one after five executions) judges `kind = $3` by the average kind and
 # may walk the primary key with a filter, reading the whole log for a rare value; measured at 1M

@@ -28,6 +28,7 @@ from ledger.storage.entry_queries import (
     LATEST_OF_KIND_SQL,
     MAX_WINDOWS,
     RELEASE_CHAIN_SQL,
+    RELEASE_ENTRIES_OF_KIND_SQL,
     SCAN_WINDOW,
     UNCHAINED_ABOUT_BUILDS_SQL,
     is_combination,
@@ -151,6 +152,15 @@ class PostgresEvidenceIndex:
         async with self._custom_plans() as conn:
             rows = await conn.fetch(sql, *args)
         return [ReleaseSummaryRow(*r) for r in rows]
+
+    async def release_entries_of_kind(self, kind: str, releases: Sequence[tuple[str, str]]) -> list[EntryRow]:
+        """The entries of `kind` on these releases' chains, index order: `RELEASE_ENTRIES_OF_KIND_SQL`."""
+        if not releases:
+            return []
+        products, versions = [r[0] for r in releases], [r[1] for r in releases]
+        async with self._custom_plans() as conn:
+            rows = await conn.fetch(RELEASE_ENTRIES_OF_KIND_SQL, kind, products, versions)
+        return [entry_row(r) for r in rows]
 
     @asynccontextmanager
     async def _custom_plans(self) -> AsyncIterator[PoolConnectionProxy[Any]]:

@@ -437,6 +437,15 @@ class EvidenceIndex(Protocol):
         """
         ...
 
+    async def release_entries_of_kind(self, kind: str, releases: Sequence[tuple[str, str]]) -> list[EntryRow]:
+        """The entries of `kind` on the chains of these (product, version) releases, in index order.
+
+        Read-only, an index scan: that kind's entries, or the releases' chains, whichever is
+        fewer (a deployment filter asks this for the releases of one page). Unknown releases
+        are skipped.
+        """
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Anchors:

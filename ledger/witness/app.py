@@ -157,7 +157,7 @@ def create_witness_app(
     return Litestar(
         route_handlers=[add_checkpoint, healthz],
         state=State({"witness": witness}),
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         before_request=refuse_nul_in_target,
         middleware=[DefineMiddleware(BodyGuard, budget=budget, watch=watch)],
         openapi_config=None,

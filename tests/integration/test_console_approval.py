@@ -186,7 +186,8 @@ def test_malformed_oversized_and_cross_site_forms_are_refused(site: Site) -> Non
             client.post(APPROVE, content=b"[]", headers={"content-type": "application/json"}).status_code
             == 400
         )
-        assert client.post(APPROVE, content=b"x" * 80_000).status_code == 413
+        oversized = client.post(APPROVE, content=b"x" * 80_000)
+        assert (oversized.status_code, oversized.headers["connection"]) == (413, "close")
         assert client.get("/ui/releases/gatekeeper/9.9.9/approve").status_code == 404
 
 
@@ -273,3 +274,13 @@ EMPTY_STATUS: dict[str, object] = {
     "owner": None, "roles": [], "products": [], "registered_at": None, "revoked_at": None,
     "revoke_reason": None, "expires": None,
 }  # fmt: skip
+
+
+def test_the_release_page_offers_approval_to_those_who_may_append(site: Site) -> None:
+    link = f'href="/ui/releases/{PRODUCT}/{VERSION}/approve"'
+    with site.signed_in(site.appender) as (client, _):
+        assert link in client.get(f"/ui/releases/{PRODUCT}/{VERSION}").text
+    with site.signed_in(site.auditor) as (client, _):
+        page = client.get(f"/ui/releases/{PRODUCT}/{VERSION}")
+        assert page.status_code == 200
+        assert link not in page.text

@@ -164,7 +164,8 @@ def test_a_person_makes_a_key_gets_it_registered_and_approves_in_the_browser(
     assert f"Registered to {OWNER}" in page.inner_text("#registration")
     screenshot(page, "signing-key-registered", tmp_path)
 
-    page.goto(f"{url}/ui/releases/{PRODUCT}/{VERSION}/approve")
+    page.goto(f"{url}/ui/releases/{PRODUCT}/{VERSION}")
+    page.click("text=Approve this release")
     _review(page, tmp_path)
     index = _sign(page, site, tmp_path)
     _recorded(site, index, public_key, tmp_path)

@@ -241,6 +241,7 @@ def _requests(served: Served) -> list[Call]:
         ("GET", "/v1/keys", "/v1/keys", None, None, 401),
         ("GET", "/v1/policies", "/v1/policies", "auditor", None, 200),
         ("GET", "/v1/policies", "/v1/policies", None, None, 401),
+        *_metrics_requests(),
         # No policy is published: compliance, dossier and gate have nothing to evaluate against.
         (
             "GET",
@@ -300,6 +301,21 @@ def _requests(served: Served) -> list[Call]:
         ("GET", "/metrics", "/metrics", None, None, 401),
         ("POST", entry, entry, "appender", other, 409),
     ]
+
+
+def _metrics_requests() -> list[Call]:
+    """The metrics routes: a product with a release (`prod`), another token's product, bad input."""
+    calls: list[Call] = []
+    for path in ("/v1/metrics/delivery", "/v1/metrics/readiness"):
+        calls += [
+            ("GET", path, path, "auditor", None, 200),
+            ("GET", path, f"{path}?product=prod&environment=staging", "auditor", None, 200),
+            ("GET", path, f"{path}?since=yesterday", "auditor", None, 400),
+            ("GET", path, path, None, None, 401),
+            ("GET", path, f"{path}?product=prod", "appender_a", None, 403),
+            ("GET", path, f"{path}?product=no-such-product", "auditor", None, 404),
+        ]
+    return calls
 
 
 def _answers(served: Served, call: Call, headers: dict[str, str] | None = None) -> Any:

@@ -22,13 +22,13 @@ from litestar.params import Body, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 
-from ledger.compliance.evaluate import result_data
 from ledger.core.encoding import format_time
 from ledger.errors import LedgerError
-from ledger.query import audit_lists, timeline
-from ledger.query.release_record import evaluate_release
-from ledger.query.traceability import Sources, release_traceability
+from ledger.query import audit_lists
+from ledger.query.release_statuses import COMPLIANCE_STATUSES, check_compliance_filter, release_statuses
 from ledger.service.console.approve import APPROVAL_ROUTES
+from ledger.service.console.dashboard import dashboard
+from ledger.service.console.log_page import log_page
 from ledger.service.console.pages import (
     PUBLIC,
     SECURITY_HEADERS,
@@ -44,10 +44,10 @@ from ledger.service.console.pages import (
     secure,
     sessions_of,
 )
+from ledger.service.console.release_page import RELEASE_ROUTES
 from ledger.service.console.sessions import SESSION_COOKIE, SESSION_LIFETIME
+from ledger.service.console.verify_routes import VERIFY_ROUTES
 from ledger.service.errors import status_of
-from ledger.service.params import Product, Version
-from ledger.service.routes_releases import event_view
 
 LOGIN_BODY_LIMIT = 4096  # a token and a CSRF field; anything larger is no sign-in
 
@@ -121,67 +121,57 @@ async def logout(
     return Redirect("/ui/login", status_code=303, cookies=[gone], headers=SECURITY_HEADERS)
 
 
+RELEASES_PAGE = 25
+"""Releases a console page lists at most: each is evaluated for its compliance status."""
+
+
 @get("/releases", dependencies=SESSION)
-async def releases(
+async def releases(  # noqa: PLR0913, PLR0917 - one query parameter per filter
     svc: ConsoleSvc,
     session: SignedIn,
     product: FromQuery[str | None] = None,
     release_state: Annotated[str | None, QueryParameter(name="state")] = None,
+    compliance: FromQuery[str | None] = None,
+    deployed_to: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
 ) -> Template:
-    """The releases, filtered by product and state, a page at a time."""
-    chosen_state = release_state if release_state in {"open", "sealed"} else None
+    """The releases of the token's products, a page at a time, each with its compliance status.
+
+    Filtered by product, state and the environment deployed to in the query layer
+    (`audit_lists.releases`); by compliance here, among the page's releases, since that needs an
+    evaluation per release: a page evaluates at most RELEASES_PAGE releases, so a page filtered by
+    compliance may be short and still lead on. A bad filter value is a 400 page.
+    """
+    wanted = check_compliance_filter(compliance) if compliance else None
     found = await audit_lists.releases(
-        svc.index, product=product or None, state=chosen_state, cursor=cursor or None, limit=100
-    )
+        svc.index, product=product or None, state=release_state or None, cursor=cursor or None,
+        limit=RELEASES_PAGE, deployed_to=deployed_to or None, scope=session.token.row.products,
+    )  # fmt: skip
+    before = (await svc.latest_checkpoint(fresh=True)).tree_size
+    statuses = await release_statuses(
+        svc.store, svc.index, svc.sequencer, [(r.product, r.version) for r in found.releases],
+        now=format_time(datetime.now(UTC)), before=before,
+    )  # fmt: skip
+    listed = [
+        (r, statuses[r.product, r.version])
+        for r in found.releases
+        if wanted is None or statuses[r.product, r.version].status == wanted
+    ]
+    filters = {
+        "product": product or "", "state": release_state or "",
+        "compliance": compliance or "", "deployed_to": deployed_to or "",
+    }  # fmt: skip
     next_link = None
     if found.next_cursor:
-        query = {"product": product or "", "state": chosen_state or "", "cursor": found.next_cursor}
+        query = {**{k: v for k, v in filters.items() if v}, "cursor": found.next_cursor}
         next_link = "/ui/releases?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in query.items())
     return page(
         "releases.html",
         **frame(
-            session,
-            releases=found.releases,
-            product=product or "",
-            state=chosen_state or "",
-            next_link=next_link,
-        ),
-    )
-
-
-@get("/releases/{product:str}/{version:str}", dependencies=SESSION)
-async def release(svc: ConsoleSvc, session: SignedIn, product: Product, version: Version) -> Template:
-    """One release: its compliance, traceability and timeline, as the API answers them."""
-    found = await timeline.release_timeline(svc.store, svc.index, svc.sequencer, product, version)
-    before = (await svc.latest_checkpoint(fresh=True)).tree_size
-    compliance: dict[str, Any] | None = None
-    matrix = None
-    problem = None
-    try:
-        result, _ = await evaluate_release(
-            svc.store, svc.index, svc.sequencer, product, version,
-            environment=None, now=format_time(datetime.now(UTC)), before=before,
-        )  # fmt: skip
-        compliance = result_data(result)
-        sources = Sources(svc.store, svc.index, svc.sequencer, svc.blobs)
-        matrix = await release_traceability(sources, product, version, environment=None, before=before)
-    except LedgerError as exc:  # no policy published yet: the timeline still shows
-        problem = str(exc)
-    events = [event_view(event) for event in found.events]
-    return page(
-        "release.html",
-        **frame(
-            session, product=product, version=version, timeline=found, events=events,
-            compliance=compliance, matrix=matrix, problem=problem,
+            session, releases=listed, page_size=RELEASES_PAGE, statuses=COMPLIANCE_STATUSES,
+            next_link=next_link, **filters,
         ),
     )  # fmt: skip
-
-
-@get("/verify", dependencies=SESSION)
-async def verify_page(session: SignedIn) -> Template:
-    """Verify a dossier in the browser, against a key the auditor pins (static/verify-page.js)."""
-    return page("verify.html", **frame(session))
 
 
 def _error_page(_: Request[Any, Any, Any], exc: LedgerError) -> Response[Any]:
@@ -203,8 +193,10 @@ console_router = Router(
         login,
         logout,
         releases,
-        release,
-        verify_page,
+        *RELEASE_ROUTES,
+        *VERIFY_ROUTES,
+        dashboard,
+        log_page,
         *APPROVAL_ROUTES,
         create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False),
     ],

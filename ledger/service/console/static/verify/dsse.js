@@ -96,3 +96,37 @@ export async function verifyEnvelope(envelope, keys) {
   }
   return { payloadType: envelope.payloadType, payload, verified };
 }
+
+/**
+ * Verify an envelope's signatures as the ledger's verifiers do (ledger/core/dsse.py
+ * verify_envelope): `lookup(keyid)` gives the key that may sign there (from parseVerifierKey), or
+ * null when the key is unknown, not yet registered, revoked or expired (its signature is then
+ * ignored). A signature without a keyid names no key. A signature by a key `lookup` gives must
+ * verify; at least one must. `payload` is the decoded payload. Returns the keys that verified.
+ * The error for "no signature by a key that may sign" carries `untrusted: true`.
+ */
+export async function verifySignatures(envelope, lookup, payload) {
+  if (!envelope.signatures.length) throw new VerificationError("envelope has no signatures");
+  if (envelope.signatures.length > MAX_SIGNATURES) {
+    throw new VerificationError(`envelope has over ${MAX_SIGNATURES} signatures`);
+  }
+  const message = pae(envelope.payloadType, payload);
+  const verified = [];
+  for (const signature of envelope.signatures) {
+    const keyid = signature.keyid ?? "";
+    const key = lookup(keyid);
+    if (!key) continue;
+    const raw = decodeBase64Lenient(signature.sig, `signature by ${keyid}`);
+    if (!(await verifyEd25519(key, message, raw))) {
+      throw new VerificationError(`signature by ${key.keyid} does not verify`);
+    }
+    if (!verified.includes(key)) verified.push(key);
+  }
+  if (!verified.length) {
+    const keyids = envelope.signatures.map((s) => s.keyid ?? "").join(", ");
+    const error = new VerificationError(`no signature by a registered, unrevoked key (keyids: ${keyids})`);
+    error.untrusted = true;
+    throw error;
+  }
+  return verified;
+}
