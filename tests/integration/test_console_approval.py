@@ -11,7 +11,6 @@ never writes to the log.
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from console_support import console_client, csrf_of
 from ledger_harness import Ledger, live_server, token
 from release_support import ARTIFACT, PRODUCT, People, set_up
 from service_support import nothing_written, scratch_ledger
@@ -47,13 +47,8 @@ class Site:
     @contextmanager
     def signed_in(self, secret: str) -> Iterator[tuple[httpx.Client, str]]:
         """A console session for `secret`, and its CSRF secret."""
-        with httpx.Client(base_url=self.url, timeout=30, follow_redirects=False) as client:
-            answer = client.post("/ui/login", data={"token": secret, "next": "/ui/releases"})
-            assert answer.status_code == 303, answer.text
-            page = client.get("/ui/signing-key")
-            found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-            assert found is not None, page.text
-            yield client, found.group(1)
+        with console_client(self.url, secret) as client:
+            yield client, csrf_of(client.get("/ui/signing-key").text)
 
 
 @pytest.fixture(scope="module")

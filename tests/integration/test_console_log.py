@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
@@ -23,6 +23,7 @@ import httpx
 import msgspec
 import pytest
 from browser_support import WIDTHS, fits_width, launched_browser, screenshot, signed_in_page
+from console_support import console_client
 from ledger_harness import Ledger, init_ledger, live_server, register, revoke, token
 from release_support import ARTIFACT, PRODUCT, append, set_up
 from service_support import scratch_database
@@ -53,12 +54,8 @@ class Site:
     revoked: SignerKey
     other_key: SignerKey  # may sign for OTHER only
 
-    @contextmanager
-    def signed_in(self, secret: str | None = None) -> Iterator[httpx.Client]:
-        with httpx.Client(base_url=self.url, timeout=30, follow_redirects=False) as client:
-            answer = client.post("/ui/login", data={"token": secret or self.auditor, "next": "/ui/log"})
-            assert answer.status_code == 303, answer.text
-            yield client
+    def signed_in(self, secret: str | None = None) -> AbstractContextManager[httpx.Client]:
+        return console_client(self.url, secret or self.auditor, start="/ui/log")
 
 
 def _anchored_at(url: str, reader: str, size: int) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from html import unescape
 
@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
+from console_support import console_client
 from ledger_harness import Ledger, evidence, init_ledger, live_server, register, token
 from release_support import ARTIFACT, PRODUCT, append, decision, now, set_up
 from service_support import check_error, scratch_database
@@ -41,12 +42,8 @@ class Site:
     auditor: str
     scoped: str  # an auditor's token for PRODUCT only
 
-    @contextmanager
-    def signed_in(self, secret: str | None = None) -> Iterator[httpx.Client]:
-        with httpx.Client(base_url=self.url, timeout=60, follow_redirects=False) as client:
-            answer = client.post("/ui/login", data={"token": secret or self.auditor, "next": "/ui/releases"})
-            assert answer.status_code == 303, answer.text
-            yield client
+    def signed_in(self, secret: str | None = None) -> AbstractContextManager[httpx.Client]:
+        return console_client(self.url, secret or self.auditor, timeout=60)
 
 
 def deploy(

@@ -17,7 +17,7 @@ import html
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from browser_support import WIDTHS, fits_width, launched_browser, screenshot, signed_in_page
+from console_support import console_client
 from ledger_harness import token
 from service_support import bearer
 from story_support import LiveLedger, Played, live_ledger, play_story, signed
@@ -63,12 +64,8 @@ class Site:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
 
-    @contextmanager
-    def signed_in(self, secret: str | None = None) -> Iterator[httpx.Client]:
-        with self.client() as client:
-            answer = client.post("/ui/login", data={"token": secret or self.auditor, "next": "/ui/releases"})
-            assert answer.status_code == 303, answer.text
-            yield client
+    def signed_in(self, secret: str | None = None) -> AbstractContextManager[httpx.Client]:
+        return console_client(self.url, secret or self.auditor)
 
     def index(self, step: str) -> int:
         index: int = self.outputs[step]["receipts"][0]["index"]

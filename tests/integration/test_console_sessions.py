@@ -9,13 +9,13 @@ pages escape what the ledger holds and load nothing from another origin.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import httpx
 import pytest
+from console_support import console_client, csrf_of
 from ledger_harness import Ledger, live_server, token
 from release_support import PRODUCT, set_up
 from service_support import scratch_ledger
@@ -36,12 +36,8 @@ class Console:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, follow_redirects=False)
 
-    @contextmanager
-    def signed_in(self, secret: str | None = None) -> Iterator[httpx.Client]:
-        with self.client() as client:
-            answer = client.post("/ui/login", data={"token": secret or self.auditor, "next": "/ui/releases"})
-            assert answer.status_code == 303, answer.text
-            yield client
+    def signed_in(self, secret: str | None = None) -> AbstractContextManager[httpx.Client]:
+        return console_client(self.url, secret or self.auditor)
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +47,6 @@ def console(pg_server_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         live_server(ledger) as url,
     ):
         yield Console(url, ledger, token(ledger.dsn, "auditor"), token(ledger.dsn, "appender"))
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found is not None, page
-    return found.group(1)
 
 
 def test_signing_in_sets_an_httponly_strict_cookie_and_leads_to_the_releases(console: Console) -> None:

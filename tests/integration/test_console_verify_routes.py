@@ -9,12 +9,13 @@ side (verifying what is fetched) is tests/integration/test_console_browser.py.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from console_support import console_client
 from ledger_harness import Ledger, live_server, token
 from release_support import PRODUCT, set_up
 from service_support import scratch_ledger
@@ -31,12 +32,8 @@ class Site:
     ledger: Ledger
     auditor: str
 
-    @contextmanager
-    def signed_in(self, secret: str | None = None) -> Iterator[httpx.Client]:
-        with httpx.Client(base_url=self.url, timeout=30, follow_redirects=False) as client:
-            answer = client.post("/ui/login", data={"token": secret or self.auditor, "next": "/ui/verify"})
-            assert answer.status_code == 303, answer.text
-            yield client
+    def signed_in(self, secret: str | None = None) -> AbstractContextManager[httpx.Client]:
+        return console_client(self.url, secret or self.auditor, start="/ui/verify")
 
     def token(self, role: str, products: list[str] | None = None) -> str:
         return token(self.ledger.dsn, role, products)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import msgspec
 from litestar import Request, get, post
@@ -45,6 +45,7 @@ from ledger.rules.events import Event
 from ledger.rules.registry import RegisteredKey
 from ledger.service.auth import APPEND_ROLES, Token, admit
 from ledger.service.console.pages import SESSION, ConsoleSvc, SignedIn, frame, page, same_origin
+from ledger.service.console.sessions import Session
 from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.params import Product, Version
 from ledger.service.state import ServiceState
@@ -121,6 +122,7 @@ class AppendedApproval(msgspec.Struct, frozen=True):
     release_page: str
 
 
+Form = TypeVar("Form", ApprovalDraft, SignedApproval)
 _draft_decoder = msgspec.json.Decoder(ApprovalDraft)
 _signed_decoder = msgspec.json.Decoder(SignedApproval)
 
@@ -136,6 +138,20 @@ def _may_approve(session_token: Token, product: str) -> Token:
         ) from None
     token.require_product(product)
     return token
+
+
+async def _approver_form(
+    request: Request[Any, Any, Any], session: Session, decoder: msgspec.json.Decoder[Form], product: str
+) -> tuple[Form, Token]:
+    """The posted JSON form and the session's token; 400 or 403 unless it may be acted on.
+
+    The form must come from this console, carry the session's CSRF secret, and the session's
+    token must be one that may approve for `product`.
+    """
+    same_origin(request)
+    form = cast("Form", decode_body(decoder, await request.body(), "the form"))
+    session.require_csrf(form.csrf)
+    return form, _may_approve(session.token, product)
 
 
 async def _registered(svc: ServiceState, keyid: str) -> RegisteredKey | None:
@@ -234,11 +250,7 @@ async def prepare_approval(
     request: Request[Any, Any, Any], svc: ConsoleSvc, session: SignedIn, product: Product, version: Version
 ) -> ASGIResponse:
     """JSON: the exact statement the person will sign, dated now, after checking it can be appended."""
-    same_origin(request)
-    draft = decode_body(_draft_decoder, await request.body(), "the approval form")
-    assert isinstance(draft, ApprovalDraft)  # noqa: S101 - the decoder's type
-    session.require_csrf(draft.csrf)
-    _may_approve(session.token, product)
+    draft, _ = await _approver_form(request, session, _draft_decoder, product)
     found = await _open_release(svc, product, version)
     if not draft.entries:
         raise InputError("name at least one entry you reviewed")
@@ -291,11 +303,7 @@ async def append_approval(
     request: Request[Any, Any, Any], svc: ConsoleSvc, session: SignedIn, product: Product, version: Version
 ) -> ASGIResponse:
     """JSON: append the approval signed in the browser, after re-authentication; 201 with its entry."""
-    same_origin(request)
-    signed = decode_body(_signed_decoder, await request.body(), "the signed approval")
-    assert isinstance(signed, SignedApproval)  # noqa: S101 - the decoder's type
-    session.require_csrf(signed.csrf)
-    token = _may_approve(session.token, product)
+    signed, token = await _approver_form(request, session, _signed_decoder, product)
     again = await svc.tokens.authenticate(f"Bearer {signed.credential.strip()}", APPEND_ROLES)
     if again.row.token_id != token.row.token_id:
         raise PermissionDeniedError("re-authenticate with the token you signed in with; nothing was appended")

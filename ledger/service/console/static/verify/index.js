@@ -5,7 +5,7 @@
 // so a verifier knows how many events the release has and which one is the newest.
 // Also here: the checkpoint's `evledger-keys N` line (ledger/rules/chains.py), the newest key event.
 
-import { HASH_SIZE, VerificationError, bytesEqual, sha256, toHex } from "./merkle.js";
+import { HASH_SIZE, VerificationError, bytesEqual, concat, sha256, toHex } from "./merkle.js";
 import { decodeBase64 } from "./note.js";
 
 export const KEY_CHAIN_EXTENSION = "evledger-keys";
@@ -115,15 +115,6 @@ export function decodeIndexProof(data) {
 }
 
 const keyBit = (key, i) => (key[i >> 3] & (0x80 >> (i & 7))) !== 0; // bit i of the key, from the most significant
-const concat = (...parts) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-};
 const leafHash = (key, head) => sha256(concat(Uint8Array.of(LEAF_PREFIX), key, head.encoded));
 
 /**
