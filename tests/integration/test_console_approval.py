@@ -122,11 +122,18 @@ def test_a_prepared_approval_signed_and_sent_with_the_credential_is_appended(sit
 
 def test_the_pages_need_a_session_and_a_token_that_may_append_for_the_product(site: Site) -> None:
     with httpx.Client(base_url=site.url, timeout=30, follow_redirects=False) as anonymous:
-        for path in (APPROVE, "/ui/signing-key", f"/ui/signing-key/status?keyid={site.people.qa.keyid}"):
+        for path in (APPROVE, "/ui/signing-key"):  # pages: to sign-in, and back
             answer = anonymous.get(path)
             assert answer.status_code == 303, path
             assert answer.headers["location"].startswith("/ui/login?next=")
-        assert anonymous.post(f"{APPROVE}/statement", json={}).status_code == 303
+        calls = [  # the pages' scripts: a JSON 401 they can show
+            anonymous.get("/ui/signing-key/status", params={"keyid": site.people.qa.keyid}),
+            anonymous.post(f"{APPROVE}/statement", json={}),
+            anonymous.post(APPROVE, json={}),
+        ]
+        for answer in calls:
+            assert answer.status_code == 401, answer.text
+            assert "session has ended" in answer.json()["detail"]
     with site.signed_in(site.auditor) as (client, csrf):
         page = client.get(APPROVE)
         assert page.status_code == 403

@@ -44,9 +44,16 @@ from ledger.records.predicates import Approval
 from ledger.rules.events import Event
 from ledger.rules.registry import RegisteredKey
 from ledger.service.auth import APPEND_ROLES, Token, admit
-from ledger.service.console.pages import SESSION, ConsoleSvc, SignedIn, frame, page, same_origin
+from ledger.service.console.pages import (
+    JSON_CALL_ERRORS,
+    SESSION,
+    ConsoleSvc,
+    SignedIn,
+    frame,
+    page,
+    same_origin,
+)
 from ledger.service.console.sessions import Session
-from ledger.service.errors import EXCEPTION_HANDLERS
 from ledger.service.params import Product, Version
 from ledger.service.state import ServiceState
 from ledger.service.wire import decode_body, json_response
@@ -214,7 +221,7 @@ async def signing_key_page(session: SignedIn) -> Template:
     return page("signing_key.html", **frame(session))
 
 
-@get("/signing-key/status", dependencies=SESSION, exception_handlers=EXCEPTION_HANDLERS)
+@get("/signing-key/status", dependencies=SESSION, exception_handlers=JSON_CALL_ERRORS)
 async def signing_key_status(
     svc: ConsoleSvc, session: SignedIn, keyid: FromQuery[str | None] = None
 ) -> ASGIResponse:
@@ -242,7 +249,7 @@ async def approve_page(svc: ConsoleSvc, session: SignedIn, product: Product, ver
 @post(
     "/releases/{product:str}/{version:str}/approve/statement",
     dependencies=SESSION,
-    exception_handlers=EXCEPTION_HANDLERS,
+    exception_handlers=JSON_CALL_ERRORS,
     request_max_body_size=DRAFT_BODY_LIMIT,
     status_code=200,
 )
@@ -295,7 +302,7 @@ def _check_signed(approval: Approval, product: str, version: str, now: datetime)
 @post(
     "/releases/{product:str}/{version:str}/approve",
     dependencies=SESSION,
-    exception_handlers=EXCEPTION_HANDLERS,
+    exception_handlers=JSON_CALL_ERRORS,
     request_max_body_size=SIGNED_BODY_LIMIT,
     status_code=201,
 )

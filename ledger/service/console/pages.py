@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from litestar import Request
+from litestar import Request, Response
 from litestar.di import NamedDependency, Provide
 from litestar.response import Template
+from litestar.types import ExceptionHandlersMap
 
-from ledger.errors import PermissionDeniedError
+from ledger.errors import LedgerError, PermissionDeniedError, UnauthenticatedError
 from ledger.service.console.sessions import CSRF_FIELD, SESSION_COOKIE, ConsoleSessions, Session
+from ledger.service.errors import ledger_error_handler
 from ledger.service.state import ServiceState
 
 HERE = Path(__file__).parent
@@ -108,3 +110,19 @@ def frame(session: Session, **context: Any) -> dict[str, Any]:  # noqa: ANN401 -
         "csrf_field": CSRF_FIELD,
         **context,
     }
+
+
+def _json_error(request: Request[Any, Any, Any], exc: LedgerError) -> Response[Any]:
+    """A refusal as the API words it (`{"status", "error", "detail"}`), for a page's script to show."""
+    response = ledger_error_handler(request, exc)
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _session_ended(request: Request[Any, Any, Any], _: SignInRequiredError) -> Response[Any]:
+    return _json_error(request, UnauthenticatedError("the console session has ended: sign in again"))
+
+
+JSON_CALL_ERRORS: ExceptionHandlersMap = {LedgerError: _json_error, SignInRequiredError: _session_ended}
+"""The errors of the console's JSON calls (read by its pages' scripts): the API's error body, and a
+401 instead of a redirect to sign-in when the session has ended."""

@@ -13,24 +13,21 @@ errors are the API's JSON errors, a missing or ended session included (401), nev
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from ledger.errors import InputError, LedgerError, UnauthenticatedError
+from ledger.errors import InputError
 from ledger.records.statement import MAX_NAME
 from ledger.service.console.pages import (
+    JSON_CALL_ERRORS,
     SECURITY_HEADERS,
     SESSION,
     ConsoleSvc,
     SignedIn,
-    SignInRequiredError,
     frame,
     page,
 )
-from ledger.service.errors import ledger_error_handler
 from ledger.service.params import Product, Version
 from ledger.service.routes_compliance import release_dossier
 from ledger.verify.dossier import Dossier
@@ -60,21 +57,10 @@ async def verify_page(
     return page("verify.html", **frame(session, fetched=fetched))
 
 
-def _json_error(request: Request[Any, Any, Any], exc: LedgerError) -> Response[Any]:
-    """A refusal as the API words it (`{"status", "error", "detail"}`), for the page's script to show."""
-    response = ledger_error_handler(request, exc)
-    response.headers.update(SECURITY_HEADERS)
-    return response
-
-
-def _session_ended(request: Request[Any, Any, Any], _: SignInRequiredError) -> Response[Any]:
-    return _json_error(request, UnauthenticatedError("the console session has ended: sign in again"))
-
-
 @get(
     "/releases/{product:str}/{version:str}/dossier",
     dependencies=SESSION,
-    exception_handlers={LedgerError: _json_error, SignInRequiredError: _session_ended},
+    exception_handlers=JSON_CALL_ERRORS,
 )
 async def release_dossier_json(
     svc: ConsoleSvc, session: SignedIn, product: Product, version: Version
