@@ -177,7 +177,7 @@ async def _statuses(
 ) -> tuple[dict[facts.Release, str], int | None]:
     """The compliance status now of the MAX_EVALUATED most recently deployed; and the policy entry."""
     try:
-        _, policy_row = await policy_in_force(src.index, before)
+        policy = await policy_in_force(src.index, before)
     except NotFoundError:
         return {}, None  # no policy yet: nothing can be judged complete
     statuses: dict[facts.Release, str] = {}
@@ -185,10 +185,10 @@ async def _statuses(
         product, version = d.release
         result, _ = await evaluate_release(
             src.store, src.index, src.holder, product, version,
-            environment=None, now=format_time(now), before=before,
+            environment=None, now=format_time(now), before=before, policy=policy,
         )  # fmt: skip
         statuses[d.release] = result.status
-    return statuses, policy_row.index
+    return statuses, policy[1].index
 
 
 async def readiness(

@@ -56,13 +56,15 @@ async def evaluate_release(  # noqa: PLR0913 - one argument per input of the eva
     environment: str | None,
     now: str,
     before: int,
+    policy: tuple[PolicyPublished, EntryRow] | None = None,
 ) -> tuple[ComplianceResult, list[EntryRow]]:
     """Compliance of the release as of index `before` (a checkpoint's size), evaluated at `now`.
 
-    Precondition: `index` reads the entries of `store`.
+    `policy` is `policy_in_force(index, before)` when the caller read it already (one read for
+    many releases); read here otherwise. Precondition: `index` reads the entries of `store`.
     """
     rows = await release_rows(index, product, version, before)
-    record, policy_row = await policy_in_force(index, before)
+    record, policy_row = policy if policy is not None else await policy_in_force(index, before)
     events = await release_events(store, holder, rows)
     result = evaluate_record(events, record, policy_row.index, now=now, environment=environment)
     return result, rows

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import get_args
 
-from ledger.compliance.evaluate import Status, evaluate_record
+from ledger.compliance.evaluate import Status
 from ledger.errors import InputError, LedgerError, NotFoundError
-from ledger.query.release_record import policy_in_force, release_events, release_rows
+from ledger.query.release_record import evaluate_release, policy_in_force
 from ledger.query.timeline import RegistryHolder
 from ledger.storage.protocol import EvidenceIndex, LogStore
 
@@ -55,15 +55,23 @@ async def release_statuses(  # noqa: PLR0913 - one argument per input of the eva
     caller bounds `releases`. Precondition: `index` reads the entries of `store`.
     """
     try:
-        record, policy_row = await policy_in_force(index, before)
+        policy = await policy_in_force(index, before)
     except NotFoundError as exc:
         return {release: ReleaseStatus(None, str(exc)) for release in releases}
     found: dict[tuple[str, str], ReleaseStatus] = {}
     for product, version in releases:
         try:
-            rows = await release_rows(index, product, version, before)
-            events = await release_events(store, holder, rows)
-            result = evaluate_record(events, record, policy_row.index, now=now, environment=None)
+            result, _ = await evaluate_release(
+                store,
+                index,
+                holder,
+                product,
+                version,
+                environment=None,
+                now=now,
+                before=before,
+                policy=policy,
+            )
         except NotFoundError:
             found[product, version] = ReleaseStatus(None, "recorded after the latest checkpoint")
         except LedgerError as exc:  # a record the rules cannot read is shown, not a failed page

@@ -140,13 +140,13 @@ async def release(svc: ConsoleSvc, session: SignedIn, product: Product, version:
     matrix = None
     problem = None
     try:
+        policy = await policy_in_force(svc.index, before)
         result, _ = await evaluate_release(
             svc.store, svc.index, svc.sequencer, product, version,
-            environment=None, now=format_time(datetime.now(UTC)), before=before,
+            environment=None, now=format_time(datetime.now(UTC)), before=before, policy=policy,
         )  # fmt: skip
         compliance = result_data(result)
-        record, _ = await policy_in_force(svc.index, before)
-        outcomes = rule_outcomes(policy_from_record(record), compliance["findings"])
+        outcomes = rule_outcomes(policy_from_record(policy[0]), compliance["findings"])
         sources = Sources(svc.store, svc.index, svc.sequencer, svc.blobs)
         matrix = await release_traceability(sources, product, version, environment=None, before=before)
     except LedgerError as exc:  # no policy published yet: the timeline still shows
