@@ -33,6 +33,7 @@ from litestar.params import FromQuery
 from litestar.response import Template
 from litestar.response.base import ASGIResponse
 
+from ledger.compliance.facts import collect
 from ledger.core.dsse import INTOTO_PAYLOAD_TYPE, Envelope
 from ledger.core.encoding import format_time, parse_time
 from ledger.core.tiles import MAX_ENTRY_SIZE
@@ -198,14 +199,10 @@ def _signer(key: RegisteredKey | None, keyid: str, product: str, role: str) -> R
 
 
 def _candidates(events: list[Event]) -> list[str]:
-    """The digests of the artifacts the release's builds made, in the order they were built."""
-    digests: list[str] = []
-    for event in events:
-        if event.kind == "build":
-            for artifact in event.summary.get("artifacts", []):
-                if artifact["digest"] not in digests:
-                    digests.append(artifact["digest"])
-    return digests
+    """The digests of what the release's builds produced (as the policy's rules read builds), oldest first."""
+    facts = collect(events)
+    built = [a.digest for build in facts.builds for a in facts.build_artifacts(build)]
+    return list(dict.fromkeys(built))
 
 
 async def _open_release(svc: ServiceState, product: str, version: str) -> timeline.ReleaseTimeline:
